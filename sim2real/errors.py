@@ -1,0 +1,27 @@
+"""Exception hierarchy. Every error names what was wrong and, where it helps, what was expected."""
+
+from __future__ import annotations
+
+
+class Sim2RealError(Exception):
+    """Base class of every error sim2real raises on purpose."""
+
+
+class ImageConversionError(Sim2RealError, ValueError):
+    """A sensor_msgs Image / CompressedImage could not be converted (bad field, encoding, size, dtype)."""
+
+
+class LabelError(Sim2RealError, ValueError):
+    """A label map (semantic / instance) is malformed or outside the canonical spaces."""
+
+
+class ConfigError(Sim2RealError, ValueError):
+    """A config value or registry name is invalid; the message lists the valid choices."""
+
+
+class CheckpointError(Sim2RealError, ValueError):
+    """A checkpoint is missing, unsafe (pickle), corrupt, or does not match the model config."""
+
+
+class BagError(Sim2RealError, OSError):
+    """A rosbag2 recording is missing, empty, corrupt or lacks a requested topic."""

@@ -1,0 +1,55 @@
+"""Test-wide set-up: every pytest process gets its own ROS graph before anything imports rclpy."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ros_testing import allocate_domain_id
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="run tests marked slow (soak, benchmarks)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["ROS_DOMAIN_ID"] = str(allocate_domain_id())
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ["ROS_HOME"] = tempfile.mkdtemp(prefix="sim2real-test-roshome-")
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow test: opt in with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the checkout (real CARLA frames, real camera frames, bag fixtures)."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"test material not found at {SHARED_DATA}: CI puts shared/ beside the clone")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def ros_context():
+    """An rclpy Context on a fresh, locked ROS domain; shut down after the test."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=allocate_domain_id())
+    try:
+        yield context
+    finally:
+        context.try_shutdown()

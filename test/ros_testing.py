@@ -1,0 +1,70 @@
+"""Helpers that isolate each test's ROS graph: a locked, unique ROS_DOMAIN_ID and a private ROS_HOME.
+
+Domain ids are taken with an exclusive ``flock`` on ``/tmp/sim2real-ros-domains/<id>.lock`` so that
+concurrent pytest runs on one machine (developers, CI, helpers) never share a graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+LOCK_DIR = Path("/tmp/sim2real-ros-domains")
+# Domain ids 0-101 are valid with Fast DDS defaults; keep 0 for humans.
+DOMAIN_RANGE = range(1, 101)
+
+_held: list[int] = []  # file descriptors kept open for the life of the process
+
+
+def allocate_domain_id() -> int:
+    """Return a ROS_DOMAIN_ID that no other live process on this machine holds (held until exit)."""
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    start = os.getpid() % len(DOMAIN_RANGE)
+    for k in range(len(DOMAIN_RANGE)):
+        domain = DOMAIN_RANGE[(start + k) % len(DOMAIN_RANGE)]
+        fd = os.open(LOCK_DIR / f"{domain}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _held.append(fd)
+        return domain
+    raise RuntimeError(f"all ROS domain ids {DOMAIN_RANGE.start}..{DOMAIN_RANGE.stop - 1} are in use")
+
+
+def isolated_env(ros_home: Path, domain_id: int | None = None) -> dict[str, str]:
+    """Environment for a child process on its own ROS graph (inherits the venv's runtime variables)."""
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = str(allocate_domain_id() if domain_id is None else domain_id)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["ROS_HOME"] = str(ros_home)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@contextlib.contextmanager
+def running(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """Start ``cmd`` (stdout+stderr to ``log``); on exit send SIGINT, then kill if it lingers."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(2)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def python_cmd(*args: str) -> list[str]:
+    """A command line running this interpreter (the venv's), e.g. ``python_cmd('-m', 'pkg.mod')``."""
+    return [sys.executable, *args]
