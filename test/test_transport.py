@@ -13,7 +13,7 @@ import pytest
 from ros_testing import isolated_env, python_cmd, running
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
-from patterns import PATTERN_ENCODINGS, pattern_frame  # noqa: E402
+from patterns import PATTERN_ENCODINGS, pattern_frame
 
 pytestmark = pytest.mark.ros
 

@@ -12,16 +12,15 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from patterns import pattern_frame  # noqa: E402
+from sim2real.conversions import array_to_image
 
-from sim2real.conversions import array_to_image  # noqa: E402
+from patterns import pattern_frame
 
 
 def main() -> int:
