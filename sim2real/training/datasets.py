@@ -1,0 +1,338 @@
+"""Datasets for unpaired training: labelled source frames and unlabelled target frames.
+
+Source (RGB + semantic + instance): rosbag2 recordings (triplets matched by header stamp), the procedural
+simulator on the fly, or folders in Cityscapes naming. Target (RGB only): rosbag2 camera topics or image
+folders. Bag datasets stream (a bag is never loaded whole) and shard across DataLoader workers and DDP ranks.
+
+Every dataset yields dicts of tensors: ``rgb`` float (3, H, W) in [-1, 1]; sources add ``semantic`` int64
+(H, W) train ids (255 = ignore) and ``instance`` int64 (H, W) (0 = none).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from sim2real.bag_reader import IMAGE_TYPES, BagMessage, BagReader, decode_image
+from sim2real.conversions import to_rgb8
+from sim2real.errors import BagError, ConfigError, LabelError
+from sim2real.labels import IGNORE_ID, cityscapes_instances_to_canonical, label_ids_to_train_ids
+from sim2real.training.transforms import PairedTransform
+
+__all__ = [
+    "BagSourceDataset", "BagTargetDataset", "CityscapesSourceDataset", "ImageFolderDataset",
+    "MatchStats", "SourceTopics", "match_triplets", "to_sample",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+#: (semantic, instance) arrays as stored -> canonical (train ids uint8, instance uint16)
+LabelDecoder = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def canonical_labels(semantic: np.ndarray, instance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels already in the canonical spaces (what sim2real's simulator and adapters publish), checked."""
+    if semantic.ndim != 2 or instance.shape != semantic.shape:
+        raise LabelError(f"semantic {semantic.shape} and instance {instance.shape} must be equal (H, W) maps")
+    bad = semantic[(semantic > 18) & (semantic != IGNORE_ID)]
+    if bad.size:
+        raise LabelError(f"semantic holds values outside train ids 0..18/255: {np.unique(bad)[:5].tolist()}")
+    return semantic.astype(np.uint8, copy=False), instance.astype(np.uint16, copy=False)
+
+
+def to_sample(rgb: np.ndarray, semantic: np.ndarray | None = None, instance: np.ndarray | None = None
+              ) -> dict[str, torch.Tensor]:
+    """(H, W, 3) uint8 RGB [+ (H, W) labels] -> dict of tensors (rgb in [-1, 1], labels int64)."""
+    rgb = np.require(rgb, np.uint8, ["C", "W"])  # decoded bag data is a read-only view: copy only then
+    out = {"rgb": torch.from_numpy(rgb).permute(2, 0, 1).float().div_(127.5).sub_(1.0)}
+    if semantic is not None:
+        out["semantic"] = torch.from_numpy(semantic.astype(np.int64))
+    if instance is not None:
+        out["instance"] = torch.from_numpy(instance.astype(np.int64))
+    return out
+
+
+def _shard() -> tuple[int, int]:
+    """(index, count) of this reader among DDP ranks x DataLoader workers."""
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    info = get_worker_info()
+    wid, nworkers = (info.id, info.num_workers) if info is not None else (0, 1)
+    return rank * nworkers + wid, world * nworkers
+
+
+def _rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, epoch, index])
+
+
+# --- stamp matching ---
+@dataclass
+class MatchStats:
+    """How many messages per topic were read, and how many found no partner within the tolerance."""
+
+    read: dict[str, int] = field(default_factory=dict)
+    unmatched: dict[str, int] = field(default_factory=dict)
+    matched: int = 0
+
+    def summary(self) -> str:
+        """One line for logs: matched sets and unmatched counts per topic."""
+        parts = ", ".join(f"{t}: {self.unmatched.get(t, 0)}/{n}" for t, n in self.read.items())
+        return f"{self.matched} matched sets; unmatched/read per topic: {parts}"
+
+
+def match_triplets(messages: Iterable[BagMessage], topics: Sequence[str], tolerance_ns: int = 0,
+                   stats: MatchStats | None = None, window: int = 64) -> Iterator[tuple[BagMessage, ...]]:
+    """Group messages of ``topics`` whose header stamps agree within ``tolerance_ns``.
+
+    Streaming: at most ``window`` pending messages per topic. A message is counted unmatched once a set with a
+    later stamp has been emitted, or when it falls out of the window. Yields tuples ordered like ``topics``.
+    """
+    stats = stats if stats is not None else MatchStats()
+    pending: dict[str, deque[BagMessage]] = {t: deque() for t in topics}
+    for t in topics:
+        stats.read.setdefault(t, 0)
+        stats.unmatched.setdefault(t, 0)
+
+    def drop_older_than(stamp: int) -> None:
+        for t, queue in pending.items():
+            while queue and queue[0].stamp_ns < stamp - tolerance_ns:
+                queue.popleft()
+                stats.unmatched[t] += 1
+
+    for m in messages:
+        if m.topic not in pending:
+            continue
+        stats.read[m.topic] += 1
+        queue = pending[m.topic]
+        queue.append(m)
+        if len(queue) > window:
+            queue.popleft()
+            stats.unmatched[m.topic] += 1
+        # A set completes when every topic has a message within tolerance of this one's stamp.
+        chosen = []
+        for t in topics:
+            best = min(pending[t], key=lambda x: abs(x.stamp_ns - m.stamp_ns), default=None)
+            if best is None or abs(best.stamp_ns - m.stamp_ns) > tolerance_ns:
+                break
+            chosen.append(best)
+        else:
+            for t, c in zip(topics, chosen, strict=True):
+                pending[t].remove(c)
+            stats.matched += 1
+            drop_older_than(min(c.stamp_ns for c in chosen))
+            yield tuple(chosen)
+    for t, queue in pending.items():
+        stats.unmatched[t] += len(queue)
+
+
+# --- sources ---
+@dataclass(frozen=True)
+class SourceTopics:
+    """Topic names of a simulator recording (defaults: sim2real's canonical /sim/camera/* set)."""
+
+    image: str = "/sim/camera/image"
+    semantic: str = "/sim/camera/semantic"
+    instance: str = "/sim/camera/instance"
+
+    def as_list(self) -> list[str]:
+        return [self.image, self.semantic, self.instance]
+
+
+class BagSourceDataset(IterableDataset):
+    """Streams (RGB, semantic, instance) triplets from rosbag2 recordings, matched by header stamp.
+
+    ``label_decoder`` turns the stored label arrays into canonical ones (default: already canonical; pass a
+    sim-bridge adapter's decoder to train directly on, e.g., a CARLA bag). After an epoch, ``stats`` holds
+    the matched / unmatched counts of the last pass.
+    """
+
+    def __init__(self, bags: Sequence[str | Path], topics: SourceTopics = SourceTopics(), *,
+                 tolerance_s: float = 0.0, transform: PairedTransform | None = None,
+                 label_decoder: LabelDecoder = canonical_labels, seed: int = 0) -> None:
+        if not bags:
+            raise ConfigError("BagSourceDataset needs at least one bag path")
+        self.bags = [Path(b) for b in bags]
+        self.topics = topics
+        self.tolerance_ns = round(tolerance_s * 1e9)
+        self.transform = transform
+        self.label_decoder = label_decoder
+        self.seed = seed
+        self.epoch = 0
+        self.stats = MatchStats()
+        for bag in self.bags:  # fail early, in the main process, with the bag's name
+            with BagReader(bag) as reader:
+                reader.require_topics(topics.as_list(), IMAGE_TYPES)
+                empty = [t for t in topics.as_list() if reader.topics[t].count == 0]
+                if empty:
+                    raise BagError(f"bag {bag} has no messages on {empty}")
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation stream (call once per epoch, like DistributedSampler.set_epoch)."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        shard, nshards = _shard()
+        self.stats = MatchStats()
+        index = 0
+        for bag in self.bags:
+            with BagReader(bag) as reader:
+                types = {t: reader.topics[t].msgtype for t in self.topics.as_list()}
+                triplets = match_triplets(reader.messages(self.topics.as_list()), self.topics.as_list(),
+                                          self.tolerance_ns, self.stats)
+                for triplet in triplets:
+                    index += 1
+                    if (index - 1) % nshards != shard:
+                        continue
+                    yield self._sample(triplet, types, index - 1)
+
+    def _sample(self, triplet: tuple[BagMessage, ...], types: dict[str, str], index: int
+                ) -> dict[str, torch.Tensor]:
+        img_m, sem_m, ins_m = triplet
+        rgb = to_rgb8(img_m.msg)  # Image or CompressedImage, any colour encoding -> RGB
+        semantic, instance = self.label_decoder(decode_image(types[sem_m.topic], sem_m.msg),
+                                                decode_image(types[ins_m.topic], ins_m.msg))
+        if semantic.shape != rgb.shape[:2]:
+            raise LabelError(f"label size {semantic.shape} differs from image size {rgb.shape[:2]} at stamp "
+                             f"{img_m.stamp_ns} ns")
+        if self.transform is not None:
+            rgb, (semantic, instance) = self.transform(rgb, [semantic, instance],
+                                                       _rng(self.seed, self.epoch, index), [IGNORE_ID, 0])
+        return to_sample(rgb, semantic, instance)
+
+
+class CityscapesSourceDataset(Dataset):
+    """Labelled frames in Cityscapes naming: ``X_leftImg8bit.png`` + ``X_gtFine_labelIds.png`` (+ instances).
+
+    Files are matched by the prefix before ``_leftImg8bit``; frames without a label file are an error that
+    names them (nothing is silently skipped).
+    """
+
+    def __init__(self, image_dir: str | Path, label_dir: str | Path | None = None,
+                 transform: PairedTransform | None = None, seed: int = 0) -> None:
+        image_dir = Path(image_dir)
+        label_dir = Path(label_dir) if label_dir is not None else image_dir
+        self.images = sorted(p for p in image_dir.rglob("*_leftImg8bit.*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.images:
+            raise ConfigError(f"no *_leftImg8bit.(png|jpg) files under {image_dir}")
+        suffix = "_gtFine_labelIds.png"
+        labels = {p.name.removesuffix(suffix): p for p in label_dir.rglob(f"*{suffix}")}
+        self.pairs = []
+        for img in self.images:
+            key = img.name[: img.name.rindex("_leftImg8bit")]
+            if key not in labels:
+                raise ConfigError(f"no {key}_gtFine_labelIds.png under {label_dir} for {img}")
+            self.pairs.append((img, labels[key], labels[key].with_name(f"{key}_gtFine_instanceIds.png")))
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        img_path, label_path, inst_path = self.pairs[index]
+        rgb = _read_rgb(img_path)
+        if inst_path.is_file():
+            semantic, instance = cityscapes_instances_to_canonical(_read_unchanged(inst_path))
+        else:
+            semantic = label_ids_to_train_ids(_read_unchanged(label_path))
+            instance = np.zeros(semantic.shape, np.uint16)
+        if self.transform is not None:
+            rgb, (semantic, instance) = self.transform(rgb, [semantic, instance],
+                                                       _rng(self.seed, self.epoch, index), [IGNORE_ID, 0])
+        return to_sample(rgb, semantic, instance)
+
+
+# --- targets ---
+def _read_unchanged(path: Path) -> np.ndarray:
+    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ConfigError(f"cannot read image file {path} (missing or corrupt)")
+    return array
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    array = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if array is None:
+        raise ConfigError(f"cannot read image file {path} (missing or corrupt)")
+    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+
+
+class ImageFolderDataset(Dataset):
+    """Unlabelled target frames: every image file under ``roots`` (recursive, sorted)."""
+
+    def __init__(self, roots: Sequence[str | Path], transform: PairedTransform | None = None, seed: int = 0
+                 ) -> None:
+        self.files = sorted(p for r in roots for p in Path(r).rglob("*")
+                            if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise ConfigError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {[str(r) for r in roots]}")
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rgb = _read_rgb(self.files[index])
+        if self.transform is not None:
+            rgb, _ = self.transform(rgb, [], _rng(self.seed + 1, self.epoch, index))
+        return to_sample(rgb)
+
+
+class BagTargetDataset(IterableDataset):
+    """Streams unlabelled camera frames from one or more topics of one or more rosbag2 recordings."""
+
+    def __init__(self, bags: Sequence[str | Path], topics: Sequence[str],
+                 transform: PairedTransform | None = None, seed: int = 0) -> None:
+        if not bags or not topics:
+            raise ConfigError("BagTargetDataset needs at least one bag and one topic")
+        self.bags, self.topics = [Path(b) for b in bags], list(topics)
+        self.transform, self.seed, self.epoch = transform, seed, 0
+        for bag in self.bags:
+            with BagReader(bag) as reader:
+                present = [t for t in self.topics if t in reader.topics]
+                if not present:
+                    reader.require_topics(self.topics)  # raises, listing the topics that exist
+                reader.require_topics(present, IMAGE_TYPES)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        shard, nshards = _shard()
+        index = 0
+        for bag in self.bags:
+            with BagReader(bag) as reader:
+                present = [t for t in self.topics if t in reader.topics]
+                for m in reader.messages(present):
+                    index += 1
+                    if (index - 1) % nshards != shard:
+                        continue
+                    rgb = to_rgb8(m.msg)  # Image or CompressedImage, any colour encoding -> RGB
+                    if self.transform is not None:
+                        seed = self.seed + 1 + zlib.crc32(m.topic.encode())
+                        rgb, _ = self.transform(rgb, [], _rng(seed, self.epoch, index))
+                    yield to_sample(rgb)
+
+
+def describe(dataset: Any) -> dict[str, Any]:
+    """A small JSON-able description of a dataset for checkpoints' training-data field."""
+    kind = type(dataset).__name__
+    if isinstance(dataset, BagSourceDataset | BagTargetDataset):
+        return {"kind": kind, "bags": [str(b) for b in dataset.bags]}
+    if isinstance(dataset, ImageFolderDataset):
+        return {"kind": kind, "files": len(dataset.files), "first": str(dataset.files[0])}
+    if isinstance(dataset, CityscapesSourceDataset):
+        return {"kind": kind, "frames": len(dataset)}
+    return {"kind": kind}
