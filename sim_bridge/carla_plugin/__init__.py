@@ -1,0 +1,1 @@
+"""CARLA client-side plugin: spawn synchronised cameras and publish canonical topics (see spawn_cameras)."""
