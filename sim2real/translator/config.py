@@ -1,0 +1,174 @@
+"""Typed generator configuration (nanoGPT ``GPTConfig`` style) and the named presets.
+
+A :class:`GeneratorConfig` is built once, handed explicitly to :class:`~sim2real.translator.generator.
+TranslatorGenerator`, and saved in checkpoints via :meth:`GeneratorConfig.to_dict`. Presets live in the
+explicit registry :data:`GENERATOR_PRESETS`; :func:`get_generator_config` fails loudly on unknown names.
+
+Resolution bookkeeping: the network runs at ``1 / work_scale`` of the input ("work resolution") and the
+content code at ``1 / stride`` with ``stride = work_scale * 2 ** num_downsamples``. Input height and width
+must be multiples of ``stride`` (640x360, 1280x720 and 1920x1080 are multiples of 8 but not of 16).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sim2real.errors import ConfigError
+from sim2real.labels import NUM_CLASSES
+
+__all__ = ["GENERATOR_PRESETS", "VALID_WORK_SCALES", "GeneratorConfig", "get_generator_config"]
+
+#: work_scale values the input stem supports (stride-``work_scale`` conv with kernel ``2*s - 1`` or 7).
+VALID_WORK_SCALES: Final = (1, 2, 4)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Every dimension of :class:`TranslatorGenerator`; see docs/translator.md for the data flow.
+
+    Attributes:
+        name: preset name (stored in checkpoints); "custom" for hand-made configs.
+        num_classes: semantic classes (train ids 0..num_classes-1; anything else is "ignore").
+        max_instances: N, the instance cap per frame (the N largest instances by pixel area are kept).
+        work_scale: input downscale of the input stem (1, 2 or 4); detail is restored by the affine head.
+        num_downsamples: stride-2 stages between work resolution and the content code.
+        base_channels: channels at work resolution (doubled per downsample, capped by content_channels).
+        content_channels: C, channels of the content code.
+        num_enc_res: residual blocks (instance norm) at the end of the shared content encoder.
+        num_dec_res: style-modulated residual blocks at the start of each decoder.
+        label_embed_dim: E, width of the learned semantic embedding fed to the source stem.
+        label_dropout: training-only probability that a source sample is shown "labels absent".
+        style_dim: S, global style (attribute) code size.
+        style_channels: width of the style encoders.
+        style_mlp_dim: width of the style -> modulation MLP of the decoders.
+        use_instance_branch: build the DUNIT instance branch.
+        instance_channels: Ci, width of the instance encoder on RoI crops.
+        roi_size: R, RoIAlign output size (R x R crops).
+        roi_sampling_ratio: bilinear samples per RoI bin side (must be >= 1: fixed, export friendly).
+        use_memory: build the MGUIT class-wise style memory.
+        memory_slots: M, slots per class.
+        memory_key_dim: Dk, key (query) size.
+        memory_value_dim: Dv, value size.
+        memory_momentum: moving-average momentum of memory updates (new = m * old + (1 - m) * mean).
+        memory_temperature: softmax temperature of memory reads and the contrastive loss.
+        style_momentum: momentum of the EMA mean-style buffers used when ``translate(style=None)``.
+    """
+
+    name: str = "custom"
+    num_classes: int = NUM_CLASSES
+    max_instances: int = 16
+    work_scale: int = 2
+    num_downsamples: int = 2
+    base_channels: int = 16
+    content_channels: int = 64
+    num_enc_res: int = 4
+    num_dec_res: int = 1
+    label_embed_dim: int = 8
+    label_dropout: float = 0.3
+    style_dim: int = 8
+    style_channels: int = 64
+    style_mlp_dim: int = 64
+    use_instance_branch: bool = True
+    instance_channels: int = 32
+    roi_size: int = 7
+    roi_sampling_ratio: int = 2
+    use_memory: bool = True
+    memory_slots: int = 4
+    memory_key_dim: int = 32
+    memory_value_dim: int = 32
+    memory_momentum: float = 0.99
+    memory_temperature: float = 0.1
+    style_momentum: float = 0.99
+
+    def __post_init__(self) -> None:
+        positive = (
+            "num_classes", "max_instances", "base_channels", "content_channels", "label_embed_dim",
+            "style_dim", "style_channels", "style_mlp_dim", "instance_channels", "roi_size",
+            "roi_sampling_ratio", "memory_slots", "memory_key_dim", "memory_value_dim",
+        )
+        for field in positive:
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"GeneratorConfig.{field} must be an int >= 1, got {value!r}")
+        for field in ("num_downsamples", "num_enc_res", "num_dec_res"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"GeneratorConfig.{field} must be an int >= 0, got {value!r}")
+        if self.work_scale not in VALID_WORK_SCALES:
+            raise ConfigError(
+                f"GeneratorConfig.work_scale must be one of {VALID_WORK_SCALES}, got {self.work_scale!r}"
+            )
+        for field in ("label_dropout", "memory_momentum", "style_momentum"):
+            value = getattr(self, field)
+            if not 0.0 <= float(value) <= 1.0:
+                raise ConfigError(f"GeneratorConfig.{field} must be in [0, 1], got {value!r}")
+        if not float(self.memory_temperature) > 0.0:
+            raise ConfigError(f"GeneratorConfig.memory_temperature must be > 0, got {self.memory_temperature!r}")
+        if self.base_channels > self.content_channels:
+            raise ConfigError(
+                f"GeneratorConfig.base_channels ({self.base_channels}) must not exceed "
+                f"content_channels ({self.content_channels})"
+            )
+
+    @property
+    def stride(self) -> int:
+        """Input height and width must be multiples of this (content code is at 1 / stride)."""
+        return self.work_scale * 2**self.num_downsamples
+
+    def channels_at(self, level: int) -> int:
+        """Channels at downsampling ``level`` (0 = work resolution, num_downsamples = content code)."""
+        if level == self.num_downsamples:
+            return self.content_channels
+        return min(self.base_channels * 2**level, self.content_channels)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict of every field (``stride`` is derived, not stored)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
+        """Inverse of :meth:`to_dict`. Unknown keys raise :class:`ConfigError` listing the valid ones."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"GeneratorConfig.from_dict needs a dict, got {type(d).__name__}")
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(valid))
+        if unknown:
+            raise ConfigError(f"unknown GeneratorConfig field(s) {unknown}; valid fields: {valid}")
+        return cls(**d)
+
+
+#: Explicit preset registry. ``lite``: <= 3 GMACs per 640x360 frame (CPU / embedded);
+#: ``full``: GPU quality (tens of GMACs at 640x360). Figures: ``python -m sim2real.translator.complexity``.
+GENERATOR_PRESETS: Final[dict[str, GeneratorConfig]] = {
+    "lite": GeneratorConfig(name="lite"),
+    "full": GeneratorConfig(
+        name="full",
+        max_instances=32,
+        work_scale=1,
+        num_downsamples=2,
+        base_channels=32,
+        content_channels=128,
+        num_enc_res=3,
+        num_dec_res=4,
+        label_embed_dim=16,
+        style_channels=128,
+        style_mlp_dim=128,
+        instance_channels=64,
+        roi_size=8,
+        memory_slots=8,
+        memory_key_dim=64,
+        memory_value_dim=64,
+    ),
+}
+
+
+def get_generator_config(name: str) -> GeneratorConfig:
+    """Preset by name; raises :class:`ConfigError` listing :data:`GENERATOR_PRESETS` for unknown names."""
+    try:
+        return GENERATOR_PRESETS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"unknown generator preset {name!r}; valid presets: {sorted(GENERATOR_PRESETS)}"
+        ) from None

@@ -1,0 +1,473 @@
+"""Instance-aware, label-aware unpaired translator generator (DRIT / DUNIT / MGUIT lineage).
+
+Data flow (docs/translator.md has the full diagram and the reasoning)::
+
+    source rgb + labels --LabelStem--+                               +--> decoders["target"] --> fake target
+                                     +--> ContentBody --> + delta --> |       ^ style (B, S), memory read
+    target rgb ---------RGBStem------+    (shared)      (instance    +--> decoders["source"] --> fake source
+                                                          branch)
+
+* Content encoder: per-domain input stems at work resolution (``1 / work_scale``) then a shared body
+  down to ``1 / stride``. The source stem is label-aware: RGB + learned semantic embedding + instance
+  boundary map + a "labels absent" flag channel. During training each source sample is shown "labels
+  absent" with probability ``label_dropout`` so the same stem also encodes label-free images (the fake
+  source images of the t->s->t cycle). The target stem is RGB only: real target frames have no labels.
+* Instance branch (DUNIT): applied whenever an instance map is given, in either domain.
+* Style: per-domain style encoders give a global code (B, S) and a local value map (B, Dv, h, w).
+* Decoders (one per domain): optional class-wise style (memory read, or the image's own value map for
+  self-reconstruction) added to the content, style-modulated residual blocks and upsampling at low
+  resolution, then a per-pixel affine colour model applied to the full-resolution input (detail comes
+  from the input image; the network only predicts smooth 3x4 colour transforms + offsets).
+
+Cycle conventions (the trainer's side, documented here because the encoder/decoder support them):
+
+* s->t:   c = encode_content(x_s, "source", sem_s, inst_s);      y = decode(c, z_t, "target")
+* t->s:   c = encode_content(x_t, "target");                      y = decode(c, z_s, "source")
+  (no labels: no instance fusion, no memory read; pseudo labels may be passed if a segmenter gives them)
+* s->t->s: c = encode_content(fake_t, "target", sem_s, inst_s)  (translation preserves labels, so the
+  known source labels drive the instance branch and the memory; the target stem never sees labels);
+  rec_s = decode(c, z_s, "source")
+* t->s->t: c = encode_content(fake_s, "source")  (labels absent flag set); rec_t = decode(c, z_t, "target")
+
+Inference is :meth:`TranslatorGenerator.translate`: the s->t path with the EMA mean target style.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Final
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sim2real.errors import ConfigError, LabelError
+from sim2real.translator.boxes import InstanceBoxes, instance_boundaries
+from sim2real.translator.config import GeneratorConfig
+from sim2real.translator.instance_branch import InstanceBranch
+from sim2real.translator.layers import (
+    AFFINE_COEFFS,
+    ConvNormAct,
+    ModResBlock,
+    ModulatedConv2d,
+    ResBlock,
+    StyleMLP,
+    apply_affine_colour,
+)
+from sim2real.translator.memory import ClassStyleMemory, downsample_labels
+
+__all__ = [
+    "DOMAINS",
+    "ContentBody",
+    "ContentCode",
+    "Decoder",
+    "LabelStem",
+    "RGBStem",
+    "StyleEncoder",
+    "TranslatorGenerator",
+    "domain_index",
+]
+
+#: explicit domain registry: name -> index (memory value set, style-mean row).
+DOMAINS: Final[dict[str, int]] = {"source": 0, "target": 1}
+
+
+def domain_index(domain: str) -> int:
+    """Index of a domain name; unknown names raise :class:`ConfigError` listing the valid ones."""
+    try:
+        return DOMAINS[domain]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown domain {domain!r}; valid domains: {sorted(DOMAINS)}") from None
+
+
+def _stem_conv(in_channels: int, out_channels: int, work_scale: int) -> nn.Conv2d:
+    """Full-res -> work-res conv: stride ``work_scale``, kernel 7 (scale 1) or ``2 * scale - 1``."""
+    k = 7 if work_scale == 1 else 2 * work_scale - 1
+    return nn.Conv2d(in_channels, out_channels, k, work_scale, padding=(k - 1) // 2, padding_mode="replicate")
+
+
+@dataclass(frozen=True)
+class ContentCode:
+    """A content code plus what decoding and the losses need alongside it.
+
+    Attributes:
+        global_features: (B, C, h, w) shared content-encoder output (before instance fusion).
+        instance_delta: (B, C, h, w) fused instance features (0 outside instances), None without branch
+            or instance map. Replace it with zeros (``dataclasses.replace``) to ablate the branch.
+        guide: (B, 3, H, W) the encoded image in [-1, 1]; the decoder's affine colour head acts on it.
+        semantic: (B, H, W) int64 labels used for the memory read / update / contrastive loss, or None.
+        instances: kept instance boxes (input pixels) or None.
+        instance_masks: (B, N, h, w) instance coverage at feature resolution, or None.
+    """
+
+    global_features: Tensor
+    guide: Tensor
+    instance_delta: Tensor | None = None
+    semantic: Tensor | None = None
+    instances: InstanceBoxes | None = None
+    instance_masks: Tensor | None = None
+
+    @property
+    def features(self) -> Tensor:
+        """(B, C, h, w) content features the decoder sees: global + instance delta."""
+        if self.instance_delta is None:
+            return self.global_features
+        return self.global_features + self.instance_delta
+
+    @property
+    def semantic_lowres(self) -> Tensor | None:
+        """(B, h, w) labels nearest-downsampled (whole map) to the content resolution, or None."""
+        if self.semantic is None:
+            return None
+        return downsample_labels(self.semantic, tuple(self.global_features.shape[-2:]))
+
+
+class LabelStem(nn.Module):
+    """Label-aware source stem: rgb (B, 3, H, W), labels -> (B, out_channels, H / s, W / s).
+
+    Input channels: 3 RGB + ``embed_dim`` semantic embedding + 1 instance boundary + 1 "labels absent".
+    Embedding rows: 0..K-1 classes, K = ignore (any other value, e.g. 255), K + 1 = labels absent.
+    A sample is "absent" when ``semantic`` is None or ``drop[b]`` is True: embedding row K + 1, boundary 0,
+    flag 1.
+    """
+
+    def __init__(self, num_classes: int, embed_dim: int, out_channels: int, work_scale: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes + 2, embed_dim)
+        self.conv = _stem_conv(3 + embed_dim + 2, out_channels, work_scale)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(
+        self, rgb: Tensor, semantic: Tensor | None, instance: Tensor | None, drop: Tensor | None = None
+    ) -> Tensor:
+        """rgb (B, 3, H, W), semantic / instance (B, H, W) or None, drop (B,) bool -> (B, Cout, h', w')."""
+        B, _, H, W = rgb.shape
+        K = self.num_classes
+        if semantic is None:
+            index = torch.full((B, H, W), K + 1, dtype=torch.long, device=rgb.device)
+            absent = torch.ones(B, device=rgb.device, dtype=torch.bool)
+        else:
+            sem = semantic.long()
+            index = torch.where((sem >= 0) & (sem < K), sem, torch.full_like(sem, K))
+            absent = torch.zeros(B, device=rgb.device, dtype=torch.bool) if drop is None else drop
+            index = torch.where(absent.view(B, 1, 1), torch.full_like(index, K + 1), index)
+        if instance is None:
+            edges = torch.zeros(B, 1, H, W, dtype=rgb.dtype, device=rgb.device)
+        else:
+            edges = instance_boundaries(instance).to(rgb.dtype)
+        present = (~absent).to(rgb.dtype).view(B, 1, 1, 1)
+        flag = (1.0 - present).expand(B, 1, H, W)
+        emb = self.embed(index).permute(0, 3, 1, 2).to(rgb.dtype)
+        return self.act(self.conv(torch.cat([rgb, emb, edges * present, flag], dim=1)))
+
+
+class RGBStem(nn.Module):
+    """Label-free target stem: (B, 3, H, W) -> (B, out_channels, H / s, W / s)."""
+
+    def __init__(self, out_channels: int, work_scale: int) -> None:
+        super().__init__()
+        self.conv = _stem_conv(3, out_channels, work_scale)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, rgb: Tensor) -> Tensor:
+        """(B, 3, H, W) -> (B, Cout, H / s, W / s)."""
+        return self.act(self.conv(rgb))
+
+
+class ContentBody(nn.Module):
+    """Shared content encoder body: stride-2 stages then residual blocks (instance norm).
+
+    channels[i] = width at level i (0 = work resolution); (B, channels[0], h0, w0) ->
+    (B, channels[-1], h0 / 2^L, w0 / 2^L) with L = len(channels) - 1.
+    """
+
+    def __init__(self, channels: list[int], num_res: int) -> None:
+        super().__init__()
+        self.down = nn.Sequential(
+            *[
+                ConvNormAct(c_in, c_out, 3, 2, norm="instance", act="relu")
+                for c_in, c_out in itertools.pairwise(channels)
+            ]
+        )
+        self.res = nn.Sequential(*[ResBlock(channels[-1], norm="instance") for _ in range(num_res)])
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, C0, h0, w0) -> (B, C, h, w)."""
+        return self.res(self.down(x))
+
+
+class StyleEncoder(nn.Module):
+    """Per-domain style (attribute) encoder, no normalisation (MUNIT).
+
+    rgb (B, 3, H, W) -> global style (B, style_dim) and local value map (B, value_dim, H / stride,
+    W / stride) for the class-wise memory (value_dim 0: no value head, an empty (B, 0, h, w) map).
+    ``num_downsamples`` stride-2 convs reach the content stride; two more precede global average pooling.
+    """
+
+    def __init__(
+        self, channels: int, style_dim: int, value_dim: int, work_scale: int, num_downsamples: int
+    ) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(_stem_conv(3, channels, work_scale), nn.LeakyReLU(0.2))
+        self.to_content_stride = nn.Sequential(
+            *[ConvNormAct(channels, channels, 3, 2, norm="none", act="lrelu") for _ in range(num_downsamples)]
+        )
+        self.value_head = nn.Conv2d(channels, value_dim, 1) if value_dim > 0 else None
+        self.global_trunk = nn.Sequential(
+            ConvNormAct(channels, channels, 3, 2, norm="none", act="lrelu"),
+            ConvNormAct(channels, channels, 3, 2, norm="none", act="lrelu"),
+            nn.AdaptiveAvgPool2d(1),
+        )
+        self.style_head = nn.Linear(channels, style_dim)
+
+    def forward(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, 3, H, W) -> (style (B, S), values (B, Dv, h, w))."""
+        feat = self.to_content_stride(self.stem(rgb))
+        style = self.style_head(self.global_trunk(feat).flatten(1))
+        if self.value_head is None:
+            return style, feat.new_zeros(feat.shape[0], 0, *feat.shape[2:])
+        return style, self.value_head(feat)
+
+
+class Decoder(nn.Module):
+    """Per-domain decoder: content (B, C, h, w) + style (B, S) [+ style map] + guide -> (B, 3, H, W).
+
+    content (+ 1x1 no-bias projection of an optional (B, value_dim, h, w) class-wise style map) ->
+    ``num_res`` modulated residual blocks -> (nearest x2 upsample, modulated 3x3 conv, lrelu) per level
+    -> 3x3 conv to 12 affine colour coefficients at work resolution (initialised near identity) ->
+    bilinear upsampling to the guide's size -> tanh(A . guide + b).
+
+    Args:
+        channels: widths from the content level down to work resolution (channels[0] = C).
+        num_res: modulated residual blocks at the content level.
+        style_dim: S.
+        mlp_dim: modulation latent width.
+        value_dim: Dv of the style map (0 = no style-map input).
+    """
+
+    def __init__(self, channels: list[int], num_res: int, style_dim: int, mlp_dim: int, value_dim: int) -> None:
+        super().__init__()
+        self.mlp = StyleMLP(style_dim, mlp_dim)
+        self.style_map_proj = nn.Conv2d(value_dim, channels[0], 1, bias=False) if value_dim > 0 else None
+        self.res = nn.ModuleList([ModResBlock(channels[0], mlp_dim) for _ in range(num_res)])
+        self.ups = nn.ModuleList(
+            [ModulatedConv2d(channels[i], channels[i + 1], 3, mlp_dim) for i in range(len(channels) - 1)]
+        )
+        self.head = nn.Conv2d(channels[-1], AFFINE_COEFFS, 3, padding=1, padding_mode="replicate")
+        with torch.no_grad():
+            self.head.weight.mul_(0.1)
+            self.head.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0, 0, 0, 0]))
+
+    def forward(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None) -> Tensor:
+        """content (B, C, h, w), style (B, S), guide (B, 3, H, W), style_map (B, Dv, h, w) -> (B, 3, H, W)."""
+        x = content
+        if style_map is not None and self.style_map_proj is not None and style_map.shape[1] > 0:
+            x = x + self.style_map_proj(style_map)
+        latent = self.mlp(style)
+        for block in self.res:
+            x = block(x, latent)
+        for conv in self.ups:
+            x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2.0, mode="nearest"), latent), 0.2)
+        coeffs = self.head(x)
+        if coeffs.shape[-2:] != guide.shape[-2:]:
+            coeffs = F.interpolate(coeffs, size=guide.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.tanh(apply_affine_colour(coeffs, guide))
+
+
+class TranslatorGenerator(nn.Module):
+    """Source <-> target generator; ``forward = translate`` (the source -> target inference path).
+
+    Buffers beyond the weights: ``style_mean`` (2, S), the EMA of encoded styles per domain (row
+    ``DOMAINS[name]``; see :meth:`update_style_mean`), and the memory's keys / values.
+
+    Args:
+        cfg: the :class:`GeneratorConfig`; kept as ``self.cfg`` (checkpoints store ``cfg.to_dict()``).
+    """
+
+    style_mean: Tensor
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        if not isinstance(cfg, GeneratorConfig):
+            raise ConfigError(f"TranslatorGenerator needs a GeneratorConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        chans = [cfg.channels_at(i) for i in range(cfg.num_downsamples + 1)]
+        self.stems = nn.ModuleDict({
+            "source": LabelStem(cfg.num_classes, cfg.label_embed_dim, chans[0], cfg.work_scale),
+            "target": RGBStem(chans[0], cfg.work_scale),
+        })
+        self.content_body = ContentBody(chans, cfg.num_enc_res)
+        self.instance_branch = (
+            InstanceBranch(cfg.content_channels, cfg.instance_channels, cfg.roi_size, cfg.roi_sampling_ratio,
+                           stride=cfg.stride, max_instances=cfg.max_instances)
+            if cfg.use_instance_branch else None
+        )
+        value_dim = cfg.memory_value_dim if cfg.use_memory else 0
+        self.memory = (
+            ClassStyleMemory(cfg.num_classes, cfg.memory_slots, cfg.memory_key_dim, cfg.memory_value_dim,
+                             len(DOMAINS), momentum=cfg.memory_momentum,
+                             temperature=cfg.memory_temperature)
+            if cfg.use_memory else None
+        )
+        self.memory_query = nn.Conv2d(cfg.content_channels, cfg.memory_key_dim, 1) if cfg.use_memory else None
+        self.style_encoders = nn.ModuleDict({
+            d: StyleEncoder(cfg.style_channels, cfg.style_dim, value_dim, cfg.work_scale,
+                            cfg.num_downsamples)
+            for d in DOMAINS
+        })
+        self.decoders = nn.ModuleDict({
+            d: Decoder(chans[::-1], cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim) for d in DOMAINS
+        })
+        self.register_buffer("style_mean", torch.zeros(len(DOMAINS), cfg.style_dim))
+
+    # ------------------------------------------------------------------------------------------ checks
+    def check_inputs(self, rgb: Tensor, semantic: Tensor | None = None, instance: Tensor | None = None) -> None:
+        """Raise a clear error unless rgb is (B, 3, H, W) with H, W multiples of ``cfg.stride`` and the
+        label maps are (B, H, W) integer tensors.
+
+        Raises:
+            ConfigError: wrong image rank / channels or size not a multiple of the stride.
+            LabelError: label maps of the wrong shape or dtype.
+        """
+        if rgb.dim() != 4 or rgb.shape[1] != 3:
+            raise ConfigError(f"rgb must be (B, 3, H, W), got shape {tuple(rgb.shape)}")
+        B, _, H, W = rgb.shape
+        s = self.cfg.stride
+        if H % s or W % s:
+            raise ConfigError(
+                f"input size {H}x{W} (HxW) is not a multiple of the generator stride {s} "
+                f"(preset {self.cfg.name!r}); pad or resize to e.g. {-(-H // s) * s}x{-(-W // s) * s}"
+            )
+        for name, labels in (("semantic", semantic), ("instance", instance)):
+            if labels is None:
+                continue
+            if tuple(labels.shape) != (B, H, W):
+                raise LabelError(f"{name} must be (B, H, W) = {(B, H, W)}, got {tuple(labels.shape)}")
+            if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+                raise LabelError(f"{name} must be an integer tensor, got {labels.dtype}")
+
+    # ----------------------------------------------------------------------------------------- content
+    def encode_content(
+        self, rgb: Tensor, domain: str, semantic: Tensor | None = None, instance: Tensor | None = None
+    ) -> ContentCode:
+        """Content code of ``rgb`` (B, 3, H, W) seen as an image of ``domain``.
+
+        The "source" stem consumes ``semantic`` / ``instance`` (labels absent when None; in training mode
+        each sample is dropped to "absent" with probability ``cfg.label_dropout``); the "target" stem is
+        RGB only. In both domains a given ``instance`` map drives the instance branch and a given
+        ``semantic`` map is carried in the code for the memory read in :meth:`decode`.
+        Returns a :class:`ContentCode` with features at (B, C, H / stride, W / stride).
+        """
+        idx = domain_index(domain)
+        self.check_inputs(rgb, semantic, instance)
+        if idx == DOMAINS["source"]:
+            drop = None
+            if self.training and semantic is not None and self.cfg.label_dropout > 0:
+                drop = torch.rand(rgb.shape[0], device=rgb.device) < self.cfg.label_dropout
+            x = self.stems["source"](rgb, semantic, instance, drop)
+        else:
+            x = self.stems["target"](rgb)
+        features = self.content_body(x)
+        if self.instance_branch is None or instance is None:
+            return ContentCode(global_features=features, guide=rgb, semantic=semantic)
+        fusion = self.instance_branch(features, instance)
+        return ContentCode(
+            global_features=features, guide=rgb, instance_delta=fusion.delta, semantic=semantic,
+            instances=fusion.instances, instance_masks=fusion.masks,
+        )
+
+    # ------------------------------------------------------------------------------------------- style
+    def encode_style_and_values(self, rgb: Tensor, domain: str) -> tuple[Tensor, Tensor]:
+        """(B, 3, H, W) -> (global style (B, S), local value map (B, Dv, H / stride, W / stride)).
+
+        The value map feeds :meth:`update_memory` and, as ``style_map``, self-reconstruction decodes;
+        it has 0 channels when ``cfg.use_memory`` is False (decode then ignores it).
+        """
+        domain_index(domain)
+        self.check_inputs(rgb)
+        return self.style_encoders[domain](rgb)
+
+    def encode_style(self, rgb: Tensor, domain: str) -> Tensor:
+        """Global style (attribute) code: (B, 3, H, W) -> (B, style_dim)."""
+        return self.encode_style_and_values(rgb, domain)[0]
+
+    def mean_style(self, domain: str, batch: int) -> Tensor:
+        """The EMA mean style of ``domain`` repeated: -> (batch, style_dim)."""
+        return self.style_mean[domain_index(domain)].unsqueeze(0).expand(batch, -1)
+
+    @torch.no_grad()
+    def update_style_mean(self, style: Tensor, domain: str) -> None:
+        """EMA of encoded styles (B, S): mean <- m * mean + (1 - m) * style.mean(0), m = cfg.style_momentum."""
+        row = self.style_mean[domain_index(domain)]
+        m = self.cfg.style_momentum
+        row.mul_(m).add_(style.detach().float().mean(0), alpha=1.0 - m)
+
+    # ------------------------------------------------------------------------------------------ memory
+    def memory_queries(self, content: ContentCode) -> Tensor:
+        """L2-normalised memory queries: -> (B, Dk, h, w). Raises ConfigError without a memory."""
+        if self.memory_query is None:
+            raise ConfigError("this generator has no class-wise memory (cfg.use_memory=False)")
+        return F.normalize(self.memory_query(content.features), dim=1)
+
+    def read_memory(self, content: ContentCode, domain: str) -> Tensor | None:
+        """Class-wise style of ``domain`` for every content cell: -> (B, Dv, h, w); None when the generator
+        has no memory or the code carries no labels."""
+        if self.memory is None or content.semantic is None:
+            return None
+        return self.memory.read(self.memory_queries(content), content.semantic, domain_index(domain))
+
+    @torch.no_grad()
+    def update_memory(self, content: ContentCode, values: Tensor, domain: str) -> None:
+        """Moving-average memory update from a labelled content code and the same image's value map
+        (B, Dv, h, w) from :meth:`encode_style_and_values`. Target frames need (pseudo) labels in
+        ``content.semantic``; unlabelled pixels (255) are skipped."""
+        if self.memory is None or content.semantic is None:
+            return
+        self.memory.update(self.memory_queries(content), values, content.semantic, domain_index(domain))
+
+    def memory_contrastive_loss(self, content: ContentCode) -> Tensor:
+        """MGUIT InfoNCE of the content queries against the memory keys (see ClassStyleMemory)."""
+        if self.memory is None or content.semantic is None:
+            return content.features.sum() * 0.0
+        return self.memory.contrastive_loss(self.memory_queries(content), content.semantic)
+
+    # ------------------------------------------------------------------------------------------ decode
+    def decode(
+        self, content: ContentCode, style: Tensor, domain: str, style_map: Tensor | None = None
+    ) -> Tensor:
+        """Render ``content`` in ``domain`` with global ``style`` (B, S): -> (B, 3, H, W) in [-1, 1].
+
+        ``style_map`` (B, Dv, h, w): class-wise local style; when None it is read from the memory
+        (values of ``domain``) if the code carries labels. Pass the image's own value map for
+        within-domain reconstruction (that is how the value heads get gradient).
+        """
+        domain_index(domain)
+        if style.dim() != 2 or style.shape != (content.guide.shape[0], self.cfg.style_dim):
+            raise ConfigError(
+                f"style must be (B, {self.cfg.style_dim}) with B = {content.guide.shape[0]}, "
+                f"got {tuple(style.shape)}"
+            )
+        if style_map is None:
+            style_map = self.read_memory(content, domain)
+        return self.decoders[domain](content.features, style, content.guide, style_map)
+
+    def translate(
+        self, rgb: Tensor, semantic: Tensor | None, instance: Tensor | None, style: Tensor | None = None
+    ) -> Tensor:
+        """Source -> target inference path: (B, 3, H, W) [-1, 1], labels (B, H, W) -> (B, 3, H, W) [-1, 1].
+
+        ``style`` (B, S) defaults to the EMA mean target style. H and W must be multiples of
+        ``cfg.stride``.
+        """
+        content = self.encode_content(rgb, "source", semantic, instance)
+        if style is None:
+            style = self.mean_style("target", rgb.shape[0]).to(rgb.dtype)
+        return self.decode(content, style, "target")
+
+    def forward(
+        self, rgb: Tensor, semantic: Tensor | None, instance: Tensor | None, style: Tensor | None = None
+    ) -> Tensor:
+        """Same as :meth:`translate`."""
+        return self.translate(rgb, semantic, instance, style)

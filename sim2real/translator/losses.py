@@ -1,0 +1,304 @@
+"""Loss terms of the instance-aware translator, each a small pure function with its equation.
+
+Notation: ``x_s`` a source (simulator) image, ``x_t`` a target (real) image, ``E^c`` / ``E^s`` the content /
+style encoders, ``G`` the decoder, ``D`` an image discriminator returning a list of patch-logit maps (one
+per scale), ``D_c`` the content discriminator. Expectations ``E[.]`` are means over batch and patches;
+multi-scale adversarial losses are averaged over scales (so the weight does not depend on num_scales).
+
+Every function only uses tensor ops on its inputs, so gradients reach whatever produced them; in
+particular :func:`box_consistency_loss` never rebuilds boxes from Python numbers (DUNIT's released bbox
+loss does ``torch.Tensor([...])`` and so carries no gradient).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sim2real.errors import ConfigError
+from sim2real.labels import IGNORE_ID, NUM_CLASSES, SMALL_CLASSES
+from sim2real.translator.memory import ClassStyleMemory
+
+__all__ = [
+    "ADVERSARIAL_LOSSES",
+    "AdversarialLoss",
+    "box_consistency_loss",
+    "content_discriminator_loss",
+    "content_generator_loss",
+    "cross_cycle_loss",
+    "generalized_iou",
+    "get_adversarial_loss",
+    "hinge_d_loss",
+    "hinge_g_loss",
+    "kl_loss",
+    "latent_reconstruction_loss",
+    "lsgan_d_loss",
+    "lsgan_g_loss",
+    "memory_contrastive_loss",
+    "normalize_boxes",
+    "self_reconstruction_loss",
+    "semantic_class_weights",
+    "semantic_consistency_loss",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Adversarial
+# --------------------------------------------------------------------------------------------------
+def _scale_mean(terms: list[Tensor]) -> Tensor:
+    if not terms:
+        raise ValueError("adversarial losses need at least one discriminator scale")
+    return torch.stack(terms).mean()
+
+
+def lsgan_d_loss(real: Sequence[Tensor], fake: Sequence[Tensor]) -> dict[str, Tensor]:
+    """Least-squares GAN discriminator loss (Mao et al., 2017, "Least Squares GANs", Eq. 2, a=0, b=c=1).
+
+    L_D = E[(D(x) - 1)^2] + E[D(G(z))^2], averaged over scales; the paper's 1/2 factors are dropped, as in
+    pix2pixHD and MUNIT. ``fake`` must be computed on detached generator outputs. Returns {"real", "fake",
+    "total"}.
+    """
+    r = _scale_mean([((d - 1.0) ** 2).mean() for d in real])
+    f = _scale_mean([(d**2).mean() for d in fake])
+    return {"real": r, "fake": f, "total": r + f}
+
+
+def lsgan_g_loss(fake: Sequence[Tensor]) -> Tensor:
+    """Least-squares GAN generator loss (Mao et al., 2017, Eq. 2, c=1, no 1/2): L_G = E[(D(G(z)) - 1)^2]."""
+    return _scale_mean([((d - 1.0) ** 2).mean() for d in fake])
+
+
+def hinge_d_loss(real: Sequence[Tensor], fake: Sequence[Tensor]) -> dict[str, Tensor]:
+    """Hinge discriminator loss (Lim & Ye, 2017 "Geometric GAN"; as used by SAGAN, Zhang et al., 2019).
+
+    L_D = E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))], averaged over scales. Returns {"real", "fake",
+    "total"}.
+    """
+    r = _scale_mean([F.relu(1.0 - d).mean() for d in real])
+    f = _scale_mean([F.relu(1.0 + d).mean() for d in fake])
+    return {"real": r, "fake": f, "total": r + f}
+
+
+def hinge_g_loss(fake: Sequence[Tensor]) -> Tensor:
+    """Hinge generator loss (Lim & Ye, 2017; SAGAN, Zhang et al., 2019): L_G = -E[D(G(z))]."""
+    return _scale_mean([-d.mean() for d in fake])
+
+
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """A GAN objective: the discriminator's and the generator's side."""
+
+    d_loss: Callable[[Sequence[Tensor], Sequence[Tensor]], dict[str, Tensor]]
+    g_loss: Callable[[Sequence[Tensor]], Tensor]
+
+
+#: adversarial objective registry.
+ADVERSARIAL_LOSSES: dict[str, AdversarialLoss] = {
+    "lsgan": AdversarialLoss(lsgan_d_loss, lsgan_g_loss),
+    "hinge": AdversarialLoss(hinge_d_loss, hinge_g_loss),
+}
+
+
+def get_adversarial_loss(name: str) -> AdversarialLoss:
+    """Look up an adversarial objective by name; raises ConfigError listing the valid names."""
+    try:
+        return ADVERSARIAL_LOSSES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown adversarial loss {name!r}; valid: {sorted(ADVERSARIAL_LOSSES)}"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Reconstruction (MUNIT / DRIT)
+# --------------------------------------------------------------------------------------------------
+def self_reconstruction_loss(reconstruction: Tensor, image: Tensor) -> Tensor:
+    """Self reconstruction: DRIT (Lee et al., 2018) Sec. 3.3 "L_1^recon"; MUNIT Sec. 3.2 "L_recon^x".
+
+    L = E[|| G(E^c(x), E^s(x)) - x ||_1], mean absolute error over all elements.
+    """
+    return (reconstruction - image).abs().mean()
+
+
+def cross_cycle_loss(cycled: Tensor, image: Tensor) -> Tensor:
+    """Cross-cycle consistency, DRIT (Lee et al., 2018) Sec. 3.2 "L_1^cc".
+
+    With u = G_t(E^c(x_s), E^s(x_t)) and v = G_s(E^c(x_t), E^s(x_s)):
+    L = E[|| G_s(E^c(u), E^s(v)) - x_s ||_1] (+ the symmetric target term, passed separately).
+    """
+    return (cycled - image).abs().mean()
+
+
+def latent_reconstruction_loss(recovered: Tensor, code: Tensor) -> Tensor:
+    """Latent reconstruction: MUNIT Sec. 3.2 "L_recon^c" / "L_recon^s"; DRIT Sec. 3.3 "L_1^latent".
+
+    L = E[|| E(G(c, s)) - code ||_1]; the ``code`` side is used as given (pass it detached for the
+    MUNIT variant where the target code is a constant, or attached for DRIT's symmetric version).
+    """
+    return (recovered - code).abs().mean()
+
+
+def kl_loss(mu: Tensor, logvar: Tensor | None = None) -> Tensor:
+    """KL of the style posterior to N(0, I): DRIT Sec. 3.3 "L_KL" (closed form: Kingma & Welling, App. B).
+
+    With logvar: KL = 1/2 E_b[ sum_j (mu_j^2 + exp(logvar_j) - 1 - logvar_j) ] / J, i.e. averaged over the
+    J code dimensions. Without logvar (a deterministic style code, unit variance): KL = 1/2 E[mu^2].
+    """
+    if logvar is None:
+        return 0.5 * (mu**2).mean()
+    return 0.5 * (mu**2 + logvar.exp() - 1.0 - logvar).mean()
+
+
+# --------------------------------------------------------------------------------------------------
+# Content adversarial (DRIT)
+# --------------------------------------------------------------------------------------------------
+def content_discriminator_loss(logits_source: Tensor, logits_target: Tensor) -> Tensor:
+    """Content discriminator loss, DRIT Eq. 2 "L_adv^content" (discriminator side).
+
+    D_c learns which domain a content code came from: L = BCE(D_c(c_s), 1) + BCE(D_c(c_t), 0), with the
+    content codes detached by the caller.
+    """
+    return F.binary_cross_entropy_with_logits(
+        logits_source, torch.ones_like(logits_source)
+    ) + F.binary_cross_entropy_with_logits(logits_target, torch.zeros_like(logits_target))
+
+
+def content_generator_loss(logits_source: Tensor, logits_target: Tensor) -> Tensor:
+    """Content confusion loss, DRIT Eq. 2 "L_adv^content" (encoder side, as in DRIT's released code).
+
+    The content encoders are pushed to make D_c maximally unsure: L = BCE(D_c(c_s), 1/2) + BCE(D_c(c_t), 1/2)
+    minus its minimum 2 ln 2, so the loss is 0 at complete confusion.
+    """
+    half_s = torch.full_like(logits_source, 0.5)
+    half_t = torch.full_like(logits_target, 0.5)
+    bce = F.binary_cross_entropy_with_logits(logits_source, half_s) + F.binary_cross_entropy_with_logits(
+        logits_target, half_t
+    )
+    return bce - 2.0 * torch.log(torch.tensor(2.0, dtype=bce.dtype, device=bce.device))
+
+
+# --------------------------------------------------------------------------------------------------
+# Bounding-box consistency (DUNIT, with a differentiable GIoU)
+# --------------------------------------------------------------------------------------------------
+def normalize_boxes(boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
+    """Pixel xyxy boxes (..., 4) -> coordinates divided by (W, H, W, H) for image_size = (H, W)."""
+    h, w = image_size
+    scale = boxes.new_tensor([w, h, w, h])
+    return boxes / scale
+
+
+def generalized_iou(a: Tensor, b: Tensor, eps: float = 1e-7) -> Tensor:
+    """Generalized IoU of aligned xyxy boxes (Rezatofighi et al., 2019, Alg. 1): (..., 4), (..., 4) -> (...).
+
+    GIoU = IoU - |C \\ (A u B)| / |C|, with C the smallest box enclosing A and B. In [-1, 1]; exactly 1 for
+    identical non-degenerate boxes. Areas are clamped below by ``eps`` (not shifted) so the result is exact.
+    """
+    ax1, ay1, ax2, ay2 = a.unbind(-1)
+    bx1, by1, bx2, by2 = b.unbind(-1)
+    area_a = (ax2 - ax1).clamp(min=0) * (ay2 - ay1).clamp(min=0)
+    area_b = (bx2 - bx1).clamp(min=0) * (by2 - by1).clamp(min=0)
+    iw = (torch.minimum(ax2, bx2) - torch.maximum(ax1, bx1)).clamp(min=0)
+    ih = (torch.minimum(ay2, by2) - torch.maximum(ay1, by1)).clamp(min=0)
+    inter = iw * ih
+    union = area_a + area_b - inter
+    iou = inter / union.clamp(min=eps)
+    cw = torch.maximum(ax2, bx2) - torch.minimum(ax1, bx1)
+    ch = torch.maximum(ay2, by2) - torch.minimum(ay1, by1)
+    enclosing = (cw * ch).clamp(min=eps)
+    return iou - (enclosing - union) / enclosing
+
+
+def box_consistency_loss(
+    pred: Tensor,
+    target: Tensor,
+    valid: Tensor,
+    image_size: tuple[int, int],
+    *,
+    l1_weight: float = 1.0,
+    giou_weight: float = 1.0,
+) -> dict[str, Tensor]:
+    """Box preservation loss: L1 on normalised coordinates + GIoU loss, masked by ``valid``.
+
+    DUNIT (Bhattacharjee et al., 2020) Sec. 3 "instance consistency loss" compares boxes detected on the
+    translated image with the source boxes; here, as DETR's box loss (Carion et al., 2020, Sec. 3.1
+    "Bounding box loss"), per valid box i:
+
+        L = l1_weight * || b_i - b̂_i ||_1 / 4 + giou_weight * (1 - GIoU(b_i, b̂_i))
+
+    averaged over valid boxes, with b in normalised coordinates (x / W, y / H). Shapes: pred, target
+    (B, N, 4) pixel xyxy; valid (B, N) bool. Exactly 0 when pred == target; pure tensor ops, so the
+    gradient reaches ``pred``. Returns {"l1", "giou", "total"}.
+    """
+    if pred.shape != target.shape or pred.shape[:-1] != valid.shape or pred.shape[-1] != 4:
+        raise ValueError(
+            f"box shapes must be (B, N, 4), (B, N, 4), (B, N); got {tuple(pred.shape)}, "
+            f"{tuple(target.shape)}, {tuple(valid.shape)}"
+        )
+    keep = valid.bool()
+    count = keep.sum().clamp(min=1).to(pred.dtype)
+    # invalid slots (padding, possibly garbage or NaN) are swapped for a unit box before any arithmetic,
+    # so neither their value nor their gradient can leak into the loss.
+    dummy = pred.new_tensor([0.0, 0.0, 1.0, 1.0])
+    p = normalize_boxes(torch.where(keep[..., None], pred, dummy), image_size)
+    t = normalize_boxes(torch.where(keep[..., None], target.to(pred.dtype), dummy), image_size)
+    zero = pred.new_zeros(())
+    l1 = torch.where(keep, (p - t).abs().mean(dim=-1), zero).sum() / count
+    giou = torch.where(keep, 1.0 - generalized_iou(p, t), zero).sum() / count
+    return {"l1": l1, "giou": giou, "total": l1_weight * l1 + giou_weight * giou}
+
+
+# --------------------------------------------------------------------------------------------------
+# Semantic consistency (anti-flip)
+# --------------------------------------------------------------------------------------------------
+def semantic_class_weights(
+    small_class_weight: float,
+    num_classes: int = NUM_CLASSES,
+    small_classes: frozenset[int] = SMALL_CLASSES,
+) -> Tensor:
+    """Per-class CE weights (num_classes,): 1 everywhere, ``small_class_weight`` for the small classes."""
+    if small_class_weight <= 0:
+        raise ConfigError(f"small_class_weight must be > 0, got {small_class_weight}")
+    w = torch.ones(num_classes)
+    w[sorted(small_classes)] = float(small_class_weight)
+    return w
+
+
+def semantic_consistency_loss(
+    logits: Tensor, semantic: Tensor, class_weights: Tensor | None = None
+) -> Tensor:
+    """Semantic (anti-flip) consistency: a frozen segmenter must still read the source labels.
+
+    Cross-entropy of a frozen segmenter's prediction S(G(x_s)) on the translated image against the source
+    semantic map y_s. CyCADA (Hoffman et al., 2018) Sec. 3 "L_sem" uses the same form with the source
+    model's own predictions as labels; the simulator gives exact labels, so we use those:
+
+        L = - sum_p w_{y_p} log softmax(S(G(x_s)))_p[y_p] / sum_p w_{y_p},   over pixels with y_p != 255
+
+    Shapes: logits (B, K, H, W) float, semantic (B, H, W) int64; class_weights (K,) or None (see
+    :func:`semantic_class_weights`, which up-weights poles, traffic lights and traffic signs). Returns 0
+    (attached to the graph) when every pixel is ignored.
+    """
+    if bool((semantic != IGNORE_ID).any()):
+        weight = None if class_weights is None else class_weights.to(logits.device, logits.dtype)
+        return F.cross_entropy(logits, semantic, weight=weight, ignore_index=IGNORE_ID)
+    return logits.sum() * 0.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Class-style memory contrastive (MGUIT)
+# --------------------------------------------------------------------------------------------------
+def memory_contrastive_loss(memory: ClassStyleMemory, query: Tensor, semantic: Tensor) -> Tensor:
+    """Class-style memory feature-contrastive loss (MGUIT, Jeong et al., 2021, Sec. 3 memory losses).
+
+    Thin wrapper over :meth:`sim2real.translator.memory.ClassStyleMemory.contrastive_loss`, an InfoNCE over
+    memory keys: for each labelled query pixel p of class c_p, with k+ its best slot of class c_p,
+
+        L = -mean_p log( exp(q_p . k+ / t) / sum_j exp(q_p . k_j / t) )
+
+    Shapes: query (B, Dk, h, w), semantic (B, H, W). Keys are buffers: the gradient reaches the query only.
+    """
+    return memory.contrastive_loss(query, semantic)

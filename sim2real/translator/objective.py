@@ -1,0 +1,479 @@
+"""The translator's training objective: one forward pass, the generator's, discriminators' and critics' losses.
+
+SPADE-style split (``pix2pix_model.compute_generator_loss``): the networks stay loss-free; these functions
+take the networks and batches explicitly and return dicts of named loss tensors, ``"total"`` being the
+weighted sum that is back-propagated. A trainer step looks like::
+
+    out = translate_batches(gen, aux, src, tgt)                       # one forward of the generator
+    g = generator_losses(gen, d_tgt, d_src, aux, src, tgt, weights, content_disc=d_c, outputs=out)
+    g["total"].backward(); opt_g.step()
+    update_generator_state(gen, out)                                  # memory + EMA styles, no grad
+    d = discriminator_losses(gen, d_tgt, d_src, aux, src, tgt, weights, content_disc=d_c, outputs=out)
+    d["total"].backward(); opt_d.step()
+    a = aux_losses(aux, src); a["total"].backward(); opt_aux.step()   # critics on source ground truth
+
+Directions (see :mod:`sim2real.translator.generator` for the encoder conventions): s->t ``fake_target``,
+t->s ``fake_source``, within-domain ``rec_*`` and DRIT cross-cycle ``cycle_*`` (s->t->s, t->s->t).
+The discriminators, the content discriminator and the auxiliary critics are used *frozen* inside
+:func:`generator_losses` (no parameter gradient, eval mode), so back-propagating ``"total"`` only fills
+generator gradients, while the gradient still reaches the generator *through* them.
+
+Real target frames carry no labels. Where labels are needed for them (the projection discriminator's
+real / fake-source conditioning, the memory read and update in the target domain) they come from
+``TargetBatch.semantic`` when given, else from the frozen segmenter's predictions (pseudo labels; see
+:func:`translate_batches`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Final
+
+import torch
+from torch import Tensor
+
+from sim2real.errors import ConfigError, LabelError
+from sim2real.labels import IGNORE_ID
+from sim2real.translator.aux_nets import (
+    AuxNets,
+    box_class_loss,
+    box_head_loss,
+    frozen,
+    instance_classes,
+    photometric_jitter,
+    segmenter_loss,
+)
+from sim2real.translator.boxes import instance_boxes
+from sim2real.translator.discriminator import ContentDiscriminator, MultiScaleDiscriminator
+from sim2real.translator.generator import ContentCode, TranslatorGenerator
+from sim2real.translator.losses import (
+    ADVERSARIAL_LOSSES,
+    box_consistency_loss,
+    content_discriminator_loss,
+    content_generator_loss,
+    cross_cycle_loss,
+    get_adversarial_loss,
+    kl_loss,
+    latent_reconstruction_loss,
+    memory_contrastive_loss,
+    self_reconstruction_loss,
+    semantic_class_weights,
+    semantic_consistency_loss,
+)
+
+__all__ = [
+    "TERM_WEIGHTS",
+    "LossWeights",
+    "SourceBatch",
+    "TargetBatch",
+    "Translations",
+    "aux_losses",
+    "box_critic_losses",
+    "discriminator_losses",
+    "generator_losses",
+    "pseudo_labels",
+    "semantic_critic_loss",
+    "translate_batches",
+    "update_generator_state",
+]
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the generator objective (0 switches a term off: it is then neither computed nor reported).
+
+    Defaults follow the papers the terms come from: image reconstructions 10 (MUNIT ``recon_x_w``,
+    DRIT ``lambda_rec`` / ``lambda_cc``), latent reconstructions 1 (MUNIT ``recon_s_w``/``recon_c_w``),
+    KL 0.01 (DRIT), adversarial and content-adversarial 1.
+
+    Attributes:
+        adv: image adversarial loss (both directions).
+        cycle: DRIT cross-cycle L1 (s->t->s and t->s->t).
+        self_recon: within-domain reconstruction L1.
+        latent: content and style re-encoding L1.
+        kl: KL of the style codes to N(0, I).
+        content_adv: DRIT content-domain confusion.
+        memory: MGUIT memory contrastive loss (ignored when the generator has no memory).
+        bbox: box preservation on s->t through the frozen box head (L1 + GIoU + class CE).
+        semantic: anti-flip cross-entropy of the frozen segmenter on s->t against source labels.
+        small_class_weight: extra CE weight of poles / traffic lights / traffic signs in ``semantic``.
+        adversarial_mode: "lsgan" | "hinge" (:data:`sim2real.translator.losses.ADVERSARIAL_LOSSES`).
+    """
+
+    adv: float = 1.0
+    cycle: float = 10.0
+    self_recon: float = 10.0
+    latent: float = 1.0
+    kl: float = 0.01
+    content_adv: float = 1.0
+    memory: float = 1.0
+    bbox: float = 1.0
+    semantic: float = 1.0
+    small_class_weight: float = 5.0
+    adversarial_mode: str = "lsgan"
+
+    def __post_init__(self) -> None:
+        if self.adversarial_mode not in ADVERSARIAL_LOSSES:
+            raise ConfigError(
+                f"unknown adversarial_mode {self.adversarial_mode!r}; valid: {sorted(ADVERSARIAL_LOSSES)}"
+            )
+        for f in fields(self):
+            if f.name == "adversarial_mode":
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"LossWeights.{f.name} must be a number >= 0, got {value!r}")
+        if self.small_class_weight <= 0:
+            raise ConfigError(f"LossWeights.small_class_weight must be > 0, got {self.small_class_weight}")
+
+
+#: generator loss term -> the LossWeights field that weights it in "total".
+TERM_WEIGHTS: Final[dict[str, str]] = {
+    "adv": "adv",
+    "self_recon": "self_recon",
+    "cycle": "cycle",
+    "latent_content": "latent",
+    "latent_style": "latent",
+    "kl": "kl",
+    "content_adv": "content_adv",
+    "memory": "memory",
+    "bbox": "bbox",
+    "semantic": "semantic",
+}
+
+
+@dataclass(frozen=True)
+class SourceBatch:
+    """Simulator frames: rgb (B, 3, H, W) in [-1, 1], semantic (B, H, W) int64 0..18 | 255, instance (B, H, W)."""
+
+    rgb: Tensor
+    semantic: Tensor
+    instance: Tensor
+
+    def __post_init__(self) -> None:
+        _check_batch(self.rgb, self.semantic, self.instance)
+
+
+@dataclass(frozen=True)
+class TargetBatch:
+    """Real frames: rgb (B, 3, H, W) in [-1, 1]; semantic (B, H, W) only if the real set is labelled."""
+
+    rgb: Tensor
+    semantic: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        _check_batch(self.rgb, self.semantic, None)
+
+
+def _check_batch(rgb: Tensor, semantic: Tensor | None, instance: Tensor | None) -> None:
+    if rgb.dim() != 4 or rgb.shape[1] != 3 or not rgb.dtype.is_floating_point:
+        raise ConfigError(f"rgb must be float (B, 3, H, W), got {rgb.dtype} {tuple(rgb.shape)}")
+    b, _, h, w = rgb.shape
+    for name, labels in (("semantic", semantic), ("instance", instance)):
+        if labels is not None and (tuple(labels.shape) != (b, h, w) or labels.dtype.is_floating_point):
+            raise LabelError(f"{name} must be integer (B, H, W) = {(b, h, w)}, got {labels.dtype} "
+                             f"{tuple(labels.shape)}")
+
+
+@dataclass(frozen=True)
+class Translations:
+    """Everything one generator forward pass produces (all attached to the graph).
+
+    Codes: ``content_*`` (:class:`ContentCode`), ``style_*`` (B, S), ``values_*`` (B, Dv, h, w).
+    Images (B, 3, H, W): ``fake_target`` (s->t), ``fake_source`` (t->s), ``rec_*`` (within domain),
+    ``cycle_*`` (cross-cycle back to the own domain). ``*_fake_*`` are the re-encoded codes of the fakes.
+    ``target_labels``: (B, H, W) labels used for target frames (given or pseudo), or None.
+    """
+
+    content_source: ContentCode
+    content_target: ContentCode
+    style_source: Tensor
+    style_target: Tensor
+    values_source: Tensor
+    values_target: Tensor
+    fake_target: Tensor
+    fake_source: Tensor
+    rec_source: Tensor
+    rec_target: Tensor
+    content_fake_target: ContentCode
+    content_fake_source: ContentCode
+    style_fake_target: Tensor
+    style_fake_source: Tensor
+    cycle_source: Tensor
+    cycle_target: Tensor
+    target_labels: Tensor | None
+
+
+@torch.no_grad()
+def pseudo_labels(aux: AuxNets, rgb: Tensor, confidence: float) -> Tensor:
+    """Frozen segmenter's argmax on (B, 3, H, W) -> (B, H, W) int64, IGNORE_ID where max prob < confidence."""
+    with frozen(aux):
+        prob = torch.softmax(aux.segmenter(rgb), dim=1)
+    top, label = prob.max(dim=1)
+    return torch.where(top >= confidence, label, torch.full_like(label, IGNORE_ID))
+
+
+def translate_batches(
+    gen: TranslatorGenerator,
+    aux: AuxNets | None,
+    batch_source: SourceBatch,
+    batch_target: TargetBatch,
+    *,
+    pseudo_label_confidence: float = 0.0,
+) -> Translations:
+    """One DRIT-style forward pass of the generator in both directions plus the cross cycle.
+
+    s->t:    c_s = E^c(x_s | y_s, inst_s), u = G_t(c_s, z_t)
+    t->s:    c_t = E^c(x_t | y_t),         v = G_s(c_t, z_s)
+    rec:     G_s(c_s, z_s, own value map), G_t(c_t, z_t, own value map)
+    cycle:   G_s(E^c(u | y_s, inst_s), E^s_s(v)) ~ x_s,  G_t(E^c(v | y_t), E^s_t(u)) ~ x_t
+    y_t = TargetBatch.semantic, else pseudo labels from the frozen segmenter (``aux``), else None.
+
+    ``pseudo_label_confidence`` (default 0: plain argmax, every pixel labelled) sets pseudo labels below
+    that softmax confidence to 255. Raising it gives cleaner target-memory updates, but a conditional
+    discriminator then sees ignore patches only on real frames, a cue it could exploit. The segmenter
+    must be trained (:func:`aux_losses`) before its pseudo labels mean anything.
+    """
+    x_s, x_t = batch_source.rgb, batch_target.rgb
+    sem_s, inst_s = batch_source.semantic, batch_source.instance
+    labels_t = batch_target.semantic
+    if labels_t is None and aux is not None:
+        labels_t = pseudo_labels(aux, x_t, pseudo_label_confidence)
+
+    c_s = gen.encode_content(x_s, "source", sem_s, inst_s)
+    c_t = gen.encode_content(x_t, "target", labels_t, None)
+    z_s, v_s = gen.encode_style_and_values(x_s, "source")
+    z_t, v_t = gen.encode_style_and_values(x_t, "target")
+
+    fake_t = gen.decode(c_s, z_t, "target")
+    fake_s = gen.decode(c_t, z_s, "source")
+    rec_s = gen.decode(c_s, z_s, "source", style_map=v_s)
+    rec_t = gen.decode(c_t, z_t, "target", style_map=v_t)
+
+    # fake_t has the source labels by construction; fake_s is shown "labels absent" unless y_t is known.
+    c_ft = gen.encode_content(fake_t, "target", sem_s, inst_s)
+    c_fs = gen.encode_content(fake_s, "source", labels_t, None)
+    z_ft = gen.encode_style(fake_t, "target")
+    z_fs = gen.encode_style(fake_s, "source")
+    cyc_s = gen.decode(c_ft, z_fs, "source")
+    cyc_t = gen.decode(c_fs, z_ft, "target")
+    return Translations(
+        content_source=c_s, content_target=c_t, style_source=z_s, style_target=z_t,
+        values_source=v_s, values_target=v_t, fake_target=fake_t, fake_source=fake_s,
+        rec_source=rec_s, rec_target=rec_t, content_fake_target=c_ft, content_fake_source=c_fs,
+        style_fake_target=z_ft, style_fake_source=z_fs, cycle_source=cyc_s, cycle_target=cyc_t,
+        target_labels=labels_t,
+    )
+
+
+def _disc_labels(disc: MultiScaleDiscriminator, labels: Tensor | None) -> Tensor | None:
+    """Labels for a discriminator: None for an unconditional one; a conditional one must get labels.
+
+    (Feeding "all ignore" to the real side only would let a projection discriminator separate real from
+    fake by the presence of labels alone, so missing labels are an error, not a fallback.)
+    """
+    if not disc.conditional:
+        return None
+    if labels is None:
+        raise ConfigError(
+            "a label-conditioned discriminator needs target-frame labels: pass TargetBatch.semantic or "
+            "aux nets (segmenter pseudo labels), or use DiscriminatorConfig(num_classes=0)"
+        )
+    return labels
+
+
+def box_critic_losses(aux: AuxNets, image: Tensor, batch_source: SourceBatch) -> dict[str, Tensor]:
+    """Box preservation of an s->t image (B, 3, H, W): the box head, given the source's exact boxes as
+    proposals, must regress them back and name their classes.
+
+    L = L1 + (1 - GIoU) (:func:`~sim2real.translator.losses.box_consistency_loss`) + class CE, over the
+    source's valid instances. Call inside :func:`~sim2real.translator.aux_nets.frozen` to use the head as
+    a fixed critic. Returns {"l1", "giou", "cls", "total"}, all attached to ``image``.
+    """
+    boxes = instance_boxes(batch_source.instance, aux.cfg.max_instances)
+    classes = instance_classes(batch_source.semantic, batch_source.instance, boxes.ids, boxes.valid,
+                               aux.cfg.num_classes)
+    pred, logits = aux.box_head(image, boxes.boxes.to(image.dtype))
+    box = box_consistency_loss(pred, boxes.boxes.to(image.dtype), boxes.valid, tuple(image.shape[-2:]))
+    cls = box_class_loss(logits, torch.where(boxes.valid, classes, torch.full_like(classes, IGNORE_ID)))
+    return {"l1": box["l1"], "giou": box["giou"], "cls": cls, "total": box["total"] + cls}
+
+
+def semantic_critic_loss(
+    aux: AuxNets, image: Tensor, batch_source: SourceBatch, *, small_class_weight: float = 1.0
+) -> Tensor:
+    """Anti-flip term for an s->t image (B, 3, H, W): CE(S(image), y_s), ignore 255, small classes weighted.
+
+    See :func:`~sim2real.translator.losses.semantic_consistency_loss`; call inside ``frozen(aux)``.
+    """
+    cw = semantic_class_weights(small_class_weight, aux.cfg.num_classes)
+    return semantic_consistency_loss(aux.segmenter(image), batch_source.semantic, cw)
+
+
+def generator_losses(  # noqa: PLR0917 (the objective's documented positional contract)
+    gen: TranslatorGenerator,
+    disc_target: MultiScaleDiscriminator,
+    disc_source: MultiScaleDiscriminator,
+    aux: AuxNets | None,
+    batch_source: SourceBatch,
+    batch_target: TargetBatch,
+    weights: LossWeights,
+    *,
+    content_disc: ContentDiscriminator | None = None,
+    outputs: Translations | None = None,
+) -> dict[str, Tensor]:
+    """Named generator losses (unweighted) and ``"total"`` = sum_k weight_k * loss_k (see TERM_WEIGHTS).
+
+    Terms (each skipped when its weight is 0 or what it needs is absent):
+
+    * adv: L_G^adv(D_t(u | y_s)) + L_G^adv(D_s(v | y_t)) with the configured adversarial mode.
+    * self_recon: ||rec_s - x_s||_1 + ||rec_t - x_t||_1.
+    * cycle: ||cycle_s - x_s||_1 + ||cycle_t - x_t||_1 (DRIT cross-cycle).
+    * latent_content: ||E^c(u) - sg(c_s)||_1 + ||E^c(v) - sg(c_t)||_1;
+      latent_style: ||E^s_t(u) - sg(z_t)||_1 + ||E^s_s(v) - sg(z_s)||_1 (sg = stop-gradient, MUNIT).
+    * kl: KL(z_s) + KL(z_t) (unit-variance posterior: 1/2 E[z^2]).
+    * content_adv: DRIT content confusion on the global content features (needs ``content_disc``).
+    * memory: MGUIT contrastive loss of the source content queries (needs a generator memory).
+    * bbox: frozen box head on u with the source boxes (needs ``aux``); diagnostics bbox_l1/giou/cls.
+    * semantic: CE(S(u), y_s) with small-class weights, frozen segmenter (needs ``aux``).
+
+    Discriminators, content discriminator and critics are frozen here, so ``total.backward()`` fills only
+    generator gradients. Diagnostics (``bbox_l1`` ...) are detached and not part of the total.
+    """
+    out = outputs if outputs is not None else translate_batches(gen, aux, batch_source, batch_target)
+    x_s, x_t = batch_source.rgb, batch_target.rgb
+    losses: dict[str, Tensor] = {}
+    critics = [m for m in (disc_target, disc_source, content_disc, aux) if m is not None]
+    with frozen(*critics):
+        if weights.adv > 0:
+            g_adv = get_adversarial_loss(weights.adversarial_mode).g_loss
+            fake_t = disc_target(out.fake_target, _disc_labels(disc_target, batch_source.semantic))
+            fake_s = disc_source(out.fake_source, _disc_labels(disc_source, out.target_labels))
+            losses["adv"] = g_adv(fake_t) + g_adv(fake_s)
+        if weights.self_recon > 0:
+            losses["self_recon"] = self_reconstruction_loss(out.rec_source, x_s) + self_reconstruction_loss(
+                out.rec_target, x_t
+            )
+        if weights.cycle > 0:
+            losses["cycle"] = cross_cycle_loss(out.cycle_source, x_s) + cross_cycle_loss(out.cycle_target, x_t)
+        if weights.latent > 0:
+            losses["latent_content"] = latent_reconstruction_loss(
+                out.content_fake_target.features, out.content_source.features.detach()
+            ) + latent_reconstruction_loss(out.content_fake_source.features, out.content_target.features.detach())
+            losses["latent_style"] = latent_reconstruction_loss(
+                out.style_fake_target, out.style_target.detach()
+            ) + latent_reconstruction_loss(out.style_fake_source, out.style_source.detach())
+        if weights.kl > 0:
+            losses["kl"] = kl_loss(out.style_source) + kl_loss(out.style_target)
+        if weights.content_adv > 0 and content_disc is not None:
+            losses["content_adv"] = content_generator_loss(
+                content_disc(out.content_source.global_features), content_disc(out.content_target.global_features)
+            )
+        if weights.memory > 0 and gen.memory is not None:
+            c_s = out.content_source
+            losses["memory"] = memory_contrastive_loss(gen.memory, gen.memory_queries(c_s), batch_source.semantic)
+        if aux is not None and weights.bbox > 0:
+            box = box_critic_losses(aux, out.fake_target, batch_source)
+            losses["bbox"] = box["total"]
+            losses["bbox_l1"], losses["bbox_giou"], losses["bbox_cls"] = (
+                box["l1"].detach(), box["giou"].detach(), box["cls"].detach()
+            )
+        if aux is not None and weights.semantic > 0:
+            losses["semantic"] = semantic_critic_loss(
+                aux, out.fake_target, batch_source, small_class_weight=weights.small_class_weight
+            )
+    total = x_s.new_zeros(())
+    for term, field in TERM_WEIGHTS.items():
+        if term in losses:
+            total = total + getattr(weights, field) * losses[term]
+    losses["total"] = total
+    return losses
+
+
+def discriminator_losses(  # noqa: PLR0917 (mirrors generator_losses)
+    gen: TranslatorGenerator,
+    disc_target: MultiScaleDiscriminator,
+    disc_source: MultiScaleDiscriminator,
+    aux: AuxNets | None,
+    batch_source: SourceBatch,
+    batch_target: TargetBatch,
+    weights: LossWeights,
+    *,
+    content_disc: ContentDiscriminator | None = None,
+    outputs: Translations | None = None,
+) -> dict[str, Tensor]:
+    """Discriminator-side losses on detached fakes; ``"total"`` = d_target + d_source (+ content).
+
+    * d_target: L_D^adv(D_t(x_t | y_t), D_t(sg(u) | y_s)); d_source: L_D^adv(D_s(x_s | y_s), D_s(sg(v) | y_t)).
+    * content: BCE(D_c(sg(c_s)), 1) + BCE(D_c(sg(c_t)), 0) when ``content_disc`` is given and
+      ``weights.content_adv`` > 0.
+
+    Without ``outputs`` the fakes are produced here under ``no_grad``. Only discriminator parameters get
+    gradients from ``total`` (the generator outputs are detached).
+    """
+    if outputs is None:
+        with torch.no_grad():
+            outputs = translate_batches(gen, aux, batch_source, batch_target)
+    d_adv = get_adversarial_loss(weights.adversarial_mode).d_loss
+    x_s, x_t = batch_source.rgb, batch_target.rgb
+    y_s, y_t = batch_source.semantic, outputs.target_labels
+    dt = d_adv(
+        disc_target(x_t, _disc_labels(disc_target, y_t)),
+        disc_target(outputs.fake_target.detach(), _disc_labels(disc_target, y_s)),
+    )
+    ds = d_adv(
+        disc_source(x_s, _disc_labels(disc_source, y_s)),
+        disc_source(outputs.fake_source.detach(), _disc_labels(disc_source, y_t)),
+    )
+    losses = {
+        "d_target": dt["total"], "d_target_real": dt["real"].detach(), "d_target_fake": dt["fake"].detach(),
+        "d_source": ds["total"], "d_source_real": ds["real"].detach(), "d_source_fake": ds["fake"].detach(),
+    }
+    total = dt["total"] + ds["total"]
+    if content_disc is not None and weights.content_adv > 0:
+        losses["content"] = content_discriminator_loss(
+            content_disc(outputs.content_source.global_features.detach()),
+            content_disc(outputs.content_target.global_features.detach()),
+        )
+        total = total + weights.content_adv * losses["content"]
+    losses["total"] = total
+    return losses
+
+
+@torch.no_grad()
+def update_generator_state(gen: TranslatorGenerator, outputs: Translations) -> None:
+    """Non-gradient state after a generator step: EMA mean styles and the class-wise memory (both domains).
+
+    The target domain's memory is updated only where target labels (given or pseudo) exist.
+    """
+    gen.update_style_mean(outputs.style_source, "source")
+    gen.update_style_mean(outputs.style_target, "target")
+    gen.update_memory(outputs.content_source, outputs.values_source, "source")
+    gen.update_memory(outputs.content_target, outputs.values_target, "target")
+
+
+def aux_losses(
+    aux: AuxNets,
+    batch_source: SourceBatch,
+    *,
+    small_class_weight: float = 1.0,
+    photometric_strength: float = 0.2,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
+    """Train the critics on source ground truth: box head (jittered gt proposals) and segmenter.
+
+    Source images are photometrically jittered (``photometric_strength``, 0 = off) so the critics rely on
+    shape and layout more than on the simulator's exact colours, which they later judge on translated,
+    real-looking images. Returns {"box_l1", "box_giou", "box_cls", "box", "segmenter", "total"}.
+    """
+    rgb = photometric_jitter(batch_source.rgb, photometric_strength, generator)
+    boxes = instance_boxes(batch_source.instance, aux.cfg.max_instances)
+    classes = instance_classes(batch_source.semantic, batch_source.instance, boxes.ids, boxes.valid,
+                               aux.cfg.num_classes)
+    box = box_head_loss(aux.box_head, rgb, boxes.boxes, boxes.valid, classes, generator=generator)
+    cw = semantic_class_weights(small_class_weight, aux.cfg.num_classes) if small_class_weight != 1.0 else None
+    seg = segmenter_loss(aux.segmenter, rgb, batch_source.semantic, cw)
+    return {
+        "box_l1": box["box_l1"].detach(), "box_giou": box["box_giou"].detach(), "box_cls": box["box_cls"].detach(),
+        "box": box["total"], "segmenter": seg, "total": box["total"] + seg,
+    }

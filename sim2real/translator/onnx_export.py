@@ -1,0 +1,416 @@
+"""ONNX export of the inference graph, and :class:`OnnxTranslator` to run it with onnxruntime.
+
+Exported graph (one fixed frame size, batch 1, instance cap ``cfg.max_instances``)::
+
+    rgb       float32 (1, 3, H, W) in [-1, 1]  (x / 127.5 - 1 of the uint8 frame)
+    semantic  int64   (1, H, W)     train ids 0..18, 255 = ignore
+    instance  int64   (1, H, W)     0 = none, ids 1..65535
+    -> output float32 (1, 3, H, W) in [-1, 1]
+
+Decision: the graph takes the raw *instance map*, not precomputed boxes. Box extraction
+(``boxes.instance_boxes``) is written with static shapes (scatter into (B, 65536) tables + ``topk`` of
+the N = ``max_instances`` largest), so it exports as ScatterElements and TopK with no data-dependent
+control flow (checked exact against eager at opsets 17 and 18); frames with more instances keep the N
+largest, exactly as the eager network does. Padding to the network stride (replicate / 255 / 0) and
+the crop back are inside the graph too, so H and W are the camera's own size, not necessarily
+multiples of the stride.
+
+The legacy TorchScript exporter is used (``dynamo=False``): the dynamo exporter needs ``onnxscript``,
+which is not a dependency. It lacks ``nearest-exact`` interpolation (used to align label maps), so
+:func:`export_onnx` registers an exact Resize-based symbolic for the duration of the export. The
+checkpoint's JSON document is stored in the model's ``metadata_props``
+(key ``"sim2real"``) together with an ``"sim2real.export"`` entry (size, opset, instance cap).
+
+CLI::
+
+    python -m sim2real.translator.onnx_export CKPT.safetensors OUT.onnx --height 360 --width 640
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import Tensor, nn
+
+from sim2real.errors import CheckpointError, ConfigError
+from sim2real.labels import TRAIN_ID
+from sim2real.translator.checkpoint import METADATA_KEY
+from sim2real.translator.inference import Translator, check_frames, check_label_values, pad_to_stride
+
+if TYPE_CHECKING:
+    from sim2real.translator.config import GeneratorConfig
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "EXPORT_METADATA_KEY",
+    "MIN_OPSET",
+    "ExportGraph",
+    "OnnxTranslator",
+    "export_onnx",
+    "main",
+    "onnx_parity",
+    "synthetic_frame",
+]
+
+DEFAULT_OPSET: Final = 18
+#: oldest opset the graph is known to export at (GridSample needs 16; checked with 17 and 18).
+MIN_OPSET: Final = 17
+EXPORT_METADATA_KEY: Final = "sim2real.export"
+INPUT_NAMES: Final = ("rgb", "semantic", "instance")
+OUTPUT_NAME: Final = "output"
+_NEAREST_EXACT: Final = "aten::_upsample_nearest_exact2d"
+_ONNX_INT64: Final = 7  # onnx.TensorProto.INT64
+
+
+class ExportGraph(nn.Module):
+    """The traced inference graph: pad to the stride, ``generator.translate``, crop back.
+
+    rgb (1, 3, H, W) float in [-1, 1], semantic (1, H, W) int64, instance (1, H, W) int64
+    -> (1, 3, H, W) float in [-1, 1]. H and W are fixed at construction (static export).
+    """
+
+    def __init__(self, generator: nn.Module, stride: int, height: int, width: int) -> None:
+        """Wrap ``generator`` (kept as is: pass an eval-mode CPU copy) for frames of ``height x width``."""
+        super().__init__()
+        self.generator = generator
+        self.stride = int(stride)
+        self.height = int(height)
+        self.width = int(width)
+
+    def forward(self, rgb: Tensor, semantic: Tensor, instance: Tensor) -> Tensor:
+        """(1, 3, H, W), (1, H, W), (1, H, W) -> (1, 3, H, W); see the class docstring."""
+        x, s, i = pad_to_stride(rgb, semantic, instance, self.stride)
+        y = self.generator.translate(x, s, i)
+        return y[:, :, : self.height, : self.width]
+
+
+def _nearest_exact_symbolic(g: Any, input: Any, output_size: Any, *rest: Any) -> Any:
+    """ONNX symbolic for ``aten::_upsample_nearest_exact2d`` (``F.interpolate(mode="nearest-exact")``).
+
+    The legacy exporter has none. PyTorch picks source index ``floor((i + 0.5) * in / out)``; ONNX Resize
+    with ``half_pixel`` maps ``i`` to ``(i + 0.5) * in / out - 0.5`` and ``round_prefer_ceil`` rounds that
+    to ``floor((i + 0.5) * in / out)``: the same index.
+    """
+    from torch.onnx import symbolic_helper as sh  # exporter internals: imported at export time only
+
+    empty = g.op("Constant", value_t=torch.tensor([], dtype=torch.float32))
+    attrs = {"coordinate_transformation_mode_s": "half_pixel", "mode_s": "nearest",
+             "nearest_mode_s": "round_prefer_ceil"}
+    scales, _ = sh._get_interpolate_attributes(g, "nearest", rest)
+    if scales is not None:  # scale_factor= call: PyTorch maps with the given factors, and so does Resize
+        return g.op("Resize", input, empty, scales, **attrs)
+    batch_channels = sh._slice_helper(g, g.op("Shape", input), axes=[0], starts=[0], ends=[2])
+    out_hw = g.op("Cast", output_size, to_i=_ONNX_INT64)
+    sizes = g.op("Concat", batch_channels, out_hw, axis_i=0)
+    return g.op("Resize", input, empty, empty, sizes, **attrs)
+
+
+@contextlib.contextmanager
+def _export_symbolics(opset: int) -> Iterator[None]:
+    """Register the extra symbolics for the duration of one export, then remove them again."""
+    torch.onnx.register_custom_op_symbolic(_NEAREST_EXACT, _nearest_exact_symbolic, opset)
+    try:
+        yield
+    finally:
+        torch.onnx.unregister_custom_op_symbolic(_NEAREST_EXACT, opset)
+
+
+def synthetic_frame(
+    height: int, width: int, *, num_instances: int = 3, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A deterministic test frame: rgb (H, W, 3) uint8, semantic (H, W) uint8, instance (H, W) uint16.
+
+    Road below the horizon, building above, a sky band, and ``num_instances`` car/person boxes with ids
+    1..n (some overlapping the border so padding paths are exercised).
+    """
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    semantic = np.full((height, width), TRAIN_ID["road"], dtype=np.uint8)
+    semantic[: height // 2] = TRAIN_ID["building"]
+    semantic[: max(1, height // 6)] = TRAIN_ID["sky"]
+    semantic[height // 2, : width // 3] = 255  # an ignore strip
+    instance = np.zeros((height, width), dtype=np.uint16)
+    for k in range(num_instances):
+        h = int(rng.integers(max(2, height // 8), max(3, height // 3)))
+        w = int(rng.integers(max(2, width // 8), max(3, width // 3)))
+        y0 = int(rng.integers(0, max(1, height - h // 2)))
+        x0 = int(rng.integers(0, max(1, width - w // 2)))
+        cls = TRAIN_ID["car"] if k % 2 == 0 else TRAIN_ID["person"]
+        semantic[y0 : y0 + h, x0 : x0 + w] = cls
+        instance[y0 : y0 + h, x0 : x0 + w] = k + 1
+    return rgb, semantic, instance
+
+
+def _resolve(
+    model: Translator | nn.Module, cfg: GeneratorConfig | None, metadata: Mapping[str, Any] | None
+) -> tuple[nn.Module, GeneratorConfig, dict[str, Any]]:
+    if isinstance(model, Translator):
+        return model.generator, model.config, dict(metadata or model.metadata)
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"export_onnx needs a Translator or a generator nn.Module, got {type(model).__name__}"
+        )
+    cfg = cfg or getattr(model, "cfg", None)
+    if cfg is None:
+        raise ConfigError("export_onnx(generator, ...) needs cfg= when the module has no .cfg attribute")
+    return model, cfg, dict(metadata or {})
+
+
+def export_onnx(
+    model: Translator | nn.Module,
+    path: str | os.PathLike[str],
+    height: int,
+    width: int,
+    opset: int = DEFAULT_OPSET,
+    *,
+    cfg: GeneratorConfig | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Export the inference graph for ``height x width`` frames to ``path`` (written atomically).
+
+    Args:
+        model: a :class:`Translator` (its generator, config and checkpoint metadata are used) or a
+            ``TranslatorGenerator`` (then ``cfg`` defaults to ``model.cfg``).
+        path: destination ``.onnx`` file.
+        height, width: the frame size (any size; padding to the stride happens inside the graph).
+        opset: ONNX opset, >= MIN_OPSET (17).
+        cfg: GeneratorConfig, when ``model`` is a bare module without ``.cfg``.
+        metadata: JSON document stored under ``metadata_props["sim2real"]`` (default: the Translator's).
+
+    Returns:
+        The written path. The model is checked with ``onnx.checker``.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"height and width must be >= 1, got {height}x{width}")
+    if opset < MIN_OPSET:
+        raise ConfigError(f"opset {opset} is not supported: the graph needs opset >= {MIN_OPSET}")
+    generator, cfg, doc = _resolve(model, cfg, metadata)
+    gen = copy.deepcopy(generator).to("cpu", dtype=torch.float32, memory_format=torch.contiguous_format)
+    gen.eval()
+    graph = ExportGraph(gen, cfg.stride, height, width).eval()
+    rgb, sem, inst = synthetic_frame(height, width)
+    args = (
+        torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1.0,
+        torch.from_numpy(sem)[None].long(),
+        torch.from_numpy(inst.astype(np.int64))[None],
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings(), torch.no_grad(), _export_symbolics(opset):
+            warnings.simplefilter("ignore", category=DeprecationWarning)  # legacy exporter notice
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # shapes are static on purpose
+            warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
+            warnings.filterwarnings("ignore", message=".*operator 'instance_norm' is set to train=True")
+            torch.onnx.export(
+                graph, args, tmp, dynamo=False, opset_version=opset,
+                input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME], do_constant_folding=True,
+            )
+        proto = onnx.load(tmp)
+        # the tracer loses the output's static shape through the crop; state it (it is fixed by design)
+        out_shape = proto.graph.output[0].type.tensor_type.shape
+        del out_shape.dim[:]
+        for d in (1, 3, height, width):
+            out_shape.dim.add().dim_value = d
+        export_info = {
+            "height": height, "width": width, "opset": opset, "batch": 1,
+            "max_instances": int(getattr(cfg, "max_instances", 0)), "stride": int(cfg.stride),
+            "inputs": {
+                "rgb": "float32 (1, 3, H, W), x / 127.5 - 1", "semantic": "int64 (1, H, W)",
+                "instance": "int64 (1, H, W), 0 = none",
+            },
+            "output": "float32 (1, 3, H, W) in [-1, 1]; uint8 = round(clamp((y + 1) * 127.5, 0, 255))",
+        }
+        if not doc:
+            doc = {"config": cfg.to_dict(), "model_name": getattr(cfg, "name", None)}
+        meta = {METADATA_KEY: json.dumps(doc, sort_keys=True), EXPORT_METADATA_KEY: json.dumps(export_info)}
+        del proto.metadata_props[:]
+        for k, v in meta.items():
+            proto.metadata_props.add(key=k, value=v)
+        proto.producer_name = "sim2real"
+        onnx.checker.check_model(proto)
+        onnx.save(proto, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+class OnnxTranslator:
+    """Runs an exported graph with onnxruntime; same ``translate`` numpy interface as :class:`Translator`.
+
+    Only the exported frame size is accepted; batches ``(B, H, W, 3)`` run frame by frame.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        intra_op_threads: int | None = None,
+    ) -> None:
+        """Open ``path`` (an ONNX file written by :func:`export_onnx`)."""
+        self._path = Path(path)
+        if not self._path.is_file():
+            raise CheckpointError(f"ONNX model {self._path} does not exist")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # errors only: shape-merge notices of the exported If nodes are noise
+        if intra_op_threads is not None:
+            opts.intra_op_num_threads = int(intra_op_threads)
+        try:
+            self._session = ort.InferenceSession(
+                str(self._path), sess_options=opts, providers=list(providers)
+            )
+        except Exception as e:  # onnxruntime raises its own (non-exported) exception types
+            raise CheckpointError(f"{self._path} cannot be opened by onnxruntime: {e}") from e
+        inputs = {i.name: i for i in self._session.get_inputs()}
+        if set(inputs) != set(INPUT_NAMES):
+            raise CheckpointError(
+                f"{self._path}: graph inputs are {sorted(inputs)}, expected {sorted(INPUT_NAMES)}"
+            )
+        shape = inputs["rgb"].shape
+        if len(shape) != 4 or not all(isinstance(d, int) for d in shape) or shape[:2] != [1, 3]:
+            raise CheckpointError(
+                f"{self._path}: input 'rgb' has shape {shape}, expected static (1, 3, H, W)"
+            )
+        self._height, self._width = int(shape[2]), int(shape[3])
+        props = self._session.get_modelmeta().custom_metadata_map
+        self._metadata: dict[str, Any] = json.loads(props.get(METADATA_KEY, "{}"))
+        self._export: dict[str, Any] = json.loads(props.get(EXPORT_METADATA_KEY, "{}"))
+
+    @property
+    def height(self) -> int:
+        """Frame height the graph was exported for."""
+        return self._height
+
+    @property
+    def width(self) -> int:
+        """Frame width the graph was exported for."""
+        return self._width
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The checkpoint JSON document stored at export (``config``, ``classes``, ...)."""
+        return dict(self._metadata)
+
+    @property
+    def export_info(self) -> dict[str, Any]:
+        """Size, opset and instance cap recorded at export."""
+        return dict(self._export)
+
+    @property
+    def model_name(self) -> str:
+        """The checkpoint's model name, or "custom"."""
+        name = self._metadata.get("model_name")
+        return name if isinstance(name, str) and name else "custom"
+
+    def translate_normalized(
+        self, rgb: np.ndarray, semantic: np.ndarray, instance: np.ndarray
+    ) -> np.ndarray:
+        """Network space: float32 (1, 3, H, W) in [-1, 1], int64 (1, H, W) x2 -> float32 (1, 3, H, W)."""
+        feeds = {
+            "rgb": np.ascontiguousarray(rgb, dtype=np.float32),
+            "semantic": np.ascontiguousarray(semantic, dtype=np.int64),
+            "instance": np.ascontiguousarray(instance, dtype=np.int64),
+        }
+        return self._session.run([OUTPUT_NAME], feeds)[0]
+
+    def translate(self, rgb: np.ndarray, semantic: np.ndarray, instance: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) / (B, H, W, 3) + semantic + instance -> uint8 of rgb's shape (numpy only).
+
+        Raises:
+            TypeError: not numpy arrays.
+            ValueError: a shape / dtype mismatch, or a frame size other than the exported one.
+            LabelError: label ids outside the canonical spaces.
+        """
+        if not isinstance(rgb, np.ndarray):
+            raise TypeError(f"OnnxTranslator.translate takes numpy arrays, rgb is {type(rgb).__name__}")
+        rgb_t, sem_t, inst_t, batched = check_frames(rgb, semantic, instance)
+        sem_t, inst_t = sem_t.long(), inst_t.long()
+        check_label_values(sem_t, inst_t)
+        if tuple(rgb_t.shape[1:3]) != (self._height, self._width):
+            raise ValueError(
+                f"rgb frame size {tuple(rgb_t.shape[1:3])} does not match the exported graph "
+                f"({self._height}, {self._width}); export again for this size"
+            )
+        x = rgb_t.numpy().transpose(0, 3, 1, 2).astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+        sem_np, inst_np = sem_t.numpy(), inst_t.numpy()
+        out = np.empty(tuple(rgb_t.shape), dtype=np.uint8)
+        for b in range(x.shape[0]):
+            y = self.translate_normalized(x[b : b + 1], sem_np[b : b + 1], inst_np[b : b + 1])
+            out[b] = np.round(np.clip((y[0] + 1.0) * 127.5, 0.0, 255.0)).astype(np.uint8).transpose(1, 2, 0)
+        return out if batched else out[0]
+
+    __call__ = translate
+
+
+def onnx_parity(
+    translator: Translator, onnx_model: OnnxTranslator, *, num_instances: int = 3, seed: int = 0
+) -> float:
+    """Max abs difference (float, [-1, 1] space) between eager and ONNX outputs on a synthetic frame."""
+    rgb, sem, inst = synthetic_frame(
+        onnx_model.height, onnx_model.width, num_instances=num_instances, seed=seed
+    )
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    s = torch.from_numpy(sem)[None].long()
+    i = torch.from_numpy(inst.astype(np.int64))[None]
+    eager = translator.translate_normalized(x, s, i).cpu().numpy()
+    exported = onnx_model.translate_normalized(x.numpy(), s.numpy(), i.numpy())
+    return float(np.abs(eager - exported).max())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; see the module docstring. Returns the process exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sim2real.translator.onnx_export",
+        description="Export a sim2real generator checkpoint (.safetensors) to ONNX for one frame size.",
+    )
+    parser.add_argument("checkpoint", type=Path, help="generator checkpoint (.safetensors)")
+    parser.add_argument("output", type=Path, help="ONNX file to write")
+    parser.add_argument("--height", type=int, required=True, help="frame height in pixels")
+    parser.add_argument("--width", type=int, required=True, help="frame width in pixels")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET})")
+    parser.add_argument(
+        "--no-verify", action="store_true", help="skip the eager-vs-onnxruntime parity check"
+    )
+    parser.add_argument(
+        "--tolerance", type=float, default=1e-3, help="max abs difference allowed by the parity check"
+    )
+    args = parser.parse_args(argv)
+    try:
+        tr = Translator.from_checkpoint(args.checkpoint, device="cpu", precision="fp32", channels_last=False)
+        out = export_onnx(tr, args.output, args.height, args.width, opset=args.opset)
+    except (CheckpointError, ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({tr.model_name}, {args.height}x{args.width}, opset {args.opset})")
+    if not args.no_verify:
+        worst = max(onnx_parity(tr, OnnxTranslator(out), num_instances=n) for n in (0, 3))
+        print(f"parity: max abs difference {worst:.3g} (tolerance {args.tolerance:g})")
+        if not worst <= args.tolerance:
+            print("error: ONNX output differs from eager beyond the tolerance", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

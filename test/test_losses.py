@@ -1,0 +1,198 @@
+"""Loss terms against hand-computed values, gradient flow, masking and monotonicity."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from sim2real.errors import ConfigError
+from sim2real.labels import IGNORE_ID, NUM_CLASSES, SMALL_CLASSES, TRAIN_ID
+from sim2real.translator.losses import (
+    ADVERSARIAL_LOSSES,
+    box_consistency_loss,
+    content_discriminator_loss,
+    content_generator_loss,
+    cross_cycle_loss,
+    generalized_iou,
+    get_adversarial_loss,
+    hinge_d_loss,
+    hinge_g_loss,
+    kl_loss,
+    latent_reconstruction_loss,
+    lsgan_d_loss,
+    lsgan_g_loss,
+    self_reconstruction_loss,
+    semantic_class_weights,
+    semantic_consistency_loss,
+)
+
+
+def t(values):
+    return torch.tensor(values, dtype=torch.float32)
+
+
+# ------------------------------------------------------------------ adversarial
+def test_lsgan_hand_values():
+    real = [t([[1.0, 0.0]]), t([[3.0]])]  # scale means: 0.5, 4 -> 2.25
+    fake = [t([[1.0, -1.0]]), t([[0.0]])]  # scale means: 1, 0 -> 0.5
+    d = lsgan_d_loss(real, fake)
+    assert d["real"].item() == pytest.approx(2.25)
+    assert d["fake"].item() == pytest.approx(0.5)
+    assert d["total"].item() == pytest.approx(2.75)
+    assert lsgan_g_loss(fake).item() == pytest.approx((2.0 + 1.0) / 2)  # scale means: (0+4)/2, 1
+
+
+def test_hinge_hand_values():
+    real = [t([0.5, 2.0])]
+    fake = [t([-2.0, 0.5])]
+    d = hinge_d_loss(real, fake)
+    assert d["real"].item() == pytest.approx(0.25)
+    assert d["fake"].item() == pytest.approx(0.75)
+    assert hinge_g_loss(fake).item() == pytest.approx(0.75)
+    assert hinge_g_loss([t([1.0]), t([3.0])]).item() == pytest.approx(-2.0)
+
+
+def test_adversarial_registry():
+    assert set(ADVERSARIAL_LOSSES) == {"lsgan", "hinge"}
+    assert get_adversarial_loss("hinge").g_loss is hinge_g_loss
+    with pytest.raises(ConfigError, match=r"hinge.*lsgan"):
+        get_adversarial_loss("wgan")
+
+
+@pytest.mark.parametrize("mode", ["lsgan", "hinge"])
+def test_generator_adversarial_gradient_nonzero(mode):
+    fake = [torch.randn(2, 1, 5, 5, requires_grad=True), torch.randn(2, 1, 3, 3, requires_grad=True)]
+    loss = get_adversarial_loss(mode).g_loss(fake)
+    loss.backward()
+    assert all(f.grad.abs().sum() > 0 for f in fake)
+
+
+# ------------------------------------------------------------------ reconstruction
+def test_reconstruction_losses_hand_values():
+    a = t([[1.0, 2.0], [3.0, 4.0]])
+    b = t([[1.0, 0.0], [4.0, 4.0]])
+    assert self_reconstruction_loss(a, b).item() == pytest.approx(0.75)
+    assert cross_cycle_loss(a, b).item() == pytest.approx(0.75)
+    assert latent_reconstruction_loss(a, b).item() == pytest.approx(0.75)
+    assert self_reconstruction_loss(a, a).item() == 0.0
+
+
+def test_kl_hand_values():
+    assert kl_loss(torch.zeros(4, 8), torch.zeros(4, 8)).item() == 0.0
+    assert kl_loss(t([[1.0]]), t([[0.0]])).item() == pytest.approx(0.5)
+    # logvar = log 2, mu = 0: 0.5 * (2 - 1 - log 2)
+    assert kl_loss(t([[0.0]]), t([[math.log(2.0)]])).item() == pytest.approx(0.5 * (1 - math.log(2.0)))
+    assert kl_loss(t([[2.0, 0.0]])).item() == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------ content adversarial
+def test_content_losses():
+    zero = torch.zeros(3)
+    assert content_discriminator_loss(zero, zero).item() == pytest.approx(2 * math.log(2))
+    assert content_generator_loss(zero, zero).item() == pytest.approx(0.0, abs=1e-6)
+    confident = t([4.0, 5.0])
+    assert content_generator_loss(confident, -confident).item() > 0.5
+    # discriminator loss is small when it is right
+    assert content_discriminator_loss(t([9.0]), t([-9.0])).item() < 1e-3
+    logits = t([2.0, -1.0]).requires_grad_()
+    content_generator_loss(logits, logits).backward()
+    assert logits.grad.abs().sum() > 0
+
+
+# ------------------------------------------------------------------ boxes
+def test_giou_hand_values():
+    a = t([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 4.0, 4.0]])
+    b = t([[1.0, 1.0, 3.0, 3.0], [2.0, 0.0, 3.0, 1.0], [0.0, 0.0, 4.0, 4.0]])
+    g = generalized_iou(a, b)
+    # overlap: IoU 1/7, enclosing 9, union 7 -> 1/7 - 2/9; disjoint: 0 - (3 - 2)/3; identical: 1
+    expected = t([1 / 7 - 2 / 9, -1 / 3, 1.0])
+    torch.testing.assert_close(g, expected)
+
+
+def test_box_loss_exactly_zero_for_perfect_boxes():
+    boxes = t([[[10.0, 12.0, 30.0, 40.0], [0.0, 0.0, 5.0, 7.0], [0.0, 0.0, 0.0, 0.0]]])
+    valid = torch.tensor([[True, True, False]])
+    out = box_consistency_loss(boxes.clone(), boxes, valid, (48, 64))
+    assert out["total"].item() == 0.0
+    assert out["l1"].item() == 0.0
+    assert out["giou"].item() == 0.0
+
+
+def test_box_loss_increases_monotonically_with_shift():
+    gt = t([[[10.0, 10.0, 30.0, 26.0]]])
+    valid = torch.tensor([[True]])
+    values = []
+    for shift in [0, 1, 2, 4, 8, 16, 24, 32]:
+        pred = gt + t([shift, shift / 2, shift, shift / 2])
+        values.append(box_consistency_loss(pred, gt, valid, (64, 96))["total"].item())
+    assert values[0] == 0.0
+    assert all(b > a for a, b in itertools.pairwise(values)), values
+
+
+def test_box_loss_gradient_and_masking():
+    gt = t([[[10.0, 10.0, 30.0, 26.0], [0.0, 0.0, 0.0, 0.0]]])
+    pred = t([[[12.0, 9.0, 33.0, 25.0], [float("nan"), 0.0, float("inf"), 1.0]]]).requires_grad_()
+    valid = torch.tensor([[True, False]])
+    out = box_consistency_loss(pred, gt, valid, (64, 96))
+    assert torch.isfinite(out["total"])
+    out["total"].backward()
+    assert torch.isfinite(pred.grad).all()
+    assert pred.grad[0, 0].abs().sum() > 0
+    assert pred.grad[0, 1].abs().sum() == 0
+    # the invalid slot does not change the value
+    ref = box_consistency_loss(pred[:, :1].detach(), gt[:, :1], valid[:, :1], (64, 96))
+    assert out["total"].item() == pytest.approx(ref["total"].item())
+
+
+def test_box_loss_no_valid_boxes_is_zero_and_attached():
+    pred = torch.rand(2, 3, 4, requires_grad=True)
+    out = box_consistency_loss(pred, torch.rand(2, 3, 4), torch.zeros(2, 3, dtype=torch.bool), (8, 8))
+    assert out["total"].item() == 0.0
+    out["total"].backward()
+    assert pred.grad is not None
+
+
+def test_box_loss_shape_check():
+    with pytest.raises(ValueError, match="box shapes"):
+        box_consistency_loss(torch.zeros(1, 2, 4), torch.zeros(1, 3, 4), torch.ones(1, 2), (8, 8))
+
+
+# ------------------------------------------------------------------ semantic
+def test_semantic_class_weights():
+    w = semantic_class_weights(5.0)
+    assert w.shape == (NUM_CLASSES,)
+    for c in range(NUM_CLASSES):
+        assert w[c].item() == (5.0 if c in SMALL_CLASSES else 1.0)
+    with pytest.raises(ConfigError):
+        semantic_class_weights(0.0)
+
+
+def test_semantic_loss_hand_value_and_ignore():
+    logits = torch.zeros(1, NUM_CLASSES, 1, 3)
+    logits[0, 0, 0, 0] = 2.0  # pixel 0: road predicted, label road
+    semantic = torch.tensor([[[0, TRAIN_ID["traffic sign"], IGNORE_ID]]])
+    p_road = math.exp(2.0) / (math.exp(2.0) + NUM_CLASSES - 1)
+    ce0 = -math.log(p_road)
+    ce1 = math.log(NUM_CLASSES)
+    assert semantic_consistency_loss(logits, semantic).item() == pytest.approx((ce0 + ce1) / 2, rel=1e-5)
+    weighted = semantic_consistency_loss(logits, semantic, semantic_class_weights(4.0)).item()
+    assert weighted == pytest.approx((ce0 + 4 * ce1) / 5, rel=1e-5)
+    assert weighted > (ce0 + ce1) / 2  # the washed-out sign costs more
+
+
+def test_semantic_loss_all_ignored_is_zero_attached():
+    logits = torch.randn(1, NUM_CLASSES, 2, 2, requires_grad=True)
+    loss = semantic_consistency_loss(logits, torch.full((1, 2, 2), IGNORE_ID))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_semantic_loss_gradient_nonzero():
+    logits = torch.randn(2, NUM_CLASSES, 4, 4, requires_grad=True)
+    semantic = torch.randint(0, NUM_CLASSES, (2, 4, 4))
+    semantic_consistency_loss(logits, semantic, semantic_class_weights(3.0)).backward()
+    assert logits.grad.abs().sum() > 0

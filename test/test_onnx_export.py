@@ -1,0 +1,171 @@
+"""ONNX export: graph interface, eager parity (<= 1e-3 in [-1, 1] space), OnnxTranslator, CLI."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from sim2real.errors import CheckpointError, ConfigError, LabelError
+from sim2real.translator.checkpoint import save_checkpoint
+from sim2real.translator.config import GeneratorConfig, get_generator_config
+from sim2real.translator.generator import TranslatorGenerator
+from sim2real.translator.inference import Translator
+from sim2real.translator.onnx_export import (
+    OnnxTranslator,
+    export_onnx,
+    main,
+    onnx_parity,
+    synthetic_frame,
+)
+
+HEIGHT, WIDTH = 37, 61  # not multiples of the lite stride (8): padding happens inside the graph
+PARITY_TOLERANCE = 1e-3
+
+
+@pytest.fixture(scope="module")
+def lite() -> GeneratorConfig:
+    return get_generator_config("lite")
+
+
+@pytest.fixture(scope="module")
+def generator(lite: GeneratorConfig) -> TranslatorGenerator:
+    """The lite generator with every float tensor perturbed away from its (partly zero) initialisation."""
+    torch.manual_seed(0)
+    gen = TranslatorGenerator(lite)
+    with torch.no_grad():
+        for t in gen.state_dict().values():
+            if t.is_floating_point():
+                t.add_(torch.randn_like(t) * 0.05)
+    return gen.eval()
+
+
+@pytest.fixture(scope="module")
+def translator(generator: TranslatorGenerator, lite: GeneratorConfig) -> Translator:
+    return Translator.from_generator(generator, lite, device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory, generator: TranslatorGenerator) -> Path:
+    """The bare generator exported (cfg taken from ``generator.cfg``) at the default opset."""
+    path = tmp_path_factory.mktemp("onnx") / "lite.onnx"
+    assert export_onnx(generator, path, HEIGHT, WIDTH) == path
+    return path
+
+
+@pytest.fixture(scope="module")
+def runner(exported: Path) -> OnnxTranslator:
+    return OnnxTranslator(exported, intra_op_threads=1)
+
+
+def test_graph_interface_and_metadata(exported: Path, runner: OnnxTranslator, lite: GeneratorConfig) -> None:
+    model = onnx.load(str(exported))
+    onnx.checker.check_model(model)
+
+    def sig(values) -> list[tuple[str, int, list[int]]]:
+        return [
+            (v.name, v.type.tensor_type.elem_type, [d.dim_value for d in v.type.tensor_type.shape.dim])
+            for v in values
+        ]
+
+    f32, i64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
+    assert sig(model.graph.input) == [
+        ("rgb", f32, [1, 3, HEIGHT, WIDTH]),
+        ("semantic", i64, [1, HEIGHT, WIDTH]),
+        ("instance", i64, [1, HEIGHT, WIDTH]),
+    ]
+    assert sig(model.graph.output) == [("output", f32, [1, 3, HEIGHT, WIDTH])]
+    assert (runner.height, runner.width) == (HEIGHT, WIDTH)
+    assert runner.metadata["config"] == lite.to_dict()
+    assert runner.model_name == "lite"
+    info = runner.export_info
+    assert (info["height"], info["width"], info["max_instances"], info["stride"]) == (HEIGHT, WIDTH, 16, 8)
+    assert not list(exported.parent.glob(".*.tmp"))  # the atomic write left no temp file
+
+
+@pytest.mark.parametrize("num_instances", [0, 3, 20])  # none, a few, more than the cap of 16
+def test_parity_with_eager(translator: Translator, runner: OnnxTranslator, num_instances: int) -> None:
+    worst = onnx_parity(translator, runner, num_instances=num_instances, seed=num_instances)
+    print(f"ONNX parity, {num_instances} instances: max abs difference {worst:.2e}")
+    assert worst <= PARITY_TOLERANCE
+
+
+def test_parity_catches_a_different_network(runner: OnnxTranslator, lite: GeneratorConfig) -> None:
+    torch.manual_seed(1)
+    other = Translator.from_generator(TranslatorGenerator(lite), lite, device="cpu", precision="fp32")
+    with torch.no_grad():
+        for t in other.generator.state_dict().values():
+            if t.is_floating_point():
+                t.add_(torch.randn_like(t) * 0.05)
+    assert onnx_parity(other, runner) > 10 * PARITY_TOLERANCE
+
+
+def test_onnx_translate_matches_eager_uint8(translator: Translator, runner: OnnxTranslator) -> None:
+    frames = [synthetic_frame(HEIGHT, WIDTH, seed=s, num_instances=s) for s in range(2)]
+    rgb, sem, inst = (np.stack([f[i] for f in frames]) for i in range(3))
+    out = runner.translate(rgb, sem, inst)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    ref = translator.translate(rgb, sem, inst)
+    assert np.abs(out.astype(np.int16) - ref).max() <= 1
+    single = runner(rgb[1], sem[1], inst[1])
+    assert single.shape == (HEIGHT, WIDTH, 3)
+    np.testing.assert_array_equal(single, out[1])
+
+
+def test_onnx_translate_validates(runner: OnnxTranslator) -> None:
+    rgb, sem, inst = synthetic_frame(HEIGHT + 1, WIDTH)
+    expected = rf"frame size \({HEIGHT + 1}, {WIDTH}\) does not match the exported graph \({HEIGHT}, {WIDTH}\)"
+    with pytest.raises(ValueError, match=expected):
+        runner.translate(rgb, sem, inst)
+    rgb, sem, inst = synthetic_frame(HEIGHT, WIDTH)
+    with pytest.raises(TypeError, match="takes numpy arrays"):
+        runner.translate(torch.from_numpy(rgb), torch.from_numpy(sem), torch.from_numpy(inst.astype(np.int64)))
+    with pytest.raises(ValueError, match=r"semantic must have shape"):
+        runner.translate(rgb, sem[:-1], inst)
+    with pytest.raises(LabelError, match="semantic holds ids"):
+        runner.translate(rgb, np.full_like(sem, 30), inst)
+
+
+def test_export_argument_errors(tmp_path: Path, translator: Translator) -> None:
+    with pytest.raises(ConfigError, match=r"opset 16 is not supported: the graph needs opset >= 17"):
+        export_onnx(translator, tmp_path / "x.onnx", 32, 32, opset=16)
+    with pytest.raises(TypeError, match="needs a Translator or a generator nn.Module, got dict"):
+        export_onnx({}, tmp_path / "x.onnx", 32, 32)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="height and width must be >= 1, got 0x32"):
+        export_onnx(translator, tmp_path / "x.onnx", 0, 32)
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_exports_and_verifies(
+    tmp_path: Path, generator: TranslatorGenerator, lite: GeneratorConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = save_checkpoint(tmp_path / "g.safetensors", generator, lite)
+    out = tmp_path / "out" / "g.onnx"
+    assert main([str(ckpt), str(out), "--height", "24", "--width", "40", "--opset", "17"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out} (lite, 24x40, opset 17)" in printed
+    worst = float(printed.split("max abs difference ")[1].split()[0])
+    assert worst <= PARITY_TOLERANCE
+    runner = OnnxTranslator(out)
+    assert (runner.height, runner.width) == (24, 40)
+    assert json.loads(json.dumps(runner.metadata))["schema_version"] == 1
+
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    assert main([str(evil), str(tmp_path / "e.onnx"), "--height", "8", "--width", "8"]) == 2
+    assert "is a pickle / torch.save file" in capsys.readouterr().err
+    assert not (tmp_path / "e.onnx").exists()
+
+
+def test_onnx_translator_refuses_non_onnx(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        OnnxTranslator(tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a protobuf")
+    with pytest.raises(CheckpointError, match="cannot be opened by onnxruntime"):
+        OnnxTranslator(junk)
