@@ -120,9 +120,9 @@ def test_bag_source_rejects_non_canonical_labels(tmp_path: Path) -> None:
     write_bag(tmp_path / "bag", {t: [40 * ms] for t in TOPICS.as_list()})  # semantic 40 % 19 = 2: fine
     assert len(list(BagSourceDataset([tmp_path / "bag"]))) == 1
 
-    def bad_decoder(sem: np.ndarray, inst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def bad_decoder(sem: np.ndarray, se: str, inst: np.ndarray, ie: str) -> tuple[np.ndarray, np.ndarray]:
         from sim2real.training.datasets import canonical_labels
-        return canonical_labels(sem + 30, inst)
+        return canonical_labels(sem + 30, se, inst, ie)
 
     with pytest.raises(LabelError, match="outside train ids"):
         list(BagSourceDataset([tmp_path / "bag"], label_decoder=bad_decoder))

@@ -10,6 +10,7 @@ Every dataset yields dicts of tensors: ``rgb`` float (3, H, W) in [-1, 1]; sourc
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,16 +30,26 @@ from sim2real.labels import IGNORE_ID, cityscapes_instances_to_canonical, label_
 from sim2real.training.transforms import PairedTransform
 
 __all__ = [
-    "BagSourceDataset", "BagTargetDataset", "CityscapesSourceDataset", "ImageFolderDataset",
-    "MatchStats", "SourceTopics", "match_triplets", "to_sample",
+    "BagSourceDataset",
+    "BagTargetDataset",
+    "CityscapesSourceDataset",
+    "ImageFolderDataset",
+    "MatchStats",
+    "ProceduralSourceDataset",
+    "SourceTopics",
+    "adapter_label_decoder",
+    "canonical_labels",
+    "match_triplets",
+    "to_sample",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-#: (semantic, instance) arrays as stored -> canonical (train ids uint8, instance uint16)
-LabelDecoder = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: (semantic array, its encoding, instance array, its encoding) as stored -> canonical (uint8, uint16)
+LabelDecoder = Callable[[np.ndarray, str, np.ndarray, str], tuple[np.ndarray, np.ndarray]]
 
 
-def canonical_labels(semantic: np.ndarray, instance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def canonical_labels(semantic: np.ndarray, _sem_encoding: str, instance: np.ndarray, _inst_encoding: str
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Labels already in the canonical spaces (what sim2real's simulator and adapters publish), checked."""
     if semantic.ndim != 2 or instance.shape != semantic.shape:
         raise LabelError(f"semantic {semantic.shape} and instance {instance.shape} must be equal (H, W) maps")
@@ -46,6 +57,21 @@ def canonical_labels(semantic: np.ndarray, instance: np.ndarray) -> tuple[np.nda
     if bad.size:
         raise LabelError(f"semantic holds values outside train ids 0..18/255: {np.unique(bad)[:5].tolist()}")
     return semantic.astype(np.uint8, copy=False), instance.astype(np.uint16, copy=False)
+
+
+def adapter_label_decoder(simulator: str) -> LabelDecoder:
+    """Decode a real simulator's native semantic + instance images with its sim-bridge adapter."""
+    from sim_bridge.adapters import get_adapter
+
+    adapter = get_adapter(simulator)
+
+    def decode(semantic: np.ndarray, sem_encoding: str, instance: np.ndarray, inst_encoding: str
+               ) -> tuple[np.ndarray, np.ndarray]:
+        sem = adapter.decode_semantic(semantic, sem_encoding)
+        _, inst = adapter.decode_instance(instance, inst_encoding, semantic=sem)
+        return sem, inst
+
+    return decode
 
 
 def to_sample(rgb: np.ndarray, semantic: np.ndarray | None = None, instance: np.ndarray | None = None
@@ -147,6 +173,13 @@ class SourceTopics:
         return [self.image, self.semantic, self.instance]
 
 
+def _encoding(msg: Any) -> str:
+    """An Image's encoding, or the original encoding a CompressedImage's format names ("" if none)."""
+    if hasattr(msg, "encoding"):
+        return msg.encoding
+    return msg.format.split(";")[0].strip() if ";" in msg.format else ""
+
+
 class BagSourceDataset(IterableDataset):
     """Streams (RGB, semantic, instance) triplets from rosbag2 recordings, matched by header stamp.
 
@@ -198,11 +231,44 @@ class BagSourceDataset(IterableDataset):
                 ) -> dict[str, torch.Tensor]:
         img_m, sem_m, ins_m = triplet
         rgb = to_rgb8(img_m.msg)  # Image or CompressedImage, any colour encoding -> RGB
-        semantic, instance = self.label_decoder(decode_image(types[sem_m.topic], sem_m.msg),
-                                                decode_image(types[ins_m.topic], ins_m.msg))
+        semantic, instance = self.label_decoder(
+            decode_image(types[sem_m.topic], sem_m.msg), _encoding(sem_m.msg),
+            decode_image(types[ins_m.topic], ins_m.msg), _encoding(ins_m.msg))
         if semantic.shape != rgb.shape[:2]:
             raise LabelError(f"label size {semantic.shape} differs from image size {rgb.shape[:2]} at stamp "
                              f"{img_m.stamp_ns} ns")
+        if self.transform is not None:
+            rgb, (semantic, instance) = self.transform(rgb, [semantic, instance],
+                                                       _rng(self.seed, self.epoch, index), [IGNORE_ID, 0])
+        return to_sample(rgb, semantic, instance)
+
+
+class ProceduralSourceDataset(Dataset):
+    """The built-in procedural simulator as a map-style dataset: item i = frame i (random access).
+
+    Frames are spread over ``frames`` indices with a stride, so a small dataset still covers varied scenes;
+    ``time_of_day`` is varied per frame when ``vary_time_of_day`` so the translator sees day and dusk.
+    """
+
+    def __init__(self, frames: int, width: int = 640, height: int = 360, seed: int = 0, *,
+                 transform: PairedTransform | None = None, stride: int = 7, vary_time_of_day: bool = True) -> None:
+        from sim_bridge.procedural import ProceduralSimulator, SimConfig
+
+        if frames < 1:
+            raise ConfigError(f"ProceduralSourceDataset needs frames >= 1, got {frames}")
+        self.frames, self.stride, self.transform, self.seed, self.epoch = frames, stride, transform, seed, 0
+        base = SimConfig(width=width, height=height, seed=seed)
+        hours = (8.0, 12.0, 16.0, 18.5) if vary_time_of_day else (base.time_of_day,)
+        self.sims = [ProceduralSimulator(dataclasses.replace(base, time_of_day=h)) for h in hours]
+
+    def __len__(self) -> int:
+        return self.frames
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < self.frames:
+            raise IndexError(f"frame {index} outside 0..{self.frames - 1}")
+        frame = self.sims[index % len(self.sims)].frame(index * self.stride)
+        rgb, semantic, instance = frame.rgb, frame.semantic, frame.instance
         if self.transform is not None:
             rgb, (semantic, instance) = self.transform(rgb, [semantic, instance],
                                                        _rng(self.seed, self.epoch, index), [IGNORE_ID, 0])

@@ -1,0 +1,264 @@
+"""Typed training configuration: YAML -> nested frozen dataclasses, strict keys, ``a.b=c`` overrides.
+
+Each component keeps its own config type (GeneratorConfig, DiscriminatorConfig, LossWeights, AuxConfig);
+:class:`TrainConfig` only groups them. Unknown keys, wrong types and bad values raise ConfigError naming
+the dotted path and the valid choices, so a typo in a YAML file never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from sim2real.errors import ConfigError
+from sim2real.translator.aux_nets import AuxConfig
+from sim2real.translator.config import GENERATOR_PRESETS, GeneratorConfig
+from sim2real.translator.discriminator import DiscriminatorConfig
+from sim2real.translator.objective import LossWeights
+
+__all__ = [
+    "OptimConfig", "SourceDataConfig", "TargetDataConfig", "TrainConfig", "build", "load_train_config",
+    "to_plain",
+]
+
+
+@dataclass(frozen=True)
+class SourceDataConfig:
+    """Where labelled source frames come from.
+
+    kind: "procedural" (the built-in simulator, on the fly), "bag" (rosbag2 recordings with RGB + semantic +
+    instance topics) or "cityscapes" (folders in Cityscapes naming). ``adapter`` names a sim-bridge adapter
+    whose decoder turns the stored labels into canonical ones (e.g. "carla"); None = already canonical.
+    """
+
+    kind: Literal["procedural", "bag", "cityscapes"] = "procedural"
+    paths: tuple[str, ...] = ()
+    image_topic: str = "/sim/camera/image"
+    semantic_topic: str = "/sim/camera/semantic"
+    instance_topic: str = "/sim/camera/instance"
+    tolerance_s: float = 0.0
+    adapter: str | None = None
+    val_paths: tuple[str, ...] = ()
+    frames: int = 2000
+    sim_width: int = 640
+    sim_height: int = 360
+    sim_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind in ("bag", "cityscapes") and not self.paths:
+            raise ConfigError(f"source.paths is required for source.kind={self.kind!r}")
+        if self.tolerance_s < 0:
+            raise ConfigError(f"source.tolerance_s must be >= 0, got {self.tolerance_s}")
+
+
+@dataclass(frozen=True)
+class TargetDataConfig:
+    """Where unlabelled target (real camera) frames come from: image folders or rosbag2 camera topics."""
+
+    kind: Literal["folder", "bag"] = "folder"
+    paths: tuple[str, ...] = ("../shared/data/real",)
+    topics: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.paths:
+            raise ConfigError("target.paths must name at least one folder or bag")
+        if self.kind == "bag" and not self.topics:
+            raise ConfigError("target.topics is required for target.kind='bag'")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam with GAN betas for generator / discriminators / critics, a schedule and gradient clipping."""
+
+    lr_generator: float = 2e-4
+    lr_discriminator: float = 2e-4
+    lr_aux: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+    schedule: Literal["constant", "linear", "cosine"] = "linear"
+    warmup_steps: int = 0
+    decay_start: float = 0.5
+    grad_clip: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.decay_start <= 1.0:
+            raise ConfigError(f"optim.decay_start is a fraction of the steps in [0, 1], got {self.decay_start}")
+        if self.grad_clip < 0:
+            raise ConfigError(f"optim.grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; saved in every checkpoint."""
+
+    out_dir: str = "runs/default"
+    steps: int = 1000
+    batch_size: int = 2
+    crop: tuple[int, int] = (128, 256)
+    resize_short: int | None = 256
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    num_workers: int = 0
+    ema_decay: float = 0.999
+    log_every: int = 10
+    image_every: int = 200
+    val_every: int = 200
+    val_frames: int = 4
+    checkpoint_every: int = 100
+    keep_last: int = 3
+    init_from: str | None = None
+    freeze: tuple[str, ...] = ()
+    generator_preset: str = "lite"
+    generator: dict[str, Any] = field(default_factory=dict)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    losses: LossWeights = field(default_factory=LossWeights)
+    aux: AuxConfig = field(default_factory=AuxConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    source: SourceDataConfig = field(default_factory=SourceDataConfig)
+    target: TargetDataConfig = field(default_factory=TargetDataConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every", "image_every", "val_every", "checkpoint_every",
+                     "keep_last"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.generator_preset not in GENERATOR_PRESETS:
+            raise ConfigError(f"generator_preset {self.generator_preset!r} unknown; valid: "
+                              f"{sorted(GENERATOR_PRESETS)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        self.generator_config()  # validates the overrides now, not at step 0 of a long run
+
+    def generator_config(self) -> GeneratorConfig:
+        """The preset with ``generator`` overrides applied (validated by GeneratorConfig)."""
+        base = GENERATOR_PRESETS[self.generator_preset].to_dict()
+        unknown = sorted(set(self.generator) - set(base))
+        if unknown:
+            raise ConfigError(f"generator: unknown field(s) {unknown}; valid: {sorted(base)}")
+        return GeneratorConfig.from_dict({**base, **self.generator})
+
+
+# --- building dataclasses from plain data ---
+def _convert_union(value: Any, hint: Any, path: str) -> Any:
+    args = typing.get_args(hint)
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in (a for a in args if a is not type(None)):
+        try:
+            return _convert(value, arg, path)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    raise ConfigError(f"{path}: {value!r} matches none of {hint}: {'; '.join(errors)}")
+
+
+def _convert_tuple(value: Any, hint: Any, path: str) -> tuple:
+    args = typing.get_args(hint)
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{path}: expected a list, got {value!r}")
+    if len(args) == 2 and args[1] is Ellipsis:
+        args = (args[0],) * len(value)
+    if len(value) != len(args):
+        raise ConfigError(f"{path}: expected {len(args)} values, got {len(value)}")
+    return tuple(_convert(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+
+
+def _convert_scalar(value: Any, hint: Any, path: str) -> Any:
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    wrong_type = isinstance(hint, type) and not isinstance(value, hint)
+    if wrong_type or (hint in (int, float) and isinstance(value, bool)):
+        raise ConfigError(f"{path}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    return value
+
+
+def _convert(value: Any, hint: Any, path: str) -> Any:
+    """Check / coerce one plain value against a type hint (dataclass, Union, Literal, tuple, dict, scalar)."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, path)
+    if origin is typing.Union or origin is types.UnionType:
+        return _convert_union(value, hint, path)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(f"{path}: {value!r} is not one of {list(typing.get_args(hint))}")
+        return value
+    if origin is tuple:
+        return _convert_tuple(value, hint, path)
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
+    return _convert_scalar(value, hint, path)
+
+
+def build(cls: type, data: Any, path: str = "config") -> Any:
+    """Build dataclass ``cls`` from a mapping, recursively; unknown keys raise ConfigError listing valid ones."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping for {cls.__name__}, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; valid keys of {cls.__name__}: {names}")
+    kwargs = {k: _convert(v, hints[k], f"{path}.{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses / tuples -> JSON/YAML-able dicts and lists."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Apply ``a.b.c=value`` (value parsed as YAML) to nested ``data`` in place."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like key.sub=value")
+    key, raw = override.split("=", 1)
+    value = yaml.safe_load(raw)
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a YAML config (``yaml.safe_load``), apply overrides, and build a validated TrainConfig."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    for override in overrides:
+        apply_override(data, override)
+    return build(TrainConfig, data)
