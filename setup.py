@@ -32,5 +32,20 @@ setup(
     maintainer_email="dev@sim2real.invalid",
     description="In-the-loop sim-to-real image translation for ROS 2",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            # ROS 2 nodes (`ros2 run sim2real <name>` on a full install; `python -m sim2real.nodes.<name>` here)
+            "sim_node = sim2real.nodes.sim_node:main",
+            "sim_adapter_node = sim2real.nodes.sim_adapter_node:main",
+            "translate_node = sim2real.nodes.translate_node:main",
+            "record_node = sim2real.nodes.record_node:main",
+            # command-line tools
+            "sim2real-launch = sim2real.launcher:main",
+            "sim2real-sim = sim_bridge.record_cli:main",
+            "sim2real-train = sim2real.training.cli:main",
+            "sim2real-export-onnx = sim2real.translator.onnx_export:main",
+            "sim2real-model-info = sim2real.translator.complexity:main",
+            "carla_spawn_cameras = sim_bridge.carla_plugin.spawn_cameras:main",
+        ],
+    },
 )

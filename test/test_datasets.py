@@ -186,3 +186,32 @@ def test_paired_transform_keeps_labels_aligned_and_exact() -> None:
     assert set(np.unique(inst2)) <= set(np.unique(instance))
     with pytest.raises(ConfigError, match="hflip"):
         PairedTransform(hflip=2.0)
+
+
+def test_carla_bag_trains_directly_through_the_adapter(tmp_path: Path, shared_data: Path) -> None:
+    """A bag in CARLA's native encodings (bgra8 RGB, tag semantic, bgra8 instance camera) decodes canonically."""
+    import cv2
+
+    from sim2real.training.datasets import adapter_label_decoder
+
+    stem = sorted((shared_data / "carla").glob("*_img.png"))[0].name.removesuffix("_img.png")
+    rgb = cv2.imread(str(shared_data / "carla" / f"{stem}_img.png"), cv2.IMREAD_COLOR)[::8, ::8]
+    tags = cv2.imread(str(shared_data / "carla" / f"{stem}_labelIds.png"), cv2.IMREAD_UNCHANGED)[::8, ::8]
+    inst = cv2.imread(str(shared_data / "carla" / f"{stem}_instance.png"), cv2.IMREAD_COLOR)[::8, ::8]
+    bgra = lambda a: cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_BGR2BGRA)  # noqa: E731
+    topics = SourceTopics("/carla/hero/rgb/image", "/carla/hero/semantic/image", "/carla/hero/instance/image")
+    header = Header(stamp=Time(sec=5, nanosec=0), frame_id="hero")
+    with Writer(tmp_path / "carla", version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        for topic, array, enc in ((topics.image, bgra(rgb), "bgra8"), (topics.semantic, tags, "mono8"),
+                                  (topics.instance, bgra(inst), "bgra8")):
+            conn = writer.add_connection(topic, "sensor_msgs/msg/Image", typestore=TS)
+            msg = Image(header=header, **image_fields(np.ascontiguousarray(array), enc, data_type="numpy"))
+            writer.write(conn, 5 * 10**9, TS.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    [sample] = list(BagSourceDataset([tmp_path / "carla"], topics, label_decoder=adapter_label_decoder("carla")))
+    semantic, instance = sample["semantic"], sample["instance"]
+    assert set(torch.unique(semantic).tolist()) <= set(range(19)) | {255}
+    car = semantic == 13
+    assert car.any() and (instance[car] > 0).float().mean() > 0.9, "car pixels must carry instance ids"
+    assert (instance[semantic == 10] == 0).all(), "sky has no instance id"
+    expected_rgb = torch.from_numpy(rgb[..., ::-1].copy()).permute(2, 0, 1).float() / 127.5 - 1
+    assert torch.allclose(sample["rgb"], expected_rgb)
