@@ -39,10 +39,12 @@ setup(
             "sim_adapter_node = sim2real.nodes.sim_adapter_node:main",
             "translate_node = sim2real.nodes.translate_node:main",
             "record_node = sim2real.nodes.record_node:main",
+            "trainer_node = sim2real.nodes.trainer_node:main",
             # command-line tools
             "sim2real-launch = sim2real.launcher:main",
             "sim2real-sim = sim_bridge.record_cli:main",
             "sim2real-train = sim2real.training.cli:main",
+            "sim2real-translate-bag = sim2real.translate_bag:main",
             "sim2real-export-onnx = sim2real.translator.onnx_export:main",
             "sim2real-model-info = sim2real.translator.complexity:main",
             "carla_spawn_cameras = sim_bridge.carla_plugin.spawn_cameras:main",

@@ -77,9 +77,12 @@ export ROS_HOME="\${ROS_HOME:-$REPO/.ros}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="\${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export AMENT_PREFIX_PATH="$VENV\${AMENT_PREFIX_PATH:+:\${AMENT_PREFIX_PATH}}"
 export RMW_IMPLEMENTATION="\${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
-# Large images: SHM segment of 16 MB + UDPv4 (see config/fastdds.xml). Kilted reads the first, Jazzy the second.
+# Large images: a 32 MB SHM segment + UDPv4 (see config/fastdds.xml). Kilted reads FASTDDS_*; Humble/Jazzy
+# read only FASTRTPS_*, which Kilted still honours but warns about on every start, so set it only there.
 export FASTDDS_DEFAULT_PROFILES_FILE="\${FASTDDS_DEFAULT_PROFILES_FILE:-$REPO/config/fastdds.xml}"
-export FASTRTPS_DEFAULT_PROFILES_FILE="\${FASTRTPS_DEFAULT_PROFILES_FILE:-$REPO/config/fastdds.xml}"
+case "\${ROS_DISTRO:-kilted}" in
+  humble|iron|jazzy) export FASTRTPS_DEFAULT_PROFILES_FILE="\${FASTRTPS_DEFAULT_PROFILES_FILE:-$REPO/config/fastdds.xml}" ;;
+esac
 # glibc malloc: keep large frame buffers off mmap/trim churn (halves 720p latency, see docs).
 export MALLOC_MMAP_THRESHOLD_=67108864
 export MALLOC_TRIM_THRESHOLD_=536870912

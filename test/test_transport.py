@@ -25,8 +25,8 @@ def transport_env(tmp_path: Path, profile: Path | None) -> dict[str, str]:
     env = isolated_env(tmp_path / "ros_home")
     for var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
         env.pop(var, None)
-        if profile is not None:
-            env[var] = str(profile)
+    if profile is not None:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
     return env
 
 

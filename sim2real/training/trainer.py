@@ -139,11 +139,13 @@ class Trainer:
         target: unlabelled target dataset (dicts with rgb).
         val_source: held-out source frames for validation (the first ``cfg.val_frames`` are used).
         resume: continue from the newest valid checkpoint in ``cfg.out_dir`` when there is one.
+        progress: show a tqdm bar with rate and ETA on rank 0 (off for nodes, which publish progress).
     """
 
     def __init__(self, cfg: TrainConfig, source: Any, target: Any, val_source: Any | None = None, *,
-                 resume: bool = True, log: Callable[[str], None] | None = None) -> None:
+                 resume: bool = True, log: Callable[[str], None] | None = None, progress: bool = True) -> None:
         self.cfg = cfg
+        self.progress = progress
         self.rank, self.world = _distributed()
         self.is_main = self.rank == 0
         self.log = log or (lambda msg: tqdm.write(msg) if self.is_main else None)
@@ -479,7 +481,8 @@ class Trainer:
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.json").write_text(json.dumps(to_plain(self.cfg), indent=2))
-        bar = tqdm(total=total, initial=self.step, disable=not self.is_main, dynamic_ncols=True, desc="train")
+        bar = tqdm(total=total, initial=self.step, disable=not (self.is_main and self.progress), dynamic_ncols=True,
+                   desc="train")
         losses: dict[str, float] = {}
         tick = time.monotonic()
         try:

@@ -1,0 +1,318 @@
+"""record_node: write chosen topics to a rosbag2 (mcap or sqlite3) with rosbags; no rosbag2_py needed.
+
+    python -m sim2real.nodes.record_node --ros-args -p output:=out/run1 -p storage:=mcap \\
+        -p "topics:=['/translated/image', '/translated/semantic', '/translated/camera_info:sensor_msgs/msg/CameraInfo']"
+
+On a full ROS 2 install the equivalent is::
+
+    ros2 bag record -s mcap -o out/run1 /translated/image /translated/semantic /translated/camera_info
+
+Parameters (declared once, read-only; validated at start):
+
+``topics`` (string array, required)
+    Topic names, each optionally followed by ``:<type>`` (``pkg/msg/Type``). Types are discovered from the
+    graph: a topic is subscribed as soon as a publisher of it appears (checked every ``discovery_period_s``),
+    with the publisher's type; a type given with ``:<type>`` is checked against it and settles topics
+    published with several types. Relative names resolve in the node's namespace. On the command line quote
+    the entries that carry a type (YAML reads ``a:b`` in a flow list as a mapping): ``"['/a', '/b:pkg/msg/T']"``.
+``output`` (string, required)
+    The bag directory. It must not exist: an existing recording is never overwritten (the node exits 1).
+``storage``
+    ``mcap`` (default) or ``sqlite3``.
+``reliability``
+    ``auto`` (default: reliable when every publisher of the topic offers reliable, else best effort, like
+    ``ros2 bag record``'s QoS adaptation), ``reliable`` or ``best_effort``; history depth ``depth``.
+``stats_file``
+    Where to write the per-topic message counts as JSON at shutdown (empty = off).
+
+Messages are subscribed with ``raw=True`` and the serialized bytes are written as they are
+(:meth:`sim2real.bag_writer.BagWriter.write_raw`): no deserialize / serialize round trip, so the message (and
+its header) is stored untouched. The bag timestamp of a message is its *receive* time on the node's clock
+(``use_sim_time`` applies), as with ``ros2 bag record``. SIGINT / SIGTERM stop the node and close the bag
+(metadata.yaml written). A write error is logged (rate-limited), counted and the recording goes on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import queue
+import re
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+
+from sim2real.bag_writer import STORAGES, BagWriter
+from sim2real.errors import ConfigError
+from sim2real.node_stats import LogRateLimiter
+from sim2real.nodes.translate_node import spin_until_signal
+
+__all__ = ["NODE_NAME", "BagThread", "RecordNode", "import_message_type", "main", "parse_topic_spec"]
+
+NODE_NAME: Final = "record_node"
+RELIABILITIES: Final = ("auto", "reliable", "best_effort")
+_TYPE_RE: Final = re.compile(r"^[A-Za-z_]\w*/msg/[A-Za-z_]\w*$")
+
+
+def parse_topic_spec(entry: str) -> tuple[str, str | None]:
+    """``"/a/b"`` -> ``("/a/b", None)``; ``"/a/b:sensor_msgs/msg/Image"`` -> ``("/a/b", "sensor_msgs/msg/Image")``.
+
+    Raises ConfigError for an empty name or a type not of the form ``pkg/msg/Type``.
+    """
+    name, sep, msgtype = entry.strip().partition(":")
+    name = name.strip()
+    if not name:
+        raise ConfigError(f"topic entry {entry!r} has no topic name")
+    if not sep:
+        return name, None
+    msgtype = msgtype.strip()
+    if not _TYPE_RE.match(msgtype):
+        raise ConfigError(f"topic entry {entry!r}: type must look like 'pkg/msg/Type', got {msgtype!r}")
+    return name, msgtype
+
+
+def import_message_type(msgtype: str) -> Any:
+    """``"sensor_msgs/msg/Image"`` -> the rclpy message class; ConfigError when it is not installed."""
+    package, _, name = msgtype.partition("/msg/")
+    try:
+        return getattr(importlib.import_module(f"{package}.msg"), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"message type {msgtype!r} is not available in this Python environment: {exc}") from exc
+
+
+class BagThread:
+    """Owns a :class:`BagWriter` on one thread (open, every write, close: sqlite3 objects are bound to the
+    thread that made them) and takes ``(topic, msgtype, data, timestamp)`` from a bounded queue, so callbacks
+    never wait for the disk. A full queue refuses the message (the caller counts it)."""
+
+    def __init__(self, path: str, storage: str, *, on_error: Callable[[str, Exception], None],
+                 max_pending: int = 1000) -> None:
+        """Open the bag on the writer thread; raise what opening raised (e.g. BagError: output exists)."""
+        self.path, self.storage = Path(path), storage
+        self.written: Counter[str] = Counter()
+        self._on_error = on_error
+        self._queue: queue.Queue[tuple[str, str, bytes, int] | None] = queue.Queue(maxsize=max_pending)
+        self._opened = threading.Event()
+        self._open_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="bag_writer", daemon=True)
+        self._thread.start()
+        self._opened.wait()
+        if self._open_error is not None:
+            raise self._open_error
+
+    def _run(self) -> None:
+        try:
+            bag = BagWriter(self.path, storage=self.storage).open()
+        except BaseException as exc:  # reported to the constructor
+            self._open_error = exc
+            self._opened.set()
+            return
+        self._opened.set()
+        try:
+            while (item := self._queue.get()) is not None:
+                topic, msgtype, data, timestamp = item
+                try:
+                    bag.write_raw(topic, msgtype, data, timestamp)
+                except Exception as exc:  # one bad write does not end the recording
+                    self._on_error(topic, exc)
+                else:
+                    self.written[topic] += 1
+        finally:
+            bag.close()
+
+    def put(self, topic: str, msgtype: str, data: bytes, timestamp: int) -> bool:
+        """Queue one message; False when the writer is ``max_pending`` messages behind."""
+        try:
+            self._queue.put_nowait((topic, msgtype, data, timestamp))
+        except queue.Full:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Write what is queued, close the bag (metadata.yaml) and end the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
+def _descriptor(description: str, ptype: int, *, constraints: str = "",
+                float_range: tuple[float, float] | None = None,
+                int_range: tuple[int, int] | None = None) -> ParameterDescriptor:
+    desc = ParameterDescriptor(description=description, type=ptype, read_only=True,
+                               additional_constraints=constraints)
+    if float_range is not None:
+        desc.floating_point_range = [FloatingPointRange(from_value=float_range[0], to_value=float_range[1])]
+    if int_range is not None:
+        desc.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
+    return desc
+
+
+def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
+    return [
+        ("topics", [""], _descriptor(
+            "topics to record: 'name' or 'name:pkg/msg/Type'", ParameterType.PARAMETER_STRING_ARRAY,
+            constraints="non-empty list")),
+        ("output", "", _descriptor("bag directory (must not exist)", ParameterType.PARAMETER_STRING)),
+        ("storage", "mcap", _descriptor(
+            "rosbag2 storage plugin", ParameterType.PARAMETER_STRING, constraints=" | ".join(STORAGES))),
+        ("reliability", "auto", _descriptor(
+            "subscription reliability", ParameterType.PARAMETER_STRING, constraints=" | ".join(RELIABILITIES))),
+        ("depth", 100, _descriptor("subscription history depth", ParameterType.PARAMETER_INTEGER,
+                                   int_range=(1, 10000))),
+        ("discovery_period_s", 0.5, _descriptor(
+            "how often to look for the types of topics given without one", ParameterType.PARAMETER_DOUBLE,
+            float_range=(0.05, 60.0))),
+        ("stats_file", "", _descriptor("per-topic counts as JSON at shutdown; empty = off",
+                                       ParameterType.PARAMETER_STRING)),
+    ]
+
+
+class RecordNode(Node):
+    """Subscribes (raw) to the configured topics and writes every message to one bag."""
+
+    def __init__(self, **node_kwargs: Any) -> None:
+        """Validate parameters, open the bag (refusing to overwrite), subscribe. Raises ConfigError/BagError."""
+        super().__init__(NODE_NAME, **node_kwargs)
+        for name, default, desc in _parameter_table():
+            self.declare_parameter(name, default, desc)
+        p = {name: self.get_parameter(name).value for name, _, _ in _parameter_table()}
+        entries = [e for e in p["topics"] if e.strip()]
+        if not entries:
+            raise ConfigError("parameter 'topics' is empty: give the topics to record, e.g. -p 'topics:=[/a, /b]'")
+        if not p["output"]:
+            raise ConfigError("parameter 'output' is empty: give the bag directory to create")
+        if p["storage"] not in STORAGES:
+            raise ConfigError(f"storage must be one of {', '.join(STORAGES)}; got {p['storage']!r}")
+        if p["reliability"] not in RELIABILITIES:
+            raise ConfigError(f"reliability must be one of {', '.join(RELIABILITIES)}; got {p['reliability']!r}")
+        self._reliability: str = p["reliability"]
+        self._depth: int = p["depth"]
+        self._stats_file: str = p["stats_file"]
+        self._wanted: dict[str, str | None] = {}
+        for entry in entries:
+            name, msgtype = parse_topic_spec(entry)
+            resolved = self.resolve_topic_name(name)
+            self._wanted[resolved] = msgtype
+            if msgtype is not None:
+                import_message_type(msgtype)  # fail at start, not at the first message
+        self.counts: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self._errors_lock = threading.Lock()
+        self._limiter = LogRateLimiter(period=2.0)
+        self._subs: dict[str, Any] = {}
+        self._types: dict[str, str] = {}
+        self.bag = BagThread(p["output"], p["storage"], on_error=self._write_error)
+        self.get_logger().info(
+            f"recording {', '.join(self._wanted)} to {self.bag.path} ({p['storage']});"
+            f" equivalent: ros2 bag record -s {p['storage']} -o {self.bag.path} {' '.join(self._wanted)}"
+        )
+        self._timer: Any = None
+        self._discover()
+        if any(t not in self._subs for t in self._wanted):
+            self._timer = self.create_timer(p["discovery_period_s"], self._discover)
+
+    def _qos(self, topic: str) -> QoSProfile:
+        reliability = self._reliability
+        if reliability == "auto":
+            infos = self.get_publishers_info_by_topic(topic)
+            reliable = bool(infos) and all(
+                i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+            reliability = "reliable" if reliable else "best_effort"
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=self._depth, durability=DurabilityPolicy.VOLATILE,
+            reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
+        )
+
+    def _discover(self) -> None:
+        """Subscribe to every wanted topic that now has a publisher (so ``auto`` QoS can adapt to it)."""
+        graph = dict(self.get_topic_names_and_types())
+        for topic, given in self._wanted.items():
+            types = graph.get(topic, [])
+            if topic in self._subs or not types:
+                continue
+            if given is None and len(types) > 1:
+                self._log_once(topic, "types", f"{topic} is published with several types {types}:"
+                                               f" give one as '{topic}:<type>'")
+                continue
+            if given is not None and given not in types:
+                self._log_once(topic, "type", f"{topic} is published as {types}, not {given}: not recorded")
+                continue
+            msgtype = given or types[0]
+            try:
+                cls = import_message_type(msgtype)
+            except ConfigError as exc:
+                self._log_once(topic, "import", f"cannot record {topic}: {exc}")
+                continue
+            self._types[topic] = msgtype
+            self._subs[topic] = self.create_subscription(
+                cls, topic, lambda data, t=topic: self._on_message(t, data), self._qos(topic), raw=True)
+            self.get_logger().info(f"recording {topic} ({msgtype})")
+        if all(t in self._subs for t in self._wanted) and self._timer is not None:
+            self._timer.cancel()
+
+    def _log_once(self, topic: str, reason: str, message: str) -> None:
+        allowed, _ = self._limiter.allow((topic, reason))
+        if allowed:
+            self.get_logger().error(message)
+
+    def _on_message(self, topic: str, data: bytes) -> None:
+        if self.bag.put(topic, self._types[topic], data, self.get_clock().now().nanoseconds):
+            self.counts[topic] += 1
+        else:
+            self._write_error(topic, RuntimeError("writer queue full: the disk is slower than the topics"))
+
+    def _write_error(self, topic: str, exc: Exception) -> None:
+        """Count and log (rate-limited) a message that could not be written; called from both threads."""
+        with self._errors_lock:
+            self.errors[topic] += 1
+        allowed, suppressed = self._limiter.allow((topic, "write"))
+        if allowed:
+            more = f" [{suppressed} similar suppressed]" if suppressed else ""
+            self.get_logger().error(f"cannot write a message of {topic}: {exc!r}{more}")
+
+    def stop(self) -> dict[str, Any]:
+        """Close the bag; log and (optionally) write the counts; return them."""
+        self.bag.close()
+        summary = {
+            "output": str(self.bag.path), "storage": self.bag.storage,
+            "counts": {t: self.bag.written[t] for t in self._wanted}, "received": dict(self.counts),
+            "errors": dict(self.errors),
+            "never_seen": [t for t in self._wanted if t not in self._subs],
+        }
+        self.get_logger().info(
+            f"closed {self.bag.path}: " + ", ".join(f"{t}={n}" for t, n in summary["counts"].items())
+            + (f"; never published: {', '.join(summary['never_seen'])}" if summary["never_seen"] else "")
+        )
+        if self._stats_file:
+            Path(self._stats_file).write_text(json.dumps(summary, indent=1))
+        return summary
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point (``record_node``): record until SIGINT/SIGTERM; 1 on a bad configuration."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        try:
+            node = RecordNode()
+        except Exception as exc:  # bad parameters, existing output, unknown type
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+            return 1
+        spin_until_signal(node, SingleThreadedExecutor(), node.stop)
+        node.destroy_node()
+        return 0
+    finally:
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

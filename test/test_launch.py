@@ -1,0 +1,238 @@
+"""The translate node set: its pure description, the ``sim2real-launch`` runner, and the launch file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ros_testing import isolated_env, python_cmd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
+from frame_driver import make_checkpoint
+
+from sim2real.errors import ConfigError
+from sim2real.launch_description import (
+    ARGUMENTS,
+    LaunchConfig,
+    NodeSpec,
+    default_params_file,
+    describe,
+    format_param_value,
+    ros_args,
+)
+from sim2real.launcher import node_command, parse_args
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = REPO / "launch" / "translate.launch.py"
+
+
+def by_name(specs: list[NodeSpec]) -> dict[str, NodeSpec]:
+    return {s.name: s for s in specs}
+
+
+def test_builtin_source_starts_sim_and_translate_with_generic_names_remapped() -> None:
+    specs = describe(LaunchConfig())
+    assert [s.name for s in specs] == ["sim_node", "translate_node"]
+    sim, tr = specs
+    assert sim.module == "sim2real.nodes.sim_node" and sim.parameters == {"namespace": "/sim/camera"}
+    remaps = dict(tr.remappings)
+    assert {k: remaps[k] for k in ("image", "semantic", "instance", "camera_info")} == {
+        "image": "/sim/camera/image", "semantic": "/sim/camera/semantic",
+        "instance": "/sim/camera/instance", "camera_info": "/sim/camera/camera_info",
+    }
+    assert remaps["translated/image"] == "/translated/image"
+    assert remaps["translated/preview"] == "/translated/preview"
+    assert tr.params_files == (default_params_file(),) and Path(default_params_file()).is_file()
+    assert tr.parameters == {}  # model / device come from the params file unless given
+
+
+@pytest.mark.parametrize("source", ["carla", "isaac", "morai", "airsim"])
+def test_simulator_sources_use_the_adapter(source: str) -> None:
+    specs = by_name(describe(LaunchConfig(source=source, namespace="/cam0", model="/m/x.safetensors",
+                                          device="cuda:1")))
+    assert set(specs) == {"sim_adapter_node", "translate_node"}
+    assert specs["sim_adapter_node"].parameters == {"simulator": source, "output_prefix": "/cam0"}
+    assert dict(specs["translate_node"].remappings)["image"] == "/cam0/image"
+    assert specs["translate_node"].parameters == {"model": "/m/x.safetensors", "device": "cuda:1"}
+
+
+def test_source_none_and_record() -> None:
+    specs = by_name(describe(LaunchConfig(source="none", record=True, output="bags/a", storage="sqlite3",
+                                          output_namespace="/real")))
+    assert set(specs) == {"translate_node", "record_node"}
+    rec = specs["record_node"]
+    assert rec.parameters == {"output": "bags/a", "storage": "sqlite3", "topics": [
+        "/real/image", "/real/semantic", "/real/instance", "/real/camera_info"]}
+    assert dict(specs["translate_node"].remappings)["translated/semantic"] == "/real/semantic"
+
+
+def test_invalid_configurations_are_refused_with_the_valid_choices() -> None:
+    with pytest.raises(ConfigError, match="builtin, carla"):
+        LaunchConfig(source="gazebo")
+    with pytest.raises(ConfigError, match="absolute ROS namespace"):
+        LaunchConfig(namespace="sim/camera")
+    with pytest.raises(ConfigError, match="safetensors"):
+        LaunchConfig(model="gen.pt")
+    with pytest.raises(ConfigError, match="unknown argument"):
+        LaunchConfig.from_strings({"sauce": "builtin"})
+    with pytest.raises(ConfigError, match="record must be one of"):
+        LaunchConfig.from_strings({"record": "maybe"})
+    with pytest.raises(ConfigError, match="do not start|does not start"):
+        describe(LaunchConfig(source="none", node_parameters={"sim_node": {"width": 3}}))
+
+
+def test_record_without_output_gets_a_dated_directory() -> None:
+    cfg = LaunchConfig.from_strings({"record": "true"}, now=0.0)
+    assert cfg.record and cfg.output.startswith("sim2real_19")
+
+
+def test_param_values_survive_rcl_yaml_typing() -> None:
+    assert format_param_value(True) == "true"
+    assert format_param_value(96) == "96" and format_param_value(0.5) == "0.5"
+    assert format_param_value("/tmp/a/b.safetensors") == "/tmp/a/b.safetensors"
+    assert format_param_value("true") == "'true'" and format_param_value("1.5") == "'1.5'"
+    assert format_param_value("a:b") == "'a:b'" and format_param_value("it's") == "'it''s'"
+    assert format_param_value(["/a", "/b:pkg/msg/T"]) == "[/a, '/b:pkg/msg/T']"
+
+
+def test_ros_args_and_runner_command_line() -> None:
+    spec = NodeSpec("translate_node", "translate_node", "sim2real.nodes.translate_node",
+                    {"model": "/m.safetensors", "warmup_width": 96}, ("/p.yaml",), (("image", "/s/image"),))
+    assert ros_args(spec) == ["--ros-args", "-r", "__node:=translate_node", "-r", "image:=/s/image",
+                              "--params-file", "/p.yaml", "-p", "model:=/m.safetensors", "-p", "warmup_width:=96"]
+    assert node_command(spec)[:3] == [sys.executable, "-m", "sim2real.nodes.translate_node"]
+
+
+def test_runner_arguments() -> None:
+    req = parse_args(["translate", "source:=none", "record:=true", "output:=x", "duration:=2.5",
+                      "translate_node.warmup_width:=96", "record_node.topics:=['/a', '/b']"])
+    assert req.duration == 2.5
+    assert req.config.source == "none" and req.config.output == "x"
+    assert req.config.node_parameters == {
+        "translate_node": {"warmup_width": 96}, "record_node": {"topics": ["/a", "/b"]}}
+    for bad in (["run"], ["translate", "source=builtin"], ["translate", "duration:=-1"], ["translate", "x:=1"]):
+        with pytest.raises(ConfigError):
+            parse_args(bad)
+
+
+def test_launch_file_describes_the_same_nodes_as_the_runner() -> None:
+    if importlib.util.find_spec("launch_ros") is None:
+        pytest.skip("launch_ros not installed")
+    spec = importlib.util.spec_from_file_location("translate_launch", LAUNCH_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.utilities import perform_substitutions
+
+    from launch import LaunchContext
+
+    ld = module.generate_launch_description()
+    declared = [e for e in ld.entities if isinstance(e, DeclareLaunchArgument)]
+    assert {d.name: perform_substitutions(LaunchContext(), d.default_value) for d in declared} == {
+        name: arg.default for name, arg in ARGUMENTS.items()}
+    assert all(d.description for d in declared)
+    context = LaunchContext()
+    for d in declared:
+        d.visit(context)
+    context.launch_configurations["record"] = "true"
+    context.launch_configurations["output"] = "bags/x"
+    (opaque,) = [e for e in ld.entities if isinstance(e, OpaqueFunction)]
+    nodes = opaque.execute(context)
+    expected = describe(LaunchConfig.from_strings({"record": "true", "output": "bags/x"}))
+    assert [n.node_executable for n in nodes] == [s.executable for s in expected]
+
+
+@pytest.mark.ros
+def test_a_node_that_dies_makes_the_runner_exit_non_zero(tmp_path: Path) -> None:
+    env = isolated_env(tmp_path / "ros_home")
+    result = subprocess.run(
+        python_cmd("-m", "sim2real.launcher", "translate", "source:=none",
+                   f"model:={tmp_path / 'missing.safetensors'}", "duration:=60"),
+        env=env, capture_output=True, text=True, timeout=60)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "missing.safetensors" in out and "does not exist" in out
+    assert "translate_node died with exit status 1" in out
+
+
+@pytest.mark.ros
+def test_runner_starts_sim_translate_and_record_and_the_bag_has_matching_frames(tmp_path: Path) -> None:
+    from sim2real.bag_reader import BagReader
+    from sim2real.translator.inference import Translator
+
+    model = make_checkpoint(tmp_path / "gen.safetensors", seed=3)
+    env = isolated_env(tmp_path / "ros_home")
+    env["OMP_NUM_THREADS"] = "1"
+    bag, stats = tmp_path / "bag", tmp_path / "stats.json"
+    topics = [f"/translated/{n}" for n in ("image", "semantic", "instance", "camera_info")] + ["/sim/camera/image"]
+    cmd = python_cmd(
+        "-m", "sim2real.launcher", "translate", "source:=builtin", "record:=true", f"output:={bag}",
+        f"model:={model}", "device:=cpu", "duration:=10",
+        "sim_node.width:=96", "sim_node.height:=64", "sim_node.rate_hz:=8.0",
+        "translate_node.precision:=fp32", "translate_node.warmup_width:=96", "translate_node.warmup_height:=64",
+        f"translate_node.stats_file:={stats}", f"record_node.topics:={json.dumps(topics)}",
+    )
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-4000:]
+    assert "stopped (duration 10 s); exit status 0" in out
+
+    translator = Translator.from_checkpoint(model, device="cpu", precision="fp32")
+    with BagReader(bag) as reader:
+        assert set(topics) <= set(reader.topics), reader.topics
+        by_topic: dict[str, dict[int, object]] = {t: {} for t in topics}
+        for m in reader.messages(topics):
+            by_topic[m.topic][m.stamp_ns] = m.msg
+    translated = by_topic["/translated/image"]
+    assert len(translated) >= 3, out[-4000:]
+    from sim2real.conversions import image_to_array
+
+    for stamp, img in translated.items():
+        labels = {n: by_topic[f"/translated/{n}"].get(stamp) for n in ("semantic", "instance", "camera_info")}
+        assert all(v is not None for v in labels.values()), f"labels missing for stamp {stamp}"
+        assert {img.header.frame_id} == {v.header.frame_id for v in labels.values()}
+        assert (img.encoding, img.height, img.width) == ("rgb8", 64, 96)
+        sim = by_topic["/sim/camera/image"][stamp]  # the translated frame of that very sim frame
+        expected = translator.translate(image_to_array(sim), image_to_array(labels["semantic"]),
+                                        image_to_array(labels["instance"]))
+        diff = np.abs(image_to_array(img).astype(int) - expected.astype(int))
+        assert diff.max() <= 2, f"stamp {stamp}: translated image is not the model's output for the sim frame"
+    final = json.loads(stats.read_text())
+    assert final["accounted"] and final["frames_out"] >= len(translated)
+
+
+@pytest.mark.ros
+def test_sigint_to_the_runner_stops_every_node_cleanly(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    model = make_checkpoint(tmp_path / "gen.safetensors", seed=4)
+    env = isolated_env(tmp_path / "ros_home")
+    env["OMP_NUM_THREADS"] = "1"
+    bag, log = tmp_path / "bag", tmp_path / "launch.log"
+    cmd = python_cmd("-m", "sim2real.launcher", "translate", "source:=none", "record:=true", f"output:={bag}",
+                     f"model:={model}", "device:=cpu", "translate_node.warmup_width:=0")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not ("ready:" in log.read_text() and "recording /translated/image" in log.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "stopped (SIGINT); exit status 0" in text
+    assert "final: in=0 out=0" in text and "accounted=True" in text  # translate_node drained and reported
+    assert "closed " in text and (bag / "metadata.yaml").is_file()  # record_node closed the bag
