@@ -1,15 +1,20 @@
 """ament_python package definition for sim2real (also a plain pip-installable package)."""
 
-from glob import glob
+import os
 
 from setuptools import find_packages, setup
 
 PACKAGE = "sim2real"
 
 
-def share(subdir: str) -> tuple[str, list[str]]:
-    """Install every file of ``subdir`` (non-recursive) into share/sim2real/<subdir>."""
-    return (f"share/{PACKAGE}/{subdir}", [p for p in glob(f"{subdir}/*") if not p.endswith(".gitkeep")])
+def share(subdir: str) -> list[tuple[str, list[str]]]:
+    """data_files entries installing every file under ``subdir`` (recursively) into share/sim2real/<subdir>."""
+    entries = []
+    for root, _dirs, files in sorted(os.walk(subdir)):
+        paths = sorted(os.path.join(root, f) for f in files if f != ".gitkeep")
+        if paths:
+            entries.append((f"share/{PACKAGE}/{root}", paths))
+    return entries
 
 
 setup(
@@ -19,9 +24,9 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
-        share("launch"),
-        share("config"),
-        share("models"),
+        *share("launch"),
+        *share("config"),
+        *share("models"),
     ],
     python_requires=">=3.10",
     # Pinned versions live in requirements/*.txt (scripts/setup.sh); these are the loose install_requires.
@@ -45,6 +50,7 @@ setup(
             "sim2real-sim = sim_bridge.record_cli:main",
             "sim2real-train = sim2real.training.cli:main",
             "sim2real-translate-bag = sim2real.translate_bag:main",
+            "sim2real-eval = sim2real.evaluate:main",
             "sim2real-export-onnx = sim2real.translator.onnx_export:main",
             "sim2real-model-info = sim2real.translator.complexity:main",
             "carla_spawn_cameras = sim_bridge.carla_plugin.spawn_cameras:main",

@@ -105,6 +105,8 @@ class EvalConfig:
         box_jitter: the box head scores jittered ground-truth proposals (centre shift up to ``box_jitter`` x
             size, sides x exp(+-box_jitter), seeded per frame, the same for both rows), so it has to find the
             object again; None = the critics' training jitter, 0 = exact boxes.
+        temporal_alpha: also score the translated frames after :class:`~sim2real.temporal.TemporalSmoother`
+            with this alpha (row ``smoothed``); None = off.
         grid_frames: frames shown in grid.png.
         device, precision: for the translator (see ``Translator.from_checkpoint``); the critics run fp32.
         seed: procedural simulator seed and critic training seed.
@@ -122,10 +124,11 @@ class EvalConfig:
     critics: Path | None = None
     critic_steps: int = 300
     critic_batch: int = 4
-    critic_channels: int = 32
+    critic_channels: int = 16
     critic_lr: float = 1e-3
     critic_crop: tuple[int, int] | None = (128, 256)
     box_jitter: float | None = None
+    temporal_alpha: float | None = None
     grid_frames: int = 4
     device: str = "auto"
     precision: str = "fp32"
@@ -144,6 +147,8 @@ class EvalConfig:
             raise ConfigError("critic_steps must be >= 0, critic_batch and critic_channels >= 1")
         if self.critic_crop is not None and min(self.critic_crop) < 8:
             raise ConfigError(f"critic_crop must be at least 8x8, got {self.critic_crop}")
+        if self.temporal_alpha is not None and not 0.0 <= self.temporal_alpha <= 1.0:
+            raise ConfigError(f"temporal_alpha must be in [0, 1], got {self.temporal_alpha}")
         if self.box_jitter is not None and not 0.0 <= self.box_jitter < 1.0:
             raise ConfigError(f"box_jitter must be in [0, 1), got {self.box_jitter}")
 
@@ -450,6 +455,9 @@ def evaluate(cfg: EvalConfig, log: Any = print) -> dict[str, Any]:
     start = time.perf_counter()
     size = (cfg.height, cfg.width) if cfg.height is not None and cfg.width is not None else None
     source = load_source_frames(cfg.source, cfg.frames, size, cfg.seed)
+    if len(source) < 2:
+        raise ConfigError(f"source {cfg.source!r} gave {len(source)} frame; the evaluation needs at least 2 "
+                          "(flicker compares consecutive frames, KID needs two samples)")
     H, W = source.rgb.shape[-2:]
     target = load_target_frames(cfg.target, (int(H), int(W)), cfg.target_frames, cfg.target_topic)
     log(f"sim2real-eval: {len(source)} source frames {W}x{H} ({source.description['kind']}), "
@@ -460,6 +468,7 @@ def evaluate(cfg: EvalConfig, log: Any = print) -> dict[str, Any]:
     aux, critics_info = _critics(cfg, source, log)
 
     translated = []
+    translator.warmup(int(H), int(W))
     t0 = time.perf_counter()
     for i in range(len(source)):
         y = translator.translate_normalized(source.rgb[i : i + 1], source.semantic[i : i + 1],
@@ -469,10 +478,18 @@ def evaluate(cfg: EvalConfig, log: Any = print) -> dict[str, Any]:
     fake = torch.cat(translated)
 
     jitter = aux.cfg.box_jitter if cfg.box_jitter is None else cfg.box_jitter
-    rows = {"source": _RowTallies(), "translated": _RowTallies()}
+    outputs = {"source": source.rgb, "translated": fake}
+    if cfg.temporal_alpha is not None:
+        from sim2real.temporal import TemporalSmoother
+
+        smoother = TemporalSmoother(alpha=cfg.temporal_alpha)
+        outputs["smoothed"] = torch.cat([
+            smoother(source.rgb[i : i + 1], source.semantic[i : i + 1], source.instance[i : i + 1], fake[i : i + 1])
+            for i in range(len(source))])
+    rows = {name: _RowTallies() for name in outputs}
     for i in range(len(source)):
         sl = slice(i, i + 1)
-        for name, images in (("source", source.rgb), ("translated", fake)):
+        for name, images in outputs.items():
             row = rows[name]
             _score_frame(row, aux, images[sl], source.rgb[sl], semantic=source.semantic[sl],
                          instance=source.instance[sl], jitter=jitter, seed=cfg.seed * 1_000_003 + i)
@@ -487,8 +504,9 @@ def evaluate(cfg: EvalConfig, log: Any = print) -> dict[str, Any]:
         target_feats = handcrafted_features(target)
         target_critic = torch.cat([segmenter_features(aux.segmenter, target[i : i + 1]) for i in range(len(target))])
     summary = {name: _summary(row, target_feats, target_critic) for name, row in rows.items()}
-    delta = {k: (None if summary["source"][k] is None or summary["translated"][k] is None
-                 else summary["translated"][k] - summary["source"][k]) for k in summary["source"]}
+    deltas = {name: {k: (None if summary["source"][k] is None or summary[name][k] is None
+                         else summary[name][k] - summary["source"][k]) for k in summary["source"]}
+              for name in rows if name != "source"}
     per_class_rows = {name: _per_class(row) for name, row in rows.items()}
     pixels = rows["source"].flips.count
     boxes = rows["source"].boxes.recall.count
@@ -509,7 +527,8 @@ def evaluate(cfg: EvalConfig, log: Any = print) -> dict[str, Any]:
             "translate_ms_per_frame": ms_per_frame, "torch": torch.__version__,
         },
         "summary": summary,
-        "delta": delta,
+        "delta": deltas["translated"],
+        **({"delta_smoothed": deltas["smoothed"]} if "smoothed" in deltas else {}),
         "direction": dict(_DIRECTION),
         "small_classes": {CLASS_NAMES[c]: per_class.get(CLASS_NAMES[c]) for c in REPORTED_SMALL_CLASSES},
         "per_class": per_class,
@@ -602,9 +621,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "| row | " + " | ".join(title for _, title in _SUMMARY_COLUMNS) + " |",
         "|---|" + "---|" * len(_SUMMARY_COLUMNS),
     ]
-    for name in ("source", "translated"):
-        row = report["summary"][name]
-        lines.append(f"| {name} | " + " | ".join(_fmt(row[k]) for k, _ in _SUMMARY_COLUMNS) + " |")
+    for name, row in report["summary"].items():
+        label = f"smoothed (TemporalSmoother alpha {meta['config']['temporal_alpha']})" if name == "smoothed" else name
+        lines.append(f"| {label} | " + " | ".join(_fmt(row[k]) for k, _ in _SUMMARY_COLUMNS) + " |")
     lines.append("| Δ (translated − source) | " + " | ".join(_fmt(report["delta"][k]) for k, _ in _SUMMARY_COLUMNS)
                  + " |")
 
@@ -649,11 +668,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "a critics.safetensors; default: train on the source frames")
     p.add_argument("--critic-steps", type=int, default=300, help="training steps for the critics (default 300)")
     p.add_argument("--critic-batch", type=int, default=4, help="frames per critic step (default 4)")
-    p.add_argument("--critic-channels", type=int, default=32, help="width of the critics trained here (default 32)")
+    p.add_argument("--critic-channels", type=int, default=16, help="width of the critics trained here (default 16)")
     p.add_argument("--critic-crop", default="128x256",
                    help="HxW random training crops for the critics trained here, or 'none' (default 128x256)")
     p.add_argument("--box-jitter", type=float,
                    help="jitter of the ground-truth proposals the box head refines (default: the critics' own)")
+    p.add_argument("--temporal-alpha", type=float,
+                   help="also score a 'smoothed' row: the translated frames through TemporalSmoother(alpha)")
     p.add_argument("--grid-frames", type=int, default=4, help="frames in grid.png (default 4)")
     p.add_argument("--device", default="auto", help="translator device: auto | cpu | cuda[:N]")
     p.add_argument("--precision", default="fp32", help="translator precision: auto | fp32 | fp16 | bf16")
@@ -681,8 +702,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             height=args.height, width=args.width, target_frames=args.target_frames, target_topic=args.target_topic,
             critics=args.critics, critic_steps=args.critic_steps, critic_batch=args.critic_batch,
             critic_channels=args.critic_channels, critic_crop=_parse_size(args.critic_crop),
-            box_jitter=args.box_jitter, grid_frames=args.grid_frames, device=args.device,
-            precision=args.precision, seed=args.seed,
+            box_jitter=args.box_jitter, temporal_alpha=args.temporal_alpha, grid_frames=args.grid_frames,
+            device=args.device, precision=args.precision, seed=args.seed,
         )
         evaluate(cfg)
     except Sim2RealError as exc:

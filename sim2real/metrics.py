@@ -40,6 +40,7 @@ from sim2real.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID
 __all__ = [
     "FEATURE_EXTRACTOR",
     "REPORTED_SMALL_CLASSES",
+    "BoxTallies",
     "ClassTally",
     "FlickerTally",
     "box_iou",

@@ -38,7 +38,8 @@ def eval_run(lite_checkpoint: Path, shared_data: Path, tmp_path_factory: pytest.
     t0 = time.perf_counter()
     rc = main(["--model", str(lite_checkpoint), "--source", "procedural:8", "--height", "128", "--width", "256",
                "--target", str(shared_data / "real" / "seq0000"), "--out", str(out),
-               "--critic-steps", "30", "--critic-batch", "2", "--critic-channels", "8", "--device", "cpu"])
+               "--critic-steps", "30", "--critic-batch", "2", "--critic-channels", "8", "--device", "cpu",
+               "--temporal-alpha", "1.0"])
     return rc, out, time.perf_counter() - t0
 
 
@@ -60,7 +61,8 @@ def test_eval_writes_reports_with_finite_values(eval_run: tuple[int, Path, float
     assert report["meta"]["size"] == [128, 256] and report["meta"]["source"]["frames"] == 8
     assert report["meta"]["target_frames"] == 30 and report["meta"]["model_name"] == "lite"
     assert report["meta"]["box_proposal_jitter"] == pytest.approx(0.15)  # the critics' training jitter
-    for row in ("source", "translated"):
+    assert set(report["summary"]) == {"source", "translated", "smoothed"}
+    for row in ("source", "translated", "smoothed"):
         assert set(report["summary"][row]) == SUMMARY_KEYS
         for key, value in report["summary"][row].items():
             assert value is not None and math.isfinite(value), (row, key, value)
@@ -84,8 +86,14 @@ def test_eval_reference_row_known_answers(eval_run: tuple[int, Path, float]) -> 
     assert report["delta"]["flip_rate"] == pytest.approx(trans["flip_rate"] - src["flip_rate"])
     # a random-init translator does change the image (it is not the identity)
     assert trans["ssim_frame"] < 1.0
+    # the temporal smoother (alpha 1) holds static pixels: no static flicker, and it does not touch labels
+    smoothed = report["summary"]["smoothed"]
+    assert trans["static_flicker"] > 0.0 and smoothed["static_flicker"] == 0.0
+    assert report["delta_smoothed"]["static_flicker"] == 0.0
     md = (out / "report.md").read_text()
-    assert "| source |" in md and "| translated |" in md and "## Per class" in md and "not comparable" in md.lower()
+    for text in ("| source |", "| translated |", "| smoothed (TemporalSmoother alpha 1.0) |", "## Per class",
+                 "NOT comparable"):
+        assert text in md, text
     grid = cv2.imread(str(out / "grid.png"))
     assert grid.shape == (4 * 128, 3 * 256, 3)
 
@@ -115,3 +123,6 @@ def test_eval_bad_source_is_a_clear_error(lite_checkpoint: Path, tmp_path: Path,
                "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "neither 'procedural[:N]' nor an existing bag or folder" in capsys.readouterr().err
+    rc = main(["--model", str(lite_checkpoint), "--source", "procedural:1", "--height", "64", "--width", "128",
+               "--target", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "at least 2" in capsys.readouterr().err

@@ -52,10 +52,12 @@ def test_colcon_build_installs_scripts_and_share_files(tmp_path: Path) -> None:
     share = prefix / "share" / "sim2real"
     assert (share / "package.xml").is_file()
     assert (share / "config" / "fastdds.xml").is_file()
-    for sub in ("launch", "config"):
-        installed = sorted(p.name for p in (share / sub).iterdir())
-        expected = sorted(p.name for p in (REPO / sub).iterdir() if p.is_file() and p.name != ".gitkeep")
+    for sub in ("launch", "config", "models"):
+        installed = sorted(str(p.relative_to(share / sub)) for p in (share / sub).rglob("*") if p.is_file())
+        expected = sorted(str(p.relative_to(repo / sub)) for p in (repo / sub).rglob("*")
+                          if p.is_file() and p.name != ".gitkeep")
         assert installed == expected, f"share/sim2real/{sub}: {installed} != {expected}"
+    assert (share / "models" / "default.safetensors").is_file(), "the default model must be installed"
     scripts = console_scripts()
     assert scripts, "setup.py declares no console_scripts"
     for name in scripts:

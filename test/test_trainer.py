@@ -50,13 +50,17 @@ def test_twenty_steps_then_exact_resume(tmp_path: Path, sim_bag: Path, shared_da
     full = losses_by_step(straight)
     assert sorted(full) == list(range(1, 21))
 
-    # Same run, stopped after 10 steps (a checkpoint), then resumed by a fresh process-like Trainer.
+    # Same run, interrupted at step 13 (last checkpoint: step 10), then resumed by a fresh Trainer: steps 11-13
+    # are redone from the step-10 state and must match the uninterrupted run.
     resumed = tmp_path / "resumed"
     cfg = load_train_config(None, overrides(resumed, sim_bag, real, 20))
     trainer = Trainer(cfg, *build_datasets(cfg))
-    trainer.fit(steps=10)
+    trainer.fit(steps=13)
     del trainer
     assert main([*overrides(resumed, sim_bag, real, 20)]) == 0
+    rows = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [r["step"] for r in rows if "g/total" in r]
+    assert train_steps == list(range(1, 21)), "resume must drop the redone steps' rows (no duplicates)"
     again = losses_by_step(resumed)
     assert sorted(again) == list(range(1, 21))
     for step in range(11, 21):

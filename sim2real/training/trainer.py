@@ -176,6 +176,7 @@ class Trainer:
             path = find_resumable(self.ckpt_dir)
             if path is not None:
                 consumed = self._load_state(path)
+                self._truncate_metrics(self.step)
                 self.log(f"resumed from {path} at step {self.step}")
         data_seed = cfg.seed + 1
         self.source = BatchStream(source, cfg.batch_size, data_seed, cfg.num_workers, consumed["source"])
@@ -445,6 +446,16 @@ class Trainer:
             keep.add(f"step_{int(self.best['step']):08d}")
         prune_checkpoints(self.ckpt_dir, self.cfg.keep_last, keep)
         return path
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop metrics rows logged after ``step`` by an interrupted run: those steps are about to be redone."""
+        path = self.out_dir / "metrics.jsonl"
+        if not self.is_main or not path.is_file():
+            return
+        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(f"{line}\n" for line in kept))
+        tmp.replace(path)
 
     # --- logging --------------------------------------------------------------------------------------------
     def _tensorboard(self) -> Any:
