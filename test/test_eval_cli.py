@@ -51,6 +51,7 @@ def _walk_numbers(obj: Any, path: str = "") -> list[tuple[str, Any]]:
     return [(path, obj)] if isinstance(obj, float) else []
 
 
+@pytest.mark.timeout(900)  # its fixture trains critics: ~10 s alone, minutes on a loaded machine
 def test_eval_writes_reports_with_finite_values(eval_run: tuple[int, Path, float]) -> None:
     rc, out, wall = eval_run
     assert rc == 0

@@ -318,6 +318,7 @@ def test_trained_box_head_penalises_moved_and_erased_objects():
 
 
 # ------------------------------------------------------------------ overfit
+@pytest.mark.timeout(900)  # 100 optimisation steps: ~10 s alone, minutes on a loaded 2-core machine
 def test_overfit_reconstruction_halves_in_100_steps():
     """One source + one target frame (32x48), a tiny variant of the lite generator (same architecture and
     options, narrower: keeps the test ~10 s on a shared CPU), 100 Adam steps on the non-adversarial

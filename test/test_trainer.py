@@ -42,6 +42,7 @@ def losses_by_step(run: Path) -> dict[int, dict[str, float]]:
     return {r["step"]: r for r in rows if "g/total" in r}
 
 
+@pytest.mark.timeout(900)  # 42 training steps + checkpoints; minutes on a loaded 2-core machine
 def test_twenty_steps_then_exact_resume(tmp_path: Path, sim_bag: Path, shared_data: Path) -> None:
     real = shared_data / "real" / "seq0000"
     straight = tmp_path / "straight"
