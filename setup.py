@@ -45,6 +45,7 @@ setup(
             "translate_node = sim2real.nodes.translate_node:main",
             "record_node = sim2real.nodes.record_node:main",
             "trainer_node = sim2real.nodes.trainer_node:main",
+            "monitor_node = sim2real.nodes.monitor_node:main",
             # command-line tools
             "sim2real-launch = sim2real.launcher:main",
             "sim2real-sim = sim_bridge.record_cli:main",

@@ -128,9 +128,6 @@ def test_read_state_never_unpickles(tmp_path: Path, marker: Path) -> None:
         read_state(other)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "state_io.read_state lets safetensors' SafetensorError escape for a non-safetensors state file whose digest"
-    " matches (crafted): not a CheckpointError, so find_resumable crashes instead of skipping it"))
 def test_read_state_refuses_a_crafted_pickle_with_a_checkpoint_error(tmp_path: Path, marker: Path) -> None:
     from sim2real.training.state_io import find_resumable, read_state, write_state
 

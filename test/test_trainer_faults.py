@@ -272,10 +272,6 @@ def test_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path: Path, s
     assert resumed.step == 4 and find_resumable(ckpts) == ckpts / "step_00000004"
 
 
-STALE_TMP_BUG = ("write_state removes only its own <name>.tmp-<pid> directory: those of killed processes stay"
-                 " forever (a full checkpoint of disk each)")
-PARTIAL_METRICS_BUG = ("Trainer._truncate_metrics json.loads every metrics.jsonl line: a line cut short by a kill"
-                       " makes the resume crash with JSONDecodeError")
 
 
 def _resumable_run(tmp_path: Path, shared_data: Path) -> tuple[Path, list[str]]:
@@ -287,7 +283,6 @@ def _resumable_run(tmp_path: Path, shared_data: Path) -> tuple[Path, list[str]]:
     return out, tiny(out, shared_data / "real" / "seq0000", 4)
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_TMP_BUG)
 def test_temporary_checkpoints_of_killed_runs_are_cleaned_up(tmp_path: Path, shared_data: Path) -> None:
     from sim2real.training.cli import main
 
@@ -300,7 +295,6 @@ def test_temporary_checkpoints_of_killed_runs_are_cleaned_up(tmp_path: Path, sha
     assert not stale.exists(), "the killed run's temporary checkpoint is still there"
 
 
-@pytest.mark.xfail(strict=True, reason=PARTIAL_METRICS_BUG)
 def test_resume_after_a_kill_mid_metrics_line(tmp_path: Path, shared_data: Path) -> None:
     from sim2real.training.cli import main
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from sim2real.errors import Sim2RealError
+from sim2real.training.bag_health import with_checked_bags
 from sim2real.training.config import SourceDataConfig, TargetDataConfig, TrainConfig, load_train_config
 from sim2real.training.datasets import (
     BagSourceDataset,
@@ -96,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("config", nargs="?", help="YAML config (see config/train_*.yaml); omit for defaults")
     parser.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. steps=100 losses.bbox=2")
     parser.add_argument("--no-resume", action="store_true", help="start fresh even if out_dir has checkpoints")
+    parser.add_argument("--skip-bad-files", action="store_true",
+                        help="leave out unreadable / corrupt bags (each reported) instead of stopping")
     parser.add_argument("--export", help="where to write the final EMA generator (default <out_dir>/model.safetensors)")
     args = parser.parse_args(argv)
     config = args.config
@@ -107,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from sim2real.training.trainer import Trainer
 
-        cfg = load_train_config(config, overrides)
+        cfg = with_checked_bags(load_train_config(config, overrides), skip_bad=args.skip_bad_files, log=print)
         if distributed and cfg.device == "auto" and torch.cuda.is_available():
             cfg = dataclasses.replace(cfg, device=f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
         source, target, val = build_datasets(cfg)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from sim2real.errors import CheckpointError
@@ -95,6 +96,30 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Delete ``*.tmp-<pid>`` checkpoints / latest files left by processes that died while writing them."""
+    removed = []
+    for p in Path(directory).glob("*.tmp-*"):
+        pid = p.name.rsplit(".tmp-", 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def write_state(directory: str | Path, name: str, state: Mapping[str, Any],
                 extra_files: Mapping[str, Any] | None = None) -> Path:
     """Write ``state`` atomically as ``directory/name/`` and point ``directory/latest.json`` at it.
@@ -104,6 +129,7 @@ def write_state(directory: str | Path, name: str, state: Mapping[str, Any],
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(directory)
     final = directory / name
     tmp = directory / f"{name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -155,7 +181,11 @@ def read_state(path: str | Path, map_location: str | torch.device = "cpu") -> di
             raise CheckpointError(f"training checkpoint {path} lacks {filename}")
         if _sha256(file) != digest:
             raise CheckpointError(f"training checkpoint file {file} is corrupt (SHA-256 mismatch)")
-    tensors = load_file(str(path / STATE_TENSORS), device=str(map_location))
+    try:
+        tensors = load_file(str(path / STATE_TENSORS), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as exc:  # a pickle or garbage whose digest was forged
+        raise CheckpointError(f"training checkpoint file {path / STATE_TENSORS} is not a valid safetensors file:"
+                              f" {exc}") from exc
     return unflatten(doc["state"], tensors)
 
 

@@ -452,7 +452,14 @@ class Trainer:
         path = self.out_dir / "metrics.jsonl"
         if not self.is_main or not path.is_file():
             return
-        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short when the interrupted run was killed
+                continue
+            if row["step"] <= step:
+                kept.append(line)
         tmp = path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(f"{line}\n" for line in kept))
         tmp.replace(path)
