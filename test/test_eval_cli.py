@@ -1,4 +1,4 @@
-"""sim2real-eval end to end at CI size: procedural:8 at 128x256, a random-init lite checkpoint, real seq0000."""
+"""sim2real-eval end to end at CI size: a recorded 8-frame sim bag (128x256), a random-init lite model, seq0000."""
 
 from __future__ import annotations
 
@@ -34,9 +34,13 @@ def lite_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def eval_run(lite_checkpoint: Path, shared_data: Path, tmp_path_factory: pytest.TempPathFactory
              ) -> tuple[int, Path, float]:
+    from sim_bridge.record_cli import main as record_main
+
+    bag = tmp_path_factory.mktemp("simbag") / "sim"  # a small sim bag, as a user would record it
+    assert record_main(["record", "--frames", "8", "--out", str(bag), "--width", "256", "--height", "128"]) == 0
     out = tmp_path_factory.mktemp("eval")
     t0 = time.perf_counter()
-    rc = main(["--model", str(lite_checkpoint), "--source", "procedural:8", "--height", "128", "--width", "256",
+    rc = main(["--model", str(lite_checkpoint), "--source", str(bag), "--height", "128", "--width", "256",
                "--target", str(shared_data / "real" / "seq0000"), "--out", str(out),
                "--critic-steps", "30", "--critic-batch", "2", "--critic-channels", "8", "--device", "cpu",
                "--temporal-alpha", "1.0"])
