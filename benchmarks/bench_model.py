@@ -10,6 +10,9 @@ our speed is printed as a ratio to it. With CUDA: fp32 / fp16 / bf16 autocast an
 conversion, no ROS), batch 1, random-init weights (speed does not depend on the values), one synthetic
 frame with a few instances. Each row runs ``--warmup`` frames then ``--frames`` timed frames, both cut
 short after ``--budget`` seconds (slow baselines at 1080p: the row says how many frames it timed).
+
+On a CPU shared with other processes run it with ``OMP_WAIT_POLICY=PASSIVE`` (what ``translate_node`` sets
+for itself): with busy-waiting OpenMP threads the eager rows at 2 threads are ~10x slower under load.
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ def machine() -> str:
     except OSError:
         pass
     return (f"{model}, {os.cpu_count()} logical cores, torch {torch.__version__} ({torch.get_num_threads()} "
-            f"intra-op threads), onnxruntime {_ort_version()}, load average {os.getloadavg()[0]:.1f}")
+            f"intra-op threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}), onnxruntime "
+            f"{_ort_version()} (graph optimisation ALL, intra-op threads = --threads, no spin-wait), load average "
+            f"{os.getloadavg()[0]:.1f}")
 
 
 def _ort_version() -> str:

@@ -83,6 +83,9 @@ export FASTDDS_DEFAULT_PROFILES_FILE="\${FASTDDS_DEFAULT_PROFILES_FILE:-$REPO/co
 case "\${ROS_DISTRO:-kilted}" in
   humble|iron|jazzy) export FASTRTPS_DEFAULT_PROFILES_FILE="\${FASTRTPS_DEFAULT_PROFILES_FILE:-$REPO/config/fastdds.xml}" ;;
 esac
+# OpenMP threads sleep instead of spinning when idle: on a small CPU shared with the simulator and DDS, spinning
+# made eager inference ~10x slower (docs/BENCHMARKS.md).
+export OMP_WAIT_POLICY="\${OMP_WAIT_POLICY:-PASSIVE}"
 # glibc malloc: keep large frame buffers off mmap/trim churn (halves 720p latency, see docs).
 export MALLOC_MMAP_THRESHOLD_=67108864
 export MALLOC_TRIM_THRESHOLD_=536870912

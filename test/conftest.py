@@ -23,6 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ["ROS_HOME"] = tempfile.mkdtemp(prefix="sim2real-test-roshome-")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+    # ONNX graphs exported by tests (random checkpoints) go to a per-run temp cache, not ~/.cache
+    os.environ["SIM2REAL_CACHE_DIR"] = tempfile.mkdtemp(prefix="sim2real-test-cache-")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

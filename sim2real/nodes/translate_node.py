@@ -35,6 +35,11 @@ and instance = 0 (labels are not republished then), ``passthrough`` republishes 
 Accounting: see :mod:`sim2real.node_stats`. ``stats_file`` (when set) receives the final counters as JSON at
 shutdown, where ``frames_in == frames_out + dropped_total`` holds; the last log line says the same.
 
+Inference backend (``backend``, read-only): ``auto`` (default) runs onnxruntime on the CPU in fp32 (the graph
+is exported for the warm-up size at start-up, and for any new frame size on its first frame, then cached
+under ``~/.cache/sim2real/onnx`` keyed by the checkpoint's tensor digest and the size) and eager torch on CUDA;
+``torch`` / ``onnxruntime`` force one (onnxruntime: CPU and fp32 only, else the node does not start).
+
 Parameters are declared once with descriptors (ranges, read-only) and validated in a set-parameters
 callback; ``model`` may be changed at run time: the new checkpoint is loaded (and warmed up) inside the
 parameter request and the change is rejected, with the reason, if it does not load, keeping the old model.
@@ -48,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -106,6 +112,7 @@ OUT_PREFIX: Final = "translated"
 OUTPUT_ENCODINGS: Final = ("rgb8", "bgr8", "input")
 LABEL_POLICIES: Final = ("wait", "translate_without_instances", "passthrough")
 PRECISIONS: Final = ("auto", "fp32", "fp16", "bf16")
+BACKENDS: Final = ("auto", "torch", "onnxruntime")
 _INPUT_OUTPUTS: Final = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 
 
@@ -123,7 +130,8 @@ class TranslatorLike(Protocol):
     def warmup(self, height: int, width: int, batch: int = 1) -> None: ...
 
 
-TranslatorFactory = Callable[[str, str, str], TranslatorLike]
+#: (model path, device, precision, backend) -> translator.
+TranslatorFactory = Callable[[str, str, str, str], TranslatorLike]
 
 
 def default_model_path() -> Path:
@@ -131,8 +139,12 @@ def default_model_path() -> Path:
     return share_dir() / "models" / "default.safetensors"
 
 
-def load_translator(path: str, device: str, precision: str) -> TranslatorLike:
-    """Load a ``.safetensors`` checkpoint; raise :class:`Sim2RealError` naming the path when it cannot."""
+def load_translator(path: str, device: str, precision: str, backend: str = "auto") -> TranslatorLike:
+    """Load a ``.safetensors`` checkpoint; raise :class:`Sim2RealError` naming the path when it cannot.
+
+    ``backend`` (:data:`BACKENDS`): ``auto`` runs onnxruntime on the CPU (the graph is exported for the frame
+    size at warm-up or on the first frame of a new size, and cached on disk) and torch on CUDA.
+    """
     p = Path(path)
     if p.suffix != ".safetensors":
         raise Sim2RealError(f"model must be a .safetensors checkpoint, got {path!r}")
@@ -143,7 +155,7 @@ def load_translator(path: str, device: str, precision: str) -> TranslatorLike:
         )
     from sim2real.translator.inference import Translator
 
-    return Translator.from_checkpoint(p, device=device, precision=precision)
+    return Translator.from_checkpoint(p, device=device, precision=precision, backend=backend)
 
 
 # ------------------------------------------------------------------------------------------ pure frame logic
@@ -285,6 +297,10 @@ def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
         ("precision", "auto", _descriptor(
             "inference precision (fp16/bf16 via autocast)", _STR, read_only=True,
             constraints=" | ".join(PRECISIONS))),
+        ("backend", "auto", _descriptor(
+            "inference backend: auto = onnxruntime on the CPU (fp32; graph exported per frame size at warm-up /"
+            " first frame and cached under ~/.cache/sim2real/onnx), torch on CUDA; torch = eager PyTorch;"
+            " onnxruntime = always (CPU, fp32 only)", _STR, read_only=True, constraints=" | ".join(BACKENDS))),
         ("output_encoding", "rgb8", _descriptor(
             "encoding of translated/image; 'input' copies the input's (rgb8, bgr8, rgba8, bgra8, mono8)", _STR,
             constraints=" | ".join(OUTPUT_ENCODINGS))),
@@ -390,12 +406,14 @@ class TranslateNode(Node):
         for reason in (
             _check_device(p["device"]),
             _check_choice("precision", p["precision"], PRECISIONS),
+            _check_choice("backend", p["backend"], BACKENDS),
             _check_choice("output_encoding", p["output_encoding"], OUTPUT_ENCODINGS),
             _check_choice("label_policy", p["label_policy"], LABEL_POLICIES),
         ):
             if reason:
                 raise Sim2RealError(reason)
         self._device_param, self._precision_param = p["device"], p["precision"]
+        self._backend_param: str = p["backend"]
         self._output_encoding: str = p["output_encoding"]
         self._label_policy: str = p["label_policy"]
         self._label_timeout: float = p["label_timeout_s"]
@@ -407,14 +425,17 @@ class TranslateNode(Node):
         if len(set(keys)) != len(keys):
             raise Sim2RealError(f"cameras must be distinct, got {keys}")
 
-        self.get_logger().info(f"loading model {self._model_path} (device={p['device']}, precision={p['precision']})")
-        self._translator: TranslatorLike = self._factory(self._model_path, p["device"], p["precision"])
+        self.get_logger().info(
+            f"loading model {self._model_path} (device={p['device']}, precision={p['precision']},"
+            f" backend={p['backend']})")
+        self._translator: TranslatorLike = self._factory(self._model_path, p["device"], p["precision"], p["backend"])
         if p["warmup_width"] > 0 and p["warmup_height"] > 0:
             t0 = time.perf_counter()
             self._translator.warmup(p["warmup_height"], p["warmup_width"], min(len(keys), self._max_batch))
             self.get_logger().info(
                 f"warm-up {p['warmup_width']}x{p['warmup_height']} x{min(len(keys), self._max_batch)}"
-                f" on {self._translator.device}: {1000 * (time.perf_counter() - t0):.0f} ms"
+                f" on {self._translator.device} ({getattr(self._translator, 'backend', 'torch')}):"
+                f" {1000 * (time.perf_counter() - t0):.0f} ms"
             )
         self._staged: dict[str, TranslatorLike] = {}
         self.add_on_set_parameters_callback(self._validate_parameters)
@@ -495,7 +516,7 @@ class TranslateNode(Node):
                 return SetParametersResult(successful=False, reason=reason)
         if model is not None and model != self._model_path:
             try:
-                translator = self._factory(model, self._device_param, self._precision_param)
+                translator = self._factory(model, self._device_param, self._precision_param, self._backend_param)
                 if self._last_size is not None:
                     translator.warmup(*self._last_size)
             except Exception as exc:  # any load failure: keep the old model, tell the caller why
@@ -712,6 +733,7 @@ class TranslateNode(Node):
         return {
             "device": str(tr.device),
             "precision": getattr(tr, "precision", self._precision_param),
+            "backend": getattr(tr, "backend", self._backend_param),
             "model": tr.model_name,
             "model_path": self._model_path,
             "label_policy": self._label_policy,
@@ -789,7 +811,14 @@ def spin_until_signal(node: Node, executor: Any, on_stop: Callable[[], Any] | No
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point (``translate_node``): run until SIGINT/SIGTERM; 1 when the configuration is invalid."""
+    """Entry point (``translate_node``): run until SIGINT/SIGTERM; 1 when the configuration is invalid.
+
+    Sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it (before torch loads OpenMP): the node
+    shares the CPU with the simulator and DDS, and OpenMP threads that busy-wait between the network's many
+    small operators then take the cores the working thread needs (measured, lite 640x360 on 2 shared
+    cores, 2 intra-op threads: ~1.5-1.9 s/frame busy-waiting vs ~0.15 s/frame passive).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         try:

@@ -15,7 +15,9 @@ from torch import Tensor
 
 from sim2real.errors import ConfigError, LabelError
 
-__all__ = ["ID_SPACE", "InstanceBoxes", "instance_boundaries", "instance_boxes", "instance_masks"]
+__all__ = [
+    "ID_SPACE", "InstanceBoxes", "instance_boundaries", "instance_boundary_count", "instance_boxes", "instance_masks",
+]
 
 #: size of the instance id space (uint16): per-id statistics are scattered into tables this long.
 ID_SPACE: Final = 65536
@@ -136,15 +138,23 @@ def instance_masks(instance: Tensor, ids: Tensor, valid: Tensor, stride: int) ->
     return counts.reshape(B, N + 1, h, w)[:, :N] / float(stride * stride)
 
 
+def instance_boundary_count(instance: Tensor) -> Tensor:
+    """Number of 4-neighbours with a different instance id: (B, H, W) -> (B, H, W) uint8 in 0..4.
+
+    ``> 0`` is the boundary map of :func:`instance_boundaries`; kept in uint8 so the full-resolution work
+    is four compares and adds on bytes (the label stem turns it into a table index without a float map).
+    """
+    _check_instance(instance)
+    horizontal = (instance[:, :, 1:] != instance[:, :, :-1]).to(torch.uint8)
+    vertical = (instance[:, 1:, :] != instance[:, :-1, :]).to(torch.uint8)
+    count = F.pad(horizontal, (1, 0)) + F.pad(horizontal, (0, 1))
+    return count + F.pad(vertical, (0, 0, 1, 0)) + F.pad(vertical, (0, 0, 0, 1))
+
+
 def instance_boundaries(instance: Tensor) -> Tensor:
     """Pixels with a 4-neighbour of a different instance id (0 counts as an id).
 
     (B, H, W) -> (B, 1, H, W) float in {0, 1}. Same convention as :func:`sim2real.labels.
     instance_boundaries` (both sides of a change are marked; the image border is not a boundary).
     """
-    _check_instance(instance)
-    horizontal = (instance[:, :, 1:] != instance[:, :, :-1]).float()
-    vertical = (instance[:, 1:, :] != instance[:, :-1, :]).float()
-    edges = F.pad(horizontal, (1, 0)) + F.pad(horizontal, (0, 1))
-    edges = edges + F.pad(vertical, (0, 0, 1, 0)) + F.pad(vertical, (0, 0, 0, 1))
-    return (edges > 0).float().unsqueeze(1)
+    return (instance_boundary_count(instance) > 0).float().unsqueeze(1)

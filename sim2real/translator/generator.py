@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sim2real.errors import ConfigError, LabelError
-from sim2real.translator.boxes import InstanceBoxes, instance_boundaries
+from sim2real.translator.boxes import InstanceBoxes, instance_boundary_count
 from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.instance_branch import InstanceBranch
 from sim2real.translator.layers import (
@@ -51,9 +51,11 @@ from sim2real.translator.layers import (
     ConvNormAct,
     ModResBlock,
     ModulatedConv2d,
+    ReplicateConv2d,
     ResBlock,
     StyleMLP,
     apply_affine_colour,
+    inference_fast_path,
 )
 from sim2real.translator.memory import ClassStyleMemory, downsample_labels
 
@@ -82,9 +84,14 @@ def domain_index(domain: str) -> int:
 
 
 def _stem_conv(in_channels: int, out_channels: int, work_scale: int) -> nn.Conv2d:
-    """Full-res -> work-res conv: stride ``work_scale``, kernel 7 (scale 1) or ``2 * scale - 1``."""
+    """Full-res -> work-res conv: stride ``work_scale``, kernel 7 (scale 1) or ``2 * scale - 1``, replicate pad."""
     k = 7 if work_scale == 1 else 2 * work_scale - 1
-    return nn.Conv2d(in_channels, out_channels, k, work_scale, padding=(k - 1) // 2, padding_mode="replicate")
+    return ReplicateConv2d(in_channels, out_channels, k, work_scale, padding=(k - 1) // 2)
+
+
+def _replicate_index(size: int, pad: int, device: torch.device) -> Tensor:
+    """Source index of each position of a replicate-padded axis: (size + 2 pad,) int64, clamp(i - pad)."""
+    return torch.arange(-pad, size + pad, device=device).clamp(0, size - 1)
 
 
 @dataclass(frozen=True)
@@ -139,10 +146,28 @@ class LabelStem(nn.Module):
         self.conv = _stem_conv(3 + embed_dim + 2, out_channels, work_scale)
         self.act = nn.LeakyReLU(0.2)
 
+    def code_table(self, dtype: torch.dtype) -> Tensor:
+        """Label channels per code ``2 * row + edge``: (2 (K + 2), E + 2) = [embedding[row], edge, flag].
+
+        ``flag`` (labels absent) is 1 exactly for row K + 1, which only absent samples use (and they have
+        edge 0): so one lookup gives the embedding, the masked boundary and the flag channel together.
+        """
+        rows = self.embed.weight.shape[0]
+        code = torch.arange(2 * rows, device=self.embed.weight.device)
+        edge = (code % 2).to(dtype).unsqueeze(1)
+        flag = (code // 2 == self.num_classes + 1).to(dtype).unsqueeze(1)
+        return torch.cat([self.embed.weight.to(dtype).repeat_interleave(2, dim=0), edge, flag], dim=1)
+
     def forward(
         self, rgb: Tensor, semantic: Tensor | None, instance: Tensor | None, drop: Tensor | None = None
     ) -> Tensor:
-        """rgb (B, 3, H, W), semantic / instance (B, H, W) or None, drop (B,) bool -> (B, Cout, h', w')."""
+        """rgb (B, 3, H, W), semantic / instance (B, H, W) or None, drop (B,) bool -> (B, Cout, h', w').
+
+        The conv input [rgb, embedding, boundary * present, absent flag] is assembled already
+        replicate-padded and channels_last (B, H + 2p, W + 2p, 3 + E + 2): the label channels come from one
+        lookup of ``2 * row + boundary`` in :meth:`code_table`, padding is an index gather of the small
+        rgb / code maps, so no full-resolution NCHW concat, pad or layout copy is made.
+        """
         B, _, H, W = rgb.shape
         K = self.num_classes
         if semantic is None:
@@ -153,14 +178,18 @@ class LabelStem(nn.Module):
             index = torch.where((sem >= 0) & (sem < K), sem, torch.full_like(sem, K))
             absent = torch.zeros(B, device=rgb.device, dtype=torch.bool) if drop is None else drop
             index = torch.where(absent.view(B, 1, 1), torch.full_like(index, K + 1), index)
-        if instance is None:
-            edges = torch.zeros(B, 1, H, W, dtype=rgb.dtype, device=rgb.device)
-        else:
-            edges = instance_boundaries(instance).to(rgb.dtype)
-        present = (~absent).to(rgb.dtype).view(B, 1, 1, 1)
-        flag = (1.0 - present).expand(B, 1, H, W)
-        emb = self.embed(index).permute(0, 3, 1, 2).to(rgb.dtype)
-        return self.act(self.conv(torch.cat([rgb, emb, edges * present, flag], dim=1)))
+        code = index * 2
+        if instance is not None:
+            edge = instance_boundary_count(instance) > 0
+            code = code + (edge & (~absent).view(B, 1, 1)).long()
+        pad = int(self.conv.padding[0])  # type: ignore[index]
+        rows = _replicate_index(H, pad, rgb.device)
+        cols = _replicate_index(W, pad, rgb.device)
+        code = code.index_select(1, rows).index_select(2, cols)  # (B, H + 2p, W + 2p)
+        rgb_nhwc = rgb.permute(0, 2, 3, 1).index_select(1, rows).index_select(2, cols)
+        labels = F.embedding(code, self.code_table(rgb.dtype))  # (B, H + 2p, W + 2p, E + 2)
+        x = torch.cat([rgb_nhwc, labels], dim=-1).permute(0, 3, 1, 2)  # channels_last view
+        return self.act(F.conv2d(x, self.conv.weight, self.conv.bias, self.conv.stride))
 
 
 class RGBStem(nn.Module):
@@ -255,7 +284,7 @@ class Decoder(nn.Module):
         self.ups = nn.ModuleList(
             [ModulatedConv2d(channels[i], channels[i + 1], 3, mlp_dim) for i in range(len(channels) - 1)]
         )
-        self.head = nn.Conv2d(channels[-1], AFFINE_COEFFS, 3, padding=1, padding_mode="replicate")
+        self.head = ReplicateConv2d(channels[-1], AFFINE_COEFFS, 3, padding=1)
         with torch.no_grad():
             self.head.weight.mul_(0.1)
             self.head.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0, 0, 0, 0]))
@@ -271,9 +300,10 @@ class Decoder(nn.Module):
         for conv in self.ups:
             x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2.0, mode="nearest"), latent), 0.2)
         coeffs = self.head(x)
-        if coeffs.shape[-2:] != guide.shape[-2:]:
-            coeffs = F.interpolate(coeffs, size=guide.shape[-2:], mode="bilinear", align_corners=False)
-        return torch.tanh(apply_affine_colour(coeffs, guide))
+        if coeffs.shape[-2:] != guide.shape[-2:]:  # NCHW at work resolution: the affine head reads planes
+            coeffs = F.interpolate(coeffs.contiguous(), size=guide.shape[-2:], mode="bilinear", align_corners=False)
+        out = apply_affine_colour(coeffs, guide)
+        return out.tanh_() if inference_fast_path(out) else torch.tanh(out)
 
 
 class TranslatorGenerator(nn.Module):

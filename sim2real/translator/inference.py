@@ -17,13 +17,24 @@ two content cells per side) and the result cropped back. Normalisation is the ch
 Execution: eval mode under ``torch.inference_mode``; fp32 weights with autocast for ``fp16``/``bf16``;
 optional channels_last and ``torch.compile``. The network has no sampling at inference (``style=None``),
 so the same input gives the same output.
+
+Backends (``backend=``): ``"torch"`` (eager, the default of the constructors), ``"onnxruntime"`` (CPU,
+fp32: the graph is exported with :func:`~sim2real.translator.onnx_export.export_onnx` on first use of a
+frame size and cached on disk under :func:`default_onnx_cache_dir`, keyed by the weights' digest, the
+size, the opset, the graph version and the torch version) and ``"auto"`` (onnxruntime on CPU in fp32
+when ``onnxruntime`` is importable, torch otherwise, e.g. on CUDA). Outputs of the two backends agree to
+~1e-6 in [-1, 1] space (checked by ``test/test_fast_paths.py``).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import importlib.util
 import os
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
@@ -37,23 +48,30 @@ from sim2real.translator.checkpoint import build_generator, load_checkpoint
 
 if TYPE_CHECKING:
     from sim2real.translator.config import GeneratorConfig
+    from sim2real.translator.onnx_export import OnnxTranslator
 
 __all__ = [
+    "BACKENDS",
     "PRECISIONS",
     "Precision",
     "Translator",
     "check_frames",
     "check_label_values",
+    "default_onnx_cache_dir",
     "denormalize_rgb",
     "normalize_rgb",
     "pad_to_stride",
     "padded_size",
+    "resolve_backend",
     "resolve_device",
     "resolve_precision",
+    "state_digest",
 ]
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 PRECISIONS: Final[tuple[str, ...]] = ("auto", "fp32", "fp16", "bf16")
+#: inference backends: "auto" = onnxruntime on CPU (fp32) when importable, else torch.
+BACKENDS: Final[tuple[str, ...]] = ("auto", "torch", "onnxruntime")
 _AUTOCAST_DTYPES: Final = {"fp16": torch.float16, "bf16": torch.bfloat16}
 #: instance ids live in the uint16 space (sim2real.labels); the box extraction indexes tables that long.
 _MAX_INSTANCE_ID: Final = 65535
@@ -122,6 +140,55 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             f"precision 'bf16' is not supported on {torch.cuda.get_device_name(device)}; use 'fp16'"
         )
     return precision
+
+
+def _onnxruntime_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+
+
+def resolve_backend(backend: str, device: torch.device, precision: str) -> str:
+    """Concrete backend (``"torch"`` or ``"onnxruntime"``) for ``backend`` on ``device`` at ``precision``.
+
+    ``auto``: onnxruntime on a CPU device in fp32 when ``onnxruntime`` (and ``onnx``) are importable, torch
+    otherwise (CUDA, fp16 / bf16). An explicit ``onnxruntime`` needs all three conditions.
+
+    Raises:
+        ConfigError: unknown backend, or ``onnxruntime`` requested where it cannot run (the message says why).
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend {backend!r} is not valid; expected one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return "torch"
+    usable = device.type == "cpu" and precision == "fp32" and _onnxruntime_available()
+    if backend == "auto":
+        return "onnxruntime" if usable else "torch"
+    if device.type != "cpu":
+        raise ConfigError(f"backend 'onnxruntime' runs on the CPU only, got device {str(device)!r}; use 'torch'")
+    if precision != "fp32":
+        raise ConfigError(f"backend 'onnxruntime' runs fp32 only, got precision {precision!r}")
+    if not usable:
+        raise ConfigError("backend 'onnxruntime' needs the onnxruntime and onnx packages, which are not importable")
+    return "onnxruntime"
+
+
+def default_onnx_cache_dir() -> Path:
+    """Where exported graphs are cached: ``$SIM2REAL_CACHE_DIR/onnx``, else ``$XDG_CACHE_HOME/sim2real/onnx``,
+    else ``~/.cache/sim2real/onnx``."""
+    root = os.environ.get("SIM2REAL_CACHE_DIR")
+    if root:
+        return Path(root) / "onnx"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "sim2real" / "onnx"
+
+
+def state_digest(module: nn.Module) -> str:
+    """SHA-256 (hex) of a module's state dict: every tensor's name, dtype, shape and bytes, in key order."""
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def normalize_rgb(rgb: Tensor) -> Tensor:
@@ -265,10 +332,23 @@ class Translator:
         channels_last: bool = True,
         compile: bool = False,
         metadata: Mapping[str, Any] | None = None,
+        backend: str = "torch",
+        threads: int | None = None,
+        onnx_cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        """Wrap ``generator`` (moved to ``device``, eval mode). Prefer the two constructors."""
+        """Wrap ``generator`` (moved to ``device``, eval mode). Prefer the two constructors.
+
+        ``backend``: see the module docstring (:data:`BACKENDS`). ``threads``: onnxruntime intra-op threads
+        (default: ``torch.get_num_threads()``). ``onnx_cache_dir``: where exported graphs are kept
+        (default :func:`default_onnx_cache_dir`; a temporary directory when that is not writable).
+        """
         self._device = resolve_device(device)
         self._precision = resolve_precision(precision, self._device)
+        self._backend = resolve_backend(backend, self._device, self._precision)
+        self._threads = int(threads) if threads else torch.get_num_threads()
+        self._onnx_cache_dir = Path(onnx_cache_dir) if onnx_cache_dir is not None else None
+        self._sessions: dict[tuple[int, int], OnnxTranslator] = {}
+        self._digest: str | None = None
         self._cfg = cfg
         self._metadata = dict(metadata or {})
         self._channels_last = bool(channels_last)
@@ -296,18 +376,23 @@ class Translator:
         precision: str = "auto",
         channels_last: bool = True,
         compile: bool = False,
+        *,
+        backend: str = "torch",
+        threads: int | None = None,
+        onnx_cache_dir: str | os.PathLike[str] | None = None,
     ) -> Translator:
         """Load a ``.safetensors`` checkpoint (see ``checkpoint.py``) and wrap its generator.
 
-        Device and precision are validated before the file is read, so a bad argument fails fast.
+        Device, precision and backend are validated before the file is read, so a bad argument fails fast.
         """
         dev = resolve_device(device)
-        resolve_precision(precision, dev)
+        resolve_backend(backend, dev, resolve_precision(precision, dev))
         loaded = load_checkpoint(path, map_location="cpu")
         gen = build_generator(loaded)
         return cls(
             gen, loaded.config, device=dev, precision=precision, channels_last=channels_last,
-            compile=compile, metadata=loaded.metadata,
+            compile=compile, metadata=loaded.metadata, backend=backend, threads=threads,
+            onnx_cache_dir=onnx_cache_dir,
         )
 
     @classmethod
@@ -322,6 +407,9 @@ class Translator:
         compile: bool = False,
         copy_module: bool = True,
         metadata: Mapping[str, Any] | None = None,
+        backend: str = "torch",
+        threads: int | None = None,
+        onnx_cache_dir: str | os.PathLike[str] | None = None,
     ) -> Translator:
         """Wrap an in-memory generator (tests, the trainer's validation).
 
@@ -331,7 +419,7 @@ class Translator:
         gen = copy.deepcopy(generator) if copy_module else generator
         return cls(
             gen, cfg, device=device, precision=precision, channels_last=channels_last,
-            compile=compile, metadata=metadata,
+            compile=compile, metadata=metadata, backend=backend, threads=threads, onnx_cache_dir=onnx_cache_dir,
         )
 
     # ------------------------------------------------------------------------------------ properties
@@ -339,6 +427,11 @@ class Translator:
     def device(self) -> torch.device:
         """The device the network runs on."""
         return self._device
+
+    @property
+    def backend(self) -> str:
+        """Concrete backend: ``"torch"`` or ``"onnxruntime"``."""
+        return self._backend
 
     @property
     def precision(self) -> str:
@@ -378,12 +471,21 @@ class Translator:
         ``(B, 3, H, W)`` in [-1, 1], on :attr:`device`. Pads to the stride and crops back; no validation.
         """
         H, W = rgb.shape[-2:]
+        if self._backend == "onnxruntime":
+            session = self.onnx_session(int(H), int(W))
+            frames = [
+                torch.from_numpy(session.translate_normalized(
+                    rgb[b : b + 1].float().cpu().numpy(), semantic[b : b + 1].long().cpu().numpy(),
+                    instance[b : b + 1].long().cpu().numpy()))
+                for b in range(rgb.shape[0])
+            ]
+            return torch.cat(frames) if len(frames) > 1 else frames[0]
         rgb = rgb.to(self._device, non_blocking=True).float()
         semantic = semantic.to(self._device, non_blocking=True).long()
         instance = instance.to(self._device, non_blocking=True).long()
+        # rgb stays NCHW: the label stem assembles its own channels_last input and the affine colour head
+        # reads NCHW planes of the guide (a channels_last copy here would be undone there).
         x, s, i = pad_to_stride(rgb, semantic, instance, self._stride)
-        if self._channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         dtype = _AUTOCAST_DTYPES.get(self._precision)
         with torch.autocast(self._device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             y = self._forward(x, s, i)
@@ -400,6 +502,8 @@ class Translator:
             ValueError: a shape or dtype does not match (the message names the argument).
             LabelError: semantic ids outside 0..18 and 255, or negative instance ids.
         """
+        if self._backend == "onnxruntime":
+            return self._translate_onnx(rgb, semantic, instance)
         rgb_t, sem_t, inst_t, batched = check_frames(rgb, semantic, instance)
         sem_t = sem_t.to(self._device, non_blocking=True).long()
         inst_t = inst_t.to(self._device, non_blocking=True).long()
@@ -414,6 +518,55 @@ class Translator:
         return out.contiguous().to(rgb.device)
 
     __call__ = translate
+
+    def _translate_onnx(
+        self, rgb: ArrayOrTensor, semantic: ArrayOrTensor, instance: ArrayOrTensor
+    ) -> ArrayOrTensor:
+        """:meth:`translate` through the onnxruntime session of the frame size (numpy in the middle)."""
+        rgb_t, sem_t, inst_t, batched = check_frames(rgb, semantic, instance)
+        sem_t, inst_t = sem_t.long(), inst_t.long()
+        check_label_values(sem_t, inst_t)
+        session = self.onnx_session(int(rgb_t.shape[1]), int(rgb_t.shape[2]))
+        out = session.translate_checked(rgb_t.cpu().numpy(), sem_t.cpu().numpy(), inst_t.cpu().numpy())
+        if not batched:
+            out = out[0]
+        if isinstance(rgb, np.ndarray):
+            return out
+        return torch.from_numpy(out).to(rgb.device)
+
+    def onnx_session(self, height: int, width: int) -> OnnxTranslator:
+        """The onnxruntime runner for ``height x width`` frames: exported on first use (or read from the
+        on-disk cache, see the module docstring) and kept for the life of this Translator."""
+        session = self._sessions.get((height, width))
+        if session is not None:
+            return session
+        from sim2real.errors import CheckpointError
+        from sim2real.translator.onnx_export import DEFAULT_OPSET, GRAPH_VERSION, OnnxTranslator, export_onnx
+
+        if self._digest is None:
+            self._digest = state_digest(self._generator)
+        name = (f"{self.model_name}_{self._digest[:20]}_{height}x{width}_op{DEFAULT_OPSET}_g{GRAPH_VERSION}"
+                f"_torch{torch.__version__.split('+')[0]}.onnx")
+        path = self._cache_dir() / name
+        try:
+            session = OnnxTranslator(path, intra_op_threads=self._threads)
+        except CheckpointError:  # not cached yet (or a damaged file): export, then open
+            export_onnx(self, path, height, width)
+            session = OnnxTranslator(path, intra_op_threads=self._threads)
+        self._sessions[(height, width)] = session
+        return session
+
+    def _cache_dir(self) -> Path:
+        """The ONNX cache directory, created; a private temporary directory when it is not writable."""
+        directory = self._onnx_cache_dir or default_onnx_cache_dir()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            if not os.access(directory, os.W_OK):
+                raise PermissionError(directory)
+        except OSError:
+            directory = Path(tempfile.mkdtemp(prefix="sim2real_onnx_"))
+        self._onnx_cache_dir = directory
+        return directory
 
     def warmup(self, height: int, width: int, batch: int = 1) -> None:
         """Run one synthetic batch of ``(batch, height, width)`` frames (one car instance) to trigger

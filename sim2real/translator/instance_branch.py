@@ -4,8 +4,8 @@
 
     instance (B, H, W) --instance_boxes--> boxes (B, N, 4), ids, valid --instance_masks--> m (B, N, h, w)
     features (B, C, h, w) --RoIAlign(1/stride)--> crops (B*N, C, R, R) --conv stack--> (B*N, Ci, R, R)
-    paste: each crop resampled into its own box at feature resolution, times its own mask m_n,
-           summed over n -> (B, Ci, h, w) --1x1 conv, no bias--> delta (B, C, h, w)
+    paste: each crop resampled into its own box at feature resolution (separable bilinear: two matmuls),
+           times its own mask m_n, summed over n -> (B, Ci, h, w) --1x1 conv, no bias--> delta (B, C, h, w)
 
 ``delta`` is exactly zero at cells no kept instance touches, so adding it to the global features leaves
 those cells unchanged; with zero instances (all ``valid`` False) the branch is a no-op. Everything is
@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sim2real.translator.boxes import InstanceBoxes, instance_boxes, instance_masks
@@ -41,6 +40,23 @@ class InstanceFusion(NamedTuple):
     masks: Tensor
 
 
+def _bilinear_weights(grid: Tensor, size: int) -> Tensor:
+    """1-D bilinear interpolation matrix of ``grid_sample`` (align_corners=False, border padding).
+
+    grid (..., L) normalised coordinates in [-1, 1] units -> (..., L, size): row l holds the weights of the
+    ``size`` source samples at output position l. Same coordinate arithmetic as ``grid_sample``: unnormalise
+    ``((g + 1) * size - 1) / 2``, clamp into [0, size - 1], weights ``1 - frac`` and ``frac`` on floor and
+    floor + 1 (the second clamped into range; its weight is 0 there).
+    """
+    coord = (((grid + 1.0) * size - 1.0) / 2.0).clamp(0.0, size - 1.0)
+    lower = coord.floor()
+    frac = (coord - lower).unsqueeze(-1)
+    index = torch.arange(size, device=grid.device, dtype=grid.dtype)
+    at_lower = (index == lower.unsqueeze(-1)).to(grid.dtype)
+    at_upper = (index == (lower + 1.0).clamp(max=size - 1.0).unsqueeze(-1)).to(grid.dtype)
+    return at_lower * (1.0 - frac) + at_upper * frac
+
+
 def paste_instances(crops: Tensor, boxes: Tensor, masks: Tensor, stride: int) -> Tensor:
     """Resample every crop into its box and mask-weight it: (B, N, Ci, R, R) -> (B, Ci, h, w).
 
@@ -49,8 +65,14 @@ def paste_instances(crops: Tensor, boxes: Tensor, masks: Tensor, stride: int) ->
     (i + 0.5) * stride) in input pixels; its relative position u = (x - x1) / (x2 - x1) in the box picks
     the crop sample at crop coordinate u * R (crop cell centres sit at (k + 0.5) / R, RoIAlign's bins),
     bilinearly, border-clamped. out = sum_n masks_n * sample_n.
+
+    The sampling grid of one box is separable (the column position depends on j only, the row position on
+    i only), so the bilinear resampling is ``Wy @ crop @ Wx^T`` with (h, R) and (w, R) interpolation
+    matrices: the same weights as ``grid_sample(..., "bilinear", "border", align_corners=False)`` on that
+    grid, as two small batched matmuls (much faster than a generic grid sampler, in eager and in
+    onnxruntime).
     """
-    B, N, Ci, R, _ = crops.shape
+    R = crops.shape[-1]
     h, w = masks.shape[-2:]
     dtype = crops.dtype
     cx = (torch.arange(w, device=crops.device, dtype=dtype) + 0.5) * stride  # (w,)
@@ -58,13 +80,10 @@ def paste_instances(crops: Tensor, boxes: Tensor, masks: Tensor, stride: int) ->
     x1, y1, x2, y2 = boxes.to(dtype).unbind(-1)  # (B, N) each
     u = (cx.view(1, 1, w) - x1.unsqueeze(-1)) / (x2 - x1).clamp(min=1.0).unsqueeze(-1)  # (B, N, w)
     v = (cy.view(1, 1, h) - y1.unsqueeze(-1)) / (y2 - y1).clamp(min=1.0).unsqueeze(-1)  # (B, N, h)
-    grid = torch.stack(
-        [(2.0 * u - 1.0).unsqueeze(-2).expand(B, N, h, w), (2.0 * v - 1.0).unsqueeze(-1).expand(B, N, h, w)],
-        dim=-1,
-    ).reshape(B * N, h, w, 2)
-    sampled = F.grid_sample(
-        crops.reshape(B * N, Ci, R, R), grid, mode="bilinear", padding_mode="border", align_corners=False
-    ).reshape(B, N, Ci, h, w)
+    wx = _bilinear_weights(2.0 * u - 1.0, R)  # (B, N, w, R)
+    wy = _bilinear_weights(2.0 * v - 1.0, R)  # (B, N, h, R)
+    rows = torch.matmul(wy.unsqueeze(2), crops)  # (B, N, Ci, h, R)
+    sampled = torch.matmul(rows, wx.transpose(-1, -2).unsqueeze(2))  # (B, N, Ci, h, w)
     return (sampled * masks.unsqueeze(2).to(dtype)).sum(dim=1)
 
 

@@ -5,6 +5,12 @@
   modulation + demodulation, applied as input scaling / output scaling around a plain conv). Unlike
   AdaIN they use no spatial statistics, so a local change of the content code stays local in the image.
 * :func:`apply_affine_colour`: the full-resolution head: a per-pixel 3x4 affine colour model.
+* :class:`ReplicateConv2d`, :func:`replicate_pad`: ``padding_mode="replicate"`` convolution whose padding
+  keeps a channels_last input channels_last (no NCHW round trip before the oneDNN convolution).
+
+Inference fast paths (taken only when no gradient is being recorded, and never while tracing for ONNX
+export) compute exactly the same function with fewer full-resolution passes; training runs the plain
+formulation. ``test/test_fast_paths.py`` checks both against each other.
 """
 
 from __future__ import annotations
@@ -26,11 +32,14 @@ __all__ = [
     "ConvNormAct",
     "ModResBlock",
     "ModulatedConv2d",
+    "ReplicateConv2d",
     "ResBlock",
     "StyleMLP",
     "apply_affine_colour",
+    "inference_fast_path",
     "make_activation",
     "make_norm",
+    "replicate_pad",
 ]
 
 #: channels of the affine colour head: a 3x3 matrix (row-major) then a 3-vector offset.
@@ -46,6 +55,61 @@ ACTIVATIONS: Final[dict[str, Callable[[], nn.Module]]] = {
     "lrelu": lambda: nn.LeakyReLU(0.2, inplace=False),
     "none": nn.Identity,
 }
+
+
+def _exporting() -> bool:
+    """True while tracing / scripting (ONNX export): fast paths with in-place writes are skipped then."""
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+
+
+def inference_fast_path(*tensors: Tensor) -> bool:
+    """True when an inference-only fast path may run: not exporting and no gradient recorded for ``tensors``."""
+    if _exporting():
+        return False
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
+def replicate_pad(x: Tensor, pad: int) -> Tensor:
+    """Replicate-pad the last two dims by ``pad`` on every side: (B, C, H, W) -> (B, C, H + 2p, W + 2p).
+
+    Same values as ``F.pad(x, (pad,) * 4, mode="replicate")``. At inference (not exporting) the result is
+    written channels_last whatever ``x``'s layout (one interior copy + border strips): ``F.pad`` returns
+    NCHW, which the following oneDNN convolution copies to channels_last again (instance norm returns
+    NCHW even for channels_last input, so both cases occur).
+    """
+    if pad == 0:
+        return x
+    B, C, H, W = x.shape
+    if C == 1 or x.dim() != 4 or not inference_fast_path(x):
+        return F.pad(x, (pad,) * 4, mode="replicate")
+    p = pad
+    y = torch.empty((B, C, H + 2 * p, W + 2 * p), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    y[:, :, p : p + H, p : p + W] = x
+    y[:, :, p : p + H, :p] = x[:, :, :, :1]
+    y[:, :, p : p + H, p + W :] = x[:, :, :, W - 1 :]
+    y[:, :, :p, :] = y[:, :, p : p + 1, :]
+    y[:, :, p + H :, :] = y[:, :, p + H - 1 : p + H, :]
+    return y
+
+
+class ReplicateConv2d(nn.Conv2d):
+    """``nn.Conv2d(..., padding_mode="replicate")`` (same parameters and state-dict keys) padding through
+    :func:`replicate_pad`, so channels_last activations stay channels_last."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, *, padding: int = 0,
+        bias: bool = True,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=padding, bias=bias,
+                         padding_mode="replicate")
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, Cin, H, W) -> (B, Cout, H', W'): replicate padding then an unpadded convolution."""
+        ph, pw = self.padding  # type: ignore[misc]
+        if ph != pw:  # pragma: no cover - every layer here pads symmetrically
+            return super().forward(x)
+        return F.conv2d(replicate_pad(x, int(ph)), self.weight, self.bias, self.stride, 0, self.dilation,
+                        self.groups)
 
 
 def make_norm(name: str, channels: int) -> nn.Module:
@@ -70,8 +134,7 @@ class ConvNormAct(nn.Sequential):
         *, norm: str = "instance", act: str = "relu",
     ) -> None:
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=(kernel_size - 1) // 2,
-                      padding_mode="replicate"),
+            ReplicateConv2d(in_channels, out_channels, kernel_size, stride, padding=(kernel_size - 1) // 2),
             make_norm(norm, out_channels),
             make_activation(act),
         )
@@ -130,6 +193,8 @@ class ModulatedConv2d(nn.Module):
         """(B, Cin, h, w), (B, latent_dim) -> (B, Cout, h, w)."""
         s = self.affine(latent)  # (B, Cin)
         weight = self.weight * self.scale
+        if x.shape[0] == 1 and inference_fast_path(x, latent, self.weight):
+            return self._forward_folded(x, s, weight)
         x = x * s[:, :, None, None]
         if self.padding:
             x = F.pad(x, (self.padding,) * 4, mode="replicate")
@@ -139,6 +204,18 @@ class ModulatedConv2d(nn.Module):
             demod = torch.rsqrt(s.pow(2) @ w_sq.t() + 1e-8)  # (B, Cout)
             y = y * demod[:, :, None, None]
         return y + self.bias[None, :, None, None]
+
+    def _forward_folded(self, x: Tensor, s: Tensor, weight: Tensor) -> Tensor:
+        """Batch-1 inference: scale and demodulation folded into the (Cout, Cin, k, k) weight, bias into the
+        conv, so the only full-size pass is the convolution itself (StyleGAN2 ``fused_modconv``)."""
+        w = weight * s[0][None, :, None, None]
+        if self.demodulate:
+            w_sq = weight.pow(2).sum(dim=(2, 3))  # (Cout, Cin), same formula as the unfolded path
+            demod = torch.rsqrt(s.pow(2) @ w_sq.t() + 1e-8)  # (1, Cout)
+            w = w * demod[0][:, None, None, None]
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            w = w.contiguous(memory_format=torch.channels_last)
+        return F.conv2d(replicate_pad(x, self.padding), w, self.bias)
 
 
 class ModResBlock(nn.Module):
@@ -158,10 +235,31 @@ def apply_affine_colour(coeffs: Tensor, image: Tensor) -> Tensor:
     """Per-pixel affine colour model: coeffs (B, 12, H, W), image (B, 3, H, W) -> (B, 3, H, W).
 
     out_i = sum_j A_ij * image_j + b_i with A = coeffs[:, 0:9] (row-major 3x3) and b = coeffs[:, 9:12].
+    Computed per output channel as three fused multiply-adds (``addcmul``) on (B, H, W) planes; no
+    (B, 3, 3, H, W) broadcast product is materialised. Result is NCHW-contiguous.
     """
     if coeffs.shape[1] != AFFINE_COEFFS or coeffs.shape[-2:] != image.shape[-2:]:
         raise ValueError(f"coeffs must be (B, 12, H, W) matching image {tuple(image.shape)}, got "
                          f"{tuple(coeffs.shape)}")
-    B, _, H, W = coeffs.shape
-    A = coeffs[:, :9].reshape(B, 3, 3, H, W)
-    return (A * image.unsqueeze(1)).sum(dim=2) + coeffs[:, 9:]
+    if _exporting():  # plain element-wise graph (onnxruntime fuses it); same sum as below
+        g0, g1, g2 = image[:, 0:1], image[:, 1:2], image[:, 2:3]
+        return torch.cat(
+            [coeffs[:, 9 + i : 10 + i] + coeffs[:, 3 * i : 3 * i + 1] * g0
+             + coeffs[:, 3 * i + 1 : 3 * i + 2] * g1 + coeffs[:, 3 * i + 2 : 3 * i + 3] * g2 for i in range(3)],
+            dim=1,
+        )
+    coeffs = coeffs.contiguous()
+    g = image.contiguous().unbind(1)
+    if inference_fast_path(coeffs, image):  # write each channel straight into the output, in place
+        result = coeffs.new_empty((coeffs.shape[0], 3, *coeffs.shape[-2:]))
+        for i in range(3):
+            out = result[:, i]
+            torch.addcmul(coeffs[:, 9 + i], coeffs[:, 3 * i], g[0], out=out)
+            out.addcmul_(coeffs[:, 3 * i + 1], g[1]).addcmul_(coeffs[:, 3 * i + 2], g[2])
+        return result
+    planes = []
+    for i in range(3):  # three output channels, each b_i + A_i0 g_0 + A_i1 g_1 + A_i2 g_2
+        out = torch.addcmul(coeffs[:, 9 + i], coeffs[:, 3 * i], g[0])
+        out = torch.addcmul(out, coeffs[:, 3 * i + 1], g[1])
+        planes.append(torch.addcmul(out, coeffs[:, 3 * i + 2], g[2]))
+    return torch.stack(planes, dim=1)

@@ -1,0 +1,206 @@
+"""The inference fast paths compute the same function as the plain formulation, and the onnxruntime backend.
+
+* every fast path (channels_last replicate padding, folded modulated conv, in-place affine colour head,
+  the label stem's padded channels_last lookup input, the separable instance paste) against the plain
+  formulation it replaces, to fp32 rounding;
+* the whole translate path against outputs saved from the code BEFORE the refactor
+  (``test/data/translate_reference_lite_64x96.npz``: seeded random weights, labelled / unlabelled, with and
+  without instances), max abs diff <= 1e-4 in [-1, 1] space, eager NCHW and channels_last;
+* ``Translator(backend=...)``: resolution rules, onnxruntime output vs eager, the on-disk ONNX cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sim2real.errors import ConfigError
+from sim2real.translator.boxes import instance_boundaries
+from sim2real.translator.config import get_generator_config
+from sim2real.translator.generator import LabelStem, TranslatorGenerator
+from sim2real.translator.inference import Translator, resolve_backend, state_digest
+from sim2real.translator.instance_branch import paste_instances
+from sim2real.translator.layers import ModulatedConv2d, ReplicateConv2d, apply_affine_colour, replicate_pad
+from sim2real.translator.onnx_export import synthetic_frame
+
+REFERENCE = Path(__file__).resolve().parent / "data" / "translate_reference_lite_64x96.npz"
+TOLERANCE = 1e-4
+
+
+def _frame(n: int, seed: int, height: int = 64, width: int = 96) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    rgb, sem, inst = synthetic_frame(height, width, num_instances=n, seed=seed)
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    return x, torch.from_numpy(sem)[None].long(), torch.from_numpy(inst.astype(np.int64))[None]
+
+
+def _reference_generator() -> TranslatorGenerator:
+    """The seeded, perturbed lite generator the reference outputs were saved from."""
+    torch.manual_seed(1234)
+    gen = TranslatorGenerator(get_generator_config("lite")).eval()
+    with torch.no_grad():
+        for p in gen.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        gen.style_mean.normal_()
+    return gen
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_translate_matches_outputs_saved_before_the_refactor(channels_last: bool) -> None:
+    ref = np.load(REFERENCE)
+    gen = _reference_generator()
+    if channels_last:
+        gen = gen.to(memory_format=torch.channels_last)
+    for n, seed in ((0, 0), (5, 1)):
+        x, s, i = _frame(n, seed)
+        with torch.inference_mode():
+            labelled = gen.translate(x, s, i).numpy()
+            absent = gen.translate(x, None, None).numpy()
+        assert np.abs(labelled - ref[f"labelled_{n}_{seed}"]).max() <= TOLERANCE
+        assert np.abs(absent - ref[f"absent_{n}_{seed}"]).max() <= TOLERANCE
+        # the training formulation (gradient recorded: no fast path) gives the same function
+        assert np.abs(gen.translate(x, s, i).detach().numpy() - labelled).max() <= TOLERANCE
+
+
+@pytest.mark.parametrize("pad", [1, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_replicate_pad_equals_f_pad(pad: int, channels_last: bool) -> None:
+    x = torch.randn(2, 5, 7, 9)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        fast = replicate_pad(x, pad)
+    assert fast.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(fast, F.pad(x, (pad,) * 4, mode="replicate"))
+
+
+def test_replicate_conv_equals_conv2d_replicate() -> None:
+    torch.manual_seed(0)
+    conv = ReplicateConv2d(6, 4, 3, 2, padding=1)
+    ref = torch.nn.Conv2d(6, 4, 3, 2, padding=1, padding_mode="replicate")
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(1, 6, 10, 14).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        assert torch.allclose(conv(x), ref(x), atol=1e-6)
+    assert torch.allclose(conv(x), ref(x), atol=1e-6)
+
+
+def test_folded_modulated_conv_equals_input_scaling() -> None:
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(8, 6, 3, 16)
+    with torch.no_grad():
+        conv.bias.normal_()
+    x, latent = torch.randn(1, 8, 11, 13), torch.randn(1, 16)
+    plain = conv(x, latent)  # gradient recorded: the unfolded path
+    with torch.inference_mode():
+        folded = conv(x, latent)
+        folded_cl = conv(x.contiguous(memory_format=torch.channels_last), latent)
+    assert torch.allclose(folded, plain, atol=1e-5)
+    assert torch.allclose(folded_cl, plain, atol=1e-5)
+
+
+def test_affine_colour_equals_the_broadcast_formula() -> None:
+    coeffs, image = torch.randn(2, 12, 5, 7), torch.randn(2, 3, 5, 7)
+    A = coeffs[:, :9].reshape(2, 3, 3, 5, 7)
+    expected = (A * image.unsqueeze(1)).sum(dim=2) + coeffs[:, 9:]
+    with torch.inference_mode():
+        fast = apply_affine_colour(coeffs, image.contiguous(memory_format=torch.channels_last))
+    plain = apply_affine_colour(coeffs.requires_grad_(), image)
+    assert torch.allclose(fast, expected, atol=1e-6)
+    assert torch.allclose(plain, expected, atol=1e-6)
+    plain.sum().backward()
+    assert coeffs.grad is not None and coeffs.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("case", ["labelled", "absent", "dropped", "no_instance"])
+def test_label_stem_equals_concat_then_replicate_conv(case: str) -> None:
+    torch.manual_seed(0)
+    stem = LabelStem(19, 8, 16, 2)
+    x, s, i = _frame(4, 3, 32, 48)
+    x, s, i = torch.cat([x, x.flip(-1)]), torch.cat([s, s.flip(-1)]), torch.cat([i, i.flip(-1)])
+    semantic = None if case == "absent" else s
+    instance = None if case == "no_instance" else i
+    drop = torch.tensor([True, False]) if case == "dropped" else None
+    absent = torch.ones(2, dtype=torch.bool) if semantic is None else (
+        drop if drop is not None else torch.zeros(2, dtype=torch.bool))
+    index = torch.full_like(s, 20) if semantic is None else torch.where(s < 19, s, torch.full_like(s, 19))
+    index = torch.where(absent.view(2, 1, 1), torch.full_like(index, 20), index)
+    present = (~absent).float().view(2, 1, 1, 1)
+    edges = torch.zeros(2, 1, 32, 48) if instance is None else instance_boundaries(instance)
+    plain_in = torch.cat([x, stem.embed(index).permute(0, 3, 1, 2), edges * present,
+                          (1 - present).expand(2, 1, 32, 48)], dim=1)
+    expected = stem.act(F.conv2d(F.pad(plain_in, (1, 1, 1, 1), mode="replicate"), stem.conv.weight,
+                                 stem.conv.bias, 2))
+    with torch.inference_mode():
+        out = stem(x, semantic, instance, drop)
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_separable_paste_equals_grid_sample() -> None:
+    torch.manual_seed(0)
+    B, N, C, R, h, w, stride = 2, 5, 4, 7, 9, 13, 8
+    crops = torch.randn(B, N, C, R, R)
+    x1 = torch.randint(-8, w * stride, (B, N)).float()
+    y1 = torch.randint(-8, h * stride, (B, N)).float()
+    boxes = torch.stack([x1, y1, x1 + torch.randint(0, 60, (B, N)), y1 + torch.randint(0, 40, (B, N))], -1)
+    boxes[0, 0] = torch.tensor([0.0, 0.0, 8.0, 8.0])  # a box on cell boundaries, and a zero-size one
+    boxes[0, 1] = torch.tensor([16.0, 16.0, 16.0, 16.0])
+    masks = torch.rand(B, N, h, w)
+    cx = (torch.arange(w) + 0.5) * stride
+    cy = (torch.arange(h) + 0.5) * stride
+    bx1, by1, bx2, by2 = boxes.unbind(-1)
+    u = (cx.view(1, 1, w) - bx1.unsqueeze(-1)) / (bx2 - bx1).clamp(min=1.0).unsqueeze(-1)
+    v = (cy.view(1, 1, h) - by1.unsqueeze(-1)) / (by2 - by1).clamp(min=1.0).unsqueeze(-1)
+    grid = torch.stack([(2 * u - 1).unsqueeze(-2).expand(B, N, h, w), (2 * v - 1).unsqueeze(-1).expand(B, N, h, w)],
+                       dim=-1).reshape(B * N, h, w, 2)
+    sampled = F.grid_sample(crops.reshape(B * N, C, R, R), grid, mode="bilinear", padding_mode="border",
+                            align_corners=False).reshape(B, N, C, h, w)
+    expected = (sampled * masks.unsqueeze(2)).sum(dim=1)
+    assert torch.allclose(paste_instances(crops, boxes, masks, stride), expected, atol=1e-5)
+
+
+def test_backend_resolution() -> None:
+    cpu = torch.device("cpu")
+    assert resolve_backend("auto", cpu, "fp32") == "onnxruntime"
+    assert resolve_backend("auto", cpu, "bf16") == "torch"
+    assert resolve_backend("torch", cpu, "fp32") == "torch"
+    assert resolve_backend("onnxruntime", cpu, "fp32") == "onnxruntime"
+    with pytest.raises(ConfigError, match="fp32 only"):
+        resolve_backend("onnxruntime", cpu, "bf16")
+    with pytest.raises(ConfigError, match="auto, torch, onnxruntime"):
+        resolve_backend("tensorrt", cpu, "fp32")
+
+
+def test_onnxruntime_backend_matches_eager_and_caches_the_export(tmp_path: Path) -> None:
+    gen = _reference_generator()
+    cfg = gen.cfg
+    eager = Translator.from_generator(gen, cfg, device="cpu", precision="fp32")
+    ort_tr = Translator.from_generator(gen, cfg, device="cpu", precision="fp32", backend="auto", threads=1,
+                                       onnx_cache_dir=tmp_path)
+    assert ort_tr.backend == "onnxruntime"
+    rgb, sem, inst = synthetic_frame(60, 90, num_instances=4, seed=7)  # not a multiple of the stride
+    x, s, i = _frame(4, 7, 60, 90)
+    diff = (ort_tr.translate_normalized(x, s, i) - eager.translate_normalized(x, s, i)).abs().max().item()
+    assert diff <= TOLERANCE
+    out_ort, out_eager = ort_tr.translate(rgb, sem, inst), eager.translate(rgb, sem, inst)
+    assert out_ort.shape == rgb.shape and out_ort.dtype == np.uint8
+    assert np.abs(out_ort.astype(int) - out_eager.astype(int)).max() <= 1
+    batch = ort_tr.translate(np.stack([rgb, rgb[::-1].copy()]), np.stack([sem, sem[::-1].copy()]),
+                             np.stack([inst, inst[::-1].copy()]))
+    assert np.array_equal(batch[0], out_ort)
+    torch_out = ort_tr.translate(torch.from_numpy(rgb), torch.from_numpy(sem), torch.from_numpy(inst.astype(np.int64)))
+    assert isinstance(torch_out, torch.Tensor) and np.array_equal(torch_out.numpy(), out_ort)
+    files = sorted(tmp_path.glob("*.onnx"))
+    assert len(files) == 1 and state_digest(ort_tr.generator)[:20] in files[0].name and "60x90" in files[0].name
+    mtime = files[0].stat().st_mtime_ns
+    again = Translator.from_generator(gen, cfg, device="cpu", precision="fp32", backend="onnxruntime", threads=1,
+                                      onnx_cache_dir=tmp_path)
+    assert np.array_equal(again.translate(rgb, sem, inst), out_ort)
+    assert files[0].stat().st_mtime_ns == mtime  # read from the cache, not exported again
+    files[0].write_bytes(b"not onnx")  # a damaged cache entry is replaced
+    third = Translator.from_generator(gen, cfg, device="cpu", precision="fp32", backend="onnxruntime", threads=1,
+                                      onnx_cache_dir=tmp_path)
+    assert np.array_equal(third.translate(rgb, sem, inst), out_ort)

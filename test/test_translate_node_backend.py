@@ -1,0 +1,41 @@
+"""translate_node's ``backend`` parameter: declared read-only with its choices, validated at start-up."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ros_testing import isolated_env, python_cmd
+
+
+def test_backend_parameter_is_declared_read_only_with_its_choices() -> None:
+    from sim2real.nodes.translate_node import BACKENDS, _check_choice, _parameter_table
+
+    table = {name: (default, desc) for name, default, desc in _parameter_table()}
+    default, desc = table["backend"]
+    assert default == "auto" and desc.read_only
+    assert desc.additional_constraints == "auto | torch | onnxruntime"
+    assert BACKENDS == ("auto", "torch", "onnxruntime")
+    assert _check_choice("backend", "onnxruntime", BACKENDS) is None
+    assert "backend must be one of auto, torch, onnxruntime" in (_check_choice("backend", "trt", BACKENDS) or "")
+
+
+def test_load_translator_passes_the_backend(tmp_path: Path) -> None:
+    from sim2real.nodes.translate_node import load_translator
+
+    repo = Path(__file__).resolve().parent.parent
+    model = repo / "models" / "default.safetensors"
+    assert load_translator(str(model), "cpu", "fp32", "torch").backend == "torch"  # type: ignore[attr-defined]
+    assert load_translator(str(model), "cpu", "fp32", "auto").backend == "onnxruntime"  # type: ignore[attr-defined]
+    assert load_translator(str(model), "cpu", "bf16", "auto").backend == "torch"  # type: ignore[attr-defined]
+
+
+@pytest.mark.ros
+def test_invalid_backend_stops_the_node_with_the_reason(tmp_path: Path) -> None:
+    cmd = python_cmd("-m", "sim2real.nodes.translate_node", "--ros-args", "-p", "backend:=tensorrt",
+                     "-p", "device:=cpu", "-p", "warmup_width:=0")
+    proc = subprocess.run(cmd, env=isolated_env(tmp_path / "ros_home"), capture_output=True, timeout=120)
+    assert proc.returncode == 1
+    assert b"backend must be one of auto, torch, onnxruntime; got 'tensorrt'" in proc.stdout + proc.stderr
