@@ -13,7 +13,7 @@ The parametrised tests then assert, per case:
   the reason and the bad frame's stamp (the node rate-limits per topic and reason: cases with the same
   (topic, reason) are spaced by more than the 2 s limiter period).
 
-Cases whose expected behaviour the node does not implement yet are ``xfail(strict=True)`` with the reason;
+A case whose expected behaviour the node does not implement would be ``xfail(strict=True)`` with the reason;
 the patches are in docs/RELIABILITY.md.
 """
 
@@ -46,15 +46,6 @@ LIMITER_PERIOD_S = 2.0  # LogRateLimiter(period=2.0) in translate_node
 MAX_PIXELS = 10_000  # the proposed memory guard, passed as -p max_image_pixels:=10000
 BURST = 1000
 SPIN = "(spin)"  # a pseudo topic in Case.make's list: spin the driver for <message> seconds
-
-# xfail reasons (bugs / missing features in sim2real/nodes/translate_node.py; patches in docs/RELIABILITY.md)
-SYNC_NOT_LOGGED = ("translate_node counts synchroniser drops (unmatched, duplicate_stamp) but never logs them:"
-                   " on_drop only calls stats.drop")
-NO_MEMORY_GUARD = "translate_node has no max_image_pixels parameter: an oversized valid frame is translated"
-NO_FRAME_ID_CHECK = "translate_node does not compare header.frame_id across the synchronised topics"
-NO_INSTANCE_CLASS_CHECK = ("instance ids on stuff / ignore pixels are translated silently (not counted, not"
-                           " logged)")
-
 
 # ------------------------------------------------------------------------------------------ message helpers
 
@@ -247,7 +238,7 @@ CASES: list[Case] = [
         i, data=_rgb(i).tobytes() + bytes(13)))),
     Case("semantic_32FC1_with_nan_inf", lambda d, i: with_(d, i, semantic=_nan_semantic(i)),
          "semantic", "label_encoding"),
-    Case("stamps_never_match", _never_matching, counter="drop.unmatched", reason="unmatched", log_bug=SYNC_NOT_LOGGED),
+    Case("stamps_never_match", _never_matching, counter="drop.unmatched", reason="unmatched"),
     Case("image_zero_width", lambda d, i: with_(d, i, image=_img(i, width=0, step=0, data=b""))),
     Case("semantic_data_shorter", lambda d, i: with_(d, i, semantic=raw_image(
         i, encoding="mono8", height=H, width=W, step=W, data=bytes(W * H - 1))), "semantic", "conversion"),
@@ -257,27 +248,24 @@ CASES: list[Case] = [
          "instance", "accepted", accepted=True, logged=False),
     Case("image_zero_height", lambda d, i: with_(d, i, image=_img(i, height=0, data=b""))),
     Case("stamps_going_backwards", with_, reason="unmatched", counter="drop.unmatched",
-         stamp_index=5, log_bug=SYNC_NOT_LOGGED),
+         stamp_index=5),
     Case("instance_16UC1_big_endian_is_accepted", lambda d, i: with_(d, i, instance=_big_endian_instance(i)),
          "instance", "accepted", accepted=True, logged=False),
     Case("image_absurd_dimensions_tiny_payload", lambda d, i: with_(d, i, image=_img(
         i, height=100_000, width=100_000, step=300_000, data=bytes(64))), also=("too_large",)),
     Case("frame_id_mismatch_between_topics", lambda d, i: with_(d, i, semantic=_header(
-        good(d, i)["semantic"], i, frame_id="other_cam")), "semantic", "frame_id_mismatch",
-         count_bug=NO_FRAME_ID_CHECK, log_bug=NO_FRAME_ID_CHECK),
+        good(d, i)["semantic"], i, frame_id="other_cam")), "semantic", "frame_id_mismatch"),
     Case("image_32FC3_with_nan_inf", lambda d, i: with_(d, i, image=_nan_rgb(i))),
     Case("instance_ids_without_a_class", lambda d, i: with_(d, i, **_instance_on_stuff(i)),
-         "instance", "instance_without_class", count_bug=NO_INSTANCE_CLASS_CHECK, log_bug=NO_INSTANCE_CLASS_CHECK,
+         "instance", "instance_without_class",
          published=True),
     Case("duplicate_image_stamp", _duplicate_image, reason="duplicate_stamp", counter="drop.duplicate_stamp",
-         log_bug=SYNC_NOT_LOGGED, published=True),
+         published=True),
     Case("image_empty_message_with_stamp", _empty_with_stamp),
     Case("image_rgb8_row_padding_is_accepted", lambda d, i: with_(d, i, image=_padded_rgb(i)),
          "image", "accepted", accepted=True, logged=False),
-    Case("image_absurd_dimensions_memory_guard", _too_large, reason="too_large",
-         count_bug=NO_MEMORY_GUARD, log_bug=NO_MEMORY_GUARD),
-    Case("image_empty_default_message", _empty_default, reason="unmatched", counter="drop.unmatched",
-         log_bug=SYNC_NOT_LOGGED),
+    Case("image_absurd_dimensions_memory_guard", _too_large, reason="too_large"),
+    Case("image_empty_default_message", _empty_default, reason="unmatched", counter="drop.unmatched"),
     Case("instance_8UC1_is_accepted", lambda d, i: with_(d, i, instance=labelled(
         i, sim_frame(i, H, W)[2].astype(np.uint8), "8UC1")), "instance", "accepted", accepted=True, logged=False),
     Case("burst_1000_frames_in_one_second", lambda d, i: [], reason="burst", counter="drop.superseded",

@@ -84,7 +84,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from sim2real.conversions import array_to_image, image_to_array, to_rgb8
 from sim2real.errors import ImageConversionError, LabelError, Sim2RealError
-from sim2real.labels import IGNORE_ID, overlay
+from sim2real.labels import IGNORE_ID, SMALL_CLASSES, THING_CLASSES, overlay
 from sim2real.node_stats import LogRateLimiter, NodeStats, build_diagnostic_status, summary_line
 from sim2real.paths import share_dir
 from sim2real.sync import KeyedLatestSlots, StampSynchronizer, stamp_to_ns
@@ -114,6 +114,16 @@ LABEL_POLICIES: Final = ("wait", "translate_without_instances", "passthrough")
 PRECISIONS: Final = ("auto", "fp32", "fp16", "bf16")
 BACKENDS: Final = ("auto", "torch", "onnxruntime")
 _INPUT_OUTPUTS: Final = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+#: classes whose pixels may carry instance ids: things, plus the small objects (pole, light, sign) that the
+#: procedural simulator gives ids so the instance branch can protect them
+_OBJECT_LUT: Final = np.isin(np.arange(256), sorted(THING_CLASSES | SMALL_CLASSES))
+#: synchroniser drop reasons that are logged (rate-limited) as well as counted, with what they mean
+_SYNC_DROP_DETAILS: Final = {
+    "unmatched": "no complete set with this stamp: its partners never came, or its stamp is not newer than"
+                 " the last synchronised set's",
+    "duplicate_stamp": "replaced by a later message with the same stamp",
+    "sync_overflow": "sync queue full (sync_queue_size) while waiting for its partners",
+}
 
 
 class TranslatorLike(Protocol):
@@ -198,12 +208,39 @@ def _label_array(msg: Any, topic: str, allowed: Sequence[np.dtype]) -> np.ndarra
     return arr
 
 
-def decode_frame(frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check_guards(frame: Frame, max_pixels: int | None) -> None:
+    """FrameError for a message above ``max_pixels`` (before anything is allocated) or a label / camera_info
+    whose ``header.frame_id`` differs from the image's."""
+    msgs = ((IMAGE, frame.image), (SEMANTIC, frame.semantic), (INSTANCE, frame.instance),
+            (CAMERA_INFO, frame.camera_info))
+    if max_pixels is not None:
+        for topic, msg in msgs:
+            if msg is None or topic == CAMERA_INFO:
+                continue
+            w, h = int(getattr(msg, "width", 0)), int(getattr(msg, "height", 0))
+            if w * h > max_pixels:
+                raise FrameError(topic, "too_large",
+                                 f"{topic} is {w}x{h} = {w * h} pixels, above max_image_pixels={max_pixels}")
+    image_frame = frame.image.header.frame_id
+    for topic, msg in msgs[1:]:
+        if msg is not None and msg.header.frame_id != image_frame:
+            raise FrameError(topic, "frame_id_mismatch",
+                             f"{topic} has frame_id {msg.header.frame_id!r} but image has {image_frame!r}")
+
+
+def instances_without_class(semantic: np.ndarray, instance: np.ndarray) -> np.ndarray:
+    """(H, W) bool: instance pixels (id != 0) on stuff (road, sky, ...) or ignore: ids with no object class."""
+    return (instance != 0) & ~_OBJECT_LUT[semantic]
+
+
+def decode_frame(frame: Frame, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(rgb (H, W, 3) uint8, semantic (H, W) uint8, instance (H, W) uint16)`` of a frame.
 
-    Missing labels become semantic = 255 (ignore) and instance = 0. Raises :class:`FrameError` for a bad
-    encoding / size, or label maps whose size differs from the image's.
+    Missing labels become semantic = 255 (ignore) and instance = 0. Raises :class:`FrameError` for a message
+    above ``max_pixels``, label / camera_info frame_ids that differ from the image's, a bad encoding / size,
+    or label maps whose size differs from the image's.
     """
+    _check_guards(frame, max_pixels)
     try:
         rgb = to_rgb8(frame.image)
     except ImageConversionError as exc:
@@ -338,6 +375,9 @@ def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
             int_range=(1, 64))),
         ("stats_file", "", _descriptor(
             "write the final counters as JSON to this file at shutdown; empty = off", _STR, read_only=True)),
+        ("max_image_pixels", 7680 * 4320, _descriptor(
+            "largest width*height accepted on any image topic (memory guard); larger frames are dropped as"
+            " bad_message too_large", _INT, read_only=True, int_range=(1, 2**31 - 1))),
     ]
 
 
@@ -421,6 +461,7 @@ class TranslateNode(Node):
         self._stats_file: str = p["stats_file"]
         self._model_path: str = p["model"]
         self._max_batch: int = p["max_batch"]
+        self._max_pixels: int = p["max_image_pixels"]
         keys = [c.strip() for c in p["cameras"] if c.strip()] or [""]
         if len(set(keys)) != len(keys):
             raise Sim2RealError(f"cameras must be distinct, got {keys}")
@@ -454,7 +495,7 @@ class TranslateNode(Node):
                 key=key, inputs=inputs, outputs=outputs,
                 sync=StampSynchronizer(
                     [IMAGE, *self._label_topics], slop=p["sync_slop_s"], queue_size=p["sync_queue_size"],
-                    on_drop=lambda topic, reason, _item: self.stats.drop(reason, topic),
+                    on_drop=lambda topic, reason, item, k=key: self._on_sync_drop(k, topic, reason, item),
                 ),
                 last_seen=dict.fromkeys(self._label_topics, started),
             )
@@ -553,6 +594,14 @@ class TranslateNode(Node):
             more = f" [{suppressed} similar suppressed]" if suppressed else ""
             self.get_logger().warning(f"bad message on {topic}{where}: {reason}: {detail}{more}")
 
+    def _on_sync_drop(self, key: str, topic: str, reason: str, item: tuple[Any, float]) -> None:
+        """Count a message the synchroniser dropped; log it (rate-limited) unless the node is shutting down."""
+        self.stats.drop(reason, topic)
+        detail = _SYNC_DROP_DETAILS.get(reason)
+        if detail is not None:
+            stamp = stamp_to_ns(item[0].header.stamp)
+            self._log_bad(self._cameras[key].topic(topic), reason, detail, stamp)
+
     def _on_image(self, cam: Camera, msg: Image) -> None:
         received = time.monotonic()
         self.stats.message_in(IMAGE)
@@ -633,12 +682,20 @@ class TranslateNode(Node):
             self.stats.drop("stale")
             return None
         try:
-            return decode_frame(frame)
+            rgb, semantic, instance = decode_frame(frame, self._max_pixels)
         except FrameError as err:
             self.stats.bad_message(err.topic, err.reason)
             self.stats.drop("bad_message")
             self._log_bad(cam.topic(err.topic), err.reason, err.detail, frame.stamp_ns)
             return None
+        stray = instances_without_class(semantic, instance)
+        if stray.any():  # translated anyway, without those instances: counted and logged, not dropped
+            self.stats.bad_message(INSTANCE, "instance_without_class")
+            self._log_bad(cam.topic(INSTANCE), "instance_without_class",
+                          f"{int(stray.sum())} instance pixels lie on stuff / ignore classes; treated as no instance",
+                          frame.stamp_ns)
+            instance = np.where(stray, 0, instance).astype(np.uint16)
+        return rgb, semantic, instance
 
     def _process_batch(self, frames: list[Frame]) -> None:
         """Decode, translate (frames of one size in batches of up to max_batch), publish each."""
