@@ -55,8 +55,6 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
     ParameterDescriptor,
     ParameterType,
     SetParametersResult,
@@ -82,7 +80,9 @@ from sim2real.monitor import (
     score_frame,
 )
 from sim2real.node_stats import LogRateLimiter
-from sim2real.nodes.translate_node import Frame, FrameError, decode_frame, spin_until_signal
+from sim2real.nodes.common import descriptor as _descriptor
+from sim2real.nodes.common import spin_until_signal
+from sim2real.nodes.translate_node import Frame, FrameError, decode_frame
 from sim2real.sync import LatestSlot, StampSynchronizer, stamp_to_ns
 
 __all__ = ["MonitorNode", "load_monitor_critics", "main", "resolve_device"]
@@ -122,18 +122,6 @@ def load_monitor_critics(path: str, device: torch.device) -> tuple[Any, dict[str
     except Exception as exc:  # wrong format, pickle, corrupt file: name the path and the reason
         raise Sim2RealError(f"critics {str(p)!r} could not be loaded: {exc}") from exc
     return aux.to(device).eval(), info
-
-
-def _descriptor(description: str, ptype: int, *, read_only: bool = False, constraints: str = "",
-                float_range: tuple[float, float] | None = None,
-                int_range: tuple[int, int] | None = None) -> ParameterDescriptor:
-    desc = ParameterDescriptor(description=description, type=ptype, read_only=read_only,
-                               additional_constraints=constraints)
-    if float_range is not None:
-        desc.floating_point_range = [FloatingPointRange(from_value=float_range[0], to_value=float_range[1])]
-    if int_range is not None:
-        desc.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
-    return desc
 
 
 def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:

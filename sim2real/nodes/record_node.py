@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import rclpy
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -55,7 +55,8 @@ from rclpy.signals import SignalHandlerOptions
 from sim2real.bag_writer import STORAGES, BagWriter
 from sim2real.errors import ConfigError
 from sim2real.node_stats import LogRateLimiter
-from sim2real.nodes.translate_node import spin_until_signal
+from sim2real.nodes.common import read_only_descriptor as _descriptor
+from sim2real.nodes.common import spin_until_signal
 
 __all__ = ["NODE_NAME", "BagThread", "RecordNode", "import_message_type", "main", "parse_topic_spec"]
 
@@ -143,18 +144,6 @@ class BagThread:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
-
-
-def _descriptor(description: str, ptype: int, *, constraints: str = "",
-                float_range: tuple[float, float] | None = None,
-                int_range: tuple[int, int] | None = None) -> ParameterDescriptor:
-    desc = ParameterDescriptor(description=description, type=ptype, read_only=True,
-                               additional_constraints=constraints)
-    if float_range is not None:
-        desc.floating_point_range = [FloatingPointRange(from_value=float_range[0], to_value=float_range[1])]
-    if int_range is not None:
-        desc.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
-    return desc
 
 
 def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:

@@ -36,7 +36,7 @@ from typing import Any, Final
 
 import numpy as np
 import rclpy
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -47,6 +47,7 @@ from std_msgs.msg import String
 from sim2real.conversions import array_to_image, decode_compressed, image_to_array
 from sim2real.errors import ConfigError, Sim2RealError
 from sim2real.node_stats import LogRateLimiter
+from sim2real.nodes.common import read_only_descriptor as _descriptor
 from sim2real.sync import MatchedSet, StampSynchronizer, stamp_to_ns
 from sim_bridge.adapters import ADAPTERS, DecodeStats, SimulatorAdapter, get_adapter, parse_isaac_labels
 from sim_bridge.adapters.base import TopicSet
@@ -57,18 +58,6 @@ __all__ = ["NODE_NAME", "SimAdapterNode", "main", "resolve_topics"]
 NODE_NAME: Final = "sim_adapter_node"
 RGB, SEMANTIC, INSTANCE, CAMERA_INFO = "rgb", "semantic", "instance", "camera_info"
 _STR, _DBL, _INT = ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_DOUBLE, ParameterType.PARAMETER_INTEGER
-
-
-def _descriptor(description: str, ptype: int, *, constraints: str = "", read_only: bool = True,
-                float_range: tuple[float, float] | None = None,
-                int_range: tuple[int, int] | None = None) -> ParameterDescriptor:
-    desc = ParameterDescriptor(description=description, type=ptype, read_only=read_only,
-                               additional_constraints=constraints)
-    if float_range is not None:
-        desc.floating_point_range = [FloatingPointRange(from_value=float_range[0], to_value=float_range[1])]
-    if int_range is not None:
-        desc.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
-    return desc
 
 
 def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:

@@ -24,8 +24,6 @@ from typing import Any
 import rclpy
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
     ParameterDescriptor,
     ParameterType,
     SetParametersResult,
@@ -42,6 +40,7 @@ from std_msgs.msg import Header
 from sim2real.conversions import array_to_image
 from sim2real.errors import ConfigError
 from sim2real.node_stats import LogRateLimiter
+from sim2real.nodes.common import descriptor as _descriptor
 from sim_bridge.procedural import ProceduralSimulator, SimConfig, SimFrame
 from sim_bridge.procedural.config import MAX_SIZE, MIN_SIZE
 from sim_bridge.record_cli import topic_names
@@ -55,18 +54,6 @@ _STR, _DBL, _INT, _BOOL = (ParameterType.PARAMETER_STRING, ParameterType.PARAMET
 _CONFIG_PARAMS = {"width": "width", "height": "height", "rate_hz": "rate_hz", "seed": "seed",
                   "traffic_density": "traffic_density", "pedestrian_density": "pedestrian_density",
                   "time_of_day": "time_of_day", "ego_speed": "ego_speed", "fov_deg": "fov_deg"}
-
-
-def _descriptor(description: str, ptype: int, *, read_only: bool = False,
-                float_range: tuple[float, float] | None = None,
-                int_range: tuple[int, int] | None = None, constraints: str = "") -> ParameterDescriptor:
-    desc = ParameterDescriptor(description=description, type=ptype, read_only=read_only,
-                               additional_constraints=constraints)
-    if float_range is not None:
-        desc.floating_point_range = [FloatingPointRange(from_value=float_range[0], to_value=float_range[1])]
-    if int_range is not None:
-        desc.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
-    return desc
 
 
 def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:

@@ -67,7 +67,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, ParameterType, SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
@@ -78,6 +78,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from sim2real.errors import ConfigError
+from sim2real.nodes.common import read_only_descriptor as _descriptor
 from sim2real.training.config import TrainConfig, load_train_config
 
 if TYPE_CHECKING:
@@ -285,15 +286,6 @@ class SaveRequests:
 
 _STR, _DBL, _BOOL, _STR_ARRAY = (ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_DOUBLE,
                                  ParameterType.PARAMETER_BOOL, ParameterType.PARAMETER_STRING_ARRAY)
-
-
-def _descriptor(description: str, ptype: int, *, constraints: str = "",
-                float_range: tuple[float, float] | None = None) -> ParameterDescriptor:
-    desc = ParameterDescriptor(description=description, type=ptype, read_only=True,
-                               additional_constraints=constraints)
-    if float_range is not None:
-        desc.floating_point_range = [FloatingPointRange(from_value=float_range[0], to_value=float_range[1])]
-    return desc
 
 
 def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:

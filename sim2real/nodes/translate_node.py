@@ -51,10 +51,8 @@ of up to ``max_batch``. Empty ``cameras`` (default) = one camera on the generic 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -67,14 +65,12 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
     ParameterDescriptor,
     ParameterType,
     SetParametersResult,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -86,6 +82,8 @@ from sim2real.conversions import array_to_image, image_to_array, to_rgb8
 from sim2real.errors import ImageConversionError, LabelError, Sim2RealError
 from sim2real.labels import IGNORE_ID, SMALL_CLASSES, THING_CLASSES, overlay
 from sim2real.node_stats import LogRateLimiter, NodeStats, build_diagnostic_status, summary_line
+from sim2real.nodes.common import descriptor as _descriptor
+from sim2real.nodes.common import spin_until_signal
 from sim2real.paths import share_dir
 from sim2real.sync import KeyedLatestSlots, StampSynchronizer, stamp_to_ns
 
@@ -298,23 +296,6 @@ def compose_preview(sim_rgb: np.ndarray, translated: np.ndarray, semantic: np.nd
 # ------------------------------------------------------------------------------------------------ parameters
 
 
-def _descriptor(
-    description: str,
-    ptype: int,
-    *,
-    read_only: bool = False,
-    constraints: str = "",
-    float_range: tuple[float, float] | None = None,
-    int_range: tuple[int, int] | None = None,
-) -> ParameterDescriptor:
-    desc = ParameterDescriptor(
-        description=description, type=ptype, read_only=read_only, additional_constraints=constraints
-    )
-    if float_range is not None:
-        desc.floating_point_range = [FloatingPointRange(from_value=float_range[0], to_value=float_range[1])]
-    if int_range is not None:
-        desc.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
-    return desc
 
 
 _STR, _DBL, _INT, _BOOL, _STR_ARRAY = (
@@ -841,30 +822,6 @@ class TranslateNode(Node):
             tmp.write_text(json.dumps(snap, indent=1))
             tmp.replace(path)
         return snap
-
-
-def spin_until_signal(node: Node, executor: Any, on_stop: Callable[[], Any] | None = None) -> None:
-    """Spin ``executor`` on a thread until SIGINT/SIGTERM, then stop it and call ``on_stop`` (node alive)."""
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    executor.add_node(node)
-
-    def spin() -> None:
-        with contextlib.suppress(ExternalShutdownException):
-            executor.spin()
-        stop.set()
-
-    thread = threading.Thread(target=spin, name="executor", daemon=True)
-    thread.start()
-    try:
-        stop.wait()
-    finally:
-        executor.shutdown(timeout_sec=5.0)
-        thread.join(timeout=5.0)
-        if on_stop is not None:
-            on_stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def main(args: list[str] | None = None) -> int:
