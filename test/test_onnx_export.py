@@ -13,7 +13,7 @@ import torch
 
 from sim2real.errors import CheckpointError, ConfigError, LabelError
 from sim2real.translator.checkpoint import save_checkpoint
-from sim2real.translator.config import GeneratorConfig, get_generator_config
+from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.generator import TranslatorGenerator
 from sim2real.translator.inference import Translator
 from sim2real.translator.onnx_export import (
@@ -26,23 +26,6 @@ from sim2real.translator.onnx_export import (
 
 HEIGHT, WIDTH = 37, 61  # not multiples of the lite stride (8): padding happens inside the graph
 PARITY_TOLERANCE = 1e-3
-
-
-@pytest.fixture(scope="module")
-def lite() -> GeneratorConfig:
-    return get_generator_config("lite")
-
-
-@pytest.fixture(scope="module")
-def generator(lite: GeneratorConfig) -> TranslatorGenerator:
-    """The lite generator with every float tensor perturbed away from its (partly zero) initialisation."""
-    torch.manual_seed(0)
-    gen = TranslatorGenerator(lite)
-    with torch.no_grad():
-        for t in gen.state_dict().values():
-            if t.is_floating_point():
-                t.add_(torch.randn_like(t) * 0.05)
-    return gen.eval()
 
 
 @pytest.fixture(scope="module")
