@@ -50,6 +50,7 @@ __all__ = [
     "array_to_compressed",
     "array_to_image",
     "array_to_tensor",
+    "check_image_layout",
     "compressed_to_array",
     "decode_compressed",
     "encoding_info",
@@ -128,11 +129,13 @@ def _as_uint8_buffer(data: Any, what: str) -> np.ndarray:
         ) from exc
 
 
-def image_to_array(msg: Any) -> np.ndarray:
-    """Decode an Image-like message into ``(H, W)`` (one channel) or ``(H, W, C)``, native byte order.
+def check_image_layout(msg: Any) -> tuple[np.dtype, int, np.ndarray]:
+    """Validate an Image-like message's geometry without touching its pixels: ``(dtype, channels, raw)``.
 
-    Honours ``step`` (padded rows give a strided view, no copy) and ``is_bigendian`` (multi-byte types
-    are byte-swapped into a native-order copy). Otherwise the result is a read-only view of ``msg.data``.
+    ``raw`` is a flat uint8 view of ``msg.data`` (no copy for bytes / array.array / ndarray). Raises
+    ImageConversionError naming the field for an unknown encoding, a zero height or width, a ``step``
+    smaller than one row, or ``len(data) != step * height``. O(1) apart from the view: cheap enough for a
+    subscription callback.
     """
     encoding = msg.encoding
     dtype, channels = encoding_info(encoding)
@@ -153,6 +156,18 @@ def image_to_array(msg: Any) -> np.ndarray:
             f"Image len(data)={raw.size} does not match step*height = {step}*{height} = {step * height}"
             f" (encoding {encoding!r}, width={width})"
         )
+    return dtype, channels, raw
+
+
+def image_to_array(msg: Any) -> np.ndarray:
+    """Decode an Image-like message into ``(H, W)`` (one channel) or ``(H, W, C)``, native byte order.
+
+    Honours ``step`` (padded rows give a strided view, no copy) and ``is_bigendian`` (multi-byte types
+    are byte-swapped into a native-order copy). Otherwise the result is a read-only view of ``msg.data``.
+    Layout errors are those of :func:`check_image_layout`.
+    """
+    dtype, channels, raw = check_image_layout(msg)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
     big = bool(msg.is_bigendian) and dtype.itemsize > 1
     wire = dtype.newbyteorder(">" if big else "<") if dtype.itemsize > 1 else dtype
     view = np.ndarray(

@@ -265,7 +265,7 @@ CASES: list[Case] = [
     Case("image_rgb8_row_padding_is_accepted", lambda d, i: with_(d, i, image=_padded_rgb(i)),
          "image", "accepted", accepted=True, logged=False),
     Case("image_absurd_dimensions_memory_guard", _too_large, reason="too_large"),
-    Case("image_empty_default_message", _empty_default, reason="unmatched", counter="drop.unmatched"),
+    Case("image_empty_default_message", _empty_default),  # no encoding: rejected on arrival
     Case("instance_8UC1_is_accepted", lambda d, i: with_(d, i, instance=labelled(
         i, sim_frame(i, H, W)[2].astype(np.uint8), "8UC1")), "instance", "accepted", accepted=True, logged=False),
     Case("burst_1000_frames_in_one_second", lambda d, i: [], reason="burst", counter="drop.superseded",

@@ -27,6 +27,7 @@ from sim2real.nodes.translate_node import (
     Frame,
     FrameError,
     camera_topics,
+    check_image_message,
     compose_preview,
     decode_frame,
     encode_output,
@@ -301,6 +302,38 @@ def test_decode_frame_names_the_bad_topic_and_reason(override: dict, topic: str,
     with pytest.raises(FrameError) as info:
         decode_frame(frame_of(2, **override))
     assert (info.value.topic, info.value.reason) == (topic, reason)
+
+
+def _raw_rgb8(**fields: object) -> object:
+    from sensor_msgs.msg import Image
+
+    msg = Image(height=H, width=W, encoding="rgb8", step=3 * W)
+    msg.data = bytes(3 * W * H)
+    for k, v in fields.items():
+        setattr(msg, k, v)
+    return msg
+
+
+@pytest.mark.parametrize(("fields", "reason", "detail"), [
+    ({"encoding": "RGB8"}, "conversion", "unknown image encoding 'RGB8'"),
+    ({"width": 0, "step": 0, "data": b""}, "conversion", "width=0"),
+    ({"step": 3 * W - 1}, "conversion", f"step={3 * W - 1} is smaller"),
+    ({"data": bytes(3 * W * H - 1)}, "conversion", f"len(data)={3 * W * H - 1}"),
+    ({"height": 10_000, "width": 10_000, "step": 30_000}, "too_large", "above max_image_pixels=100000"),
+])
+def test_check_image_message_rejects_a_broken_layout_without_reading_pixels(
+        fields: dict, reason: str, detail: str) -> None:
+    with pytest.raises(FrameError) as info:
+        check_image_message(_raw_rgb8(**fields), max_pixels=100_000)
+    assert (info.value.topic, info.value.reason) == ("image", reason)
+    assert detail in info.value.detail
+
+
+def test_check_image_message_accepts_row_padding_and_any_size_without_a_limit() -> None:
+    check_image_message(_raw_rgb8(step=3 * W + 5, data=bytes((3 * W + 5) * H)), max_pixels=H * W)
+    check_image_message(_raw_rgb8(), max_pixels=None)
+    with pytest.raises(FrameError):
+        check_image_message(_raw_rgb8(), max_pixels=H * W - 1)
 
 
 def test_encode_output() -> None:

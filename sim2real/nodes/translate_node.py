@@ -78,7 +78,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 
-from sim2real.conversions import array_to_image, image_to_array, to_rgb8
+from sim2real.conversions import array_to_image, check_image_layout, image_to_array, to_rgb8
 from sim2real.errors import ImageConversionError, LabelError, Sim2RealError
 from sim2real.labels import IGNORE_ID, SMALL_CLASSES, THING_CLASSES, overlay
 from sim2real.node_stats import LogRateLimiter, NodeStats, build_diagnostic_status, summary_line
@@ -96,6 +96,7 @@ __all__ = [
     "FrameError",
     "TranslateNode",
     "camera_topics",
+    "check_image_message",
     "compose_preview",
     "decode_frame",
     "default_model_path",
@@ -206,24 +207,38 @@ def _label_array(msg: Any, topic: str, allowed: Sequence[np.dtype]) -> np.ndarra
     return arr
 
 
+def _check_pixels(topic: str, msg: Any, max_pixels: int | None) -> None:
+    """FrameError ``too_large`` for a message of more than ``max_pixels`` (None: no limit)."""
+    w, h = int(getattr(msg, "width", 0)), int(getattr(msg, "height", 0))
+    if max_pixels is not None and w * h > max_pixels:
+        raise FrameError(topic, "too_large",
+                         f"{topic} is {w}x{h} = {w * h} pixels, above max_image_pixels={max_pixels}")
+
+
 def _check_guards(frame: Frame, max_pixels: int | None) -> None:
     """FrameError for a message above ``max_pixels`` (before anything is allocated) or a label / camera_info
     whose ``header.frame_id`` differs from the image's."""
     msgs = ((IMAGE, frame.image), (SEMANTIC, frame.semantic), (INSTANCE, frame.instance),
             (CAMERA_INFO, frame.camera_info))
-    if max_pixels is not None:
-        for topic, msg in msgs:
-            if msg is None or topic == CAMERA_INFO:
-                continue
-            w, h = int(getattr(msg, "width", 0)), int(getattr(msg, "height", 0))
-            if w * h > max_pixels:
-                raise FrameError(topic, "too_large",
-                                 f"{topic} is {w}x{h} = {w * h} pixels, above max_image_pixels={max_pixels}")
+    for topic, msg in msgs[:3]:
+        if msg is not None:
+            _check_pixels(topic, msg, max_pixels)
     image_frame = frame.image.header.frame_id
     for topic, msg in msgs[1:]:
         if msg is not None and msg.header.frame_id != image_frame:
             raise FrameError(topic, "frame_id_mismatch",
                              f"{topic} has frame_id {msg.header.frame_id!r} but image has {image_frame!r}")
+
+
+def check_image_message(msg: Image, max_pixels: int | None = None) -> None:
+    """FrameError (topic ``image``) for an image above ``max_pixels`` or with a broken layout (encoding,
+    height / width / step, ``len(data)``), checked without reading pixels: cheap enough for the callback,
+    so a malformed image is counted as it arrives and never takes a good frame's place in the queue."""
+    _check_pixels(IMAGE, msg, max_pixels)
+    try:
+        check_image_layout(msg)
+    except ImageConversionError as exc:
+        raise FrameError(IMAGE, "conversion", str(exc)) from exc
 
 
 def instances_without_class(semantic: np.ndarray, instance: np.ndarray) -> np.ndarray:
@@ -588,6 +603,13 @@ class TranslateNode(Node):
         self.stats.message_in(IMAGE)
         try:
             stamp = stamp_to_ns(msg.header.stamp)
+            try:
+                check_image_message(msg, self._max_pixels)
+            except FrameError as err:
+                self.stats.bad_message(IMAGE, err.reason)
+                self.stats.drop("bad_message")
+                self._log_bad(cam.topic(IMAGE), err.reason, err.detail, stamp)
+                return
             self._check_labels(cam, received)
             if cam.missing and self._label_policy != "wait":
                 self._enqueue(Frame(msg, None, None, None, stamp, received, mode=self._label_policy, camera=cam.key))
