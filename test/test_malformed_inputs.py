@@ -14,7 +14,7 @@ The parametrised tests then assert, per case:
   (topic, reason) are spaced by more than the 2 s limiter period).
 
 A case whose expected behaviour the node does not implement would be ``xfail(strict=True)`` with the reason;
-the patches are in docs/RELIABILITY.md.
+docs/RELIABILITY.md lists every case and where the node checks it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from sim2real.nodes.translate_node import Frame, FrameError, decode_frame
 H, W = 48, 64
 NS = "/sim/camera"
 LIMITER_PERIOD_S = 2.0  # LogRateLimiter(period=2.0) in translate_node
-MAX_PIXELS = 10_000  # the proposed memory guard, passed as -p max_image_pixels:=10000
+MAX_PIXELS = 10_000  # the memory guard, passed as -p max_image_pixels:=10000
 BURST = 1000
 SPIN = "(spin)"  # a pseudo topic in Case.make's list: spin the driver for <message> seconds
 

@@ -230,6 +230,19 @@ def test_skip_bad_files_on_a_train_config(tmp_path: Path, shared_data: Path, bag
     assert next(iter(source))["rgb"] is not None
 
 
+def test_skip_bad_files_flag_of_the_cli_trains_on_the_readable_bags(
+        tmp_path: Path, shared_data: Path, bags: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from sim2real.training.cli import main
+
+    args = [*tiny(tmp_path / "r", shared_data / "real" / "seq0000", 1), "source.kind=bag",
+            f"source.paths=[{bags['truncated']},{bags['good']}]"]
+    code = main([*args, "--skip-bad-files"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert str(bags["truncated"]) in out.out + out.err and "Traceback" not in out.err
+    assert (tmp_path / "r" / "model.safetensors").is_file()
+
+
 # ------------------------------------------------------------------------------------- checkpoint write
 
 

@@ -6,10 +6,8 @@ check that happens while the datasets are built, for the first bad bag only. :fu
 bag up front (reads metadata.yaml and the storage index; with ``deep=True`` also deserialises every message) and
 either raises one error listing *every* bad bag, or returns the good ones and reports the skipped ones.
 
-Use in ``sim2real-train`` (``cli.py``), after parsing (the policy the CLI lacks today)::
-
-    parser.add_argument("--skip-bad-files", action="store_true", help="skip unreadable bags instead of failing")
-    cfg = with_checked_bags(cfg, skip_bad=args.skip_bad_files, log=print)
+``sim2real-train`` (``cli.py``) runs :func:`with_checked_bags` on every config before training;
+``--skip-bad-files`` selects the skipping policy.
 """
 
 from __future__ import annotations
