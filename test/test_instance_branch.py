@@ -15,7 +15,7 @@ from sim2real.translator.boxes import instance_boundaries, instance_boxes, insta
 from sim2real.translator.config import get_generator_config
 from sim2real.translator.generator import TranslatorGenerator
 from sim2real.translator.instance_branch import InstanceBranch, paste_instances
-from sim2real.translator.roi_align import roi_align, roi_align_grid
+from sim2real.translator.roi_align import roi_align, roi_align_grid, roi_align_separable
 
 HAND_MAP = torch.tensor(
     [
@@ -136,7 +136,12 @@ def ramp(h: int = 4, w: int = 4) -> torch.Tensor:
     return (torch.arange(w).view(1, w) + 10 * torch.arange(h).view(h, 1)).float().view(1, 1, h, w)
 
 
-def test_roi_align_hand_computed() -> None:
+ROI_ALIGNS = {"grid": roi_align_grid, "separable": roi_align_separable}
+
+
+@pytest.mark.parametrize("impl", sorted(ROI_ALIGNS))
+def test_roi_align_hand_computed(impl: str) -> None:
+    roi_align_grid = ROI_ALIGNS[impl]
     feat = ramp()
     boxes = torch.tensor([[[0.0, 0.0, 4.0, 4.0], [-1.0, 0.0, 1.0, 1.0], [-4.0, 0.0, 0.0, 4.0]]])
     out = roi_align_grid(feat, boxes, (2, 2), 1.0, 2, aligned=True)
@@ -150,9 +155,10 @@ def test_roi_align_hand_computed() -> None:
     assert one[2].item() == 0.0
 
 
+@pytest.mark.parametrize("impl", sorted(ROI_ALIGNS))
 @pytest.mark.parametrize("aligned", [True, False])
 @pytest.mark.parametrize("sampling_ratio", [1, 2, 3])
-def test_roi_align_matches_reference(aligned: bool, sampling_ratio: int) -> None:
+def test_roi_align_matches_reference(aligned: bool, sampling_ratio: int, impl: str) -> None:
     gen = torch.Generator().manual_seed(1)
     feat = torch.randn(2, 3, 6, 7, generator=gen, dtype=torch.float64)
     boxes = torch.tensor(
@@ -162,11 +168,21 @@ def test_roi_align_matches_reference(aligned: bool, sampling_ratio: int) -> None
         ],
         dtype=torch.float64,
     )
-    out = roi_align_grid(feat, boxes, (3, 4), 0.5, sampling_ratio, aligned=aligned)
+    out = ROI_ALIGNS[impl](feat, boxes, (3, 4), 0.5, sampling_ratio, aligned=aligned)
     for b in range(2):
         for n in range(3):
             ref = ref_roi_align(feat[b].numpy(), boxes[b, n].tolist(), (3, 4), 0.5, sampling_ratio, aligned=aligned)
             assert np.allclose(out[b, n].numpy(), ref, atol=1e-9), (b, n)
+
+
+def test_separable_roi_align_has_the_gradient_of_the_grid_one() -> None:
+    feat = torch.randn(1, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    boxes = torch.tensor([[[0.5, 0.2, 9.0, 7.5], [-3.0, 2.0, 4.0, 12.0]]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda f: roi_align_separable(f, boxes, (2, 3), 0.5, 2), (feat,))
+    weights = torch.randn(1, 2, 2, 2, 3, dtype=torch.float64)
+    (g_sep,) = torch.autograd.grad((roi_align_separable(feat, boxes, (2, 3), 0.5, 2) * weights).sum(), feat)
+    (g_grid,) = torch.autograd.grad((roi_align_grid(feat, boxes, (2, 3), 0.5, 2) * weights).sum(), feat)
+    assert torch.allclose(g_sep, g_grid, atol=1e-12)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torchvision") is None, reason="torchvision not importable")

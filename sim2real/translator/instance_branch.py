@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from sim2real.translator.boxes import InstanceBoxes, instance_boxes, instance_masks
 from sim2real.translator.layers import ConvNormAct
-from sim2real.translator.roi_align import roi_align
+from sim2real.translator.roi_align import bilinear_matrix, roi_align
 
 __all__ = ["InstanceBranch", "InstanceFusion", "paste_instances"]
 
@@ -43,18 +43,10 @@ class InstanceFusion(NamedTuple):
 def _bilinear_weights(grid: Tensor, size: int) -> Tensor:
     """1-D bilinear interpolation matrix of ``grid_sample`` (align_corners=False, border padding).
 
-    grid (..., L) normalised coordinates in [-1, 1] units -> (..., L, size): row l holds the weights of the
-    ``size`` source samples at output position l. Same coordinate arithmetic as ``grid_sample``: unnormalise
-    ``((g + 1) * size - 1) / 2``, clamp into [0, size - 1], weights ``1 - frac`` and ``frac`` on floor and
-    floor + 1 (the second clamped into range; its weight is 0 there).
+    grid (..., L) normalised coordinates in [-1, 1] units -> (..., L, size), via the unnormalised pixel
+    coordinate ``((g + 1) * size - 1) / 2`` (:func:`~sim2real.translator.roi_align.bilinear_matrix`).
     """
-    coord = (((grid + 1.0) * size - 1.0) / 2.0).clamp(0.0, size - 1.0)
-    lower = coord.floor()
-    frac = (coord - lower).unsqueeze(-1)
-    index = torch.arange(size, device=grid.device, dtype=grid.dtype)
-    at_lower = (index == lower.unsqueeze(-1)).to(grid.dtype)
-    at_upper = (index == (lower + 1.0).clamp(max=size - 1.0).unsqueeze(-1)).to(grid.dtype)
-    return at_lower * (1.0 - frac) + at_upper * frac
+    return bilinear_matrix(((grid + 1.0) * size - 1.0) / 2.0, size)
 
 
 def paste_instances(crops: Tensor, boxes: Tensor, masks: Tensor, stride: int) -> Tensor:
