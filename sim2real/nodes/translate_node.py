@@ -20,11 +20,13 @@ were received, republished: every field and payload byte identical, same header)
 Inputs use sensor-data QoS (best effort, depth 5) and outputs reliable depth 5; both are overridable per topic
 from a params file (``qos_overrides./<resolved topic>.subscription|publisher.reliability|depth|history``).
 
-Data flow: the four subscriptions (one mutually exclusive callback group) only read the header stamp and feed
-:class:`~sim2real.sync.StampSynchronizer`; a complete set goes into the camera's keep-latest slot
-(:class:`~sim2real.sync.KeyedLatestSlots`; a set not yet taken is dropped as ``superseded``), and one worker
-thread, woken by the slots' condition variable, decodes, translates and publishes. Subscriptions are never
-blocked by inference; a frame older than one already published is never published (dropped as ``stale``).
+Data flow: the four subscriptions (one mutually exclusive callback group) read the header stamp (the image
+callback also checks the image's layout without reading pixels, :func:`check_image_message`, so a malformed
+image is counted on arrival) and feed :class:`~sim2real.sync.StampSynchronizer`; a complete set goes into the
+camera's keep-latest slot (:class:`~sim2real.sync.KeyedLatestSlots`; a set not yet taken is dropped as
+``superseded``), and one worker thread, woken by the slots' condition variable, decodes, translates and
+publishes. Subscriptions are never blocked by inference; a frame older than one already published is never
+published (dropped as ``stale``).
 
 Missing labels: when a required label topic has been silent for ``label_timeout_s`` a warning names it
 (repeated every ``label_timeout_s``), and ``label_policy`` decides: ``wait`` keeps waiting (images drop as
