@@ -111,7 +111,6 @@ def run_soak(minutes: float, width: int, height: int, rate: float, out: Path, *,
         f"sim_node.width:={width}", f"sim_node.height:={height}", f"sim_node.rate_hz:={float(rate)}",
         f"translate_node.stats_file:={stats_file}", f"translate_node.warmup_width:={width}",
         f"translate_node.warmup_height:={height}", "translate_node.preview_rate_hz:=0.0",
-        f"record_node.topics:={json.dumps(RECORDED)}",
     ]
     samples: list[tuple[float, int]] = []
     start = time.monotonic()

@@ -33,6 +33,8 @@ __all__ = ["main", "summarize_bag"]
 
 OUT_NS = "/translated"
 TOPICS = [f"{OUT_NS}/{n}" for n in ("image", "semantic", "instance", "camera_info", "preview")]
+#: with types: record_node subscribes to them at start, before translate_node publishes its first frame
+TYPED_TOPICS = [f"{t}:sensor_msgs/msg/{'CameraInfo' if t.endswith('camera_info') else 'Image'}" for t in TOPICS]
 
 
 def _stamp(msg: Any) -> int:
@@ -141,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"sim_node.width:={args.width}", f"sim_node.height:={args.height}", f"sim_node.rate_hz:={float(args.rate)}",
         f"translate_node.stats_file:={stats_file}", f"translate_node.warmup_width:={args.width}",
         f"translate_node.warmup_height:={args.height}", "translate_node.preview_rate_hz:=1.0",
-        f"record_node.topics:={json.dumps(TOPICS)}",
+        f"record_node.topics:={json.dumps(TYPED_TOPICS)}",
     ]
     print(f"[demo] running for {args.duration:g} s: built-in simulator {args.width}x{args.height}@{args.rate:g} Hz "
           f"-> translate_node -> record_node ({out / 'launch.log'})", flush=True)

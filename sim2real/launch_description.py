@@ -49,7 +49,12 @@ SOURCES: Final = ("builtin", *SIMULATORS, "none")
 STORAGES: Final = ("mcap", "sqlite3")
 GENERIC_INPUTS: Final = ("image", "semantic", "instance", "camera_info")
 TRANSLATED_OUTPUTS: Final = ("image", "semantic", "instance", "camera_info", "preview")
-RECORDED: Final = ("image", "semantic", "instance", "camera_info")
+#: what record:=true records, with types: record_node subscribes typed topics at start, so the first
+#: translated frames are not lost while it discovers translate_node's publishers
+RECORDED: Final = {
+    "image": "sensor_msgs/msg/Image", "semantic": "sensor_msgs/msg/Image", "instance": "sensor_msgs/msg/Image",
+    "camera_info": "sensor_msgs/msg/CameraInfo",
+}
 _NAMESPACE: Final = re.compile(r"^(/[A-Za-z_][A-Za-z0-9_]*)+$")
 _NODE_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -202,8 +207,8 @@ def describe(config: LaunchConfig) -> list[NodeSpec]:
     if config.record:
         nodes.append(NodeSpec(
             "record_node", "record_node", "sim2real.nodes.record_node",
-            {"output": config.output, "storage": config.storage, "topics": [f"{out}/{n}" for n in RECORDED],
-             **extra.get("record_node", {})},
+            {"output": config.output, "storage": config.storage,
+             "topics": [f"{out}/{n}:{t}" for n, t in RECORDED.items()], **extra.get("record_node", {})},
             (params_file,),
         ))
     known = {n.name for n in nodes}

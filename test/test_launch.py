@@ -68,7 +68,8 @@ def test_source_none_and_record() -> None:
     assert set(specs) == {"translate_node", "record_node"}
     rec = specs["record_node"]
     assert rec.parameters == {"output": "bags/a", "storage": "sqlite3", "topics": [
-        "/real/image", "/real/semantic", "/real/instance", "/real/camera_info"]}
+        "/real/image:sensor_msgs/msg/Image", "/real/semantic:sensor_msgs/msg/Image",
+        "/real/instance:sensor_msgs/msg/Image", "/real/camera_info:sensor_msgs/msg/CameraInfo"]}
     assert dict(specs["translate_node"].remappings)["translated/semantic"] == "/real/semantic"
 
 
@@ -172,12 +173,14 @@ def test_runner_starts_sim_translate_and_record_and_the_bag_has_matching_frames(
     env["OMP_NUM_THREADS"] = "1"
     bag, stats = tmp_path / "bag", tmp_path / "stats.json"
     topics = [f"/translated/{n}" for n in ("image", "semantic", "instance", "camera_info")] + ["/sim/camera/image"]
+    msgtypes = ["sensor_msgs/msg/Image"] * 3 + ["sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/Image"]
     cmd = python_cmd(
         "-m", "sim2real.launcher", "translate", "source:=builtin", "record:=true", f"output:={bag}",
         f"model:={model}", "device:=cpu", "duration:=10",
         "sim_node.width:=96", "sim_node.height:=64", "sim_node.rate_hz:=8.0",
         "translate_node.precision:=fp32", "translate_node.warmup_width:=96", "translate_node.warmup_height:=64",
-        f"translate_node.stats_file:={stats}", f"record_node.topics:={json.dumps(topics)}",
+        f"translate_node.stats_file:={stats}",
+        f"record_node.topics:={json.dumps([*(f'{t}:{typ}' for t, typ in zip(topics, msgtypes, strict=True))])}",
     )
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90)
     out = result.stdout + result.stderr

@@ -96,6 +96,49 @@ def test_recorded_bag_holds_the_published_bytes_at_receive_time(tmp_path: Path, 
 
 
 @pytest.mark.ros
+def test_typed_topics_are_subscribed_before_their_publishers_exist(tmp_path: Path, ros_context) -> None:
+    """A publisher that appears after the recorder loses no first message (typed topics are subscribed at
+    start); with reliability auto, a best-effort publisher gets the early subscription re-made best effort."""
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    env = isolated_env(tmp_path / "ros_home", domain_id=ros_context.get_domain_id())
+    bag, stats, log = tmp_path / "bag", tmp_path / "stats.json", tmp_path / "record.log"
+    topics = "['/early:sensor_msgs/msg/Image', '/late_be:sensor_msgs/msg/Image']"
+    cmd = python_cmd("-m", "sim2real.nodes.record_node", "--ros-args", "-p", f"output:={bag}",
+                     "-p", f"topics:={topics}", "-p", "discovery_period_s:=0.1", "-p", f"stats_file:={stats}")
+    node = Node("typed_topics_publisher", context=ros_context)
+    try:
+        with running(cmd, env, log) as proc:
+            deadline = time.monotonic() + 30
+            while log.read_text().count("waiting for a publisher") < 2:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            reliable = node.create_publisher(Image, "/early", QoSProfile(depth=5))
+            best_effort = node.create_publisher(
+                Image, "/late_be", QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+            deadline = time.monotonic() + 20
+            while reliable.get_subscription_count() < 1 or best_effort.get_subscription_count() < 1:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            reliable.publish(Image(encoding="mono8", height=1, width=1, step=1, data=b"\x07"))
+            while "has a best-effort publisher" not in log.read_text():
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            time.sleep(0.5)  # the re-made subscription is matched
+            for k in range(3):
+                best_effort.publish(Image(encoding="mono8", height=1, width=1, step=1, data=bytes([k])))
+                time.sleep(0.1)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=20) == 0, log.read_text()
+    finally:
+        node.destroy_node()
+    assert json.loads(stats.read_text())["counts"] == {"/early": 1, "/late_be": 3}, log.read_text()
+
+
+@pytest.mark.ros
 def test_existing_output_is_never_overwritten(tmp_path: Path) -> None:
     env = isolated_env(tmp_path / "ros_home")
     bag = tmp_path / "bag"

@@ -10,11 +10,14 @@ On a full ROS 2 install the equivalent is::
 Parameters (declared once, read-only; validated at start):
 
 ``topics`` (string array, required)
-    Topic names, each optionally followed by ``:<type>`` (``pkg/msg/Type``). Types are discovered from the
-    graph: a topic is subscribed as soon as a publisher of it appears (checked every ``discovery_period_s``),
-    with the publisher's type; a type given with ``:<type>`` is checked against it and settles topics
-    published with several types. Relative names resolve in the node's namespace. On the command line quote
-    the entries that carry a type (YAML reads ``a:b`` in a flow list as a mapping): ``"['/a', '/b:pkg/msg/T']"``.
+    Topic names, each optionally followed by ``:<type>`` (``pkg/msg/Type``). A topic without a type is
+    subscribed as soon as a publisher of it appears (checked every ``discovery_period_s``), with the publisher's
+    type. A topic with a type is subscribed at start, before any publisher exists, so a publisher that starts
+    later loses no first message to discovery (with ``reliability:=auto`` the early subscription is reliable and
+    is re-made best effort if a best-effort publisher appears); when publishers exist the given type is checked
+    against theirs, and it settles topics published with several types. Relative names resolve in the node's
+    namespace. On the command line quote the entries that carry a type (YAML reads ``a:b`` in a flow list as a
+    mapping): ``"['/a', '/b:pkg/msg/T']"``.
 ``output`` (string, required)
     The bag directory. It must not exist: an existing recording is never overwritten (the node exits 1).
 ``storage``
@@ -206,28 +209,50 @@ class RecordNode(Node):
             f" equivalent: ros2 bag record -s {p['storage']} -o {self.bag.path} {' '.join(self._wanted)}"
         )
         self._timer: Any = None
+        self._provisional: set[str] = set()  # typed topics subscribed (auto: reliable) before any publisher
         self._discover()
-        if any(t not in self._subs for t in self._wanted):
+        if any(t not in self._subs for t in self._wanted) or self._provisional:
             self._timer = self.create_timer(p["discovery_period_s"], self._discover)
+
+    def _publishers_reliable(self, topic: str) -> bool | None:
+        """True / False when every / not every publisher of ``topic`` is reliable; None without publishers."""
+        infos = self.get_publishers_info_by_topic(topic)
+        if not infos:
+            return None
+        return all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
 
     def _qos(self, topic: str) -> QoSProfile:
         reliability = self._reliability
-        if reliability == "auto":
-            infos = self.get_publishers_info_by_topic(topic)
-            reliable = bool(infos) and all(
-                i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
-            reliability = "reliable" if reliable else "best_effort"
+        if reliability == "auto":  # before any publisher (a typed topic subscribed early): reliable
+            reliability = "best_effort" if self._publishers_reliable(topic) is False else "reliable"
         return QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=self._depth, durability=DurabilityPolicy.VOLATILE,
             reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
         )
 
     def _discover(self) -> None:
-        """Subscribe to every wanted topic that now has a publisher (so ``auto`` QoS can adapt to it)."""
+        """Subscribe to every typed topic and every topic that now has a publisher; re-make an early ``auto``
+        subscription best effort once a best-effort publisher shows up."""
         graph = dict(self.get_topic_names_and_types())
+        for topic in list(self._provisional):
+            reliable = self._publishers_reliable(topic)
+            if reliable is None:
+                continue
+            self._provisional.discard(topic)
+            if not reliable:
+                self.destroy_subscription(self._subs.pop(topic))
+                self._subscribe(topic, self._types[topic])
+                self.get_logger().info(f"{topic} has a best-effort publisher: recording it best effort")
         for topic, given in self._wanted.items():
             types = graph.get(topic, [])
-            if topic in self._subs or not types:
+            if topic in self._subs:
+                continue
+            if not types:
+                if given is not None:  # subscribe before the publisher exists: its first message is kept
+                    if self._reliability == "auto":
+                        self._provisional.add(topic)
+                    self._subscribe(topic, given)
+                    self.get_logger().info(f"recording {topic} ({given}; waiting for a publisher)")
                 continue
             if given is None and len(types) > 1:
                 self._log_once(topic, "types", f"{topic} is published with several types {types}:"
@@ -242,12 +267,17 @@ class RecordNode(Node):
             except ConfigError as exc:
                 self._log_once(topic, "import", f"cannot record {topic}: {exc}")
                 continue
-            self._types[topic] = msgtype
-            self._subs[topic] = self.create_subscription(
-                cls, topic, lambda data, t=topic: self._on_message(t, data), self._qos(topic), raw=True)
+            self._subscribe(topic, msgtype, cls)
             self.get_logger().info(f"recording {topic} ({msgtype})")
-        if all(t in self._subs for t in self._wanted) and self._timer is not None:
+        if all(t in self._subs for t in self._wanted) and not self._provisional and self._timer is not None:
             self._timer.cancel()
+
+    def _subscribe(self, topic: str, msgtype: str, cls: Any = None) -> None:
+        """A raw subscription of ``topic`` as ``msgtype`` with :meth:`_qos`."""
+        self._types[topic] = msgtype
+        self._subs[topic] = self.create_subscription(
+            cls or import_message_type(msgtype), topic, lambda data, t=topic: self._on_message(t, data),
+            self._qos(topic), raw=True)
 
     def _log_once(self, topic: str, reason: str, message: str) -> None:
         allowed, _ = self._limiter.allow((topic, reason))

@@ -348,6 +348,7 @@ class Translator:
         self._threads = int(threads) if threads else torch.get_num_threads()
         self._onnx_cache_dir = Path(onnx_cache_dir) if onnx_cache_dir is not None else None
         self._sessions: dict[tuple[int, int], OnnxTranslator] = {}
+        self._pinned: dict[tuple[tuple[int, ...], torch.dtype], Tensor] = {}
         self._digest: str | None = None
         self._cfg = cfg
         self._metadata = dict(metadata or {})
@@ -505,10 +506,10 @@ class Translator:
         if self._backend == "onnxruntime":
             return self._translate_onnx(rgb, semantic, instance)
         rgb_t, sem_t, inst_t, batched = check_frames(rgb, semantic, instance)
-        sem_t = sem_t.to(self._device, non_blocking=True).long()
-        inst_t = inst_t.to(self._device, non_blocking=True).long()
+        sem_t = self._to_device(sem_t).long()
+        inst_t = self._to_device(inst_t).long()
         check_label_values(sem_t, inst_t)
-        x = normalize_rgb(rgb_t.to(self._device, non_blocking=True))
+        x = normalize_rgb(self._to_device(rgb_t))
         y = self.translate_normalized(x, sem_t, inst_t)
         out = denormalize_rgb(y)
         if not batched:
@@ -518,6 +519,23 @@ class Translator:
         return out.contiguous().to(rgb.device)
 
     __call__ = translate
+
+    def _to_device(self, t: Tensor) -> Tensor:
+        """``t`` on :attr:`device`; a host tensor bound for CUDA goes through a reused pinned buffer.
+
+        The copy into page-locked memory lets the host-to-device transfer run asynchronously (a pageable
+        source makes ``non_blocking`` a synchronous copy). One buffer per (shape, dtype) is kept; reusing it
+        is safe because :meth:`translate` returns only after the output is back (which waits for the copy),
+        and tensors already on the GPU skip it. The uint8 / integer inputs are sent before any widening.
+        """
+        if self._device.type != "cuda" or t.device.type != "cpu":
+            return t.to(self._device, non_blocking=True)
+        key = (tuple(t.shape), t.dtype)
+        buffer = self._pinned.get(key)
+        if buffer is None:
+            buffer = self._pinned[key] = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+        buffer.copy_(t)
+        return buffer.to(self._device, non_blocking=True)
 
     def _translate_onnx(
         self, rgb: ArrayOrTensor, semantic: ArrayOrTensor, instance: ArrayOrTensor
