@@ -126,7 +126,7 @@ def test_typed_topics_are_subscribed_before_their_publishers_exist(tmp_path: Pat
             while "has a best-effort publisher" not in log.read_text():
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.05)
-            time.sleep(0.5)  # the re-made subscription is matched
+            time.sleep(1.5)  # the reader side of the re-made best-effort match settles too
             for k in range(3):
                 best_effort.publish(Image(encoding="mono8", height=1, width=1, step=1, data=bytes([k])))
                 time.sleep(0.1)
