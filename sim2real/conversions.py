@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COLOR_ENCODINGS",
     "ENCODINGS",
+    "RGB8_ENCODINGS",
     "array_to_compressed",
     "array_to_image",
     "array_to_tensor",
@@ -98,6 +99,8 @@ _LAYOUT: Final[Mapping[str, str]] = MappingProxyType(
         **{f"{bits}UC4": "bgra" for bits in (8, 16)},
     }
 )
+#: the encodings :func:`to_rgb8` converts.
+RGB8_ENCODINGS: Final[frozenset[str]] = frozenset(_LAYOUT)
 
 _NATIVE_BIG_ENDIAN: Final = sys.byteorder == "big"
 _DataType = Literal["bytes", "array", "numpy"]
@@ -135,7 +138,7 @@ def check_image_layout(msg: Any) -> tuple[np.dtype, int, np.ndarray]:
     ``raw`` is a flat uint8 view of ``msg.data`` (no copy for bytes / array.array / ndarray). Raises
     ImageConversionError naming the field for an unknown encoding, a zero height or width, a ``step``
     smaller than one row, or ``len(data) != step * height``. O(1) apart from the view: cheap enough for a
-    subscription callback.
+    subscription callback (for ``bytes`` / ``array.array`` / ndarray data, which rclpy messages carry).
     """
     encoding = msg.encoding
     dtype, channels = encoding_info(encoding)

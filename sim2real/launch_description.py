@@ -25,6 +25,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
 
 from sim2real.errors import ConfigError
@@ -51,10 +52,10 @@ GENERIC_INPUTS: Final = ("image", "semantic", "instance", "camera_info")
 TRANSLATED_OUTPUTS: Final = ("image", "semantic", "instance", "camera_info", "preview")
 #: what record:=true records, with types: record_node subscribes typed topics at start, so the first
 #: translated frames are not lost while it discovers translate_node's publishers
-RECORDED: Final = {
+RECORDED: Final[Mapping[str, str]] = MappingProxyType({
     "image": "sensor_msgs/msg/Image", "semantic": "sensor_msgs/msg/Image", "instance": "sensor_msgs/msg/Image",
     "camera_info": "sensor_msgs/msg/CameraInfo",
-}
+})
 _NAMESPACE: Final = re.compile(r"^(/[A-Za-z_][A-Za-z0-9_]*)+$")
 _NODE_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

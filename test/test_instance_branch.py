@@ -141,14 +141,14 @@ ROI_ALIGNS = {"grid": roi_align_grid, "separable": roi_align_separable}
 
 @pytest.mark.parametrize("impl", sorted(ROI_ALIGNS))
 def test_roi_align_hand_computed(impl: str) -> None:
-    roi_align_grid = ROI_ALIGNS[impl]
+    align = ROI_ALIGNS[impl]
     feat = ramp()
     boxes = torch.tensor([[[0.0, 0.0, 4.0, 4.0], [-1.0, 0.0, 1.0, 1.0], [-4.0, 0.0, 0.0, 4.0]]])
-    out = roi_align_grid(feat, boxes, (2, 2), 1.0, 2, aligned=True)
+    out = align(feat, boxes, (2, 2), 1.0, 2, aligned=True)
     assert out.shape == (1, 3, 1, 2, 2)
     # whole map, 2x2 bins of 2 samples: bilinear is exact on a ramp -> value at the bins' mean sample
     assert torch.allclose(out[0, 0, 0], torch.tensor([[5.5, 7.5], [25.5, 27.5]]))
-    one = roi_align_grid(feat, boxes, 1, 1.0, 2, aligned=True)[0, :, 0, 0, 0]
+    one = align(feat, boxes, 1, 1.0, 2, aligned=True)[0, :, 0, 0, 0]
     # box (-1, 0, 1, 1): samples x in {-1, 0} (x = -1 is clamped to 0), y in {-0.25 -> 0, 0.25}: (0 + 2.5) / 2
     assert one[1].item() == pytest.approx(1.25)
     # box left of the map: every sample has x < -1 -> 0

@@ -197,16 +197,21 @@ def test_runner_starts_sim_translate_and_record_and_the_bag_has_matching_frames(
     assert len(translated) >= 3, out[-4000:]
     from sim2real.conversions import image_to_array
 
+    compared = 0
     for stamp, img in translated.items():
         labels = {n: by_topic[f"/translated/{n}"].get(stamp) for n in ("semantic", "instance", "camera_info")}
         assert all(v is not None for v in labels.values()), f"labels missing for stamp {stamp}"
         assert {img.header.frame_id} == {v.header.frame_id for v in labels.values()}
         assert (img.encoding, img.height, img.width) == ("rgb8", 64, 96)
-        sim = by_topic["/sim/camera/image"][stamp]  # the translated frame of that very sim frame
+        sim = by_topic["/sim/camera/image"].get(stamp)  # the translated frame of that very sim frame
+        if sim is None:  # the sim topic is best effort: its subscription is re-made after start-up
+            continue
+        compared += 1
         expected = translator.translate(image_to_array(sim), image_to_array(labels["semantic"]),
                                         image_to_array(labels["instance"]))
         diff = np.abs(image_to_array(img).astype(int) - expected.astype(int))
         assert diff.max() <= 2, f"stamp {stamp}: translated image is not the model's output for the sim frame"
+    assert compared >= 3, f"only {compared} translated frames had their sim frame recorded"
     final = json.loads(stats.read_text())
     assert final["accounted"] and final["frames_out"] >= len(translated)
 

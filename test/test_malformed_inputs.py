@@ -380,7 +380,7 @@ def play(driver: FrameDriver, proc: subprocess.Popen, expect: Any) -> dict[str, 
                         driver.spin_for(msg)
                     else:
                         driver.pubs[name].publish(msg)
-                if case.accepted:
+                if case.accepted or case.published:  # wait for the frame itself, or the good one may supersede it
                     out.bad_out = output(driver, bad, 20.0)
                 else:  # let the worker see the bad set before the good one can supersede it
                     driver.spin_until(lambda b=out.before: _changed(driver, b), 1.5)

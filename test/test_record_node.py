@@ -95,47 +95,85 @@ def test_recorded_bag_holds_the_published_bytes_at_receive_time(tmp_path: Path, 
         assert stamps == [stamp_ns(i) for i in range(5)]
 
 
+def _wait_for_log(log: Path, text: str, proc: subprocess.Popen, timeout: float = 30.0, count: int = 1) -> None:
+    deadline = time.monotonic() + timeout
+    while log.read_text().count(text) < count:
+        assert proc.poll() is None and time.monotonic() < deadline, f"no {text!r} in:\n{log.read_text()}"
+        time.sleep(0.05)
+
+
+def _tiny_image(k: int) -> object:
+    from sensor_msgs.msg import Image
+
+    return Image(encoding="mono8", height=1, width=1, step=1, data=bytes([k % 256]))
+
+
 @pytest.mark.ros
 def test_typed_topics_are_subscribed_before_their_publishers_exist(tmp_path: Path, ros_context) -> None:
-    """A publisher that appears after the recorder loses no first message (typed topics are subscribed at
-    start); with reliability auto, a best-effort publisher gets the early subscription re-made best effort."""
+    """With discovery polling every 30 s, only a subscription made at start can match a publisher that
+    appears later within seconds: its first message is recorded."""
     from rclpy.node import Node
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.qos import QoSProfile
     from sensor_msgs.msg import Image
 
     env = isolated_env(tmp_path / "ros_home", domain_id=ros_context.get_domain_id())
     bag, stats, log = tmp_path / "bag", tmp_path / "stats.json", tmp_path / "record.log"
-    topics = "['/early:sensor_msgs/msg/Image', '/late_be:sensor_msgs/msg/Image']"
     cmd = python_cmd("-m", "sim2real.nodes.record_node", "--ros-args", "-p", f"output:={bag}",
-                     "-p", f"topics:={topics}", "-p", "discovery_period_s:=0.1", "-p", f"stats_file:={stats}")
-    node = Node("typed_topics_publisher", context=ros_context)
+                     "-p", "topics:=['/early:sensor_msgs/msg/Image']", "-p", "discovery_period_s:=30.0",
+                     "-p", f"stats_file:={stats}")
+    node = Node("early_publisher", context=ros_context)
     try:
         with running(cmd, env, log) as proc:
-            deadline = time.monotonic() + 30
-            while log.read_text().count("waiting for a publisher") < 2:
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-            reliable = node.create_publisher(Image, "/early", QoSProfile(depth=5))
-            best_effort = node.create_publisher(
-                Image, "/late_be", QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+            _wait_for_log(log, "waiting for a publisher", proc)
+            publisher = node.create_publisher(Image, "/early", QoSProfile(depth=5))
             deadline = time.monotonic() + 20
-            while reliable.get_subscription_count() < 1 or best_effort.get_subscription_count() < 1:
+            while publisher.get_subscription_count() < 1:
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.05)
-            reliable.publish(Image(encoding="mono8", height=1, width=1, step=1, data=b"\x07"))
-            while "has a best-effort publisher" not in log.read_text():
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
-            time.sleep(1.5)  # the reader side of the re-made best-effort match settles too
-            for k in range(3):
-                best_effort.publish(Image(encoding="mono8", height=1, width=1, step=1, data=bytes([k])))
-                time.sleep(0.1)
+            publisher.publish(_tiny_image(7))
             time.sleep(0.5)
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=20) == 0, log.read_text()
     finally:
         node.destroy_node()
-    assert json.loads(stats.read_text())["counts"] == {"/early": 1, "/late_be": 3}, log.read_text()
+    assert json.loads(stats.read_text())["counts"] == {"/early": 1}, log.read_text()
+
+
+@pytest.mark.ros
+def test_typed_topics_adapt_to_best_effort_and_report_wrong_types(tmp_path: Path, ros_context) -> None:
+    """reliability auto: the early (reliable) subscription is re-made best effort for a best-effort publisher;
+    a publisher of another type is reported and not recorded; a topic nobody publishes is never_seen."""
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+
+    env = isolated_env(tmp_path / "ros_home", domain_id=ros_context.get_domain_id())
+    bag, stats, log = tmp_path / "bag", tmp_path / "stats.json", tmp_path / "record.log"
+    topics = "['/late_be:sensor_msgs/msg/Image', '/wrong:sensor_msgs/msg/Image', '/never:sensor_msgs/msg/Image']"
+    cmd = python_cmd("-m", "sim2real.nodes.record_node", "--ros-args", "-p", f"output:={bag}",
+                     "-p", f"topics:={topics}", "-p", "discovery_period_s:=0.1", "-p", f"stats_file:={stats}")
+    node = Node("typed_topics_publisher", context=ros_context)
+    try:
+        with running(cmd, env, log) as proc:
+            _wait_for_log(log, "waiting for a publisher", proc, count=3)
+            best_effort = node.create_publisher(
+                Image, "/late_be", QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+            wrong = node.create_publisher(String, "/wrong", QoSProfile(depth=5))
+            _wait_for_log(log, "/late_be has a best-effort publisher", proc)
+            _wait_for_log(log, "/wrong is published as ['std_msgs/msg/String']", proc)
+            for k in range(30):  # best effort: keep publishing while the re-made subscription gets matched
+                best_effort.publish(_tiny_image(k))
+                wrong.publish(String(data="x"))
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=20) == 0, log.read_text()
+    finally:
+        node.destroy_node()
+    summary = json.loads(stats.read_text())
+    assert 1 <= summary["counts"]["/late_be"] <= 30, log.read_text()
+    assert summary["counts"]["/wrong"] == 0 and summary["counts"]["/never"] == 0
+    assert summary["never_seen"] == ["/wrong", "/never"]
 
 
 @pytest.mark.ros

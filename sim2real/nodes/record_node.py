@@ -209,49 +209,39 @@ class RecordNode(Node):
             f" equivalent: ros2 bag record -s {p['storage']} -o {self.bag.path} {' '.join(self._wanted)}"
         )
         self._timer: Any = None
-        self._provisional: set[str] = set()  # typed topics subscribed (auto: reliable) before any publisher
+        self._waiting: set[str] = set()  # typed topics subscribed before a publisher of their type was seen
+        self._provisional: set[str] = set()  # those of them subscribed reliable under reliability auto
         self._discover()
-        if any(t not in self._subs for t in self._wanted) or self._provisional:
+        if any(t not in self._subs for t in self._wanted) or self._waiting:
             self._timer = self.create_timer(p["discovery_period_s"], self._discover)
 
-    def _publishers_reliable(self, topic: str) -> bool | None:
-        """True / False when every / not every publisher of ``topic`` is reliable; None without publishers."""
-        infos = self.get_publishers_info_by_topic(topic)
+    def _publishers_reliable(self, topic: str, msgtype: str) -> bool | None:
+        """True / False when every / not every ``msgtype`` publisher of ``topic`` is reliable; None: none."""
+        infos = [i for i in self.get_publishers_info_by_topic(topic) if i.topic_type == msgtype]
         if not infos:
             return None
         return all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
 
-    def _qos(self, topic: str) -> QoSProfile:
-        reliability = self._reliability
-        if reliability == "auto":  # before any publisher (a typed topic subscribed early): reliable
-            reliability = "best_effort" if self._publishers_reliable(topic) is False else "reliable"
-        return QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=self._depth, durability=DurabilityPolicy.VOLATILE,
-            reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
-        )
+    def _reliability_for(self, topic: str, msgtype: str) -> str:
+        """``reliability``, or under ``auto`` what the topic's publishers offer (reliable when there are none)."""
+        if self._reliability != "auto":
+            return self._reliability
+        return "best_effort" if self._publishers_reliable(topic, msgtype) is False else "reliable"
 
     def _discover(self) -> None:
-        """Subscribe to every typed topic and every topic that now has a publisher; re-make an early ``auto``
-        subscription best effort once a best-effort publisher shows up."""
+        """Subscribe to every typed topic (at once) and every untyped topic that has a publisher."""
         graph = dict(self.get_topic_names_and_types())
-        for topic in list(self._provisional):
-            reliable = self._publishers_reliable(topic)
-            if reliable is None:
-                continue
-            self._provisional.discard(topic)
-            if not reliable:
-                self.destroy_subscription(self._subs.pop(topic))
-                self._subscribe(topic, self._types[topic])
-                self.get_logger().info(f"{topic} has a best-effort publisher: recording it best effort")
+        self._settle_waiting()
         for topic, given in self._wanted.items():
             types = graph.get(topic, [])
             if topic in self._subs:
                 continue
             if not types:
                 if given is not None:  # subscribe before the publisher exists: its first message is kept
+                    self._waiting.add(topic)
                     if self._reliability == "auto":
                         self._provisional.add(topic)
-                    self._subscribe(topic, given)
+                    self._subscribe(topic, given, "reliable" if self._reliability == "auto" else self._reliability)
                     self.get_logger().info(f"recording {topic} ({given}; waiting for a publisher)")
                 continue
             if given is None and len(types) > 1:
@@ -267,17 +257,41 @@ class RecordNode(Node):
             except ConfigError as exc:
                 self._log_once(topic, "import", f"cannot record {topic}: {exc}")
                 continue
-            self._subscribe(topic, msgtype, cls)
+            self._subscribe(topic, msgtype, self._reliability_for(topic, msgtype), cls)
             self.get_logger().info(f"recording {topic} ({msgtype})")
-        if all(t in self._subs for t in self._wanted) and not self._provisional and self._timer is not None:
+        if all(t in self._subs for t in self._wanted) and not self._waiting and self._timer is not None:
             self._timer.cancel()
 
-    def _subscribe(self, topic: str, msgtype: str, cls: Any = None) -> None:
-        """A raw subscription of ``topic`` as ``msgtype`` with :meth:`_qos`."""
+    def _settle_waiting(self) -> None:
+        """Check early-subscribed typed topics against the publishers that appeared (not the graph's topic
+        types, which include this node's own subscription); re-make an ``auto`` one best effort when its
+        publishers are best effort."""
+        for topic in sorted(self._waiting):
+            given = self._wanted[topic]
+            types = sorted({i.topic_type for i in self.get_publishers_info_by_topic(topic)})
+            if not types:
+                continue
+            if given not in types:
+                self._log_once(topic, "type", f"{topic} is published as {types}, not {given}: nothing recorded"
+                                              f" until a {given} publisher appears")
+                continue
+            self._waiting.discard(topic)
+            if topic in self._provisional:
+                self._provisional.discard(topic)
+                if self._publishers_reliable(topic, given) is False:
+                    self.destroy_subscription(self._subs.pop(topic))
+                    self._subscribe(topic, given, "best_effort")
+                    self.get_logger().info(f"{topic} has a best-effort publisher: recording it best effort")
+
+    def _subscribe(self, topic: str, msgtype: str, reliability: str, cls: Any = None) -> None:
+        """A raw subscription of ``topic`` as ``msgtype`` (keep last ``depth``, volatile, ``reliability``)."""
         self._types[topic] = msgtype
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=self._depth, durability=DurabilityPolicy.VOLATILE,
+            reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
+        )
         self._subs[topic] = self.create_subscription(
-            cls or import_message_type(msgtype), topic, lambda data, t=topic: self._on_message(t, data),
-            self._qos(topic), raw=True)
+            cls or import_message_type(msgtype), topic, lambda data, t=topic: self._on_message(t, data), qos, raw=True)
 
     def _log_once(self, topic: str, reason: str, message: str) -> None:
         allowed, _ = self._limiter.allow((topic, reason))
@@ -306,7 +320,7 @@ class RecordNode(Node):
             "output": str(self.bag.path), "storage": self.bag.storage,
             "counts": {t: self.bag.written[t] for t in self._wanted}, "received": dict(self.counts),
             "errors": dict(self.errors),
-            "never_seen": [t for t in self._wanted if t not in self._subs],
+            "never_seen": [t for t in self._wanted if t not in self._subs or t in self._waiting],
         }
         self.get_logger().info(
             f"closed {self.bag.path}: " + ", ".join(f"{t}={n}" for t, n in summary["counts"].items())

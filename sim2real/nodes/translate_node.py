@@ -80,7 +80,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 
-from sim2real.conversions import array_to_image, check_image_layout, image_to_array, to_rgb8
+from sim2real.conversions import RGB8_ENCODINGS, array_to_image, check_image_layout, image_to_array, to_rgb8
 from sim2real.errors import ImageConversionError, LabelError, Sim2RealError
 from sim2real.labels import IGNORE_ID, SMALL_CLASSES, THING_CLASSES, overlay
 from sim2real.node_stats import LogRateLimiter, NodeStats, build_diagnostic_status, summary_line
@@ -233,14 +233,18 @@ def _check_guards(frame: Frame, max_pixels: int | None) -> None:
 
 
 def check_image_message(msg: Image, max_pixels: int | None = None) -> None:
-    """FrameError (topic ``image``) for an image above ``max_pixels`` or with a broken layout (encoding,
-    height / width / step, ``len(data)``), checked without reading pixels: cheap enough for the callback,
-    so a malformed image is counted as it arrives and never takes a good frame's place in the queue."""
+    """FrameError (topic ``image``) for an image above ``max_pixels``, with a broken layout (encoding,
+    height / width / step, ``len(data)``) or an encoding that cannot become rgb8, checked without reading
+    pixels: cheap enough for the callback, so such an image is counted as it arrives and never takes a good
+    frame's place in the queue (value problems such as NaN in a float image are still found in the worker)."""
     _check_pixels(IMAGE, msg, max_pixels)
     try:
         check_image_layout(msg)
     except ImageConversionError as exc:
         raise FrameError(IMAGE, "conversion", str(exc)) from exc
+    if msg.encoding not in RGB8_ENCODINGS:
+        raise FrameError(IMAGE, "conversion", f"cannot translate encoding {msg.encoding!r}; supported encodings:"
+                                              f" {', '.join(sorted(RGB8_ENCODINGS))}")
 
 
 def instances_without_class(semantic: np.ndarray, instance: np.ndarray) -> np.ndarray:

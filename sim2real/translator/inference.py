@@ -348,7 +348,6 @@ class Translator:
         self._threads = int(threads) if threads else torch.get_num_threads()
         self._onnx_cache_dir = Path(onnx_cache_dir) if onnx_cache_dir is not None else None
         self._sessions: dict[tuple[int, int], OnnxTranslator] = {}
-        self._pinned: dict[tuple[tuple[int, ...], torch.dtype], Tensor] = {}
         self._digest: str | None = None
         self._cfg = cfg
         self._metadata = dict(metadata or {})
@@ -521,21 +520,15 @@ class Translator:
     __call__ = translate
 
     def _to_device(self, t: Tensor) -> Tensor:
-        """``t`` on :attr:`device`; a host tensor bound for CUDA goes through a reused pinned buffer.
+        """``t`` on :attr:`device`; a host tensor bound for CUDA is staged in page-locked memory first.
 
-        The copy into page-locked memory lets the host-to-device transfer run asynchronously (a pageable
-        source makes ``non_blocking`` a synchronous copy). One buffer per (shape, dtype) is kept; reusing it
-        is safe because :meth:`translate` returns only after the output is back (which waits for the copy),
-        and tensors already on the GPU skip it. The uint8 / integer inputs are sent before any widening.
+        A pageable source makes ``non_blocking`` a synchronous copy; ``pin_memory()`` takes the buffer from
+        torch's caching host allocator, which records the asynchronous copy and does not hand the block out
+        again before it has finished (so back-to-back inputs cannot overwrite each other's staging buffer).
         """
         if self._device.type != "cuda" or t.device.type != "cpu":
             return t.to(self._device, non_blocking=True)
-        key = (tuple(t.shape), t.dtype)
-        buffer = self._pinned.get(key)
-        if buffer is None:
-            buffer = self._pinned[key] = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-        buffer.copy_(t)
-        return buffer.to(self._device, non_blocking=True)
+        return t.pin_memory().to(self._device, non_blocking=True)
 
     def _translate_onnx(
         self, rgb: ArrayOrTensor, semantic: ArrayOrTensor, instance: ArrayOrTensor

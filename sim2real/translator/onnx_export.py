@@ -68,11 +68,11 @@ __all__ = [
 ]
 
 DEFAULT_OPSET: Final = 18
-#: oldest opset the graph is known to export at (GridSample needs 16; checked with 17 and 18).
+#: oldest opset the graph is known to export at (checked with 17 and 18).
 MIN_OPSET: Final = 17
 EXPORT_METADATA_KEY: Final = "sim2real.export"
 #: bumped whenever the traced graph changes for the same weights (part of the Translator's ONNX cache key).
-GRAPH_VERSION: Final = 2
+GRAPH_VERSION: Final = 3  # 3: RoIAlign as matmuls (no GridSample)
 INPUT_NAMES: Final = ("rgb", "semantic", "instance")
 OUTPUT_NAME: Final = "output"
 _NEAREST_EXACT: Final = "aten::_upsample_nearest_exact2d"

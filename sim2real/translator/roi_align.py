@@ -1,4 +1,4 @@
-"""RoIAlign (He et al., Mask R-CNN) on per-frame box sets, vectorised with ``grid_sample``.
+"""RoIAlign (He et al., Mask R-CNN) on per-frame box sets, vectorised (matrix products or ``grid_sample``).
 
 :func:`roi_align` uses ``torchvision.ops.roi_align`` when torchvision is importable and the project's own
 :func:`roi_align_separable` otherwise (torchvision is not a dependency). :func:`roi_align_grid` is the
@@ -162,9 +162,11 @@ def roi_align_separable(
     ys = _sample_coords(scaled[..., 1], scaled[..., 3], ph, sampling_ratio, aligned)  # (B, N, ph*s)
     ax = _bin_matrix(xs, W, pw, sampling_ratio)  # (B, N, pw, W)
     ay = _bin_matrix(ys, H, ph, sampling_ratio)  # (B, N, ph, H)
-    cols = torch.matmul(features.reshape(B, C * H, W), ax.reshape(B, N * pw, W).transpose(1, 2))  # (B, C*H, N*pw)
-    cols = cols.reshape(B, C, H, N, pw).permute(0, 3, 1, 2, 4)  # (B, N, C, H, pw)
-    return torch.matmul(ay.unsqueeze(2), cols)  # (B, N, C, ph, pw)
+    # in the features' dtype even under autocast (which would run matmul in fp16 / bf16, unlike grid_sample)
+    with torch.autocast(features.device.type, enabled=False):
+        cols = torch.matmul(features.reshape(B, C * H, W), ax.reshape(B, N * pw, W).transpose(1, 2))
+        cols = cols.reshape(B, C, H, N, pw).permute(0, 3, 1, 2, 4)  # (B, N, C, H, pw)
+        return torch.matmul(ay.unsqueeze(2), cols)  # (B, N, C, ph, pw)
 
 
 def roi_align(
