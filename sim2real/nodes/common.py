@@ -1,4 +1,4 @@
-"""Helpers every sim2real node shares: parameter descriptors and the spin-until-signal loop."""
+"""Helpers every sim2real node shares: parameter descriptors, the spin-until-signal loop, the entry point."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
-__all__ = ["descriptor", "read_only_descriptor", "spin_until_signal"]
+__all__ = ["descriptor", "read_only_descriptor", "run_node", "spin_until_signal"]
 
 
 def descriptor(description: str, ptype: int, *, read_only: bool = False, constraints: str = "",
@@ -57,3 +59,23 @@ def spin_until_signal(node: Node, executor: Any, on_stop: Callable[[], Any] | No
             on_stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def run_node(make_node: Callable[[], Any], name: str, make_executor: Callable[[], Any],
+             args: list[str] | None = None) -> int:
+    """A node's entry point: init rclpy (without its signal handlers), build the node, spin it until
+    SIGINT/SIGTERM with ``node.stop`` as the final step, shut down. Returns 0, or 1 (logged as fatal with the
+    reason) when the node cannot be built: bad parameters, a missing model, an existing output, ...
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        try:
+            node = make_node()
+        except Exception as exc:  # say why and exit
+            rclpy.logging.get_logger(name).fatal(f"cannot start: {exc}")
+            return 1
+        spin_until_signal(node, make_executor(), node.stop)
+        node.destroy_node()
+        return 0
+    finally:
+        rclpy.try_shutdown()

@@ -51,7 +51,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
@@ -65,7 +64,6 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
@@ -81,7 +79,7 @@ from sim2real.monitor import (
 )
 from sim2real.node_stats import LogRateLimiter
 from sim2real.nodes.common import descriptor as _descriptor
-from sim2real.nodes.common import spin_until_signal
+from sim2real.nodes.common import run_node
 from sim2real.nodes.translate_node import Frame, FrameError, decode_frame
 from sim2real.sync import LatestSlot, StampSynchronizer, stamp_to_ns
 
@@ -347,19 +345,7 @@ class MonitorNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point (``monitor_node``): run until SIGINT/SIGTERM; 1 when the configuration is invalid."""
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    try:
-        try:
-            node = MonitorNode()
-        except Exception as exc:  # critics missing / unreadable, bad parameters: say why and exit
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-            return 1
-        executor = MultiThreadedExecutor(num_threads=3)
-        spin_until_signal(node, executor, node.stop)
-        node.destroy_node()
-        return 0
-    finally:
-        rclpy.try_shutdown()
+    return run_node(MonitorNode, NODE_NAME, lambda: MultiThreadedExecutor(num_threads=3), args)
 
 
 if __name__ == "__main__":

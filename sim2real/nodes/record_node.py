@@ -48,18 +48,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 
 from sim2real.bag_writer import STORAGES, BagWriter
 from sim2real.errors import ConfigError
 from sim2real.node_stats import LogRateLimiter
 from sim2real.nodes.common import read_only_descriptor as _descriptor
-from sim2real.nodes.common import spin_until_signal
+from sim2real.nodes.common import run_node
 
 __all__ = ["NODE_NAME", "BagThread", "RecordNode", "import_message_type", "main", "parse_topic_spec"]
 
@@ -333,18 +331,7 @@ class RecordNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point (``record_node``): record until SIGINT/SIGTERM; 1 on a bad configuration."""
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    try:
-        try:
-            node = RecordNode()
-        except Exception as exc:  # bad parameters, existing output, unknown type
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-            return 1
-        spin_until_signal(node, SingleThreadedExecutor(), node.stop)
-        node.destroy_node()
-        return 0
-    finally:
-        rclpy.try_shutdown()
+    return run_node(RecordNode, NODE_NAME, SingleThreadedExecutor, args)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,6 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
     ParameterDescriptor,
@@ -77,7 +76,6 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 
 from sim2real.conversions import RGB8_ENCODINGS, array_to_image, check_image_layout, image_to_array, to_rgb8
@@ -85,7 +83,7 @@ from sim2real.errors import ImageConversionError, LabelError, Sim2RealError
 from sim2real.labels import IGNORE_ID, SMALL_CLASSES, THING_CLASSES, overlay
 from sim2real.node_stats import LogRateLimiter, NodeStats, build_diagnostic_status, summary_line
 from sim2real.nodes.common import descriptor as _descriptor
-from sim2real.nodes.common import spin_until_signal
+from sim2real.nodes.common import run_node
 from sim2real.paths import share_dir
 from sim2real.sync import KeyedLatestSlots, StampSynchronizer, stamp_to_ns
 
@@ -861,19 +859,7 @@ def main(args: list[str] | None = None) -> int:
     cores, 2 intra-op threads: ~1.5-1.9 s/frame busy-waiting vs ~0.15 s/frame passive).
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    try:
-        try:
-            node = TranslateNode()
-        except Exception as exc:  # bad parameters, model missing or not loadable: say why and exit
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-            return 1
-        executor = MultiThreadedExecutor(num_threads=3)
-        spin_until_signal(node, executor, node.stop)
-        node.destroy_node()
-        return 0
-    finally:
-        rclpy.try_shutdown()
+    return run_node(TranslateNode, NODE_NAME, lambda: MultiThreadedExecutor(num_threads=3), args)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,19 @@ def _sample_coords(
     return lo.unsqueeze(-1) + frac * bin_size.unsqueeze(-1)
 
 
+def _roi_samples(
+    features: Tensor, boxes: Tensor, output_size: int | tuple[int, int], spatial_scale: float, sampling_ratio: int, *,
+    aligned: bool,
+) -> tuple[int, int, Tensor, Tensor]:
+    """Checked arguments -> ``(ph, pw, xs (B, N, pw*s), ys (B, N, ph*s))``: sample positions in feature pixels."""
+    _check_args(features, boxes, sampling_ratio)
+    ph, pw = _pair(output_size)
+    scaled = boxes.to(features.dtype) * spatial_scale - (0.5 if aligned else 0.0)
+    xs = _sample_coords(scaled[..., 0], scaled[..., 2], pw, sampling_ratio, aligned)
+    ys = _sample_coords(scaled[..., 1], scaled[..., 3], ph, sampling_ratio, aligned)
+    return ph, pw, xs, ys
+
+
 def roi_align_grid(
     features: Tensor,
     boxes: Tensor,
@@ -86,15 +99,10 @@ def roi_align_grid(
     bilinear ``grid_sample`` (``align_corners=False``) reproduces torchvision's border handling exactly;
     samples beyond one pixel outside the map are zeroed afterwards.
     """
-    _check_args(features, boxes, sampling_ratio)
-    ph, pw = _pair(output_size)
+    ph, pw, xs, ys = _roi_samples(features, boxes, output_size, spatial_scale, sampling_ratio, aligned=aligned)
     B, C, H, W = features.shape
     N = boxes.shape[1]
     s = sampling_ratio
-    offset = 0.5 if aligned else 0.0
-    scaled = boxes.to(features.dtype) * spatial_scale - offset
-    xs = _sample_coords(scaled[..., 0], scaled[..., 2], pw, s, aligned)  # (B, N, pw*s)
-    ys = _sample_coords(scaled[..., 1], scaled[..., 3], ph, s, aligned)  # (B, N, ph*s)
     valid = ((ys >= -1.0) & (ys <= H)).unsqueeze(-1) & ((xs >= -1.0) & (xs <= W)).unsqueeze(-2)
     gx = (2.0 * xs.clamp(0.0, W - 1.0) + 1.0) / W - 1.0
     gy = (2.0 * ys.clamp(0.0, H - 1.0) + 1.0) / H - 1.0
@@ -152,14 +160,9 @@ def roi_align_separable(
     share one (C*H, W) @ (W, N*pw) product, then a batched (ph, H) @ (H, pw) per RoI and channel: no
     ``grid_sample`` (slow in onnxruntime: 3 ms for the lite instance branch at 640x360).
     """
-    _check_args(features, boxes, sampling_ratio)
-    ph, pw = _pair(output_size)
+    ph, pw, xs, ys = _roi_samples(features, boxes, output_size, spatial_scale, sampling_ratio, aligned=aligned)
     B, C, H, W = features.shape
     N = boxes.shape[1]
-    offset = 0.5 if aligned else 0.0
-    scaled = boxes.to(features.dtype) * spatial_scale - offset
-    xs = _sample_coords(scaled[..., 0], scaled[..., 2], pw, sampling_ratio, aligned)  # (B, N, pw*s)
-    ys = _sample_coords(scaled[..., 1], scaled[..., 3], ph, sampling_ratio, aligned)  # (B, N, ph*s)
     ax = _bin_matrix(xs, W, pw, sampling_ratio)  # (B, N, pw, W)
     ay = _bin_matrix(ys, H, ph, sampling_ratio)  # (B, N, ph, H)
     # in the features' dtype even under autocast (which would run matmul in fp16 / bf16, unlike grid_sample)
