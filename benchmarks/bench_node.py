@@ -2,24 +2,29 @@
 
     . .venv/env.sh && .venv/bin/python benchmarks/bench_node.py [--backends auto,torch] [--duration 40]
         [--rate 30] [--width 640] [--height 360] [--model models/default.safetensors] [--threads N]
+        [--source builtin|replay]
 
 Per backend:
 
 1. **bare model**: ``Translator.translate`` (uint8 numpy in and out, label checks: what the node calls) on
    one procedural 640x360 frame, ``--frames`` timed calls after warm-up, in this process: frames/s.
 2. **node set**: ``sim2real-launch translate source:=builtin`` (sim_node -> translate_node, no recorder,
-   no preview) for ``--duration`` s with ``translate_node.backend`` set and ``translate_node.stats_file``
-   written at shutdown; this process subscribes to ``/translated/image`` (reliable, keep last 5) and
-   records, per frame, the receive time and ``receive time - header stamp`` (sim_node stamps frames with
-   the wall clock when it publishes them: this is simulator publish -> translated frame received, through
-   two DDS hops). Throughput = frames received / time between the first and last frame after a
-   ``--settle`` s start-up. The stats JSON gives the node's own inference and end-to-end percentiles and
-   drops by reason.
+   no preview), or with ``--source replay`` ``source:=none`` and this process publishing
+   ``--replay-frames`` procedural frames rendered beforehand, in a loop at ``--rate`` Hz (a simulator
+   whose rendering costs nothing: the ratio then shows the node's own overhead), for ``--duration`` s
+   with ``translate_node.backend`` set and ``translate_node.stats_file`` written at shutdown; this process
+   subscribes to ``/translated/image`` (reliable, keep last 5) and records, per frame, the receive time
+   and ``receive time - header stamp`` (frames are stamped with the wall clock when they are published:
+   this is simulator publish -> translated frame received, through two DDS hops). Throughput = frames
+   received / time between the first and last frame after a ``--settle`` s start-up. The stats JSON gives
+   the node's own inference and end-to-end percentiles and drops by reason.
 
 Prints one Markdown row per backend: the node's frames/s as a ratio of the bare model's frames/s measured
 just before, the subscriber's latency p50 / p95 and the node's counters. Like ``translate_node``, this
-process sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set) before torch is imported. The simulator renders at
-``--rate`` Hz on the same CPU, so the ratio includes its cost; the load average is printed.
+process sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set) before torch is imported. With ``builtin`` the
+simulator renders at ``--rate`` Hz on the same CPU, so the ratio includes its cost; either way the node
+cannot deliver more than ``--rate`` frames/s, so the rate must exceed the bare model's frames/s for the
+ratio to measure the node. The load average is printed.
 """
 
 from __future__ import annotations
@@ -59,6 +64,60 @@ def bare_model_fps(args: argparse.Namespace, backend: str) -> tuple[float, str]:
     for _ in range(args.frames):
         tr.translate(rgb, sem, inst)
     return args.frames / (time.perf_counter() - t0), tr.backend
+
+
+class ReplayPublisher:
+    """Publishes pre-built frames on ``/sim/camera/{image,semantic,instance,camera_info}`` at ``rate`` Hz,
+    cycling through them, each frame's four messages with one header stamped with the wall clock at
+    publish (as sim_node does), from a thread with a drift-free schedule."""
+
+    def __init__(self, node: Any, frames: list[Any], rate: float) -> None:
+        """Build the messages of ``frames`` (SimFrame) once; publishers with sensor-data QoS on ``node``."""
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo, Image
+        from std_msgs.msg import Header
+
+        from sim2real.conversions import array_to_image
+        from sim2real.nodes.sim_node import camera_info_message
+
+        self.messages = []
+        for frame in frames:
+            header = Header(frame_id="sim_camera")
+            self.messages.append((
+                array_to_image(frame.rgb, "rgb8", header), array_to_image(frame.semantic, "mono8", header),
+                array_to_image(frame.instance, "16UC1", header), camera_info_message(frame, header),
+            ))
+        types = (Image, Image, Image, CameraInfo)
+        names = ("image", "semantic", "instance", "camera_info")
+        self.pubs = [node.create_publisher(t, f"/sim/camera/{n}", qos_profile_sensor_data)
+                     for t, n in zip(types, names, strict=True)]
+        self.period = 1.0 / rate
+        self.published = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from builtin_interfaces.msg import Time
+
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            sec, nanosec = divmod(time.time_ns(), 1_000_000_000)
+            msgs = self.messages[self.published % len(self.messages)]
+            for pub, msg in zip(self.pubs, msgs, strict=True):
+                msg.header.stamp = Time(sec=sec, nanosec=nanosec)
+                pub.publish(msg)
+            self.published += 1
+            next_at += self.period
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def start(self) -> None:
+        """Start publishing."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop publishing and join the thread."""
+        self._stop.set()
+        self.thread.join(timeout=5.0)
 
 
 class Receiver:
@@ -103,15 +162,24 @@ class Receiver:
 def run_node_set(args: argparse.Namespace, backend: str, stats_file: Path, domain_id: int) -> list[tuple[float, float]]:
     """Launch sim_node -> translate_node for ``args.duration`` s; return the receiver's samples."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), OMP_NUM_THREADS=str(args.threads))
+    source = "builtin" if args.source == "builtin" else "none"
     cmd = [
-        sys.executable, "-m", "sim2real.launcher", "translate", "source:=builtin", "device:=cpu",
+        sys.executable, "-m", "sim2real.launcher", "translate", f"source:={source}", "device:=cpu",
         f"model:={args.model}", f"duration:={args.duration}", "record:=false",
-        f"sim_node.width:={args.width}", f"sim_node.height:={args.height}", f"sim_node.rate_hz:={args.rate}",
+        *([f"sim_node.width:={args.width}", f"sim_node.height:={args.height}", f"sim_node.rate_hz:={args.rate}"]
+          if source == "builtin" else []),
         f"translate_node.backend:={backend}", f"translate_node.stats_file:={stats_file}",
         "translate_node.preview_rate_hz:=0.0", "translate_node.precision:=fp32",
         f"translate_node.warmup_width:={args.width}", f"translate_node.warmup_height:={args.height}",
     ]
     receiver = Receiver(domain_id)
+    replay = None
+    if args.source == "replay":
+        from sim_bridge.procedural import ProceduralSimulator, SimConfig
+
+        sim = ProceduralSimulator(SimConfig(width=args.width, height=args.height, rate_hz=args.rate))
+        replay = ReplayPublisher(receiver.node, [sim.frame(i) for i in range(args.replay_frames)], args.rate)
+        replay.start()
     log = stats_file.with_suffix(".log")
     try:
         with open(log, "wb") as out:
@@ -123,9 +191,12 @@ def run_node_set(args: argparse.Namespace, backend: str, stats_file: Path, domai
                 proc.wait(timeout=30)
         time.sleep(0.5)
     finally:
+        if replay is not None:
+            replay.stop()
         receiver.close()
     if proc.returncode != 0:
-        print(f"(launcher exited with {proc.returncode}; log {log})", file=sys.stderr)
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        print(f"(launcher exited with {proc.returncode}; last lines of its log:)", *tail, sep="\n", file=sys.stderr)
     return receiver.samples
 
 
@@ -148,7 +219,10 @@ def main() -> None:
     parser.add_argument("--backends", default="auto,torch")
     parser.add_argument("--duration", type=float, default=40.0)
     parser.add_argument("--settle", type=float, default=5.0, help="seconds of output ignored at the start")
-    parser.add_argument("--rate", type=float, default=30.0, help="sim_node frame rate (Hz)")
+    parser.add_argument("--rate", type=float, default=30.0, help="simulator frame rate (Hz)")
+    parser.add_argument("--source", choices=("builtin", "replay"), default="builtin",
+                        help="builtin: sim_node renders every frame; replay: pre-rendered frames from this process")
+    parser.add_argument("--replay-frames", type=int, default=30, help="distinct frames cycled by --source replay")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--frames", type=int, default=20, help="timed bare-model frames")
@@ -157,7 +231,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as translate_node does; before torch loads OpenMP
     print(f"load average at start: {', '.join(f'{v:.1f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs; "
-          f"{args.width}x{args.height}, sim {args.rate:g} Hz, {args.duration:g} s per run, threads {args.threads}")
+          f"{args.width}x{args.height}, {args.source} source at {args.rate:g} Hz, {args.duration:g} s per run, "
+          f"threads {args.threads}")
     print()
     print("| backend | bare model frames/s | node frames/s | node / model | latency p50 / p95 ms (sim publish -> "
           "subscriber) | node inference p50 / p95 ms | node end-to-end p50 / p95 ms | frames in / out | drops | "

@@ -20,11 +20,12 @@ import torch.nn.functional as F
 
 from sim2real.errors import ConfigError
 from sim2real.translator.boxes import instance_boundaries
-from sim2real.translator.config import get_generator_config
+from sim2real.translator.config import GeneratorConfig, get_generator_config
 from sim2real.translator.generator import LabelStem, TranslatorGenerator
 from sim2real.translator.inference import Translator, resolve_backend, state_digest
 from sim2real.translator.instance_branch import paste_instances
-from sim2real.translator.layers import ModulatedConv2d, ReplicateConv2d, apply_affine_colour, replicate_pad
+from sim2real.translator.layers import ModulatedConv2d, PaddedConv2d, apply_affine_colour, replicate_pad
+from sim2real.translator.memory import downsample_labels
 from sim2real.translator.onnx_export import synthetic_frame
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "translate_reference_lite_64x96.npz"
@@ -38,9 +39,10 @@ def _frame(n: int, seed: int, height: int = 64, width: int = 96) -> tuple[torch.
 
 
 def _reference_generator() -> TranslatorGenerator:
-    """The seeded, perturbed lite generator the reference outputs were saved from."""
+    """The seeded, perturbed generator the reference outputs were saved from: the ``lite`` preset as it was
+    then (work_scale 2, replicate padding, labels at every pixel), which is the GeneratorConfig defaults."""
     torch.manual_seed(1234)
-    gen = TranslatorGenerator(get_generator_config("lite")).eval()
+    gen = TranslatorGenerator(GeneratorConfig(name="lite")).eval()
     with torch.no_grad():
         for p in gen.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -77,10 +79,11 @@ def test_replicate_pad_equals_f_pad(pad: int, channels_last: bool) -> None:
     assert torch.equal(fast, F.pad(x, (pad,) * 4, mode="replicate"))
 
 
-def test_replicate_conv_equals_conv2d_replicate() -> None:
+@pytest.mark.parametrize("padding_mode", ["replicate", "zeros"])
+def test_padded_conv_equals_conv2d(padding_mode: str) -> None:
     torch.manual_seed(0)
-    conv = ReplicateConv2d(6, 4, 3, 2, padding=1)
-    ref = torch.nn.Conv2d(6, 4, 3, 2, padding=1, padding_mode="replicate")
+    conv = PaddedConv2d(6, 4, 3, 2, padding=1, padding_mode=padding_mode)
+    ref = torch.nn.Conv2d(6, 4, 3, 2, padding=1, padding_mode=padding_mode)
     ref.load_state_dict(conv.state_dict())
     x = torch.randn(1, 6, 10, 14).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
@@ -115,10 +118,11 @@ def test_affine_colour_equals_the_broadcast_formula() -> None:
     assert coeffs.grad is not None and coeffs.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("padding_mode", ["replicate", "zeros"])
 @pytest.mark.parametrize("case", ["labelled", "absent", "dropped", "no_instance"])
-def test_label_stem_equals_concat_then_replicate_conv(case: str) -> None:
+def test_label_stem_equals_concat_then_padded_conv(case: str, padding_mode: str) -> None:
     torch.manual_seed(0)
-    stem = LabelStem(19, 8, 16, 2)
+    stem = LabelStem(19, 8, 16, 2, padding_mode=padding_mode)
     x, s, i = _frame(4, 3, 32, 48)
     x, s, i = torch.cat([x, x.flip(-1)]), torch.cat([s, s.flip(-1)]), torch.cat([i, i.flip(-1)])
     semantic = None if case == "absent" else s
@@ -132,11 +136,33 @@ def test_label_stem_equals_concat_then_replicate_conv(case: str) -> None:
     edges = torch.zeros(2, 1, 32, 48) if instance is None else instance_boundaries(instance)
     plain_in = torch.cat([x, stem.embed(index).permute(0, 3, 1, 2), edges * present,
                           (1 - present).expand(2, 1, 32, 48)], dim=1)
-    expected = stem.act(F.conv2d(F.pad(plain_in, (1, 1, 1, 1), mode="replicate"), stem.conv.weight,
-                                 stem.conv.bias, 2))
+    expected = stem.act(F.conv2d(
+        F.pad(plain_in, (1, 1, 1, 1), mode="replicate") if padding_mode == "replicate" else F.pad(plain_in, (1,) * 4),
+        stem.conv.weight, stem.conv.bias, 2))
     with torch.inference_mode():
         out = stem(x, semantic, instance, drop)
     assert torch.allclose(out, expected, atol=1e-5)
+    assert torch.allclose(stem(x, semantic, instance, drop), expected, atol=1e-5)  # training formulation
+
+
+@pytest.mark.parametrize("case", ["labelled", "absent", "no_instance"])
+def test_label_stem_at_work_resolution_reads_the_cell_centre_labels(case: str) -> None:
+    torch.manual_seed(0)
+    stem = LabelStem(19, 8, 16, 4, padding_mode="zeros", label_resolution="work")
+    assert stem.conv.in_channels == 3 and stem.label_proj is not None
+    x, s, i = _frame(4, 3, 32, 48)
+    semantic = None if case == "absent" else s
+    instance = None if case == "no_instance" else i
+    s_cell, i_cell = downsample_labels(s, (8, 12)), downsample_labels(i, (8, 12))
+    assert torch.equal(s_cell, s[:, 2::4, 2::4])  # the pixel at each 4 x 4 cell's centre
+    index = torch.full_like(s_cell, 20) if semantic is None else torch.where(s_cell < 19, s_cell, 19)
+    edges = torch.zeros(1, 1, 8, 12) if instance is None or semantic is None else instance_boundaries(i_cell)
+    absent = torch.full((1, 1, 8, 12), float(semantic is None))
+    labels = torch.cat([stem.embed(index).permute(0, 3, 1, 2), edges, absent], dim=1)
+    expected = stem.act(F.conv2d(x, stem.conv.weight, stem.conv.bias, 4, 3)
+                        + torch.einsum("oc,bchw->bohw", stem.label_proj.weight, labels))
+    with torch.inference_mode():
+        assert torch.allclose(stem(x, semantic, instance), expected, atol=1e-5)
 
 
 def test_separable_paste_equals_grid_sample() -> None:

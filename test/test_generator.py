@@ -52,6 +52,21 @@ def test_presets_and_registry() -> None:
         GeneratorConfig(max_instances=0)
     with pytest.raises(ConfigError):
         TranslatorGenerator({"name": "lite"})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"padding_mode must be one of \['replicate', 'zeros'\], got 'reflect'"):
+        GeneratorConfig(padding_mode="reflect")
+    with pytest.raises(ConfigError, match=r"label_resolution must be one of \['input', 'work'\]"):
+        GeneratorConfig(label_resolution="content")
+
+
+def test_configs_saved_before_padding_and_label_resolution_existed_still_load() -> None:
+    """Checkpoints written before 2026-11-23 lack the two fields: they mean replicate padding, every pixel."""
+    old = {k: v for k, v in GeneratorConfig(name="lite").to_dict().items()
+           if k not in ("padding_mode", "label_resolution")}
+    cfg = GeneratorConfig.from_dict(old)
+    assert (cfg.padding_mode, cfg.label_resolution, cfg.work_scale) == ("replicate", "input", 2)
+    gen = TranslatorGenerator(cfg)
+    assert gen.stems["source"].conv.in_channels == 3 + cfg.label_embed_dim + 2
+    assert gen.stems["source"].conv.padding_mode == "replicate"
 
 
 # ------------------------------------------------------------------------------------------------ shapes
@@ -105,7 +120,7 @@ def test_zero_instances_equals_no_instance_map() -> None:
 
 
 def test_more_instances_than_the_cap() -> None:
-    gen = model("lite", max_instances=4).eval()
+    gen = model("lite", max_instances=4, label_resolution="input").eval()
     rgb, semantic, _ = make_batch(gen.cfg, 6, 10, batch=1)
     instance = torch.zeros_like(semantic)
     for i in range(12):  # 12 instances in 8x8 tiles, growing areas; the 4 largest are ids 108..111
@@ -118,6 +133,27 @@ def test_more_instances_than_the_cap() -> None:
     assert content.instances is not None and content.instances.valid.all()
     assert sorted(content.instances.ids[0].tolist()) == [108, 109, 110, 111]
     assert torch.isfinite(out).all()
+
+
+def test_work_resolution_labels_give_cell_aligned_boxes_and_ignore_sub_cell_detail() -> None:
+    gen = model("lite", max_instances=4).eval()
+    assert gen.cfg.label_resolution == "work" and gen.cfg.work_scale == 4
+    rgb, semantic, _ = make_batch(gen.cfg, 6, 10, batch=1)
+    instance = torch.zeros_like(semantic)
+    instance[0, 5:23, 9:30] = 7  # rows 5..22, cols 9..29: sampled at rows 6..22, cols 10..26 (4k + 2)
+    instance[0, 30:32, 40:42] = 9  # 2 x 2 pixels between cell centres: never sampled
+    with torch.no_grad():
+        content = gen.encode_content(rgb, "source", semantic, instance)
+        out = gen.translate(rgb, semantic, instance)
+        moved = semantic.clone()
+        moved[0, 0:2, 0:2] = 3  # off the cell centres: the source stem does not see it
+        same = gen.translate(rgb, moved, instance)
+    boxes = content.instances
+    assert boxes is not None and boxes.valid[0].tolist() == [True, False, False, False]
+    assert boxes.ids[0, 0] == 7
+    assert boxes.boxes[0, 0].tolist() == [8.0, 4.0, 28.0, 24.0]  # cells 2..6 x 1..5, in input pixels
+    assert content.instance_masks is not None and content.instance_masks.shape == (1, 4, 6, 10)
+    assert torch.isfinite(out).all() and torch.equal(out, same)
 
 
 # ------------------------------------------------------------------------------------------- gradients

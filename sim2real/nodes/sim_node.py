@@ -45,7 +45,7 @@ from sim_bridge.procedural import ProceduralSimulator, SimConfig, SimFrame
 from sim_bridge.procedural.config import MAX_SIZE, MIN_SIZE
 from sim_bridge.record_cli import topic_names
 
-__all__ = ["NODE_NAME", "SimNode", "main"]
+__all__ = ["NODE_NAME", "SimNode", "camera_info_message", "main"]
 
 NODE_NAME = "sim_node"
 _STR, _DBL, _INT, _BOOL = (ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_DOUBLE,
@@ -89,6 +89,16 @@ def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
         ("max_frames", 0, _descriptor("exit cleanly after this many frames; 0 = unlimited", _INT,
                                       int_range=(0, 2**31 - 1))),
     ]
+
+
+def camera_info_message(frame: SimFrame, header: Header) -> CameraInfo:
+    """The pinhole CameraInfo of a procedural frame (no distortion; P = [K | 0])."""
+    k = frame.K.ravel().tolist()
+    height, width = frame.rgb.shape[:2]
+    return CameraInfo(
+        header=header, height=height, width=width, distortion_model="plumb_bob",
+        d=[0.0] * 5, k=k, r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        p=[k[0], k[1], k[2], 0.0, k[3], k[4], k[5], 0.0, k[6], k[7], k[8], 0.0])
 
 
 class SimNode(Node):
@@ -165,13 +175,6 @@ class SimNode(Node):
         sec, nanosec = divmod(stamp_ns, 1_000_000_000)
         return Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=self._frame_id)
 
-    def _camera_info(self, frame: SimFrame, header: Header) -> CameraInfo:
-        k = frame.K.ravel().tolist()
-        return CameraInfo(
-            header=header, height=self._config.height, width=self._config.width, distortion_model="plumb_bob",
-            d=[0.0] * 5, k=k, r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-            p=[k[0], k[1], k[2], 0.0, k[3], k[4], k[5], 0.0, k[6], k[7], k[8], 0.0])
-
     def _publish(self, name: str, msg: Any) -> bool:
         try:
             self._pubs[name].publish(msg)
@@ -199,7 +202,7 @@ class SimNode(Node):
         ok = self._publish("image", array_to_image(frame.rgb, "rgb8", header))
         ok &= self._publish("semantic", array_to_image(frame.semantic, "mono8", header))
         ok &= self._publish("instance", array_to_image(frame.instance, "16UC1", header))
-        ok &= self._publish("camera_info", self._camera_info(frame, header))
+        ok &= self._publish("camera_info", camera_info_message(frame, header))
         self.index += 1
         self.frames_published += int(ok)
         if self._max_frames and self.index >= self._max_frames:

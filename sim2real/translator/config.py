@@ -17,11 +17,26 @@ from typing import Any, Final
 
 from sim2real.errors import ConfigError
 from sim2real.labels import NUM_CLASSES
+from sim2real.translator.layers import PADDING_MODES
 
-__all__ = ["GENERATOR_PRESETS", "VALID_WORK_SCALES", "GeneratorConfig", "get_generator_config"]
+__all__ = [
+    "GENERATOR_PRESETS",
+    "LABEL_RESOLUTIONS",
+    "PADDING_MODES",
+    "VALID_WORK_SCALES",
+    "GeneratorConfig",
+    "get_generator_config",
+]
 
 #: work_scale values the input stem supports (stride-``work_scale`` conv with kernel ``2*s - 1`` or 7).
 VALID_WORK_SCALES: Final = (1, 2, 4)
+
+#: where the source stem and the instance branch read the label maps: "input" = every input pixel (the
+#: stem convolves full-resolution label channels; instance boxes and masks count every pixel); "work" =
+#: the label at the centre pixel of each work-resolution cell (nearest downsampling by ``work_scale``: one
+#: embedding lookup per cell, and boxes / masks from the sampled map, so box edges are multiples of
+#: ``work_scale``). Identical when ``work_scale`` is 1.
+LABEL_RESOLUTIONS: Final = ("input", "work")
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,9 @@ class GeneratorConfig:
         memory_momentum: moving-average momentum of memory updates (new = m * old + (1 - m) * mean).
         memory_temperature: softmax temperature of memory reads and the contrastive loss.
         style_momentum: momentum of the EMA mean-style buffers used when ``translate(style=None)``.
+        padding_mode: padding of every generator convolution, one of :data:`PADDING_MODES` ("zeros" is
+            fused into the convolution; "replicate" costs a pass per layer but keeps frame borders bright).
+        label_resolution: one of :data:`LABEL_RESOLUTIONS` (see there).
     """
 
     name: str = "custom"
@@ -81,6 +99,8 @@ class GeneratorConfig:
     memory_momentum: float = 0.99
     memory_temperature: float = 0.1
     style_momentum: float = 0.99
+    padding_mode: str = "replicate"
+    label_resolution: str = "input"
 
     def __post_init__(self) -> None:
         positive = (
@@ -100,6 +120,9 @@ class GeneratorConfig:
             raise ConfigError(
                 f"GeneratorConfig.work_scale must be one of {VALID_WORK_SCALES}, got {self.work_scale!r}"
             )
+        for field, valid in (("padding_mode", PADDING_MODES), ("label_resolution", LABEL_RESOLUTIONS)):
+            if getattr(self, field) not in valid:
+                raise ConfigError(f"GeneratorConfig.{field} must be one of {list(valid)}, got {getattr(self, field)!r}")
         for field in ("label_dropout", "memory_momentum", "style_momentum"):
             value = getattr(self, field)
             if not 0.0 <= float(value) <= 1.0:
@@ -139,10 +162,14 @@ class GeneratorConfig:
         return cls(**d)
 
 
-#: Explicit preset registry. ``lite``: <= 3 GMACs per 640x360 frame (CPU / embedded);
-#: ``full``: GPU quality (tens of GMACs at 640x360). Figures: ``python -m sim2real.translator.complexity``.
+#: Explicit preset registry. ``lite``: CPU / embedded, < 2 GMACs per 640x360 frame; the network works at
+#: 1/4 of the input (labels sampled there too) and pads with zeros, so nothing but the affine colour head
+#: runs at full resolution (docs/BENCHMARKS.md). ``full``: GPU quality (tens of GMACs at 640x360), every
+#: pixel's labels, replicate padding. Figures: ``python -m sim2real.translator.complexity``.
 GENERATOR_PRESETS: Final[dict[str, GeneratorConfig]] = {
-    "lite": GeneratorConfig(name="lite"),
+    "lite": GeneratorConfig(
+        name="lite", work_scale=4, num_downsamples=1, padding_mode="zeros", label_resolution="work"
+    ),
     "full": GeneratorConfig(
         name="full",
         max_instances=32,

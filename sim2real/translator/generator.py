@@ -51,11 +51,12 @@ from sim2real.translator.layers import (
     ConvNormAct,
     ModResBlock,
     ModulatedConv2d,
-    ReplicateConv2d,
+    PaddedConv2d,
     ResBlock,
     StyleMLP,
     apply_affine_colour,
     inference_fast_path,
+    padded_conv2d,
 )
 from sim2real.translator.memory import ClassStyleMemory, downsample_labels
 
@@ -83,10 +84,10 @@ def domain_index(domain: str) -> int:
         raise ConfigError(f"unknown domain {domain!r}; valid domains: {sorted(DOMAINS)}") from None
 
 
-def _stem_conv(in_channels: int, out_channels: int, work_scale: int) -> nn.Conv2d:
-    """Full-res -> work-res conv: stride ``work_scale``, kernel 7 (scale 1) or ``2 * scale - 1``, replicate pad."""
+def _stem_conv(in_channels: int, out_channels: int, work_scale: int, padding_mode: str) -> nn.Conv2d:
+    """Full-res -> work-res conv: stride ``work_scale``, kernel 7 (scale 1) or ``2 * scale - 1``."""
     k = 7 if work_scale == 1 else 2 * work_scale - 1
-    return ReplicateConv2d(in_channels, out_channels, k, work_scale, padding=(k - 1) // 2)
+    return PaddedConv2d(in_channels, out_channels, k, work_scale, padding=(k - 1) // 2, padding_mode=padding_mode)
 
 
 def _replicate_index(size: int, pad: int, device: torch.device) -> Tensor:
@@ -133,17 +134,30 @@ class ContentCode:
 class LabelStem(nn.Module):
     """Label-aware source stem: rgb (B, 3, H, W), labels -> (B, out_channels, H / s, W / s).
 
-    Input channels: 3 RGB + ``embed_dim`` semantic embedding + 1 instance boundary + 1 "labels absent".
+    Label channels: ``embed_dim`` semantic embedding + 1 instance boundary + 1 "labels absent" flag.
     Embedding rows: 0..K-1 classes, K = ignore (any other value, e.g. 255), K + 1 = labels absent.
     A sample is "absent" when ``semantic`` is None or ``drop[b]`` is True: embedding row K + 1, boundary 0,
     flag 1.
+
+    ``label_resolution`` "input": one conv over [rgb, label channels] at every input pixel (``conv`` has
+    3 + E + 2 input channels). "work": the labels are sampled at the centre of each work-resolution cell
+    (:func:`~sim2real.translator.memory.downsample_labels`), the boundary is taken on the sampled instance
+    map, and the label channels enter through a linear projection ``label_proj`` at that cell:
+    ``lrelu(conv(rgb) + label_proj(labels))`` (``conv`` has 3 input channels).
     """
 
-    def __init__(self, num_classes: int, embed_dim: int, out_channels: int, work_scale: int) -> None:
+    def __init__(
+        self, num_classes: int, embed_dim: int, out_channels: int, work_scale: int,
+        *, padding_mode: str = "replicate", label_resolution: str = "input",
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.work_scale = work_scale
+        self.per_cell = label_resolution == "work"
         self.embed = nn.Embedding(num_classes + 2, embed_dim)
-        self.conv = _stem_conv(3 + embed_dim + 2, out_channels, work_scale)
+        rgb_and_labels = 3 if self.per_cell else 3 + embed_dim + 2
+        self.conv = _stem_conv(rgb_and_labels, out_channels, work_scale, padding_mode)
+        self.label_proj = nn.Linear(embed_dim + 2, out_channels, bias=False) if self.per_cell else None
         self.act = nn.LeakyReLU(0.2)
 
     def code_table(self, dtype: torch.dtype) -> Tensor:
@@ -158,46 +172,87 @@ class LabelStem(nn.Module):
         flag = (code // 2 == self.num_classes + 1).to(dtype).unsqueeze(1)
         return torch.cat([self.embed.weight.to(dtype).repeat_interleave(2, dim=0), edge, flag], dim=1)
 
-    def forward(
-        self, rgb: Tensor, semantic: Tensor | None, instance: Tensor | None, drop: Tensor | None = None
-    ) -> Tensor:
-        """rgb (B, 3, H, W), semantic / instance (B, H, W) or None, drop (B,) bool -> (B, Cout, h', w').
+    def tap_tables(self, dtype: torch.dtype) -> Tensor:
+        """The conv's label part folded into the code table ("input" resolution): (k * k * (codes + 1), Cout).
 
-        The conv input [rgb, embedding, boundary * present, absent flag] is assembled already
-        replicate-padded and channels_last (B, H + 2p, W + 2p, 3 + E + 2): the label channels come from one
-        lookup of ``2 * row + boundary`` in :meth:`code_table`, padding is an index gather of the small
-        rgb / code maps, so no full-resolution NCHW concat, pad or layout copy is made.
+        Row ``t * (codes + 1) + code`` is ``W[:, 3:, dy, dx] @ code_table[code]`` for kernel tap
+        ``t = dy * k + dx``: what one padded input position of that code adds to an output through that tap;
+        code ``codes`` (last row of each tap) is a zero-padded position and adds nothing.
         """
-        B, _, H, W = rgb.shape
+        k = self.conv.kernel_size[0]
+        table = F.pad(self.code_table(dtype), (0, 0, 0, 1))  # (codes + 1, E + 2), last row zero
+        taps = torch.einsum("oeyx,ce->yxco", self.conv.weight[:, 3:].to(dtype), table)
+        return taps.reshape(k * k * table.shape[0], -1)
+
+    def label_codes(
+        self, semantic: Tensor | None, instance: Tensor | None, drop: Tensor | None, shape: tuple[int, int, int],
+        device: torch.device,
+    ) -> Tensor:
+        """Code ``2 * row + boundary`` of every label position: (B, H, W) int64 for maps of ``shape``."""
+        B = shape[0]
         K = self.num_classes
         if semantic is None:
-            index = torch.full((B, H, W), K + 1, dtype=torch.long, device=rgb.device)
-            absent = torch.ones(B, device=rgb.device, dtype=torch.bool)
+            index = torch.full(shape, K + 1, dtype=torch.long, device=device)
+            absent = torch.ones(B, device=device, dtype=torch.bool)
         else:
             sem = semantic.long()
             index = torch.where((sem >= 0) & (sem < K), sem, torch.full_like(sem, K))
-            absent = torch.zeros(B, device=rgb.device, dtype=torch.bool) if drop is None else drop
+            absent = torch.zeros(B, device=device, dtype=torch.bool) if drop is None else drop
             index = torch.where(absent.view(B, 1, 1), torch.full_like(index, K + 1), index)
         code = index * 2
         if instance is not None:
             edge = instance_boundary_count(instance) > 0
             code = code + (edge & (~absent).view(B, 1, 1)).long()
+        return code
+
+    def forward(
+        self, rgb: Tensor, semantic: Tensor | None, instance: Tensor | None, drop: Tensor | None = None
+    ) -> Tensor:
+        """rgb (B, 3, H, W), semantic / instance (B, H, W) or None, drop (B,) bool -> (B, Cout, h', w').
+
+        "input" resolution computes lrelu(conv(pad([rgb, label channels]))) without building the
+        (E + 5)-channel full-resolution input: the conv is linear in its input channels, so it splits into
+        a 3-channel conv of the rgb plus, for each of the k x k taps, a lookup of the padded label code at
+        that tap's strided positions in :meth:`tap_tables` (one ``embedding`` of (B, k * k, h', w') indices,
+        summed over taps).
+        """
+        B, _, H, W = rgb.shape
+        s = self.work_scale
+        if self.per_cell:
+            assert self.label_proj is not None
+            h, w = H // s, W // s
+            semantic = None if semantic is None else downsample_labels(semantic, (h, w))
+            instance = None if instance is None else downsample_labels(instance, (h, w))
+            code = self.label_codes(semantic, instance, drop, (B, h, w), rgb.device)
+            table = self.code_table(rgb.dtype) @ self.label_proj.weight.t().to(rgb.dtype)  # (codes, Cout)
+            labels = F.embedding(code, table)  # (B, h, w, Cout)
+            return self.act(self.conv(rgb) + labels.permute(0, 3, 1, 2))
+        code = self.label_codes(semantic, instance, drop, (B, H, W), rgb.device)
         pad = int(self.conv.padding[0])  # type: ignore[index]
-        rows = _replicate_index(H, pad, rgb.device)
-        cols = _replicate_index(W, pad, rgb.device)
-        code = code.index_select(1, rows).index_select(2, cols)  # (B, H + 2p, W + 2p)
-        rgb_nhwc = rgb.permute(0, 2, 3, 1).index_select(1, rows).index_select(2, cols)
-        labels = F.embedding(code, self.code_table(rgb.dtype))  # (B, H + 2p, W + 2p, E + 2)
-        x = torch.cat([rgb_nhwc, labels], dim=-1).permute(0, 3, 1, 2)  # channels_last view
-        return self.act(F.conv2d(x, self.conv.weight, self.conv.bias, self.conv.stride))
+        k = int(self.conv.kernel_size[0])
+        codes = self.code_table(rgb.dtype).shape[0]
+        if self.conv.padding_mode == "zeros":
+            code = F.pad(code, (pad,) * 4, value=codes)  # the zero row of tap_tables
+        else:
+            code = code.index_select(1, _replicate_index(H, pad, rgb.device))
+            code = code.index_select(2, _replicate_index(W, pad, rgb.device))  # (B, H + 2p, W + 2p)
+        h_out, w_out = (H + 2 * pad - k) // s + 1, (W + 2 * pad - k) // s + 1
+        taps = torch.stack(
+            [code[:, dy : dy + s * (h_out - 1) + 1 : s, dx : dx + s * (w_out - 1) + 1 : s] + (dy * k + dx) * (codes + 1)
+             for dy in range(k) for dx in range(k)],
+            dim=1,
+        )  # (B, k * k, h', w')
+        labels = F.embedding(taps, self.tap_tables(rgb.dtype)).sum(dim=1)  # (B, h', w', Cout)
+        x = padded_conv2d(rgb, self.conv.weight[:, :3], self.conv.bias, s, pad, padding_mode=self.conv.padding_mode)
+        return self.act(x + labels.permute(0, 3, 1, 2))
 
 
 class RGBStem(nn.Module):
     """Label-free target stem: (B, 3, H, W) -> (B, out_channels, H / s, W / s)."""
 
-    def __init__(self, out_channels: int, work_scale: int) -> None:
+    def __init__(self, out_channels: int, work_scale: int, *, padding_mode: str = "replicate") -> None:
         super().__init__()
-        self.conv = _stem_conv(3, out_channels, work_scale)
+        self.conv = _stem_conv(3, out_channels, work_scale, padding_mode)
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, rgb: Tensor) -> Tensor:
@@ -212,15 +267,17 @@ class ContentBody(nn.Module):
     (B, channels[-1], h0 / 2^L, w0 / 2^L) with L = len(channels) - 1.
     """
 
-    def __init__(self, channels: list[int], num_res: int) -> None:
+    def __init__(self, channels: list[int], num_res: int, *, padding_mode: str = "replicate") -> None:
         super().__init__()
         self.down = nn.Sequential(
             *[
-                ConvNormAct(c_in, c_out, 3, 2, norm="instance", act="relu")
+                ConvNormAct(c_in, c_out, 3, 2, norm="instance", act="relu", padding_mode=padding_mode)
                 for c_in, c_out in itertools.pairwise(channels)
             ]
         )
-        self.res = nn.Sequential(*[ResBlock(channels[-1], norm="instance") for _ in range(num_res)])
+        self.res = nn.Sequential(
+            *[ResBlock(channels[-1], norm="instance", padding_mode=padding_mode) for _ in range(num_res)]
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C0, h0, w0) -> (B, C, h, w)."""
@@ -236,19 +293,18 @@ class StyleEncoder(nn.Module):
     """
 
     def __init__(
-        self, channels: int, style_dim: int, value_dim: int, work_scale: int, num_downsamples: int
+        self, channels: int, style_dim: int, value_dim: int, work_scale: int, num_downsamples: int,
+        *, padding_mode: str = "replicate",
     ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(_stem_conv(3, channels, work_scale), nn.LeakyReLU(0.2))
-        self.to_content_stride = nn.Sequential(
-            *[ConvNormAct(channels, channels, 3, 2, norm="none", act="lrelu") for _ in range(num_downsamples)]
-        )
+        self.stem = nn.Sequential(_stem_conv(3, channels, work_scale, padding_mode), nn.LeakyReLU(0.2))
+
+        def down() -> ConvNormAct:
+            return ConvNormAct(channels, channels, 3, 2, norm="none", act="lrelu", padding_mode=padding_mode)
+
+        self.to_content_stride = nn.Sequential(*[down() for _ in range(num_downsamples)])
         self.value_head = nn.Conv2d(channels, value_dim, 1) if value_dim > 0 else None
-        self.global_trunk = nn.Sequential(
-            ConvNormAct(channels, channels, 3, 2, norm="none", act="lrelu"),
-            ConvNormAct(channels, channels, 3, 2, norm="none", act="lrelu"),
-            nn.AdaptiveAvgPool2d(1),
-        )
+        self.global_trunk = nn.Sequential(down(), down(), nn.AdaptiveAvgPool2d(1))
         self.style_head = nn.Linear(channels, style_dim)
 
     def forward(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
@@ -274,17 +330,22 @@ class Decoder(nn.Module):
         style_dim: S.
         mlp_dim: modulation latent width.
         value_dim: Dv of the style map (0 = no style-map input).
+        padding_mode: one of :data:`~sim2real.translator.layers.PADDING_MODES`.
     """
 
-    def __init__(self, channels: list[int], num_res: int, style_dim: int, mlp_dim: int, value_dim: int) -> None:
+    def __init__(
+        self, channels: list[int], num_res: int, style_dim: int, mlp_dim: int, value_dim: int,
+        *, padding_mode: str = "replicate",
+    ) -> None:
         super().__init__()
         self.mlp = StyleMLP(style_dim, mlp_dim)
         self.style_map_proj = nn.Conv2d(value_dim, channels[0], 1, bias=False) if value_dim > 0 else None
-        self.res = nn.ModuleList([ModResBlock(channels[0], mlp_dim) for _ in range(num_res)])
+        self.res = nn.ModuleList([ModResBlock(channels[0], mlp_dim, padding_mode=padding_mode) for _ in range(num_res)])
         self.ups = nn.ModuleList(
-            [ModulatedConv2d(channels[i], channels[i + 1], 3, mlp_dim) for i in range(len(channels) - 1)]
+            [ModulatedConv2d(channels[i], channels[i + 1], 3, mlp_dim, padding_mode=padding_mode)
+             for i in range(len(channels) - 1)]
         )
-        self.head = ReplicateConv2d(channels[-1], AFFINE_COEFFS, 3, padding=1)
+        self.head = PaddedConv2d(channels[-1], AFFINE_COEFFS, 3, padding=1, padding_mode=padding_mode)
         with torch.no_grad():
             self.head.weight.mul_(0.1)
             self.head.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0, 0, 0, 0]))
@@ -324,14 +385,17 @@ class TranslatorGenerator(nn.Module):
             raise ConfigError(f"TranslatorGenerator needs a GeneratorConfig, got {type(cfg).__name__}")
         self.cfg = cfg
         chans = [cfg.channels_at(i) for i in range(cfg.num_downsamples + 1)]
+        pm = cfg.padding_mode
         self.stems = nn.ModuleDict({
-            "source": LabelStem(cfg.num_classes, cfg.label_embed_dim, chans[0], cfg.work_scale),
-            "target": RGBStem(chans[0], cfg.work_scale),
+            "source": LabelStem(cfg.num_classes, cfg.label_embed_dim, chans[0], cfg.work_scale, padding_mode=pm,
+                                label_resolution=cfg.label_resolution),
+            "target": RGBStem(chans[0], cfg.work_scale, padding_mode=pm),
         })
-        self.content_body = ContentBody(chans, cfg.num_enc_res)
+        self.content_body = ContentBody(chans, cfg.num_enc_res, padding_mode=pm)
         self.instance_branch = (
             InstanceBranch(cfg.content_channels, cfg.instance_channels, cfg.roi_size, cfg.roi_sampling_ratio,
-                           stride=cfg.stride, max_instances=cfg.max_instances)
+                           stride=cfg.stride, max_instances=cfg.max_instances, padding_mode=pm,
+                           label_stride=cfg.work_scale if cfg.label_resolution == "work" else 1)
             if cfg.use_instance_branch else None
         )
         value_dim = cfg.memory_value_dim if cfg.use_memory else 0
@@ -344,11 +408,12 @@ class TranslatorGenerator(nn.Module):
         self.memory_query = nn.Conv2d(cfg.content_channels, cfg.memory_key_dim, 1) if cfg.use_memory else None
         self.style_encoders = nn.ModuleDict({
             d: StyleEncoder(cfg.style_channels, cfg.style_dim, value_dim, cfg.work_scale,
-                            cfg.num_downsamples)
+                            cfg.num_downsamples, padding_mode=pm)
             for d in DOMAINS
         })
         self.decoders = nn.ModuleDict({
-            d: Decoder(chans[::-1], cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim) for d in DOMAINS
+            d: Decoder(chans[::-1], cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim, padding_mode=pm)
+            for d in DOMAINS
         })
         self.register_buffer("style_mean", torch.zeros(len(DOMAINS), cfg.style_dim))
 

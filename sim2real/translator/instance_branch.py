@@ -19,8 +19,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from sim2real.errors import ConfigError
 from sim2real.translator.boxes import InstanceBoxes, instance_boxes, instance_masks
 from sim2real.translator.layers import ConvNormAct
+from sim2real.translator.memory import downsample_labels
 from sim2real.translator.roi_align import bilinear_matrix, roi_align
 
 __all__ = ["InstanceBranch", "InstanceFusion", "paste_instances"]
@@ -89,23 +91,43 @@ class InstanceBranch(nn.Module):
         sampling_ratio: RoIAlign samples per bin side (>= 1).
         stride: input pixels per feature cell.
         max_instances: N, instances kept per frame (largest pixel area first).
+        padding_mode: padding of the encoder convs (:data:`~sim2real.translator.layers.PADDING_MODES`).
+        label_stride: boxes and masks come from the instance map sampled at the centre of every
+            ``label_stride`` x ``label_stride`` cell (1: every pixel); box edges are then multiples of it.
     """
 
     def __init__(
         self, content_channels: int, instance_channels: int, roi_size: int, sampling_ratio: int,
-        *, stride: int, max_instances: int,
+        *, stride: int, max_instances: int, padding_mode: str = "replicate", label_stride: int = 1,
     ) -> None:
         super().__init__()
+        if label_stride < 1 or stride % label_stride:
+            raise ConfigError(f"label_stride {label_stride} must be >= 1 and divide the stride {stride}")
+        self.label_stride = label_stride
         self.roi_size = roi_size
         self.sampling_ratio = sampling_ratio
         self.stride = stride
         self.max_instances = max_instances
         self.encoder = nn.Sequential(
-            ConvNormAct(content_channels, instance_channels, norm="none", act="lrelu"),
-            ConvNormAct(instance_channels, instance_channels, norm="none", act="lrelu"),
-            ConvNormAct(instance_channels, instance_channels, norm="none", act="lrelu"),
+            ConvNormAct(content_channels, instance_channels, norm="none", act="lrelu", padding_mode=padding_mode),
+            ConvNormAct(instance_channels, instance_channels, norm="none", act="lrelu", padding_mode=padding_mode),
+            ConvNormAct(instance_channels, instance_channels, norm="none", act="lrelu", padding_mode=padding_mode),
         )
         self.project = nn.Conv2d(instance_channels, content_channels, 1, bias=False)
+
+    def sampled_map(self, instance: Tensor) -> Tensor:
+        """The instance map the branch counts: (B, H, W) -> (B, H / label_stride, W / label_stride)."""
+        if self.label_stride == 1:
+            return instance
+        H, W = instance.shape[-2:]
+        return downsample_labels(instance, (H // self.label_stride, W // self.label_stride))
+
+    def kept_instances(self, instance: Tensor) -> InstanceBoxes:
+        """The ``max_instances`` largest instances of ``instance`` (B, H, W), boxes in input pixels."""
+        inst = instance_boxes(self.sampled_map(instance), self.max_instances)
+        if self.label_stride == 1:
+            return inst
+        return inst._replace(boxes=inst.boxes * float(self.label_stride))
 
     def forward(self, features: Tensor, instance: Tensor) -> InstanceFusion:
         """features (B, C, h, w), instance (B, H, W) with H = h * stride -> :class:`InstanceFusion`.
@@ -115,8 +137,9 @@ class InstanceBranch(nn.Module):
         """
         B, C = features.shape[:2]
         dtype = features.dtype
-        inst = instance_boxes(instance, self.max_instances)
-        masks = instance_masks(instance, inst.ids, inst.valid, self.stride)  # (B, N, h, w) float32
+        inst = self.kept_instances(instance)
+        sampled = self.sampled_map(instance)
+        masks = instance_masks(sampled, inst.ids, inst.valid, self.stride // self.label_stride)  # (B, N, h, w)
         crops = roi_align(
             features.float(), inst.boxes, self.roi_size, 1.0 / self.stride, self.sampling_ratio, aligned=True
         )

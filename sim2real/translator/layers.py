@@ -5,8 +5,9 @@
   modulation + demodulation, applied as input scaling / output scaling around a plain conv). Unlike
   AdaIN they use no spatial statistics, so a local change of the content code stays local in the image.
 * :func:`apply_affine_colour`: the full-resolution head: a per-pixel 3x4 affine colour model.
-* :class:`ReplicateConv2d`, :func:`replicate_pad`: ``padding_mode="replicate"`` convolution whose padding
-  keeps a channels_last input channels_last (no NCHW round trip before the oneDNN convolution).
+* :class:`PaddedConv2d`, :func:`replicate_pad`: a convolution padded by one of :data:`PADDING_MODES`;
+  replicate padding keeps a channels_last input channels_last (no NCHW round trip before the oneDNN
+  convolution); zero padding is the convolution's own (onnxruntime and oneDNN fuse it into the kernel).
 
 Inference fast paths (taken only when no gradient is being recorded, and never while tracing for ONNX
 export) compute exactly the same function with fewer full-resolution passes; training runs the plain
@@ -29,10 +30,11 @@ __all__ = [
     "ACTIVATIONS",
     "AFFINE_COEFFS",
     "NORMS",
+    "PADDING_MODES",
     "ConvNormAct",
     "ModResBlock",
     "ModulatedConv2d",
-    "ReplicateConv2d",
+    "PaddedConv2d",
     "ResBlock",
     "StyleMLP",
     "apply_affine_colour",
@@ -44,6 +46,10 @@ __all__ = [
 
 #: channels of the affine colour head: a 3x3 matrix (row-major) then a 3-vector offset.
 AFFINE_COEFFS: Final = 12
+
+#: padding modes of every generator convolution (``GeneratorConfig.padding_mode``): replicate padding
+#: avoids dark frame borders but costs a separate pass per layer; zero padding is fused into the conv.
+PADDING_MODES: Final = ("replicate", "zeros")
 
 #: explicit registries: name -> factory(channels) / factory().
 NORMS: Final[dict[str, Callable[[int], nn.Module]]] = {
@@ -92,24 +98,38 @@ def replicate_pad(x: Tensor, pad: int) -> Tensor:
     return y
 
 
-class ReplicateConv2d(nn.Conv2d):
-    """``nn.Conv2d(..., padding_mode="replicate")`` (same parameters and state-dict keys) padding through
-    :func:`replicate_pad`, so channels_last activations stay channels_last."""
+def check_padding_mode(padding_mode: str) -> str:
+    """``padding_mode`` if it is one of :data:`PADDING_MODES`, else a :class:`ConfigError` listing them."""
+    if padding_mode not in PADDING_MODES:
+        raise ConfigError(f"unknown padding mode {padding_mode!r}; valid padding modes: {list(PADDING_MODES)}")
+    return padding_mode
+
+
+def padded_conv2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int, *, padding_mode: str
+) -> Tensor:
+    """conv2d of ``x`` (B, Cin, H, W) padded by ``padding`` on every side in ``padding_mode``."""
+    if padding_mode == "zeros":
+        return F.conv2d(x, weight, bias, stride, padding)
+    return F.conv2d(replicate_pad(x, padding), weight, bias, stride)
+
+
+class PaddedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` padded symmetrically in one of :data:`PADDING_MODES` (same parameters and state-dict
+    keys as ``nn.Conv2d``); replicate padding goes through :func:`replicate_pad`, so channels_last
+    activations stay channels_last."""
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, *, padding: int = 0,
-        bias: bool = True,
+        padding_mode: str = "replicate", bias: bool = True,
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding=padding, bias=bias,
-                         padding_mode="replicate")
+                         padding_mode=check_padding_mode(padding_mode))
 
     def forward(self, x: Tensor) -> Tensor:
-        """(B, Cin, H, W) -> (B, Cout, H', W'): replicate padding then an unpadded convolution."""
-        ph, pw = self.padding  # type: ignore[misc]
-        if ph != pw:  # pragma: no cover - every layer here pads symmetrically
-            return super().forward(x)
-        return F.conv2d(replicate_pad(x, int(ph)), self.weight, self.bias, self.stride, 0, self.dilation,
-                        self.groups)
+        """(B, Cin, H, W) -> (B, Cout, H', W')."""
+        return padded_conv2d(x, self.weight, self.bias, int(self.stride[0]), int(self.padding[0]),  # type: ignore[index]
+                             padding_mode=self.padding_mode)
 
 
 def make_norm(name: str, channels: int) -> nn.Module:
@@ -127,14 +147,15 @@ def make_activation(name: str) -> nn.Module:
 
 
 class ConvNormAct(nn.Sequential):
-    """conv(kernel, stride, 'same'-style replicate padding) -> norm -> activation."""
+    """conv(kernel, stride, 'same'-style padding in ``padding_mode``) -> norm -> activation."""
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-        *, norm: str = "instance", act: str = "relu",
+        *, norm: str = "instance", act: str = "relu", padding_mode: str = "replicate",
     ) -> None:
         super().__init__(
-            ReplicateConv2d(in_channels, out_channels, kernel_size, stride, padding=(kernel_size - 1) // 2),
+            PaddedConv2d(in_channels, out_channels, kernel_size, stride, padding=(kernel_size - 1) // 2,
+                         padding_mode=padding_mode),
             make_norm(norm, out_channels),
             make_activation(act),
         )
@@ -143,11 +164,11 @@ class ConvNormAct(nn.Sequential):
 class ResBlock(nn.Module):
     """x + conv-norm-relu-conv-norm(x), constant width: (B, C, h, w) -> (B, C, h, w)."""
 
-    def __init__(self, channels: int, norm: str = "instance") -> None:
+    def __init__(self, channels: int, norm: str = "instance", *, padding_mode: str = "replicate") -> None:
         super().__init__()
         self.body = nn.Sequential(
-            ConvNormAct(channels, channels, norm=norm, act="relu"),
-            ConvNormAct(channels, channels, norm=norm, act="none"),
+            ConvNormAct(channels, channels, norm=norm, act="relu", padding_mode=padding_mode),
+            ConvNormAct(channels, channels, norm=norm, act="none", padding_mode=padding_mode),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -177,7 +198,8 @@ class ModulatedConv2d(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, latent_dim: int, demodulate: bool = True
+        self, in_channels: int, out_channels: int, kernel_size: int, latent_dim: int, demodulate: bool = True,
+        *, padding_mode: str = "replicate",
     ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
@@ -187,6 +209,7 @@ class ModulatedConv2d(nn.Module):
         self.affine.weight.data.normal_(0.0, 0.1 / math.sqrt(latent_dim))
         self.scale = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
         self.padding = (kernel_size - 1) // 2
+        self.padding_mode = check_padding_mode(padding_mode)
         self.demodulate = demodulate
 
     def forward(self, x: Tensor, latent: Tensor) -> Tensor:
@@ -196,9 +219,10 @@ class ModulatedConv2d(nn.Module):
         if x.shape[0] == 1 and inference_fast_path(x, latent, self.weight):
             return self._forward_folded(x, s, weight)
         x = x * s[:, :, None, None]
-        if self.padding:
-            x = F.pad(x, (self.padding,) * 4, mode="replicate")
-        y = F.conv2d(x, weight)
+        if self.padding and self.padding_mode == "replicate":
+            y = F.conv2d(F.pad(x, (self.padding,) * 4, mode="replicate"), weight)
+        else:
+            y = F.conv2d(x, weight, padding=self.padding)
         if self.demodulate:
             w_sq = weight.pow(2).sum(dim=(2, 3))  # (Cout, Cin)
             demod = torch.rsqrt(s.pow(2) @ w_sq.t() + 1e-8)  # (B, Cout)
@@ -215,16 +239,16 @@ class ModulatedConv2d(nn.Module):
             w = w * demod[0][:, None, None, None]
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             w = w.contiguous(memory_format=torch.channels_last)
-        return F.conv2d(replicate_pad(x, self.padding), w, self.bias)
+        return padded_conv2d(x, w, self.bias, 1, self.padding, padding_mode=self.padding_mode)
 
 
 class ModResBlock(nn.Module):
     """Style-modulated residual block: x + modconv(lrelu(modconv(x, w)), w), (B, C, h, w) -> same."""
 
-    def __init__(self, channels: int, latent_dim: int) -> None:
+    def __init__(self, channels: int, latent_dim: int, *, padding_mode: str = "replicate") -> None:
         super().__init__()
-        self.conv1 = ModulatedConv2d(channels, channels, 3, latent_dim)
-        self.conv2 = ModulatedConv2d(channels, channels, 3, latent_dim)
+        self.conv1 = ModulatedConv2d(channels, channels, 3, latent_dim, padding_mode=padding_mode)
+        self.conv2 = ModulatedConv2d(channels, channels, 3, latent_dim, padding_mode=padding_mode)
 
     def forward(self, x: Tensor, latent: Tensor) -> Tensor:
         """(B, C, h, w), (B, latent_dim) -> (B, C, h, w)."""
