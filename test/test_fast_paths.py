@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from sim2real.errors import ConfigError
 from sim2real.translator.boxes import instance_boundaries
-from sim2real.translator.config import GeneratorConfig, get_generator_config
+from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.generator import LabelStem, TranslatorGenerator
 from sim2real.translator.inference import Translator, resolve_backend, state_digest
 from sim2real.translator.instance_branch import paste_instances
@@ -77,6 +77,20 @@ def test_replicate_pad_equals_f_pad(pad: int, channels_last: bool) -> None:
         fast = replicate_pad(x, pad)
     assert fast.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(fast, F.pad(x, (pad,) * 4, mode="replicate"))
+
+
+@pytest.mark.parametrize("padding_mode", ["replicate", "zeros"])
+def test_asymmetric_padding_shifts_the_window(padding_mode: str) -> None:
+    torch.manual_seed(0)
+    conv = PaddedConv2d(2, 3, 7, 4, padding=(1, 5), padding_mode=padding_mode)
+    x = torch.randn(1, 2, 16, 24)
+    mode = "replicate" if padding_mode == "replicate" else "constant"
+    expected = F.conv2d(F.pad(x, (1, 5, 1, 5), mode=mode), conv.weight, conv.bias, 4)
+    assert conv(x).shape == (1, 3, 4, 6)
+    assert torch.allclose(conv(x), expected, atol=1e-6)
+    # output (1, 1) sees input pixels 3..9 (centre 6 = 4 * 1 + 2) when nothing is padded there
+    assert torch.allclose(conv(x)[0, :, 1, 1], F.conv2d(x[:, :, 3:10, 3:10], conv.weight, conv.bias)[0, :, 0, 0],
+                          atol=1e-5)
 
 
 @pytest.mark.parametrize("padding_mode", ["replicate", "zeros"])
@@ -159,7 +173,8 @@ def test_label_stem_at_work_resolution_reads_the_cell_centre_labels(case: str) -
     edges = torch.zeros(1, 1, 8, 12) if instance is None or semantic is None else instance_boundaries(i_cell)
     absent = torch.full((1, 1, 8, 12), float(semantic is None))
     labels = torch.cat([stem.embed(index).permute(0, 3, 1, 2), edges, absent], dim=1)
-    expected = stem.act(F.conv2d(x, stem.conv.weight, stem.conv.bias, 4, 3)
+    # the rgb window of cell i is centred on pixel 4 i + 2, the pixel whose labels the cell takes: pad (1, 5)
+    expected = stem.act(F.conv2d(F.pad(x, (1, 5, 1, 5)), stem.conv.weight, stem.conv.bias, 4)
                         + torch.einsum("oc,bchw->bohw", stem.label_proj.weight, labels))
     with torch.inference_mode():
         assert torch.allclose(stem(x, semantic, instance), expected, atol=1e-5)

@@ -35,7 +35,8 @@ VALID_WORK_SCALES: Final = (1, 2, 4)
 #: stem convolves full-resolution label channels; instance boxes and masks count every pixel); "work" =
 #: the label at the centre pixel of each work-resolution cell (nearest downsampling by ``work_scale``: one
 #: embedding lookup per cell, and boxes / masks from the sampled map, so box edges are multiples of
-#: ``work_scale``). Identical when ``work_scale`` is 1.
+#: ``work_scale``; the stems are then centred on that pixel). With ``work_scale`` 1 the instance branch sees
+#: the same map either way, but "work" still feeds the labels through a 1x1 projection, not the stem conv.
 LABEL_RESOLUTIONS: Final = ("input", "work")
 
 

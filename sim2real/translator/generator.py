@@ -56,7 +56,6 @@ from sim2real.translator.layers import (
     StyleMLP,
     apply_affine_colour,
     inference_fast_path,
-    padded_conv2d,
 )
 from sim2real.translator.memory import ClassStyleMemory, downsample_labels
 
@@ -84,10 +83,21 @@ def domain_index(domain: str) -> int:
         raise ConfigError(f"unknown domain {domain!r}; valid domains: {sorted(DOMAINS)}") from None
 
 
-def _stem_conv(in_channels: int, out_channels: int, work_scale: int, padding_mode: str) -> nn.Conv2d:
-    """Full-res -> work-res conv: stride ``work_scale``, kernel 7 (scale 1) or ``2 * scale - 1``."""
+def _stem_conv(
+    in_channels: int, out_channels: int, work_scale: int, padding_mode: str, cell_centred: bool = False
+) -> nn.Conv2d:
+    """Full-res -> work-res conv: stride ``work_scale``, kernel 7 (scale 1) or ``2 * scale - 1``.
+
+    Symmetric padding centres output i on input pixel ``s i``; ``cell_centred`` pads ``(s - 1 - s // 2,
+    s - 1 + s // 2)`` instead, centring it on pixel ``s i + s // 2``: the pixel whose labels the cell
+    samples (``label_resolution="work"``), half a pixel from the cell's centre ``s i + (s - 1) / 2``.
+    """
     k = 7 if work_scale == 1 else 2 * work_scale - 1
-    return PaddedConv2d(in_channels, out_channels, k, work_scale, padding=(k - 1) // 2, padding_mode=padding_mode)
+    padding: int | tuple[int, int] = (k - 1) // 2
+    if cell_centred and work_scale > 1:
+        before = work_scale - 1 - work_scale // 2
+        padding = (before, k - 1 - before)
+    return PaddedConv2d(in_channels, out_channels, k, work_scale, padding=padding, padding_mode=padding_mode)
 
 
 def _replicate_index(size: int, pad: int, device: torch.device) -> Tensor:
@@ -156,7 +166,7 @@ class LabelStem(nn.Module):
         self.per_cell = label_resolution == "work"
         self.embed = nn.Embedding(num_classes + 2, embed_dim)
         rgb_and_labels = 3 if self.per_cell else 3 + embed_dim + 2
-        self.conv = _stem_conv(rgb_and_labels, out_channels, work_scale, padding_mode)
+        self.conv = _stem_conv(rgb_and_labels, out_channels, work_scale, padding_mode, cell_centred=self.per_cell)
         self.label_proj = nn.Linear(embed_dim + 2, out_channels, bias=False) if self.per_cell else None
         self.act = nn.LeakyReLU(0.2)
 
@@ -171,18 +181,6 @@ class LabelStem(nn.Module):
         edge = (code % 2).to(dtype).unsqueeze(1)
         flag = (code // 2 == self.num_classes + 1).to(dtype).unsqueeze(1)
         return torch.cat([self.embed.weight.to(dtype).repeat_interleave(2, dim=0), edge, flag], dim=1)
-
-    def tap_tables(self, dtype: torch.dtype) -> Tensor:
-        """The conv's label part folded into the code table ("input" resolution): (k * k * (codes + 1), Cout).
-
-        Row ``t * (codes + 1) + code`` is ``W[:, 3:, dy, dx] @ code_table[code]`` for kernel tap
-        ``t = dy * k + dx``: what one padded input position of that code adds to an output through that tap;
-        code ``codes`` (last row of each tap) is a zero-padded position and adds nothing.
-        """
-        k = self.conv.kernel_size[0]
-        table = F.pad(self.code_table(dtype), (0, 0, 0, 1))  # (codes + 1, E + 2), last row zero
-        taps = torch.einsum("oeyx,ce->yxco", self.conv.weight[:, 3:].to(dtype), table)
-        return taps.reshape(k * k * table.shape[0], -1)
 
     def label_codes(
         self, semantic: Tensor | None, instance: Tensor | None, drop: Tensor | None, shape: tuple[int, int, int],
@@ -210,49 +208,42 @@ class LabelStem(nn.Module):
     ) -> Tensor:
         """rgb (B, 3, H, W), semantic / instance (B, H, W) or None, drop (B,) bool -> (B, Cout, h', w').
 
-        "input" resolution computes lrelu(conv(pad([rgb, label channels]))) without building the
-        (E + 5)-channel full-resolution input: the conv is linear in its input channels, so it splits into
-        a 3-channel conv of the rgb plus, for each of the k x k taps, a lookup of the padded label code at
-        that tap's strided positions in :meth:`tap_tables` (one ``embedding`` of (B, k * k, h', w') indices,
-        summed over taps).
+        "input" resolution: the conv input [rgb, embedding, boundary * present, absent flag] is assembled
+        channels_last (B, H (+ 2p), W (+ 2p), 3 + E + 2): the label channels come from one lookup of
+        ``2 * row + boundary`` in :meth:`code_table`; replicate padding is an index gather of the small rgb /
+        code maps, zero padding the conv's own, so no full-resolution NCHW concat, pad or layout copy is made.
         """
         B, _, H, W = rgb.shape
-        s = self.work_scale
         if self.per_cell:
             assert self.label_proj is not None
+            s = self.work_scale
             h, w = H // s, W // s
             semantic = None if semantic is None else downsample_labels(semantic, (h, w))
             instance = None if instance is None else downsample_labels(instance, (h, w))
             code = self.label_codes(semantic, instance, drop, (B, h, w), rgb.device)
             table = self.code_table(rgb.dtype) @ self.label_proj.weight.t().to(rgb.dtype)  # (codes, Cout)
-            labels = F.embedding(code, table)  # (B, h, w, Cout)
-            return self.act(self.conv(rgb) + labels.permute(0, 3, 1, 2))
+            return self.act(self.conv(rgb) + F.embedding(code, table).permute(0, 3, 1, 2))
         code = self.label_codes(semantic, instance, drop, (B, H, W), rgb.device)
-        pad = int(self.conv.padding[0])  # type: ignore[index]
-        k = int(self.conv.kernel_size[0])
-        codes = self.code_table(rgb.dtype).shape[0]
-        if self.conv.padding_mode == "zeros":
-            code = F.pad(code, (pad,) * 4, value=codes)  # the zero row of tap_tables
-        else:
-            code = code.index_select(1, _replicate_index(H, pad, rgb.device))
-            code = code.index_select(2, _replicate_index(W, pad, rgb.device))  # (B, H + 2p, W + 2p)
-        h_out, w_out = (H + 2 * pad - k) // s + 1, (W + 2 * pad - k) // s + 1
-        taps = torch.stack(
-            [code[:, dy : dy + s * (h_out - 1) + 1 : s, dx : dx + s * (w_out - 1) + 1 : s] + (dy * k + dx) * (codes + 1)
-             for dy in range(k) for dx in range(k)],
-            dim=1,
-        )  # (B, k * k, h', w')
-        labels = F.embedding(taps, self.tap_tables(rgb.dtype)).sum(dim=1)  # (B, h', w', Cout)
-        x = padded_conv2d(rgb, self.conv.weight[:, :3], self.conv.bias, s, pad, padding_mode=self.conv.padding_mode)
-        return self.act(x + labels.permute(0, 3, 1, 2))
+        pad = int(self.conv.padding[0]) if self.conv.padding_mode == "zeros" else 0  # type: ignore[index]
+        rgb_nhwc = rgb.permute(0, 2, 3, 1)
+        if self.conv.padding_mode == "replicate":
+            p = int(self.conv.padding[0])  # type: ignore[index]
+            rows, cols = _replicate_index(H, p, rgb.device), _replicate_index(W, p, rgb.device)
+            code = code.index_select(1, rows).index_select(2, cols)  # (B, H + 2p, W + 2p)
+            rgb_nhwc = rgb_nhwc.index_select(1, rows).index_select(2, cols)
+        labels = F.embedding(code, self.code_table(rgb.dtype))  # (B, H (+ 2p), W (+ 2p), E + 2)
+        x = torch.cat([rgb_nhwc, labels], dim=-1).permute(0, 3, 1, 2)  # channels_last view
+        return self.act(F.conv2d(x, self.conv.weight, self.conv.bias, self.conv.stride, pad))
 
 
 class RGBStem(nn.Module):
     """Label-free target stem: (B, 3, H, W) -> (B, out_channels, H / s, W / s)."""
 
-    def __init__(self, out_channels: int, work_scale: int, *, padding_mode: str = "replicate") -> None:
+    def __init__(
+        self, out_channels: int, work_scale: int, *, padding_mode: str = "replicate", cell_centred: bool = False
+    ) -> None:
         super().__init__()
-        self.conv = _stem_conv(3, out_channels, work_scale, padding_mode)
+        self.conv = _stem_conv(3, out_channels, work_scale, padding_mode, cell_centred)
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, rgb: Tensor) -> Tensor:
@@ -294,10 +285,10 @@ class StyleEncoder(nn.Module):
 
     def __init__(
         self, channels: int, style_dim: int, value_dim: int, work_scale: int, num_downsamples: int,
-        *, padding_mode: str = "replicate",
+        *, padding_mode: str = "replicate", cell_centred: bool = False,
     ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(_stem_conv(3, channels, work_scale, padding_mode), nn.LeakyReLU(0.2))
+        self.stem = nn.Sequential(_stem_conv(3, channels, work_scale, padding_mode, cell_centred), nn.LeakyReLU(0.2))
 
         def down() -> ConvNormAct:
             return ConvNormAct(channels, channels, 3, 2, norm="none", act="lrelu", padding_mode=padding_mode)
@@ -386,10 +377,11 @@ class TranslatorGenerator(nn.Module):
         self.cfg = cfg
         chans = [cfg.channels_at(i) for i in range(cfg.num_downsamples + 1)]
         pm = cfg.padding_mode
+        per_cell = cfg.label_resolution == "work"  # stems centred on the pixel each work cell samples
         self.stems = nn.ModuleDict({
             "source": LabelStem(cfg.num_classes, cfg.label_embed_dim, chans[0], cfg.work_scale, padding_mode=pm,
                                 label_resolution=cfg.label_resolution),
-            "target": RGBStem(chans[0], cfg.work_scale, padding_mode=pm),
+            "target": RGBStem(chans[0], cfg.work_scale, padding_mode=pm, cell_centred=per_cell),
         })
         self.content_body = ContentBody(chans, cfg.num_enc_res, padding_mode=pm)
         self.instance_branch = (
@@ -408,7 +400,7 @@ class TranslatorGenerator(nn.Module):
         self.memory_query = nn.Conv2d(cfg.content_channels, cfg.memory_key_dim, 1) if cfg.use_memory else None
         self.style_encoders = nn.ModuleDict({
             d: StyleEncoder(cfg.style_channels, cfg.style_dim, value_dim, cfg.work_scale,
-                            cfg.num_downsamples, padding_mode=pm)
+                            cfg.num_downsamples, padding_mode=pm, cell_centred=per_cell)
             for d in DOMAINS
         })
         self.decoders = nn.ModuleDict({

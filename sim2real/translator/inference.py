@@ -483,8 +483,8 @@ class Translator:
         rgb = rgb.to(self._device, non_blocking=True).float()
         semantic = semantic.to(self._device, non_blocking=True).long()
         instance = instance.to(self._device, non_blocking=True).long()
-        # rgb stays NCHW: the label stem assembles its own channels_last input and the affine colour head
-        # reads NCHW planes of the guide (a channels_last copy here would be undone there).
+        # rgb stays NCHW: the stems convolve it as it is and the affine colour head reads NCHW planes of the
+        # guide (a channels_last copy here would be undone there).
         x, s, i = pad_to_stride(rgb, semantic, instance, self._stride)
         dtype = _AUTOCAST_DTYPES.get(self._precision)
         with torch.autocast(self._device.type, dtype=dtype or torch.float32, enabled=dtype is not None):

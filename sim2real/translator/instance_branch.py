@@ -122,9 +122,9 @@ class InstanceBranch(nn.Module):
         H, W = instance.shape[-2:]
         return downsample_labels(instance, (H // self.label_stride, W // self.label_stride))
 
-    def kept_instances(self, instance: Tensor) -> InstanceBoxes:
-        """The ``max_instances`` largest instances of ``instance`` (B, H, W), boxes in input pixels."""
-        inst = instance_boxes(self.sampled_map(instance), self.max_instances)
+    def kept_instances(self, sampled: Tensor) -> InstanceBoxes:
+        """The ``max_instances`` largest instances of a :meth:`sampled_map`, boxes in input pixels."""
+        inst = instance_boxes(sampled, self.max_instances)
         if self.label_stride == 1:
             return inst
         return inst._replace(boxes=inst.boxes * float(self.label_stride))
@@ -137,8 +137,8 @@ class InstanceBranch(nn.Module):
         """
         B, C = features.shape[:2]
         dtype = features.dtype
-        inst = self.kept_instances(instance)
         sampled = self.sampled_map(instance)
+        inst = self.kept_instances(sampled)
         masks = instance_masks(sampled, inst.ids, inst.valid, self.stride // self.label_stride)  # (B, N, h, w)
         crops = roi_align(
             features.float(), inst.boxes, self.roi_size, 1.0 / self.stride, self.sampling_ratio, aligned=True

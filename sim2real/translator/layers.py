@@ -115,21 +115,31 @@ def padded_conv2d(
 
 
 class PaddedConv2d(nn.Conv2d):
-    """``nn.Conv2d`` padded symmetrically in one of :data:`PADDING_MODES` (same parameters and state-dict
-    keys as ``nn.Conv2d``); replicate padding goes through :func:`replicate_pad`, so channels_last
-    activations stay channels_last."""
+    """``nn.Conv2d`` padded in one of :data:`PADDING_MODES` (same parameters and state-dict keys as
+    ``nn.Conv2d``); replicate padding goes through :func:`replicate_pad`, so channels_last activations stay
+    channels_last.
+
+    ``padding`` is an int (every side) or ``(before, after)``, applied to both axes: e.g. a stride-4,
+    kernel-7 conv padded (1, 5) centres output i on input pixel 4 i + 2 instead of 4 i.
+    """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, *, padding: int = 0,
-        padding_mode: str = "replicate", bias: bool = True,
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, *,
+        padding: int | tuple[int, int] = 0, padding_mode: str = "replicate", bias: bool = True,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding=padding, bias=bias,
-                         padding_mode=check_padding_mode(padding_mode))
+        before, after = (padding, padding) if isinstance(padding, int) else padding
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=before if before == after else 0,
+                         bias=bias, padding_mode=check_padding_mode(padding_mode))
+        self.pad_before, self.pad_after = before, after
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, Cin, H, W) -> (B, Cout, H', W')."""
-        return padded_conv2d(x, self.weight, self.bias, int(self.stride[0]), int(self.padding[0]),  # type: ignore[index]
-                             padding_mode=self.padding_mode)
+        stride = int(self.stride[0])  # type: ignore[index]
+        if self.pad_before == self.pad_after:
+            return padded_conv2d(x, self.weight, self.bias, stride, self.pad_before, padding_mode=self.padding_mode)
+        sides = (self.pad_before, self.pad_after) * 2
+        padded = F.pad(x, sides, mode="replicate") if self.padding_mode == "replicate" else F.pad(x, sides)
+        return F.conv2d(padded, self.weight, self.bias, stride)
 
 
 def make_norm(name: str, channels: int) -> nn.Module:
