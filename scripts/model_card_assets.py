@@ -23,6 +23,13 @@ from sim_bridge.procedural import ProceduralSimulator, SimConfig
 CURVES = {"g/total": (40, 40, 220), "d/total": (40, 160, 40), "aux/total": (200, 120, 30)}
 
 
+def _write_png(path: Path, bgr: np.ndarray) -> None:
+    """cv2.imwrite, which only returns False on failure (e.g. a missing directory): raise instead."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), bgr):
+        raise OSError(f"could not write {path}")
+
+
 def before_after(model: Path, out: Path, frames: tuple[int, ...] = (30, 300, 900)) -> list[Path]:
     translator = Translator.from_checkpoint(model, device="cpu")
     paths = []
@@ -31,7 +38,7 @@ def before_after(model: Path, out: Path, frames: tuple[int, ...] = (30, 300, 900
         fake = translator.translate(frame.rgb, frame.semantic, frame.instance)
         row = np.concatenate([frame.rgb, fake, overlay(fake, frame.semantic, 0.45)], axis=1)
         path = out / f"before_after_{k}.png"
-        cv2.imwrite(str(path), cv2.cvtColor(row, cv2.COLOR_RGB2BGR))
+        _write_png(path, cv2.cvtColor(row, cv2.COLOR_RGB2BGR))
         paths.append(path)
     return paths
 
@@ -60,7 +67,7 @@ def loss_curves(rows: list[dict], out: Path, size: tuple[int, int] = (900, 360))
     cv2.putText(img, f"step {int(steps.min())} .. {int(steps.max())} (each curve scaled to its own range)",
                 (40, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (80, 80, 80), 1, cv2.LINE_AA)
     path = out / "loss_curves.png"
-    cv2.imwrite(str(path), img)
+    _write_png(path, img)
     return path
 
 
