@@ -9,6 +9,10 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
+# With .venv/env.sh sourced, python3.11 is the venv's own interpreter, which sees the venv's torch: judged by it
+# the environment would look changed and the venv be deleted under the running interpreter. Use the base one.
+PY="$(command -v "$PY")"
+case "$PY" in "$VENV"/*) PY="$("$PY" -c 'import sys; print(sys._base_executable)')" ;; esac
 TORCH_SPEC="${SIM2REAL_TORCH_SPEC:-torch==2.13.0}"
 
 log() { printf '[setup] %s\n' "$*"; }
