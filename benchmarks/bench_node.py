@@ -161,14 +161,18 @@ class Receiver:
 
 def run_node_set(args: argparse.Namespace, backend: str, stats_file: Path, domain_id: int) -> list[tuple[float, float]]:
     """Launch sim_node -> translate_node for ``args.duration`` s; return the receiver's samples."""
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), OMP_NUM_THREADS=str(args.threads))
+    node_threads = args.threads if args.node_threads is None else args.node_threads
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), OMP_NUM_THREADS=str(node_threads))
+    if node_threads == 0:  # the node's own rule: cores - 1 unless OMP_NUM_THREADS is set
+        del env["OMP_NUM_THREADS"]
     source = "builtin" if args.source == "builtin" else "none"
     cmd = [
         sys.executable, "-m", "sim2real.launcher", "translate", f"source:={source}", "device:=cpu",
         f"model:={args.model}", f"duration:={args.duration}", "record:=false",
         *([f"sim_node.width:={args.width}", f"sim_node.height:={args.height}", f"sim_node.rate_hz:={args.rate}"]
           if source == "builtin" else []),
-        f"translate_node.backend:={backend}", f"translate_node.stats_file:={stats_file}",
+        f"translate_node.backend:={backend}", f"translate_node.threads:={node_threads}",
+        f"translate_node.stats_file:={stats_file}",
         "translate_node.preview_rate_hz:=0.0", "translate_node.precision:=fp32",
         f"translate_node.warmup_width:={args.width}", f"translate_node.warmup_height:={args.height}",
     ]
@@ -227,12 +231,15 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--frames", type=int, default=20, help="timed bare-model frames")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads (both runs)")
+    parser.add_argument("--node-threads", type=int, default=None,
+                        help="translate_node threads (default: --threads; 0 = the node's auto rule, cores - 1)")
     parser.add_argument("--model", default=str(REPO / "models" / "default.safetensors"))
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as translate_node does; before torch loads OpenMP
     print(f"load average at start: {', '.join(f'{v:.1f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs; "
           f"{args.width}x{args.height}, {args.source} source at {args.rate:g} Hz, {args.duration:g} s per run, "
-          f"threads {args.threads}")
+          f"threads {args.threads} (bare model), "
+          f"{args.threads if args.node_threads is None else args.node_threads} (node; 0 = auto)")
     print()
     print("| backend | bare model frames/s | node frames/s | node / model | latency p50 / p95 ms (sim publish -> "
           "subscriber) | node inference p50 / p95 ms | node end-to-end p50 / p95 ms | frames in / out | drops | "

@@ -22,6 +22,25 @@ def test_backend_parameter_is_declared_read_only_with_its_choices() -> None:
     assert "backend must be one of auto, torch, onnxruntime" in (_check_choice("backend", "trt", BACKENDS) or "")
 
 
+def test_threads_parameter_and_its_auto_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from sim2real.nodes.translate_node import _parameter_table, inference_threads
+
+    default, desc = {name: (d, x) for name, d, x in _parameter_table()}["threads"]
+    assert default == 0 and desc.read_only and desc.integer_range[0].from_value == 0
+    assert inference_threads(3) == 3  # explicit wins over everything
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert inference_threads(0) == 5
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert inference_threads(0) == 1  # 2 cores: one for inference, one for ROS / DDS / the simulator
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert inference_threads(0) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert inference_threads(0) == 15
+
+
 def test_load_translator_passes_the_backend(tmp_path: Path) -> None:
     from sim2real.nodes.translate_node import load_translator
 

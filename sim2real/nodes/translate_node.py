@@ -101,6 +101,7 @@ __all__ = [
     "decode_frame",
     "default_model_path",
     "encode_output",
+    "inference_threads",
     "load_translator",
     "main",
 ]
@@ -146,6 +147,18 @@ TranslatorFactory = Callable[[str, str, str, str], TranslatorLike]
 def default_model_path() -> Path:
     """share/sim2real/models/default.safetensors (the ``model`` parameter's default)."""
     return share_dir() / "models" / "default.safetensors"
+
+
+def inference_threads(requested: int) -> int:
+    """CPU threads for inference: ``requested`` when > 0; else ``OMP_NUM_THREADS`` when set, else the CPU
+    cores this process may use minus one (at least 1), so the ROS callbacks, DDS and a simulator on the same
+    machine keep a core and do not stall the inference threads' parallel sections."""
+    if requested > 0:
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, len(os.sched_getaffinity(0)) - 1)
 
 
 def load_translator(path: str, device: str, precision: str, backend: str = "auto") -> TranslatorLike:
@@ -338,6 +351,11 @@ def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
             "inference backend: auto = onnxruntime on the CPU (fp32; graph exported per frame size at warm-up /"
             " first frame and cached under ~/.cache/sim2real/onnx), torch on CUDA; torch = eager PyTorch;"
             " onnxruntime = always (CPU, fp32 only)", _STR, read_only=True, constraints=" | ".join(BACKENDS))),
+        ("threads", 0, _descriptor(
+            "CPU threads for inference (torch intra-op and onnxruntime); 0 = auto: OMP_NUM_THREADS when set,"
+            " else one less than the CPU cores this process may use (at least 1), leaving a core to the ROS"
+            " callbacks, DDS and often the simulator (on 2 cores: same throughput as 2 threads, a third of the"
+            " p95 latency; docs/BENCHMARKS.md)", _INT, read_only=True, int_range=(0, 1024))),
         ("output_encoding", "rgb8", _descriptor(
             "encoding of translated/image; 'input' copies the input's (rgb8, bgr8, rgba8, bgra8, mono8)", _STR,
             constraints=" | ".join(OUTPUT_ENCODINGS))),
@@ -466,9 +484,13 @@ class TranslateNode(Node):
         if len(set(keys)) != len(keys):
             raise Sim2RealError(f"cameras must be distinct, got {keys}")
 
+        import torch  # here, not at import: main() sets OMP_WAIT_POLICY before torch loads OpenMP
+
+        self._threads = inference_threads(p["threads"])
+        torch.set_num_threads(self._threads)  # the Translator's onnxruntime sessions take the same count
         self.get_logger().info(
             f"loading model {self._model_path} (device={p['device']}, precision={p['precision']},"
-            f" backend={p['backend']})")
+            f" backend={p['backend']}, {self._threads} CPU thread(s))")
         self._translator: TranslatorLike = self._factory(self._model_path, p["device"], p["precision"], p["backend"])
         if p["warmup_width"] > 0 and p["warmup_height"] > 0:
             t0 = time.perf_counter()
@@ -798,6 +820,7 @@ class TranslateNode(Node):
             "device": str(tr.device),
             "precision": getattr(tr, "precision", self._precision_param),
             "backend": getattr(tr, "backend", self._backend_param),
+            "threads": self._threads,
             "model": tr.model_name,
             "model_path": self._model_path,
             "label_policy": self._label_policy,
