@@ -230,7 +230,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--frames", type=int, default=20, help="timed bare-model frames")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads (both runs)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="intra-op threads of the bare model (and of the node unless --node-threads)")
     parser.add_argument("--node-threads", type=int, default=None,
                         help="translate_node threads (default: --threads; 0 = the node's auto rule, cores - 1)")
     parser.add_argument("--model", default=str(REPO / "models" / "default.safetensors"))

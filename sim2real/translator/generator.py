@@ -224,13 +224,13 @@ class LabelStem(nn.Module):
             table = self.code_table(rgb.dtype) @ self.label_proj.weight.t().to(rgb.dtype)  # (codes, Cout)
             return self.act(self.conv(rgb) + F.embedding(code, table).permute(0, 3, 1, 2))
         code = self.label_codes(semantic, instance, drop, (B, H, W), rgb.device)
-        pad = int(self.conv.padding[0]) if self.conv.padding_mode == "zeros" else 0  # type: ignore[index]
+        pad = int(self.conv.padding[0])  # type: ignore[index]
         rgb_nhwc = rgb.permute(0, 2, 3, 1)
-        if self.conv.padding_mode == "replicate":
-            p = int(self.conv.padding[0])  # type: ignore[index]
-            rows, cols = _replicate_index(H, p, rgb.device), _replicate_index(W, p, rgb.device)
+        if self.conv.padding_mode == "replicate":  # padded here by gathering; the conv then pads nothing
+            rows, cols = _replicate_index(H, pad, rgb.device), _replicate_index(W, pad, rgb.device)
             code = code.index_select(1, rows).index_select(2, cols)  # (B, H + 2p, W + 2p)
             rgb_nhwc = rgb_nhwc.index_select(1, rows).index_select(2, cols)
+            pad = 0
         labels = F.embedding(code, self.code_table(rgb.dtype))  # (B, H (+ 2p), W (+ 2p), E + 2)
         x = torch.cat([rgb_nhwc, labels], dim=-1).permute(0, 3, 1, 2)  # channels_last view
         return self.act(F.conv2d(x, self.conv.weight, self.conv.bias, self.conv.stride, pad))
