@@ -4,7 +4,7 @@
         [--crop 128x256] [--batch 1] [--threads 2]
 
 1. Writes ``--frames`` procedural frames (rgb8 + mono8 semantic + mono16 instance, 640x360) with
-   :class:`sim2real.bag_writer.BagWriter` into an mcap and a sqlite3 recording (temporary directory), then
+   :class:`sim2real.io.bag_writer.BagWriter` into an mcap and a sqlite3 recording (temporary directory), then
    reads them back three ways: raw CDR messages (``BagReader.raw_messages``), decoded rgb8 images
    (``messages`` + ``to_rgb8``), and matched source samples (``BagSourceDataset``: three topics decoded,
    matched by stamp, converted to tensors) — frames/s of wall clock.
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def write_bags(root: Path, frames: int, width: int, height: int) -> dict[str, Path]:
     """One recording per storage with the canonical /sim/camera/{image,semantic,instance} topics."""
-    from sim2real.bag_writer import BagWriter
+    from sim2real.io.bag_writer import BagWriter
     from sim_bridge.procedural import ProceduralSimulator, SimConfig
 
     sim = ProceduralSimulator(SimConfig(width=width, height=height))
@@ -47,9 +47,9 @@ def write_bags(root: Path, frames: int, width: int, height: int) -> dict[str, Pa
 
 def bench_decode(path: Path, frames: int) -> dict[str, float]:
     """frames/s for raw reads, decoded rgb8 images and matched source samples."""
-    from sim2real.bag_reader import BagReader
-    from sim2real.conversions import to_rgb8
-    from sim2real.training.datasets import BagSourceDataset
+    from sim2real.data.datasets import BagSourceDataset
+    from sim2real.io.bag_reader import BagReader
+    from sim2real.io.conversions import to_rgb8
 
     out = {}
     t0 = time.perf_counter()

@@ -77,7 +77,7 @@ class ReplayPublisher:
         from sensor_msgs.msg import CameraInfo, Image
         from std_msgs.msg import Header
 
-        from sim2real.conversions import array_to_image
+        from sim2real.io.conversions import array_to_image
         from sim2real.nodes.sim_node import camera_info_message
 
         self.messages = []
@@ -167,7 +167,7 @@ def run_node_set(args: argparse.Namespace, backend: str, stats_file: Path, domai
         del env["OMP_NUM_THREADS"]
     source = "builtin" if args.source == "builtin" else "none"
     cmd = [
-        sys.executable, "-m", "sim2real.launcher", "translate", f"source:={source}", "device:=cpu",
+        sys.executable, "-m", "sim2real.runtime.launcher", "translate", f"source:={source}", "device:=cpu",
         f"model:={args.model}", f"duration:={args.duration}", "record:=false",
         *([f"sim_node.width:={args.width}", f"sim_node.height:={args.height}", f"sim_node.rate_hz:={args.rate}"]
           if source == "builtin" else []),

@@ -77,7 +77,7 @@ def rss_growth(samples: list[tuple[float, int]], warmup_s: float) -> tuple[float
 
 def check_bag(bag: Path) -> dict[str, Any]:
     """Counts per topic and the translated images whose labels do not carry the image's stamp."""
-    from sim2real.bag_reader import BagReader
+    from sim2real.io.bag_reader import BagReader
 
     stamps: dict[str, list[int]] = {t: [] for t in RECORDED}
     with BagReader(bag) as reader:
@@ -105,7 +105,7 @@ def run_soak(minutes: float, width: int, height: int, rate: float, out: Path, *,
         raise SystemExit(f"{bag} exists: give a fresh --out")
     duration = minutes * 60.0
     cmd = [
-        sys.executable, "-m", "sim2real.launcher", "translate", "source:=builtin", "record:=true",
+        sys.executable, "-m", "sim2real.runtime.launcher", "translate", "source:=builtin", "record:=true",
         f"output:={bag}", "device:=cpu", f"duration:={duration:g}",
         *([f"model:={Path(model).resolve()}"] if model else []),
         f"sim_node.width:={width}", f"sim_node.height:={height}", f"sim_node.rate_hz:={float(rate)}",

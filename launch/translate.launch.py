@@ -4,7 +4,7 @@ translate node and, with ``record:=true``, the bag recorder.
     ros2 launch sim2real translate.launch.py source:=builtin record:=true output:=bags/run1
     ros2 launch sim2real translate.launch.py source:=carla model:=/path/gen.safetensors device:=cuda:0
 
-The node set comes from :func:`sim2real.launch_description.describe`, the same description that
+The node set comes from :func:`sim2real.runtime.launch_description.describe`, the same description that
 ``sim2real-launch translate ...`` starts without launch_ros, so both always start the same nodes with the same
 remappings and parameters. Per-node parameters beyond ``model`` / ``device`` go in ``params_file``.
 """
@@ -18,7 +18,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchContext, LaunchDescription
-from sim2real.launch_description import ARGUMENTS, LaunchConfig, describe
+from sim2real.runtime.launch_description import ARGUMENTS, LaunchConfig, describe
 
 
 def _nodes(context: LaunchContext, *_args: Any, **_kwargs: Any) -> list[Node]:

@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck disable=SC1091
 . .venv/env.sh
-python -m sim2real.demo "$@"
+python -m sim2real.apps.demo "$@"

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sim2real.labels import overlay
+from sim2real.core.labels import overlay
 from sim2real.translator.inference import Translator
 from sim_bridge.procedural import ProceduralSimulator, SimConfig
 

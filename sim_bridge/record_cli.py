@@ -17,8 +17,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from sim2real.bag_writer import STORAGES, BagWriter
-from sim2real.errors import BagError, ConfigError
+from sim2real.core.errors import BagError, ConfigError
+from sim2real.io.bag_writer import STORAGES, BagWriter
 from sim_bridge.procedural import ProceduralSimulator, SimConfig
 
 __all__ = ["build_parser", "main", "record", "topic_names"]

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sim2real.conversions import decode_compressed, image_fields, image_to_array
-from sim2real.errors import ConfigError, LabelError
-from sim2real.labels import IGNORE_ID, THING_CLASSES, TRAIN_ID, instance_table
+from sim2real.core.errors import ConfigError, LabelError
+from sim2real.core.labels import IGNORE_ID, THING_CLASSES, TRAIN_ID, instance_table
+from sim2real.io.conversions import decode_compressed, image_fields, image_to_array
 from sim_bridge.adapters import ADAPTERS, DecodeStats, get_adapter, load_color_table, parse_isaac_labels
 from sim_bridge.adapters.airsim import (
     AIRSIM,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim2real.bag_reader import BagReader, decode_image
-from sim2real.errors import BagError
+from sim2real.core.errors import BagError
+from sim2real.io.bag_reader import BagReader, decode_image
 
 
 def bag_candidates(root: Path) -> list[Path]:

@@ -11,8 +11,8 @@ import pytest
 import safetensors.torch
 import torch
 
-from sim2real.errors import CheckpointError, ConfigError
-from sim2real.labels import CLASS_NAMES, IGNORE_ID
+from sim2real.core.errors import CheckpointError, ConfigError
+from sim2real.core.labels import CLASS_NAMES, IGNORE_ID
 from sim2real.translator.checkpoint import (
     METADATA_KEY,
     SCHEMA_VERSION,

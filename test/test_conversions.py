@@ -1,4 +1,4 @@
-"""Tests for sim2real.conversions: every encoding round-trips, wire quirks (padding, endianness), errors."""
+"""Tests for sim2real.io.conversions: every encoding round-trips, wire quirks (padding, endianness), errors."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from sim2real import conversions as conv
-from sim2real.conversions import (
+from sim2real.core.errors import ImageConversionError
+from sim2real.io import conversions as conv
+from sim2real.io.conversions import (
     ENCODINGS,
     array_to_compressed,
     array_to_image,
@@ -36,7 +37,6 @@ from sim2real.conversions import (
     tensor_to_array,
     to_rgb8,
 )
-from sim2real.errors import ImageConversionError
 
 RNG = np.random.default_rng(7)
 MULTIBYTE = sorted(e for e, (dtype, _) in ENCODINGS.items() if dtype.itemsize > 1)
@@ -330,7 +330,7 @@ def test_array_to_image_assigns_an_array_array_fast_path(monkeypatch: pytest.Mon
 
 
 def test_module_import_stays_light() -> None:
-    code = ("import sys, sim2real.conversions; "
+    code = ("import sys, sim2real.io.conversions; "
             "print(sorted(m for m in ('rclpy', 'torch', 'cv2', 'sensor_msgs.msg') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])

@@ -11,10 +11,8 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from torch.utils.data import DataLoader
 
-from sim2real.bag_reader import BagMessage
-from sim2real.conversions import image_fields
-from sim2real.errors import BagError, ConfigError, LabelError
-from sim2real.training.datasets import (
+from sim2real.core.errors import BagError, ConfigError, LabelError
+from sim2real.data.datasets import (
     BagSourceDataset,
     BagTargetDataset,
     CityscapesSourceDataset,
@@ -23,7 +21,9 @@ from sim2real.training.datasets import (
     SourceTopics,
     match_triplets,
 )
-from sim2real.training.transforms import PairedTransform
+from sim2real.data.transforms import PairedTransform
+from sim2real.io.bag_reader import BagMessage
+from sim2real.io.conversions import image_fields
 
 TS = get_typestore(Stores.ROS2_KILTED)
 Image, Header, Time = TS.types["sensor_msgs/msg/Image"], TS.types["std_msgs/msg/Header"], TS.types[
@@ -121,7 +121,7 @@ def test_bag_source_rejects_non_canonical_labels(tmp_path: Path) -> None:
     assert len(list(BagSourceDataset([tmp_path / "bag"]))) == 1
 
     def bad_decoder(sem: np.ndarray, se: str, inst: np.ndarray, ie: str) -> tuple[np.ndarray, np.ndarray]:
-        from sim2real.training.datasets import canonical_labels
+        from sim2real.data.datasets import canonical_labels
         return canonical_labels(sem + 30, se, inst, ie)
 
     with pytest.raises(LabelError, match="outside train ids"):
@@ -192,7 +192,7 @@ def test_carla_bag_trains_directly_through_the_adapter(tmp_path: Path, shared_da
     """A bag in CARLA's native encodings (bgra8 RGB, tag semantic, bgra8 instance camera) decodes canonically."""
     import cv2
 
-    from sim2real.training.datasets import adapter_label_decoder
+    from sim2real.data.datasets import adapter_label_decoder
 
     stem = sorted((shared_data / "carla").glob("*_img.png"))[0].name.removesuffix("_img.png")
     rgb = cv2.imread(str(shared_data / "carla" / f"{stem}_img.png"), cv2.IMREAD_COLOR)[::8, ::8]

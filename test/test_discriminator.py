@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sim2real.errors import ConfigError, LabelError
-from sim2real.labels import IGNORE_ID
+from sim2real.core.errors import ConfigError, LabelError
+from sim2real.core.labels import IGNORE_ID
 from sim2real.translator.discriminator import (
     ContentDiscriminator,
     DiscriminatorConfig,

@@ -13,7 +13,7 @@ import cv2
 import pytest
 import torch
 
-from sim2real.evaluate import CRITICS_FILE, load_critics, main, save_critics
+from sim2real.evaluation.evaluate import CRITICS_FILE, load_critics, main, save_critics
 from sim2real.translator.aux_nets import AuxConfig, AuxNets
 
 SUMMARY_KEYS = {"box_recall50", "box_miou", "flip_rate", "kid", "kid_std", "kid_critic", "static_flicker",

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 from sim2real.translator.boxes import instance_boundaries
 from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.generator import LabelStem, TranslatorGenerator

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from sim2real.errors import ConfigError, LabelError
+from sim2real.core.errors import ConfigError, LabelError
 from sim2real.translator.complexity import complexity_report, count_macs, count_params
 from sim2real.translator.config import GENERATOR_PRESETS, GeneratorConfig, get_generator_config
 from sim2real.translator.generator import ContentCode, TranslatorGenerator

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from sim2real.errors import ConfigError, LabelError
-from sim2real.labels import IGNORE_ID
+from sim2real.core.errors import ConfigError, LabelError
+from sim2real.core.labels import IGNORE_ID
 from sim2real.translator.checkpoint import save_checkpoint
 from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.generator import TranslatorGenerator

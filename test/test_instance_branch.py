@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from sim2real import labels
-from sim2real.errors import LabelError
+from sim2real.core import labels
+from sim2real.core.errors import LabelError
 from sim2real.translator.boxes import instance_boundaries, instance_boxes, instance_masks
 from sim2real.translator.config import get_generator_config
 from sim2real.translator.generator import TranslatorGenerator

@@ -1,4 +1,4 @@
-"""Tests of sim2real.labels on real Cityscapes label maps and on hand-made arrays."""
+"""Tests of sim2real.core.labels on real Cityscapes label maps and on hand-made arrays."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from sim2real.errors import LabelError
-from sim2real.labels import (
+from sim2real.core.errors import LabelError
+from sim2real.core.labels import (
     CITYSCAPES_LABELS,
     CLASS_NAMES,
     IGNORE_COLOR,

@@ -16,8 +16,8 @@ from ros_testing import isolated_env, python_cmd
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
 from frame_driver import make_checkpoint
 
-from sim2real.errors import ConfigError
-from sim2real.launch_description import (
+from sim2real.core.errors import ConfigError
+from sim2real.runtime.launch_description import (
     ARGUMENTS,
     LaunchConfig,
     NodeSpec,
@@ -26,7 +26,7 @@ from sim2real.launch_description import (
     format_param_value,
     ros_args,
 )
-from sim2real.launcher import node_command, parse_args
+from sim2real.runtime.launcher import node_command, parse_args
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "translate.launch.py"
@@ -154,7 +154,7 @@ def test_launch_file_describes_the_same_nodes_as_the_runner() -> None:
 def test_a_node_that_dies_makes_the_runner_exit_non_zero(tmp_path: Path) -> None:
     env = isolated_env(tmp_path / "ros_home")
     result = subprocess.run(
-        python_cmd("-m", "sim2real.launcher", "translate", "source:=none",
+        python_cmd("-m", "sim2real.runtime.launcher", "translate", "source:=none",
                    f"model:={tmp_path / 'missing.safetensors'}", "duration:=60"),
         env=env, capture_output=True, text=True, timeout=60)
     out = result.stdout + result.stderr
@@ -165,7 +165,7 @@ def test_a_node_that_dies_makes_the_runner_exit_non_zero(tmp_path: Path) -> None
 
 @pytest.mark.ros
 def test_runner_starts_sim_translate_and_record_and_the_bag_has_matching_frames(tmp_path: Path) -> None:
-    from sim2real.bag_reader import BagReader
+    from sim2real.io.bag_reader import BagReader
     from sim2real.translator.inference import Translator
 
     model = make_checkpoint(tmp_path / "gen.safetensors", seed=3)
@@ -175,7 +175,7 @@ def test_runner_starts_sim_translate_and_record_and_the_bag_has_matching_frames(
     topics = [f"/translated/{n}" for n in ("image", "semantic", "instance", "camera_info")] + ["/sim/camera/image"]
     msgtypes = ["sensor_msgs/msg/Image"] * 3 + ["sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/Image"]
     cmd = python_cmd(
-        "-m", "sim2real.launcher", "translate", "source:=builtin", "record:=true", f"output:={bag}",
+        "-m", "sim2real.runtime.launcher", "translate", "source:=builtin", "record:=true", f"output:={bag}",
         f"model:={model}", "device:=cpu", "duration:=10",
         "sim_node.width:=96", "sim_node.height:=64", "sim_node.rate_hz:=8.0",
         "translate_node.precision:=fp32", "translate_node.warmup_width:=96", "translate_node.warmup_height:=64",
@@ -195,7 +195,7 @@ def test_runner_starts_sim_translate_and_record_and_the_bag_has_matching_frames(
             by_topic[m.topic][m.stamp_ns] = m.msg
     translated = by_topic["/translated/image"]
     assert len(translated) >= 3, out[-4000:]
-    from sim2real.conversions import image_to_array
+    from sim2real.io.conversions import image_to_array
 
     compared = 0
     for stamp, img in translated.items():
@@ -225,7 +225,7 @@ def test_sigint_to_the_runner_stops_every_node_cleanly(tmp_path: Path) -> None:
     env = isolated_env(tmp_path / "ros_home")
     env["OMP_NUM_THREADS"] = "1"
     bag, log = tmp_path / "bag", tmp_path / "launch.log"
-    cmd = python_cmd("-m", "sim2real.launcher", "translate", "source:=none", "record:=true", f"output:={bag}",
+    cmd = python_cmd("-m", "sim2real.runtime.launcher", "translate", "source:=none", "record:=true", f"output:={bag}",
                      f"model:={model}", "device:=cpu", "translate_node.warmup_width:=0")
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)

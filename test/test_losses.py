@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from sim2real.errors import ConfigError
-from sim2real.labels import IGNORE_ID, NUM_CLASSES, SMALL_CLASSES, TRAIN_ID
+from sim2real.core.errors import ConfigError
+from sim2real.core.labels import IGNORE_ID, NUM_CLASSES, SMALL_CLASSES, TRAIN_ID
 from sim2real.translator.losses import (
     ADVERSARIAL_LOSSES,
     box_consistency_loss,

@@ -37,7 +37,7 @@ from ros_testing import allocate_domain_id, isolated_env, python_cmd
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
 from frame_driver import FrameDriver, make_checkpoint, sim_frame, stamp_ns
 
-from sim2real.conversions import array_to_compressed, array_to_image
+from sim2real.io.conversions import array_to_compressed, array_to_image
 from sim2real.nodes.translate_node import Frame, FrameError, decode_frame
 
 H, W = 48, 64
@@ -469,7 +469,7 @@ def _assert_close(actual: np.ndarray, expected: np.ndarray) -> None:
 @pytest.mark.ros
 @pytest.mark.parametrize("name", _params("count"))
 def test_bad_input_is_counted_and_the_next_frame_translated(run: Run, name: str) -> None:
-    from sim2real.conversions import image_to_array
+    from sim2real.io.conversions import image_to_array
 
     case, out = CASE_BY_NAME[name], run.outcomes.get(name)
     assert out is not None, "the node died before this case ran"

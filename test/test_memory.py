@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 from sim2real.translator.memory import ClassStyleMemory, downsample_labels
 
 IGNORE = 255

@@ -1,4 +1,4 @@
-"""Known-answer tests of sim2real.metrics (pure functions)."""
+"""Known-answer tests of sim2real.evaluation.metrics (pure functions)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from sim2real.labels import IGNORE_ID, TRAIN_ID
-from sim2real.metrics import (
+from sim2real.core.labels import IGNORE_ID, TRAIN_ID
+from sim2real.evaluation.metrics import (
     REPORTED_SMALL_CLASSES,
     ClassTally,
     box_iou,

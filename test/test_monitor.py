@@ -1,4 +1,4 @@
-"""sim2real.monitor: per-frame critic scores, the sliding window, thresholds and the report (known answers)."""
+"""sim2real.evaluation.monitor: per-frame critic scores, sliding window, thresholds and the report (known answers)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from sim2real.labels import NUM_CLASSES, TRAIN_ID
-from sim2real.metrics import ClassTally
-from sim2real.monitor import (
+from sim2real.core.labels import NUM_CLASSES, TRAIN_ID
+from sim2real.evaluation.metrics import ClassTally
+from sim2real.evaluation.monitor import (
     DIAGNOSTIC_NAME,
     FrameScore,
     MonitorCounters,
@@ -21,7 +21,7 @@ from sim2real.monitor import (
     build_report,
     score_frame,
 )
-from sim2real.node_stats import DIAG_OK, DIAG_WARN
+from sim2real.runtime.node_stats import DIAG_OK, DIAG_WARN
 
 CAR, ROAD, POLE, PERSON = TRAIN_ID["car"], TRAIN_ID["road"], TRAIN_ID["pole"], TRAIN_ID["person"]
 

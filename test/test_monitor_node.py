@@ -1,10 +1,10 @@
 """monitor_node as a real process on an isolated ROS domain, fed translated streams from this process.
 
-Tiny critics are trained in the fixture (sim2real.evaluate.train_critics, 40 steps at 64x128 on six procedural
-frames) and saved as a critics.safetensors. The node then sees a "clean" stream (translated image = the
+Tiny critics are trained in the fixture (sim2real.evaluation.evaluate.train_critics, 40 steps at 64x128 on six
+procedural frames) and saved as a critics.safetensors. The node then sees a "clean" stream (translated image = the
 procedural frame the critics were trained on) and a "garbage" stream (uniform noise with the same kind of
 labels). The published window numbers are compared with the same computation done here
-(sim2real.monitor.score_frame over the same frames), and the flip-rate threshold is set between the two
+(sim2real.evaluation.monitor.score_frame over the same frames), and the flip-rate threshold is set between the two
 measured values, so WARN must appear for the garbage window only.
 """
 
@@ -28,7 +28,7 @@ from ros_testing import allocate_domain_id, isolated_env, python_cmd
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
 from frame_driver import FrameDriver, stamp_ns, stamp_of
 
-from sim2real.conversions import array_to_image
+from sim2real.io.conversions import array_to_image
 
 H, W = 64, 128
 WINDOW = 3
@@ -61,8 +61,8 @@ class Session:
 def stream(tmp_path_factory: pytest.TempPathFactory) -> Stream:
     import torch
 
-    from sim2real.evaluate import load_critics, load_source_frames, save_critics, train_critics
-    from sim2real.monitor import MonitorWindow, score_frame
+    from sim2real.evaluation.evaluate import load_critics, load_source_frames, save_critics, train_critics
+    from sim2real.evaluation.monitor import MonitorWindow, score_frame
 
     torch.set_num_threads(1)
     source = load_source_frames(f"procedural:{FRAMES}", size=(H, W))

@@ -9,8 +9,8 @@ import dataclasses
 import pytest
 import torch
 
-from sim2real.errors import ConfigError, LabelError
-from sim2real.labels import IGNORE_ID, TRAIN_ID
+from sim2real.core.errors import ConfigError, LabelError
+from sim2real.core.labels import IGNORE_ID, TRAIN_ID
 from sim2real.translator.aux_nets import (
     AuxConfig,
     AuxNets,

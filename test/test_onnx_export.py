@@ -11,7 +11,7 @@ import onnx
 import pytest
 import torch
 
-from sim2real.errors import CheckpointError, ConfigError, LabelError
+from sim2real.core.errors import CheckpointError, ConfigError, LabelError
 from sim2real.translator.checkpoint import save_checkpoint
 from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.generator import TranslatorGenerator

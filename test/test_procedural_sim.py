@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from sim2real.errors import ConfigError
-from sim2real.labels import CLASS_NAMES, THING_CLASSES, TRAIN_ID
+from sim2real.core.errors import ConfigError
+from sim2real.core.labels import CLASS_NAMES, THING_CLASSES, TRAIN_ID
 from sim_bridge.procedural import ProceduralSimulator, SimConfig, SimFrame
 
 SMALL = SimConfig(width=320, height=180, seed=7, traffic_density=0.8, pedestrian_density=0.8)

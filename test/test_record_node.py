@@ -16,7 +16,7 @@ from ros_testing import isolated_env, python_cmd, running
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
 from frame_driver import TYPES, FrameDriver, stamp_ns
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 
 H, W = 48, 64
 
@@ -46,7 +46,7 @@ def test_parse_topic_spec() -> None:
 def test_recorded_bag_holds_the_published_bytes_at_receive_time(tmp_path: Path, ros_context, storage: str) -> None:
     from rclpy.serialization import deserialize_message
 
-    from sim2real.bag_reader import BagReader
+    from sim2real.io.bag_reader import BagReader
 
     env = isolated_env(tmp_path / "ros_home", domain_id=ros_context.get_domain_id())
     bag, stats = tmp_path / "bag", tmp_path / "stats.json"

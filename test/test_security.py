@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import torch
 
-from sim2real.errors import BagError, CheckpointError, Sim2RealError
+from sim2real.core.errors import BagError, CheckpointError, Sim2RealError
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = [REPO / "sim2real", REPO / "sim_bridge"]
@@ -236,7 +236,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def test_bag_writer_refuses_an_existing_output_and_writes_only_inside_it(tmp_path: Path) -> None:
-    from sim2real.bag_writer import BagWriter
+    from sim2real.io.bag_writer import BagWriter
 
     existing = tmp_path / "bag"
     existing.mkdir()
@@ -265,7 +265,7 @@ def test_record_node_refuses_an_existing_output(tmp_path: Path) -> None:
 
 
 def test_translate_bag_refuses_an_existing_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from sim2real.translate_bag import main
+    from sim2real.apps.translate_bag import main
 
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
@@ -283,7 +283,7 @@ def test_demo_replaces_only_its_own_outputs(tmp_path: Path, monkeypatch: pytest.
     and nothing is written outside it (the node set is stubbed here: it fails at once)."""
     import subprocess
 
-    from sim2real import demo
+    from sim2real.apps import demo
 
     out = tmp_path / "out"
     (out / "translated_bag").mkdir(parents=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim2real.paths import share_dir
+from sim2real.runtime.paths import share_dir
 from sim2real.translator.checkpoint import read_checkpoint_document
 from sim2real.translator.inference import Translator
 from sim_bridge.procedural import ProceduralSimulator, SimConfig

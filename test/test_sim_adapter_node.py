@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim2real.errors import ConfigError
-from sim2real.labels import TRAIN_ID
+from sim2real.core.errors import ConfigError
+from sim2real.core.labels import TRAIN_ID
 
 pytestmark = pytest.mark.ros
 
@@ -61,7 +61,7 @@ def test_carla_messages_become_canonical_topics(ros_context: Any) -> None:
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
 
-    from sim2real.conversions import array_to_image, image_to_array
+    from sim2real.io.conversions import array_to_image, image_to_array
     from sim2real.nodes.sim_adapter_node import SimAdapterNode
 
     node = SimAdapterNode(context=ros_context)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim2real.conversions import image_to_array
+from sim2real.io.conversions import image_to_array
 from sim_bridge.procedural import ProceduralSimulator, SimConfig
 
 from ros_testing import isolated_env, python_cmd, running

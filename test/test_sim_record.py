@@ -9,9 +9,9 @@ import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from sim2real.bag_writer import BagWriter
-from sim2real.conversions import image_to_array
-from sim2real.errors import BagError
+from sim2real.core.errors import BagError
+from sim2real.io.bag_writer import BagWriter
+from sim2real.io.conversions import image_to_array
 from sim_bridge.procedural import ProceduralSimulator, SimConfig
 from sim_bridge.record_cli import main
 

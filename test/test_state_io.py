@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sim2real.errors import CheckpointError
+from sim2real.core.errors import CheckpointError
 from sim2real.training.state_io import (
     find_resumable,
     list_checkpoints,

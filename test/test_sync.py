@@ -1,4 +1,6 @@
-"""Unit tests of sim2real.sync (stamp synchroniser, keep-latest slot) and sim2real.node_stats (known answers)."""
+"""Unit tests of sim2real.io.sync (stamp synchroniser, keep-latest slot) and sim2real.runtime.node_stats.
+(known answers)
+"""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from sim2real.node_stats import (
+from sim2real.io.sync import KeyedLatestSlots, LatestSlot, StampSynchronizer, stamp_to_ns
+from sim2real.runtime.node_stats import (
     DIAG_ERROR,
     DIAG_OK,
     DIAG_WARN,
@@ -19,7 +22,6 @@ from sim2real.node_stats import (
     percentile,
     summary_line,
 )
-from sim2real.sync import KeyedLatestSlots, LatestSlot, StampSynchronizer, stamp_to_ns
 
 TOPICS = ["image", "semantic", "instance"]
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sim2real.errors import ConfigError
-from sim2real.metrics import FlickerTally, static_mask, temporal_flicker
-from sim2real.temporal import TemporalSmoother, temporal_blend
+from sim2real.core.errors import ConfigError
+from sim2real.evaluation.metrics import FlickerTally, static_mask, temporal_flicker
+from sim2real.evaluation.temporal import TemporalSmoother, temporal_blend
 
 
 @pytest.fixture(scope="module")
 def sequence() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """6 consecutive procedural frames at 64x128 and a random-init lite translator's outputs."""
-    from sim2real.evaluate import load_source_frames
+    from sim2real.evaluation.evaluate import load_source_frames
     from sim2real.translator.config import get_generator_config
     from sim2real.translator.generator import TranslatorGenerator
     from sim2real.translator.inference import Translator

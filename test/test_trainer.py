@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 from sim2real.training.cli import build_datasets, main
 from sim2real.training.config import load_train_config
 from sim2real.training.trainer import Trainer, lr_factor, select_device

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from sim2real.errors import BagError
+from sim2real.core.errors import BagError
 from sim2real.training.bag_health import check_bag, check_bags, with_checked_bags
 from sim2real.training.state_io import find_resumable, list_checkpoints, read_state
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from sim2real.errors import ConfigError
-from sim2real.launch_description import format_param_value
+from sim2real.core.errors import ConfigError
 from sim2real.nodes.trainer_node import (
     DIAG_ERROR,
     DIAG_OK,
@@ -26,6 +25,7 @@ from sim2real.nodes.trainer_node import (
     launch_parameters,
     split_overrides,
 )
+from sim2real.runtime.launch_description import format_param_value
 
 from ros_testing import isolated_env, python_cmd, running
 

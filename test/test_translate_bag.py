@@ -12,10 +12,10 @@ import pytest
 import torch
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from sim2real.bag_reader import BagReader, decode_image
-from sim2real.bag_writer import BagWriter
-from sim2real.errors import BagError, CheckpointError, ConfigError
-from sim2real.translate_bag import TranslateBagConfig, detect_storage, main, translate_bag
+from sim2real.apps.translate_bag import TranslateBagConfig, detect_storage, main, translate_bag
+from sim2real.core.errors import BagError, CheckpointError, ConfigError
+from sim2real.io.bag_reader import BagReader, decode_image
+from sim2real.io.bag_writer import BagWriter
 from sim2real.translator.checkpoint import save_checkpoint
 from sim2real.translator.config import get_generator_config
 from sim2real.translator.generator import TranslatorGenerator

@@ -22,7 +22,7 @@ from ros_testing import allocate_domain_id, isolated_env, python_cmd
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
 from frame_driver import FrameDriver, make_checkpoint, sim_frame, stamp_ns
 
-from sim2real.conversions import array_to_image
+from sim2real.io.conversions import array_to_image
 from sim2real.nodes.translate_node import (
     Frame,
     FrameError,
@@ -113,7 +113,7 @@ def output_for(s: Session, i: int, timeout: float = 30.0) -> Any:
 
 
 def pixels(msg: Any) -> np.ndarray:
-    from sim2real.conversions import image_to_array
+    from sim2real.io.conversions import image_to_array
 
     return np.asarray(image_to_array(msg))
 

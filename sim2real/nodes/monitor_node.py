@@ -11,12 +11,12 @@ subscribed                      type                        notes
 ``translated/instance``         sensor_msgs/Image           16UC1 (8-bit accepted), 0 = no instance
 =============================== =========================== ==================================================
 
-The three are matched by exact header stamp (:class:`~sim2real.sync.StampSynchronizer`); a complete set goes
-into a keep-latest slot (:class:`~sim2real.sync.LatestSlot`). A timer at ``rate_hz`` (own callback group, so
+The three are matched by exact header stamp (:class:`~sim2real.io.sync.StampSynchronizer`); a complete set goes
+into a keep-latest slot (:class:`~sim2real.io.sync.LatestSlot`). A timer at ``rate_hz`` (own callback group, so
 subscriptions are never blocked by the critics) takes the newest set, if any, and scores it with the critics
-(:func:`sim2real.monitor.score_frame`); a set replaced in the slot before the evaluator took it is counted as
+(:func:`sim2real.evaluation.monitor.score_frame`); a set replaced in the slot before the evaluator took it is counted as
 ``skipped``. Scores go into a sliding window of the last ``window`` evaluated frames
-(:class:`sim2real.monitor.MonitorWindow`).
+(:class:`sim2real.evaluation.monitor.MonitorWindow`).
 
 Published after every evaluated frame (i.e. once per window position):
 
@@ -34,7 +34,7 @@ Published after every evaluated frame (i.e. once per window position):
 A crossed threshold is also logged as a warning, at most once every ``warn_period_s``.
 
 The critics (``critics``: a critics.safetensors written by ``sim2real-eval``, or a training checkpoint
-directory, loaded with :func:`sim2real.evaluate.load_critics`) are required: the node exits at start with an
+directory, loaded with :func:`sim2real.evaluation.evaluate.load_critics`) are required: the node exits at start with an
 error naming the path when the parameter is empty or the path is missing / unreadable. A malformed message
 (bad encoding, size mismatch) is counted in ``bad_messages``, logged (rate-limited) and skipped; the node
 never dies on one.
@@ -67,8 +67,8 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from sim2real.errors import Sim2RealError
-from sim2real.monitor import (
+from sim2real.core.errors import Sim2RealError
+from sim2real.evaluation.monitor import (
     DIAGNOSTIC_NAME,
     MonitorCounters,
     MonitorReport,
@@ -77,11 +77,11 @@ from sim2real.monitor import (
     build_report,
     score_frame,
 )
-from sim2real.node_stats import LogRateLimiter
+from sim2real.io.sync import LatestSlot, StampSynchronizer, stamp_to_ns
 from sim2real.nodes.common import descriptor as _descriptor
 from sim2real.nodes.common import run_node
 from sim2real.nodes.translate_node import Frame, FrameError, decode_frame
-from sim2real.sync import LatestSlot, StampSynchronizer, stamp_to_ns
+from sim2real.runtime.node_stats import LogRateLimiter
 
 __all__ = ["MonitorNode", "load_monitor_critics", "main", "resolve_device"]
 
@@ -113,7 +113,7 @@ def load_monitor_critics(path: str, device: torch.device) -> tuple[Any, dict[str
     if not p.exists():
         raise Sim2RealError(f"critics {str(p)!r} does not exist; set 'critics' to a critics.safetensors or a "
                             "training checkpoint directory")
-    from sim2real.evaluate import load_critics
+    from sim2real.evaluation.evaluate import load_critics
 
     try:
         aux, info = load_critics(p)
@@ -167,7 +167,7 @@ class _Set:
 
 
 class MonitorNode(Node):
-    """The ROS layer over :mod:`sim2real.monitor` (see the module docstring)."""
+    """The ROS layer over :mod:`sim2real.evaluation.monitor` (see the module docstring)."""
 
     def __init__(self, **node_kwargs: Any) -> None:
         """Declare and validate parameters, load the critics, then subscribe. Raises Sim2RealError on bad config."""

@@ -29,7 +29,7 @@ Parameters (declared once, read-only; validated at start):
     Where to write the per-topic message counts as JSON at shutdown (empty = off).
 
 Messages are subscribed with ``raw=True`` and the serialized bytes are written as they are
-(:meth:`sim2real.bag_writer.BagWriter.write_raw`): no deserialize / serialize round trip, so the message (and
+(:meth:`sim2real.io.bag_writer.BagWriter.write_raw`): no deserialize / serialize round trip, so the message (and
 its header) is stored untouched. The bag timestamp of a message is its *receive* time on the node's clock
 (``use_sim_time`` applies), as with ``ros2 bag record``. SIGINT / SIGTERM stop the node and close the bag
 (metadata.yaml written). A write error is logged (rate-limited), counted and the recording goes on.
@@ -53,11 +53,11 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from sim2real.bag_writer import STORAGES, BagWriter
-from sim2real.errors import ConfigError
-from sim2real.node_stats import LogRateLimiter
+from sim2real.core.errors import ConfigError
+from sim2real.io.bag_writer import STORAGES, BagWriter
 from sim2real.nodes.common import read_only_descriptor as _descriptor
 from sim2real.nodes.common import run_node
+from sim2real.runtime.node_stats import LogRateLimiter
 
 __all__ = ["NODE_NAME", "BagThread", "RecordNode", "import_message_type", "main", "parse_topic_spec"]
 

@@ -44,11 +44,11 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 
-from sim2real.conversions import array_to_image, decode_compressed, image_to_array
-from sim2real.errors import ConfigError, Sim2RealError
-from sim2real.node_stats import LogRateLimiter
+from sim2real.core.errors import ConfigError, Sim2RealError
+from sim2real.io.conversions import array_to_image, decode_compressed, image_to_array
+from sim2real.io.sync import MatchedSet, StampSynchronizer, stamp_to_ns
 from sim2real.nodes.common import read_only_descriptor as _descriptor
-from sim2real.sync import MatchedSet, StampSynchronizer, stamp_to_ns
+from sim2real.runtime.node_stats import LogRateLimiter
 from sim_bridge.adapters import ADAPTERS, DecodeStats, SimulatorAdapter, get_adapter, parse_isaac_labels
 from sim_bridge.adapters.base import TopicSet
 from sim_bridge.adapters.morai import MoraiAdapter, load_color_table

@@ -37,10 +37,10 @@ from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from sim2real.conversions import array_to_image
-from sim2real.errors import ConfigError
-from sim2real.node_stats import LogRateLimiter
+from sim2real.core.errors import ConfigError
+from sim2real.io.conversions import array_to_image
 from sim2real.nodes.common import descriptor as _descriptor
+from sim2real.runtime.node_stats import LogRateLimiter
 from sim_bridge.procedural import ProceduralSimulator, SimConfig, SimFrame
 from sim_bridge.procedural.config import MAX_SIZE, MIN_SIZE
 from sim_bridge.record_cli import topic_names

@@ -77,7 +77,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 from sim2real.nodes.common import read_only_descriptor as _descriptor
 from sim2real.training.config import TrainConfig, load_train_config
 

@@ -22,8 +22,8 @@ from a params file (``qos_overrides./<resolved topic>.subscription|publisher.rel
 
 Data flow: the four subscriptions (one mutually exclusive callback group) read the header stamp (the image
 callback also checks the image's layout without reading pixels, :func:`check_image_message`, so a malformed
-image is counted on arrival) and feed :class:`~sim2real.sync.StampSynchronizer`; a complete set goes into the
-camera's keep-latest slot (:class:`~sim2real.sync.KeyedLatestSlots`; a set not yet taken is dropped as
+image is counted on arrival) and feed :class:`~sim2real.io.sync.StampSynchronizer`; a complete set goes into the
+camera's keep-latest slot (:class:`~sim2real.io.sync.KeyedLatestSlots`; a set not yet taken is dropped as
 ``superseded``), and one worker thread, woken by the slots' condition variable, decodes, translates and
 publishes. Subscriptions are never blocked by inference; a frame older than one already published is never
 published (dropped as ``stale``).
@@ -34,7 +34,7 @@ Missing labels: when a required label topic has been silent for ``label_timeout_
 and instance = 0 (labels are not republished then), ``passthrough`` republishes the input image unchanged as
 ``translated/image``.
 
-Accounting: see :mod:`sim2real.node_stats`. ``stats_file`` (when set) receives the final counters as JSON at
+Accounting: see :mod:`sim2real.runtime.node_stats`. ``stats_file`` (when set) receives the final counters as JSON at
 shutdown, where ``frames_in == frames_out + dropped_total`` holds; the last log line says the same.
 
 Inference backend (``backend``, read-only): ``auto`` (default) runs onnxruntime on the CPU in fp32 (the graph
@@ -78,14 +78,14 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image
 
-from sim2real.conversions import RGB8_ENCODINGS, array_to_image, check_image_layout, image_to_array, to_rgb8
-from sim2real.errors import ImageConversionError, LabelError, Sim2RealError
-from sim2real.labels import IGNORE_ID, SMALL_CLASSES, THING_CLASSES, overlay
-from sim2real.node_stats import LogRateLimiter, NodeStats, build_diagnostic_status, summary_line
+from sim2real.core.errors import ImageConversionError, LabelError, Sim2RealError
+from sim2real.core.labels import IGNORE_ID, SMALL_CLASSES, THING_CLASSES, overlay
+from sim2real.io.conversions import RGB8_ENCODINGS, array_to_image, check_image_layout, image_to_array, to_rgb8
+from sim2real.io.sync import KeyedLatestSlots, StampSynchronizer, stamp_to_ns
 from sim2real.nodes.common import descriptor as _descriptor
 from sim2real.nodes.common import run_node
-from sim2real.paths import share_dir
-from sim2real.sync import KeyedLatestSlots, StampSynchronizer, stamp_to_ns
+from sim2real.runtime.node_stats import LogRateLimiter, NodeStats, build_diagnostic_status, summary_line
+from sim2real.runtime.paths import share_dir
 
 __all__ = [
     "LABEL_POLICIES",

@@ -1,1 +1,5 @@
-"""Training: datasets over bags, folders or the procedural simulator, and the Trainer (torch only)."""
+"""Training: the Trainer (steps, schedules, checkpoints, validation with a declared judge), its typed config,
+resumable batch streams, checkpoint state I/O, bag health checks and the ``sim2real-train`` CLI. Torch only.
+
+Layer rule (checked by test/test_layers.py): may import from sim2real: core, io, data, translator, evaluation.
+"""

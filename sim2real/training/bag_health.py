@@ -1,7 +1,7 @@
 """Check training bags before a run: fail naming the bad file, or skip it (``--skip-bad-files``).
 
 A truncated or corrupt recording (a disk that filled up mid-recording, a copy that stopped half-way) makes
-:class:`~sim2real.bag_reader.BagReader` raise :class:`~sim2real.errors.BagError` naming the path; without a
+:class:`~sim2real.io.bag_reader.BagReader` raise :class:`~sim2real.core.errors.BagError` naming the path; without a
 check that happens while the datasets are built, for the first bad bag only. :func:`check_bags` opens every
 bag up front (reads metadata.yaml and the storage index; with ``deep=True`` also deserialises every message) and
 either raises one error listing *every* bad bag, or returns the good ones and reports the skipped ones.
@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sim2real.bag_reader import BagReader
-from sim2real.errors import BagError
+from sim2real.core.errors import BagError
+from sim2real.io.bag_reader import BagReader
 
 __all__ = ["BagProblem", "check_bag", "check_bags", "with_checked_bags"]
 

@@ -17,10 +17,8 @@ from typing import Any
 
 import torch
 
-from sim2real.errors import Sim2RealError
-from sim2real.training.bag_health import with_checked_bags
-from sim2real.training.config import SourceDataConfig, TargetDataConfig, TrainConfig, load_train_config
-from sim2real.training.datasets import (
+from sim2real.core.errors import Sim2RealError
+from sim2real.data.datasets import (
     BagSourceDataset,
     BagTargetDataset,
     CityscapesSourceDataset,
@@ -30,7 +28,9 @@ from sim2real.training.datasets import (
     adapter_label_decoder,
     canonical_labels,
 )
-from sim2real.training.transforms import PairedTransform
+from sim2real.data.transforms import PairedTransform
+from sim2real.training.bag_health import with_checked_bags
+from sim2real.training.config import SourceDataConfig, TargetDataConfig, TrainConfig, load_train_config
 
 __all__ = ["build_datasets", "main"]
 

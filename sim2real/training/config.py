@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 from sim2real.translator.aux_nets import AuxConfig
 from sim2real.translator.config import GENERATOR_PRESETS, GeneratorConfig
 from sim2real.translator.discriminator import DiscriminatorConfig

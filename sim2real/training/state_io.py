@@ -21,7 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from sim2real.errors import CheckpointError
+from sim2real.core.errors import CheckpointError
 
 __all__ = [
     "find_resumable", "flatten", "list_checkpoints", "prune_checkpoints", "read_state", "unflatten",

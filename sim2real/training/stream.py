@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 
 __all__ = ["BatchStream"]
 

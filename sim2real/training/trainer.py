@@ -33,8 +33,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from sim2real.errors import CheckpointError, ConfigError
-from sim2real.labels import overlay
+from sim2real.core.errors import CheckpointError, ConfigError
+from sim2real.core.labels import overlay
 from sim2real.training.config import TrainConfig, to_plain
 from sim2real.training.state_io import find_resumable, prune_checkpoints, read_state, write_state
 from sim2real.training.stream import BatchStream

@@ -6,6 +6,8 @@ Importing this package is light (the config only); the torch modules load on fir
     gen = TranslatorGenerator(get_generator_config("lite"))
 
 See docs/translator.md for the data flow and design decisions.
+
+Layer rule (checked by test/test_layers.py): may import from sim2real: core.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sim2real.errors import ConfigError
-from sim2real.labels import IGNORE_ID, NUM_CLASSES
+from sim2real.core.errors import ConfigError
+from sim2real.core.labels import IGNORE_ID, NUM_CLASSES
 from sim2real.translator.boxes import ID_SPACE
 from sim2real.translator.losses import box_consistency_loss, semantic_consistency_loss
 from sim2real.translator.roi_align import roi_align

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sim2real.errors import ConfigError, LabelError
+from sim2real.core.errors import ConfigError, LabelError
 
 __all__ = [
     "ID_SPACE", "InstanceBoxes", "instance_boundaries", "instance_boundary_count", "instance_boxes", "instance_masks",
@@ -154,7 +154,7 @@ def instance_boundary_count(instance: Tensor) -> Tensor:
 def instance_boundaries(instance: Tensor) -> Tensor:
     """Pixels with a 4-neighbour of a different instance id (0 counts as an id).
 
-    (B, H, W) -> (B, 1, H, W) float in {0, 1}. Same convention as :func:`sim2real.labels.
+    (B, H, W) -> (B, 1, H, W) float in {0, 1}. Same convention as :func:`sim2real.core.labels.
     instance_boundaries` (both sides of a change are marked; the image border is not a boundary).
     """
     return (instance_boundary_count(instance) > 0).float().unsqueeze(1)

@@ -54,8 +54,8 @@ import torch
 from torch import nn
 
 from sim2real import __version__ as _SIM2REAL_VERSION
-from sim2real.errors import CheckpointError, ConfigError
-from sim2real.labels import CLASS_NAMES, IGNORE_ID, THING_CLASSES, TRAIN_ID
+from sim2real.core.errors import CheckpointError, ConfigError
+from sim2real.core.labels import CLASS_NAMES, IGNORE_ID, THING_CLASSES, TRAIN_ID
 
 if TYPE_CHECKING:
     from sim2real.translator.config import GeneratorConfig
@@ -472,7 +472,7 @@ def _validate_document(path: Path, doc: Any) -> dict[str, Any]:
             got = names[i] if i < len(names) else "<missing>"
             want = CLASS_NAMES[i] if i < len(CLASS_NAMES) else "<none>"
             detail = f"{len(names)} names, first difference at id {i}: {got!r}, expected {want!r}"
-        raise CheckpointError(f"{path}: field 'classes.names' does not match sim2real.labels ({detail})")
+        raise CheckpointError(f"{path}: field 'classes.names' does not match sim2real.core.labels ({detail})")
     _expect(path, classes, "ignore_id", IGNORE_ID, prefix="classes.")
     norm = doc.get("input_normalization")
     rgb = norm.get("rgb") if isinstance(norm, dict) else None
@@ -540,7 +540,7 @@ def load_checkpoint(
     Refuses, with a CheckpointError naming the file: pickles and ``torch.save`` files (sniffed from the
     magic bytes before any parsing), anything without a valid safetensors header, truncated or corrupt
     files, a ``schema_version`` other than SCHEMA_VERSION, a class table that differs from
-    ``sim2real.labels``, a config that GeneratorConfig.from_dict rejects, and (``verify_digest``) tensors
+    ``sim2real.core.labels``, a config that GeneratorConfig.from_dict rejects, and (``verify_digest``) tensors
     whose sha256 differs from the stored ``tensor_sha256``.
     """
     path = Path(path)

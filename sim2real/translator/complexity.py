@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 from sim2real.translator.config import GENERATOR_PRESETS, get_generator_config
 from sim2real.translator.generator import TranslatorGenerator
 

@@ -15,8 +15,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sim2real.errors import ConfigError
-from sim2real.labels import NUM_CLASSES
+from sim2real.core.errors import ConfigError
+from sim2real.core.labels import NUM_CLASSES
 from sim2real.translator.layers import PADDING_MODES
 
 __all__ = [

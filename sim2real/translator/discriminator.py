@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sim2real.errors import ConfigError, LabelError
-from sim2real.labels import IGNORE_ID, NUM_CLASSES
+from sim2real.core.errors import ConfigError, LabelError
+from sim2real.core.labels import IGNORE_ID, NUM_CLASSES
 
 __all__ = [
     "NORM_LAYERS",

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sim2real.errors import ConfigError, LabelError
+from sim2real.core.errors import ConfigError, LabelError
 from sim2real.translator.boxes import InstanceBoxes, instance_boundary_count
 from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.instance_branch import InstanceBranch

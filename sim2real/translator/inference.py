@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sim2real.errors import ConfigError, LabelError
-from sim2real.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID
+from sim2real.core.errors import ConfigError, LabelError
+from sim2real.core.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID
 from sim2real.translator.checkpoint import build_generator, load_checkpoint
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ PRECISIONS: Final[tuple[str, ...]] = ("auto", "fp32", "fp16", "bf16")
 #: inference backends: "auto" = onnxruntime on CPU (fp32) when importable, else torch.
 BACKENDS: Final[tuple[str, ...]] = ("auto", "torch", "onnxruntime")
 _AUTOCAST_DTYPES: Final = {"fp16": torch.float16, "bf16": torch.bfloat16}
-#: instance ids live in the uint16 space (sim2real.labels); the box extraction indexes tables that long.
+#: instance ids live in the uint16 space (sim2real.core.labels); the box extraction indexes tables that long.
 _MAX_INSTANCE_ID: Final = 65535
 #: frames are padded so the content code has at least this many cells per side (see padded_size).
 MIN_CONTENT_CELLS: Final = 2
@@ -551,7 +551,7 @@ class Translator:
         session = self._sessions.get((height, width))
         if session is not None:
             return session
-        from sim2real.errors import CheckpointError
+        from sim2real.core.errors import CheckpointError
         from sim2real.translator.onnx_export import DEFAULT_OPSET, GRAPH_VERSION, OnnxTranslator, export_onnx
 
         if self._digest is None:

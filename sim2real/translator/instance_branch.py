@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 from sim2real.translator.boxes import InstanceBoxes, instance_boxes, instance_masks
 from sim2real.translator.layers import ConvNormAct
 from sim2real.translator.memory import downsample_labels

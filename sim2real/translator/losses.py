@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sim2real.errors import ConfigError
-from sim2real.labels import IGNORE_ID, NUM_CLASSES, SMALL_CLASSES
+from sim2real.core.errors import ConfigError
+from sim2real.core.labels import IGNORE_ID, NUM_CLASSES, SMALL_CLASSES
 from sim2real.translator.memory import ClassStyleMemory
 
 __all__ = [

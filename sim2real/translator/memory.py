@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sim2real.errors import ConfigError, LabelError
+from sim2real.core.errors import ConfigError, LabelError
 
 __all__ = ["ClassStyleMemory", "downsample_labels"]
 

@@ -32,8 +32,8 @@ from typing import Final
 import torch
 from torch import Tensor
 
-from sim2real.errors import ConfigError, LabelError
-from sim2real.labels import IGNORE_ID
+from sim2real.core.errors import ConfigError, LabelError
+from sim2real.core.labels import IGNORE_ID
 from sim2real.translator.aux_nets import (
     AuxNets,
     box_class_loss,

@@ -46,8 +46,8 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
-from sim2real.errors import CheckpointError, ConfigError
-from sim2real.labels import TRAIN_ID
+from sim2real.core.errors import CheckpointError, ConfigError
+from sim2real.core.labels import TRAIN_ID
 from sim2real.translator.checkpoint import METADATA_KEY
 from sim2real.translator.inference import Translator, check_frames, check_label_values, pad_to_stride
 

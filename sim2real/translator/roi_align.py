@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 
 __all__ = ["TORCHVISION_AVAILABLE", "bilinear_matrix", "roi_align", "roi_align_grid", "roi_align_separable"]
 

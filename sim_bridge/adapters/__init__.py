@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 
 from .airsim import AIRSIM, AirSimAdapter
 from .base import ClassTable, DecodeStats, KeyTable, SimulatorAdapter, TopicSet

@@ -26,8 +26,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from sim2real.errors import ConfigError, LabelError
-from sim2real.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID
+from sim2real.core.errors import ConfigError, LabelError
+from sim2real.core.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID
 
 from .base import DecodeStats, KeyTable, SimulatorAdapter, TopicSet, map_colors
 

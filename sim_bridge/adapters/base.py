@@ -1,7 +1,7 @@
 """Building blocks shared by every simulator adapter: topic tables, class tables, lookup kernels, stats.
 
 An adapter turns one simulator's native camera streams into the canonical spaces of
-:mod:`sim2real.labels` (RGB ``(H, W, 3)`` uint8; semantic ``(H, W)`` uint8 train ids 0..18 / 255;
+:mod:`sim2real.core.labels` (RGB ``(H, W, 3)`` uint8; semantic ``(H, W)`` uint8 train ids 0..18 / 255;
 instance ``(H, W)`` uint16, 0 = none). Adapters are frozen dataclasses holding *tables*; the decoding
 is done by a handful of vectorised kernels here:
 
@@ -27,8 +27,8 @@ from typing import Final
 
 import numpy as np
 
-from sim2real.errors import ConfigError, LabelError
-from sim2real.labels import IGNORE_ID, THING_CLASSES, TRAIN_ID
+from sim2real.core.errors import ConfigError, LabelError
+from sim2real.core.labels import IGNORE_ID, THING_CLASSES, TRAIN_ID
 
 __all__ = [
     "COLOR_ORDER",
@@ -437,7 +437,7 @@ class SimulatorAdapter(ABC):
 
     def decode_rgb(self, array: np.ndarray, encoding: str) -> np.ndarray:
         """Native colour image -> (H, W, 3) uint8 RGB, contiguous (alpha dropped, BGR reordered)."""
-        from sim2real.conversions import to_rgb8
+        from sim2real.io.conversions import to_rgb8
 
         if encoding not in self.rgb_encodings and encoding not in COLOR_ORDER:
             raise LabelError(

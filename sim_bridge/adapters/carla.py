@@ -25,7 +25,7 @@ from typing import Final, Literal
 
 import numpy as np
 
-from sim2real.errors import LabelError
+from sim2real.core.errors import LabelError
 
 from .base import (
     ClassTable,

@@ -29,8 +29,8 @@ from typing import Final
 
 import numpy as np
 
-from sim2real.errors import ConfigError, LabelError
-from sim2real.labels import IGNORE_ID
+from sim2real.core.errors import ConfigError, LabelError
+from sim2real.core.labels import IGNORE_ID
 
 from .base import (
     DecodeStats,

@@ -33,7 +33,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 from sim_bridge.adapters.carla import CARLA, CarlaAdapter
 
 __all__ = [
@@ -319,7 +319,7 @@ class RosPublisher:
         from builtin_interfaces.msg import Time
         from std_msgs.msg import Header
 
-        from sim2real.conversions import array_to_image
+        from sim2real.io.conversions import array_to_image
 
         header = Header(stamp=Time(sec=frame.stamp[0], nanosec=frame.stamp[1]), frame_id=self.frame_id)
         self._pubs["rgb"].publish(array_to_image(frame.rgb, "rgb8", header))

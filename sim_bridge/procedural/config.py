@@ -6,7 +6,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 
 __all__ = ["MAX_SIZE", "MIN_SIZE", "SimConfig"]
 

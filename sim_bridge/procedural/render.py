@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sim2real.labels import TRAIN_ID
+from sim2real.core.labels import TRAIN_ID
 
 from .config import SimConfig
 from .primitives import FACE_BACK, FACE_FRONT, FACE_LEFT, FACE_RIGHT, FACE_TOP, Material, Primitives

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim2real.labels import TRAIN_ID
+from sim2real.core.labels import TRAIN_ID
 
 from .config import SimConfig
 from .primitives import (

@@ -23,7 +23,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image
 
-from sim2real.conversions import array_to_image
+from sim2real.io.conversions import array_to_image
 
 LABELS = ("semantic", "instance", "camera_info")
 TYPES = {"image": Image, "semantic": Image, "instance": Image, "camera_info": CameraInfo, "preview": Image}

@@ -18,7 +18,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sim2real.conversions import array_to_image
+from sim2real.io.conversions import array_to_image
 
 from patterns import pattern_frame
 

@@ -18,7 +18,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from sim2real.conversions import image_to_array
+from sim2real.io.conversions import image_to_array
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """Evaluation metrics for translated frames: label preservation, realism, temporal stability, structure.
 
-Pure torch / numpy functions (no model, no I/O); :mod:`sim2real.evaluate` runs the models and feeds them.
+Pure torch / numpy functions (no model, no I/O); :mod:`sim2real.evaluation.evaluate` runs the models and feeds them.
 Images are float tensors ``(B, 3, H, W)`` in [-1, 1] (the network space of :mod:`sim2real.translator`);
 semantic maps ``(B, H, W)`` int64 train ids (255 = ignore); instance maps ``(B, H, W)`` int64 (0 = none).
 
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sim2real.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID
+from sim2real.core.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID
 
 __all__ = [
     "FEATURE_EXTRACTOR",

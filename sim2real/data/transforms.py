@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 
 __all__ = ["PairedTransform", "resize_pair"]
 

@@ -18,8 +18,8 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 
-from sim2real.conversions import image_fields
-from sim2real.errors import BagError
+from sim2real.core.errors import BagError
+from sim2real.io.conversions import image_fields
 
 __all__ = ["STORAGES", "BagWriter"]
 

@@ -1,7 +1,7 @@
 """Streaming rosbag2 reading (sqlite3 and mcap, split bags, metadata versions 4-9) through ``rosbags``.
 
 No rclpy needed. Messages are deserialised lazily, one at a time, so a bag is never loaded into memory.
-Image topics decode to numpy through :mod:`sim2real.conversions`, the same code the live nodes use.
+Image topics decode to numpy through :mod:`sim2real.io.conversions`, the same code the live nodes use.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
-from sim2real.conversions import compressed_to_array, image_to_array
-from sim2real.errors import BagError
+from sim2real.core.errors import BagError
+from sim2real.io.conversions import compressed_to_array, image_to_array
 
 __all__ = ["IMAGE_TYPES", "BagMessage", "BagReader", "TopicInfo", "decode_image"]
 

@@ -4,12 +4,12 @@
         --out out/eval [--frames N] [--height 360 --width 640] [--critics runs/x/checkpoints/step_N]
 
 Runs the translator on the source frames (in order: consecutive frames of a sequence), then computes
-(:mod:`sim2real.metrics`), with the **source frames themselves as the reference row**:
+(:mod:`sim2real.evaluation.metrics`), with the **source frames themselves as the reference row**:
 
 * box preservation — a :class:`~sim2real.translator.aux_nets.BoxHead` refines the ground-truth boxes on the
   source and on the translated frame; recall@IoU 0.5 and mean IoU against the ground truth, per class;
 * semantic flip rate — a :class:`~sim2real.translator.aux_nets.Segmenter`'s classes vs the ground truth;
-* realism — KID to the target frames on :func:`~sim2real.metrics.handcrafted_features` (and on the
+* realism — KID to the target frames on :func:`~sim2real.evaluation.metrics.handcrafted_features` (and on the
   segmenter's pooled features); **not comparable with published FID / KID** (no Inception weights offline);
 * temporal flicker — output change in pixels whose input did not change between consecutive frames;
 * structure — SSIM and Sobel edge agreement between source and translated frames inside instance masks.
@@ -44,9 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sim2real.errors import CheckpointError, ConfigError, Sim2RealError
-from sim2real.labels import CLASS_NAMES, IGNORE_ID, NUM_CLASSES, overlay
-from sim2real.metrics import (
+from sim2real.core.errors import CheckpointError, ConfigError, Sim2RealError
+from sim2real.core.labels import CLASS_NAMES, IGNORE_ID, NUM_CLASSES, overlay
+from sim2real.evaluation.metrics import (
     FEATURE_EXTRACTOR,
     REPORTED_SMALL_CLASSES,
     BoxTallies,
@@ -105,7 +105,7 @@ class EvalConfig:
         box_jitter: the box head scores jittered ground-truth proposals (centre shift up to ``box_jitter`` x
             size, sides x exp(+-box_jitter), seeded per frame, the same for both rows), so it has to find the
             object again; None = the critics' training jitter, 0 = exact boxes.
-        temporal_alpha: also score the translated frames after :class:`~sim2real.temporal.TemporalSmoother`
+        temporal_alpha: also score the translated frames after :class:`~sim2real.evaluation.temporal.TemporalSmoother`
             with this alpha (row ``smoothed``); None = off.
         grid_frames: frames shown in grid.png.
         device, precision: for the translator (see ``Translator.from_checkpoint``); the critics run fp32.
@@ -205,7 +205,7 @@ def load_source_frames(spec: str, frames: int | None = None, size: tuple[int, in
     Raises:
         ConfigError: an unknown spec, a missing path or no frames.
     """
-    from sim2real.training.datasets import BagSourceDataset, CityscapesSourceDataset, to_sample
+    from sim2real.data.datasets import BagSourceDataset, CityscapesSourceDataset, to_sample
 
     kind, _, count_text = spec.partition(":")
     if kind == "procedural":
@@ -242,7 +242,7 @@ def load_source_frames(spec: str, frames: int | None = None, size: tuple[int, in
 
 def load_target_frames(spec: str, size: tuple[int, int], count: int, topic: str = "/camera/image") -> Tensor:
     """Real frames from an image folder (sorted) or a rosbag2 recording's ``topic``: -> (T, 3, H, W) in [-1, 1]."""
-    from sim2real.training.datasets import BagTargetDataset, ImageFolderDataset
+    from sim2real.data.datasets import BagTargetDataset, ImageFolderDataset
 
     path = Path(spec)
     if not path.exists():
@@ -480,7 +480,7 @@ def evaluate(cfg: EvalConfig, log: Any = print) -> dict[str, Any]:
     jitter = aux.cfg.box_jitter if cfg.box_jitter is None else cfg.box_jitter
     outputs = {"source": source.rgb, "translated": fake}
     if cfg.temporal_alpha is not None:
-        from sim2real.temporal import TemporalSmoother
+        from sim2real.evaluation.temporal import TemporalSmoother
 
         smoother = TemporalSmoother(alpha=cfg.temporal_alpha)
         outputs["smoothed"] = torch.cat([

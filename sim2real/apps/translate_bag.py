@@ -15,7 +15,7 @@ What OUT holds (a new recording; an existing OUT is never overwritten):
   taken from the input's connections, so types the ROS 2 Kilted typestore does not know are copied too.
   (QoS profiles of the connections are not carried over.)
 * images whose semantic + instance never arrive (header stamps matched within ``--tolerance`` seconds by
-  :func:`sim2real.training.datasets.match_triplets`) follow ``--unmatched``: ``copy`` (default) writes the
+  :func:`sim2real.data.datasets.match_triplets`) follow ``--unmatched``: ``copy`` (default) writes the
   original image unchanged (a CompressedImage is decoded to rgb8 when it replaces its own topic), ``drop``
   leaves it out, ``error`` stops. The counts are always printed.
 
@@ -44,11 +44,11 @@ from typing import Any, Final, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from sim2real.bag_reader import IMAGE_TYPES, BagMessage, BagReader, decode_image
-from sim2real.bag_writer import STORAGES, BagWriter
-from sim2real.conversions import image_fields, to_rgb8
-from sim2real.errors import BagError, ConfigError, LabelError, Sim2RealError
-from sim2real.training.datasets import LabelDecoder, MatchStats, adapter_label_decoder, canonical_labels, match_triplets
+from sim2real.core.errors import BagError, ConfigError, LabelError, Sim2RealError
+from sim2real.data.datasets import LabelDecoder, MatchStats, adapter_label_decoder, canonical_labels, match_triplets
+from sim2real.io.bag_reader import IMAGE_TYPES, BagMessage, BagReader, decode_image
+from sim2real.io.bag_writer import STORAGES, BagWriter
+from sim2real.io.conversions import image_fields, to_rgb8
 
 __all__ = [
     "UNMATCHED_POLICIES",

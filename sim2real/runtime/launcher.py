@@ -4,12 +4,12 @@
                               [record:=true] [output:=DIR] [storage:=mcap] [params_file:=F] [duration:=S]
                               [<node>.<param>:=<value> ...]
 
-The arguments are those of ``launch/translate.launch.py`` (:data:`sim2real.launch_description.ARGUMENTS`) plus
+The arguments are those of ``launch/translate.launch.py`` (:data:`sim2real.runtime.launch_description.ARGUMENTS`) plus
 ``duration`` (seconds; stop after it, default: run until SIGINT / SIGTERM) and per-node parameter overrides such
 as ``sim_node.width:=96`` or ``translate_node.warmup_width:=96`` (values read as YAML, like ``-p``).
 
 Each node runs as ``python -m sim2real.nodes.<node> --ros-args -r __node:=<node> -r from:=to ... --params-file F
--p k:=v ...`` (:func:`sim2real.launch_description.ros_args`), inheriting this process's environment and
+-p k:=v ...`` (:func:`sim2real.runtime.launch_description.ros_args`), inheriting this process's environment and
 output. Start order: record_node, translate_node, then the source (so nothing the source publishes is missed
 while the others start); stop order is the reverse: the source first, then translate_node (it finishes its
 frame), then record_node (it closes the bag), each with SIGINT and up to ``STOP_TIMEOUT_S`` before SIGKILL.
@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sim2real.errors import ConfigError
-from sim2real.launch_description import ARGUMENTS, LaunchConfig, NodeSpec, describe, ros_args
+from sim2real.core.errors import ConfigError
+from sim2real.runtime.launch_description import ARGUMENTS, LaunchConfig, NodeSpec, describe, ros_args
 
 __all__ = ["LaunchRequest", "main", "node_command", "parse_args", "run"]
 

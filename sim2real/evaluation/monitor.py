@@ -1,19 +1,20 @@
 """Live label-preservation monitor: per-frame critic scores, a sliding window of them, thresholds (no rclpy).
 
 :mod:`sim2real.nodes.monitor_node` feeds translated frames (image + the republished labels) through the
-evaluation critics (:func:`sim2real.evaluate.load_critics`) and keeps the last ``window`` evaluated frames here:
+evaluation critics (:func:`sim2real.evaluation.evaluate.load_critics`) and keeps the last ``window``
+evaluated frames here:
 
 * **box recall@0.5** — the critics' box head refines the ground-truth instance boxes
   (:func:`~sim2real.translator.boxes.instance_boxes`), jittered as ``sim2real-eval`` does
   (:func:`~sim2real.translator.aux_nets.jitter_boxes`, amount = the critics' training jitter unless given,
   generator seeded by the frame's stamp, so a frame always gets the same proposals); a box counts as
-  recalled when the refined box has IoU >= 0.5 with the ground truth (:func:`~sim2real.metrics.box_tally`);
+  recalled when the refined box has IoU >= 0.5 with the ground truth (:func:`~sim2real.evaluation.metrics.box_tally`);
 * **semantic flip rate** — share of labelled pixels (train ids 0..18; 255 excluded) whose segmenter argmax
-  differs from the label (:func:`~sim2real.metrics.flip_tally`).
+  differs from the label (:func:`~sim2real.evaluation.metrics.flip_tally`).
 
-Both are kept per class (:class:`~sim2real.metrics.ClassTally`) and summed over the window, so the
+Both are kept per class (:class:`~sim2real.evaluation.metrics.ClassTally`) and summed over the window, so the
 overall numbers are box- / pixel-weighted over the window, and the small classes
-(:data:`~sim2real.metrics.REPORTED_SMALL_CLASSES`: traffic light, traffic sign, pole, person) are reported
+(:data:`~sim2real.evaluation.metrics.REPORTED_SMALL_CLASSES`: traffic light, traffic sign, pole, person) are reported
 apart. :class:`Thresholds` turns a :class:`WindowSummary` into warnings ("flip rate 0.41 > max_flip_rate
 0.20 (by 0.21)"); :func:`build_report` gives the diagnostics level / message / key-values and the JSON
 document the node publishes.
@@ -29,9 +30,9 @@ from typing import Any, Final
 import numpy as np
 import torch
 
-from sim2real.labels import CLASS_NAMES, NUM_CLASSES
-from sim2real.metrics import REPORTED_SMALL_CLASSES, ClassTally, box_iou, box_tally, flip_tally
-from sim2real.node_stats import DIAG_OK, DIAG_WARN
+from sim2real.core.labels import CLASS_NAMES, NUM_CLASSES
+from sim2real.evaluation.metrics import REPORTED_SMALL_CLASSES, ClassTally, box_iou, box_tally, flip_tally
+from sim2real.runtime.node_stats import DIAG_OK, DIAG_WARN
 
 __all__ = [
     "DIAGNOSTIC_NAME",

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 
-from sim2real.errors import ImageConversionError
+from sim2real.core.errors import ImageConversionError
 
 if TYPE_CHECKING:
     import torch

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from sim2real.bag_reader import IMAGE_TYPES, BagMessage, BagReader, decode_image
-from sim2real.conversions import to_rgb8
-from sim2real.errors import BagError, ConfigError, LabelError
-from sim2real.labels import IGNORE_ID, cityscapes_instances_to_canonical, label_ids_to_train_ids
-from sim2real.training.transforms import PairedTransform
+from sim2real.core.errors import BagError, ConfigError, LabelError
+from sim2real.core.labels import IGNORE_ID, cityscapes_instances_to_canonical, label_ids_to_train_ids
+from sim2real.data.transforms import PairedTransform
+from sim2real.io.bag_reader import IMAGE_TYPES, BagMessage, BagReader, decode_image
+from sim2real.io.conversions import to_rgb8
 
 __all__ = [
     "BagSourceDataset",

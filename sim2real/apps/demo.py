@@ -26,8 +26,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sim2real.bag_reader import BagReader, decode_image
-from sim2real.labels import overlay
+from sim2real.core.labels import overlay
+from sim2real.io.bag_reader import BagReader, decode_image
 
 __all__ = ["main", "summarize_bag"]
 
@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bag, stats_file = out / "translated_bag", out / "translate_stats.json"
     model_arg = [f"model:={Path(args.model).resolve()}"] if args.model else []
     cmd = [
-        sys.executable, "-m", "sim2real.launcher", "translate", "source:=builtin", "record:=true",
+        sys.executable, "-m", "sim2real.runtime.launcher", "translate", "source:=builtin", "record:=true",
         f"output:={bag}", f"device:={args.device}", f"duration:={args.duration}", *model_arg,
         f"sim_node.width:={args.width}", f"sim_node.height:={args.height}", f"sim_node.rate_hz:={float(args.rate)}",
         f"translate_node.stats_file:={stats_file}", f"translate_node.warmup_width:={args.width}",

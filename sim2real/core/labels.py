@@ -25,9 +25,12 @@ from typing import Final
 
 import numpy as np
 
-from sim2real.errors import LabelError
+from sim2real.core.errors import LabelError
 
 __all__ = [
+    "CAMVID_CLASS_NAMES",
+    "CAMVID_NUM_CLASSES",
+    "CAMVID_UNLABELLED",
     "CITYSCAPES_LABELS",
     "CLASS_NAMES",
     "IGNORE_COLOR",
@@ -39,6 +42,7 @@ __all__ = [
     "SMALL_CLASSES",
     "THING_CLASSES",
     "TRAIN_ID",
+    "TRAIN_ID_TO_CAMVID",
     "CityscapesLabel",
     "InstanceTable",
     "cityscapes_instances_to_canonical",
@@ -50,6 +54,7 @@ __all__ = [
     "label_ids_to_train_ids",
     "load_label_png",
     "overlay",
+    "train_ids_to_camvid",
     "validate_instance",
     "validate_semantic",
 ]
@@ -75,6 +80,36 @@ THING_CLASSES: Final[frozenset[int]] = frozenset(
 SMALL_CLASSES: Final[frozenset[int]] = frozenset(
     TRAIN_ID[n] for n in ("pole", "traffic light", "traffic sign")
 )
+
+#: CamVid's 11 classes as SegNet's copy labels them (``../shared/data/camvid``); 11 = unlabelled (ignore).
+CAMVID_CLASS_NAMES: Final[tuple[str, ...]] = (
+    "sky", "building", "pole", "road", "pavement", "tree", "sign/symbol", "fence", "car", "pedestrian",
+    "bicyclist",
+)
+CAMVID_NUM_CLASSES: Final = len(CAMVID_CLASS_NAMES)
+#: the value CamVid label maps use for unlabelled pixels.
+CAMVID_UNLABELLED: Final = 11
+#: Cityscapes train id -> CamVid class, following SegNet's grouping of CamVid's 32 classes into 11 (wall into
+#: building, traffic light into sign/symbol, every vehicle into car, rider and two-wheelers into bicyclist).
+#: Terrain has no CamVid class (grass and soil are split between tree and pavement there): ignore.
+TRAIN_ID_TO_CAMVID: Final[dict[int, int]] = {
+    0: 3, 1: 4, 2: 1, 3: 1, 4: 7, 5: 2, 6: 6, 7: 6, 8: 5, 10: 0,
+    11: 9, 12: 10, 13: 8, 14: 8, 15: 8, 16: 8, 17: 10, 18: 10,
+}
+
+
+def train_ids_to_camvid(semantic: np.ndarray) -> np.ndarray:
+    """Map Cityscapes train ids to CamVid's 11 classes: any integer array -> uint8, :data:`IGNORE_ID` elsewhere.
+
+    Terrain, 255 and every other value become :data:`IGNORE_ID`.
+    """
+    lut = np.full(256, IGNORE_ID, dtype=np.uint8)
+    for train_id, camvid in TRAIN_ID_TO_CAMVID.items():
+        lut[train_id] = camvid
+    values = np.asarray(semantic)
+    inside = (values >= 0) & (values < 256)
+    return np.where(inside, lut[np.clip(values, 0, 255)], IGNORE_ID).astype(np.uint8)
+
 
 #: standard Cityscapes palette, RGB, indexed by train id.
 PALETTE: Final = np.array(

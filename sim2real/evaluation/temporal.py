@@ -6,7 +6,7 @@ changes the colour of a static sky or building pixel from frame to frame: flicke
 keeps, per pixel, the output it last emitted and the input it was computed from; where the current input
 (rgb within ``tolerance`` 8-bit levels, and labels) equals that reference input, it emits
 ``alpha * held + (1 - alpha) * new`` (``alpha = 1``: the held output exactly, so the static-pixel flicker of
-:func:`sim2real.metrics.temporal_flicker` is 0), elsewhere the new output, and updates the reference there.
+:func:`sim2real.evaluation.metrics.temporal_flicker` is 0), elsewhere the new output, and updates the reference there.
 Comparing with the reference input (not the previous frame) bounds drift: a slowly changing input is
 re-translated as soon as it has moved more than ``tolerance`` in total.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 
 __all__ = ["TemporalSmoother", "temporal_blend"]
 

@@ -1,7 +1,7 @@
 """The node set of ``translate``: one small, pure description shared by the launch file and the runner.
 
 ``launch/translate.launch.py`` turns it into ``launch_ros.actions.Node`` actions (full ROS 2 installs);
-``sim2real-launch translate`` (:mod:`sim2real.launcher`) starts the same nodes as ``python -m`` processes
+``sim2real-launch translate`` (:mod:`sim2real.runtime.launcher`) starts the same nodes as ``python -m`` processes
 (works with the PyPI wheels, where launch / launch_ros do not exist). No launch or rclpy import here.
 
 Per ``source``:
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from sim2real.errors import ConfigError
+from sim2real.core.errors import ConfigError
 
 __all__ = [
     "ARGUMENTS",
@@ -90,7 +90,7 @@ ARGUMENTS: Final[Mapping[str, LaunchArgument]] = {
 
 def default_params_file() -> str:
     """share/sim2real/config/translate.yaml (installed, or the source checkout's)."""
-    from sim2real.paths import share_dir
+    from sim2real.runtime.paths import share_dir
 
     return str(share_dir() / "config" / "translate.yaml")
 

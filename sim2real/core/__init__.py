@@ -1,0 +1,6 @@
+"""Core: the project's error types and label conventions (Cityscapes train ids, instance ids, CamVid classes).
+
+Everything else builds on these; they depend on numpy (and OpenCV lazily for label PNGs) only.
+
+Layer rule (checked by test/test_layers.py): may import from sim2real: nothing.
+"""
