@@ -52,6 +52,7 @@ setup(
             "sim2real-train = sim2real.training.cli:main",
             "sim2real-translate-bag = sim2real.apps.translate_bag:main",
             "sim2real-eval = sim2real.evaluation.evaluate:main",
+            "sim2real-perception-check = sim2real.evaluation.perception_check:main",
             "sim2real-export-onnx = sim2real.translator.onnx_export:main",
             "sim2real-model-info = sim2real.translator.complexity:main",
             "carla_spawn_cameras = sim_bridge.carla_plugin.spawn_cameras:main",

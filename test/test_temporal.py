@@ -13,7 +13,7 @@ from sim2real.evaluation.temporal import TemporalSmoother, temporal_blend
 @pytest.fixture(scope="module")
 def sequence() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """6 consecutive procedural frames at 64x128 and a random-init lite translator's outputs."""
-    from sim2real.evaluation.evaluate import load_source_frames
+    from sim2real.evaluation.frames import load_source_frames
     from sim2real.translator.config import get_generator_config
     from sim2real.translator.generator import TranslatorGenerator
     from sim2real.translator.inference import Translator

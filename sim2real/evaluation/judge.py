@@ -41,6 +41,7 @@ __all__ = [
     "JUDGE_FORMAT",
     "JudgeConfig",
     "JudgeNet",
+    "export_judge_onnx",
     "load_judge",
     "pooled_features",
     "save_judge",
@@ -223,3 +224,39 @@ def load_judge(path: str | Path, device: str | torch.device = "cpu") -> tuple[Ju
     card_path = path.with_suffix(".json")
     info = json.loads(card_path.read_text()) if card_path.is_file() else {}
     return net.eval().to(device), info
+
+
+def export_judge_onnx(net: JudgeNet, path: Path, opset: int = 18) -> Path:
+    """Export the judge to ONNX: input ``rgb`` (N, 3, H, W) float32 in [-1, 1] (RGB), output ``logits``
+    (N, K, H, W); batch, height and width dynamic. For ``sim2real-perception-check`` and other runtimes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(1, 3, 64, 96)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with torch.no_grad():
+        torch.onnx.export(net.eval().cpu(), (example,), str(path), dynamo=False, opset_version=opset,
+                          input_names=["rgb"], output_names=["logits"], dynamic_axes={"rgb": axes, "logits": axes})
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sim2real.evaluation.judge --export-onnx OUT [--judge PATH]``: the judge as ONNX."""
+    import argparse
+    import sys
+
+    from sim2real.runtime.paths import share_dir
+
+    parser = argparse.ArgumentParser(prog="python -m sim2real.evaluation.judge", description=main.__doc__)
+    parser.add_argument("--judge", type=Path, default=share_dir() / "models/judges/camvid_segmenter.safetensors")
+    parser.add_argument("--export-onnx", type=Path, required=True, help="output .onnx path")
+    args = parser.parse_args(argv)
+    try:
+        net, _ = load_judge(args.judge)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {export_judge_onnx(net, args.export_onnx)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -45,8 +45,11 @@ __all__ = [
     "FlickerTally",
     "box_iou",
     "box_tally",
+    "colour_features",
     "edge_agreement_map",
     "flip_tally",
+    "frechet_distance",
+    "frechet_distance_features",
     "handcrafted_features",
     "kid",
     "luminance",
@@ -218,6 +221,55 @@ def kid(x: Tensor, y: Tensor, num_subsets: int = 100, subset_size: int = 1000, s
     return float(arr.mean()), float(arr.std())
 
 
+def _sqrt_psd(a: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric PSD matrix (eigh; tiny negative eigenvalues clipped to 0)."""
+    w, v = np.linalg.eigh(a)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Fréchet (2-Wasserstein) distance of two Gaussians: (D,), (D, D), (D,), (D, D) -> float.
+
+    d^2 = |mu1 - mu2|^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^(1/2)), with Tr((S1 S2)^(1/2)) = sum of the square roots
+    of the eigenvalues of the symmetric PSD matrix S1^(1/2) S2 S1^(1/2) (same spectrum as S1 S2). numpy only,
+    float64; no scipy ``sqrtm`` (whose complex / eps fallbacks pytorch-fid needs for singular covariances).
+    Returns the squared distance, as every FID implementation does.
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64).reshape(-1), np.asarray(mu2, np.float64).reshape(-1)
+    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    d = mu1.shape[0]
+    if mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
+        raise ValueError(f"shapes do not match: mu1 {mu1.shape}, sigma1 {s1.shape}, mu2 {mu2.shape}, "
+                         f"sigma2 {s2.shape}")
+    if not all(np.isfinite(a).all() for a in (mu1, mu2, s1, s2)):
+        raise ValueError("non-finite mean or covariance")
+    s1, s2 = (s1 + s1.T) / 2.0, (s2 + s2.T) / 2.0
+    r1 = _sqrt_psd(s1)
+    m = r1 @ s2 @ r1
+    eig = np.linalg.eigvalsh((m + m.T) / 2.0)
+    tr_covmean = float(np.sqrt(np.clip(eig, 0.0, None)).sum())
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+
+
+def _gaussian_stats(x: Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a = x.detach().cpu().double().numpy() if isinstance(x, Tensor) else np.asarray(x, np.float64)
+    if a.ndim != 2 or a.shape[0] < 2:
+        raise ValueError(f"features must be (N >= 2, D), got {a.shape}")
+    return a.mean(axis=0), np.cov(a, rowvar=False)
+
+
+def frechet_distance_features(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> float:
+    """FID of two feature sets: (N, D), (M, D) -> float; mean and unbiased covariance (``np.cov``, ddof 1), as
+    pytorch-fid / torch-fidelity / clean-fid compute them. Quote it with N (FID is biased in the sample count).
+    """
+    (mu1, s1), (mu2, s2) = _gaussian_stats(x), _gaussian_stats(y)
+    if mu1.shape != mu2.shape:
+        raise ValueError(f"feature widths differ: {mu1.shape[0]} vs {mu2.shape[0]}")
+    value = frechet_distance(mu1, s1, mu2, s2)
+    return max(value, 0.0) if math.isfinite(value) else value
+
+
 _FEATURE_SIZE: Final = (128, 256)
 _HIST_BINS: Final = 16
 
@@ -250,6 +302,28 @@ def _histogram(values: Tensor, bins: int, lo: float, hi: float) -> Tensor:
     return counts / values.shape[1]
 
 
+def _colour_block(x: Tensor) -> Tensor:
+    """Colour part of the hand-crafted embedding: (B, 3, h, w) in [-1, 1] -> (B, 62)."""
+    flat = x.flatten(2)  # (B, 3, P)
+    u = (x + 1.0) * 0.5
+    sat = (u.amax(1) - u.amin(1)).flatten(1)
+    return torch.cat([
+        torch.cat([_histogram(flat[:, c], _HIST_BINS, -1.0, 1.0) for c in range(3)], 1) * _HIST_BINS,
+        flat.mean(-1) * 4.0, flat.std(-1) * 4.0, _histogram(sat, 8, 0.0, 1.0) * 8.0,
+    ], 1)
+
+
+@torch.no_grad()
+def colour_features(rgb: Tensor) -> Tensor:
+    """Colour-only embedding (no structure): (B, 3, H, W) in [-1, 1] -> (B, 62) float32.
+
+    The colour block of :func:`handcrafted_features` (per-channel 16-bin histograms, channel means and stds,
+    8-bin saturation histogram, on the frame area-resized to 128x256). A distance on it shows how much of a
+    realism gap is colour alone; reported as its own column beside the learned-feature distances.
+    """
+    return _colour_block(F.interpolate(rgb.float(), size=_FEATURE_SIZE, mode="area")).float()
+
+
 @torch.no_grad()
 def handcrafted_features(rgb: Tensor) -> Tensor:
     """A fixed, offline image embedding for KID: (B, 3, H, W) in [-1, 1] -> (B, 126) float32.
@@ -265,14 +339,7 @@ def handcrafted_features(rgb: Tensor) -> Tensor:
     **not** with published FID / KID numbers, which use Inception-v3 features.
     """
     x = F.interpolate(rgb.float(), size=_FEATURE_SIZE, mode="area")
-    flat = x.flatten(2)  # (B, 3, P)
-    feats = [
-        torch.cat([_histogram(flat[:, c], _HIST_BINS, -1.0, 1.0) for c in range(3)], 1) * _HIST_BINS,
-        flat.mean(-1) * 4.0, flat.std(-1) * 4.0,
-    ]
-    u = (x + 1.0) * 0.5
-    sat = (u.amax(1) - u.amin(1)).flatten(1)
-    feats.append(_histogram(sat, 8, 0.0, 1.0) * 8.0)
+    feats = [_colour_block(x)]
     gray = luminance(x)
     lap_k = gray.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
     g = gray

@@ -1,37 +1,36 @@
-"""Live label-preservation monitor: per-frame critic scores, a sliding window of them, thresholds (no rclpy).
+"""Live label-preservation monitor: per-frame judge scores, a sliding window of them, thresholds (no rclpy).
 
 :mod:`sim2real.nodes.monitor_node` feeds translated frames (image + the republished labels) through the
-evaluation critics (:func:`sim2real.evaluation.evaluate.load_critics`) and keeps the last ``window``
-evaluated frames here:
+evaluation judge (:mod:`sim2real.evaluation.judge`: a segmenter trained on real frames, never a training loss)
+and keeps the last ``window`` evaluated frames here, scored as ``sim2real-eval`` scores them
+(:mod:`sim2real.evaluation.judging`, the same code):
 
-* **box recall@0.5** — the critics' box head refines the ground-truth instance boxes
-  (:func:`~sim2real.translator.boxes.instance_boxes`), jittered as ``sim2real-eval`` does
-  (:func:`~sim2real.translator.aux_nets.jitter_boxes`, amount = the critics' training jitter unless given,
-  generator seeded by the frame's stamp, so a frame always gets the same proposals); a box counts as
-  recalled when the refined box has IoU >= 0.5 with the ground truth (:func:`~sim2real.evaluation.metrics.box_tally`);
-* **semantic flip rate** — share of labelled pixels (train ids 0..18; 255 excluded) whose segmenter argmax
-  differs from the label (:func:`~sim2real.evaluation.metrics.flip_tally`).
+* **judge mIoU** — the confusion of the judge's classes with the frame's labels mapped to CamVid's classes,
+  summed over the window; mIoU over the classes that occur in the labels;
+* **instance recall** — share of the labels' car / pedestrian / bicyclist instances (>= 64 px) of which at
+  least half the pixels are judged as their class.
 
-Both are kept per class (:class:`~sim2real.evaluation.metrics.ClassTally`) and summed over the window, so the
-overall numbers are box- / pixel-weighted over the window, and the small classes
-(:data:`~sim2real.evaluation.metrics.REPORTED_SMALL_CLASSES`: traffic light, traffic sign, pole, person) are reported
-apart. :class:`Thresholds` turns a :class:`WindowSummary` into warnings ("flip rate 0.41 > max_flip_rate
-0.20 (by 0.21)"); :func:`build_report` gives the diagnostics level / message / key-values and the JSON
-document the node publishes.
+Both are kept per class and summed over the window; the reported classes (car, pedestrian, bicyclist, pole,
+sign/symbol) get their IoU apart. :class:`Thresholds` turns a :class:`WindowSummary` into warnings ("judge
+mIoU 0.12 < min_judge_miou 0.20 (by 0.08)"); :func:`build_report` gives the diagnostics level / message /
+key-values and the JSON document the node publishes.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
 import torch
 
-from sim2real.core.labels import CLASS_NAMES, NUM_CLASSES
-from sim2real.evaluation.metrics import REPORTED_SMALL_CLASSES, ClassTally, box_iou, box_tally, flip_tally
+from sim2real.core.labels import CAMVID_CLASS_NAMES, CAMVID_NUM_CLASSES
+from sim2real.evaluation.judge import JudgeNet
+from sim2real.evaluation.judge_training import confusion_matrix, iou_from_confusion
+from sim2real.evaluation.judging import ObjectTally, camvid_labels, judge_frames, object_tally
+from sim2real.evaluation.report import REPORTED_CLASSES
 from sim2real.runtime.node_stats import DIAG_OK, DIAG_WARN
 
 __all__ = [
@@ -53,113 +52,87 @@ _LEVEL_NAMES: Final = {DIAG_OK: "OK", DIAG_WARN: "WARN"}
 
 @dataclass(frozen=True)
 class FrameScore:
-    """Critic scores of one frame: per-class box hits / boxes and flipped / labelled pixels.
+    """Judge scores of one frame: ``confusion`` (K, K) int64 (rows = labels, CamVid classes), ``objects``."""
 
-    Attributes:
-        recall: per class, ``total`` = boxes recalled at IoU 0.5, ``count`` = ground-truth boxes scored.
-        flips: per class, ``total`` = flipped pixels, ``count`` = labelled pixels.
-        stamp_ns: header stamp of the frame.
-    """
-
-    recall: ClassTally
-    flips: ClassTally
+    confusion: np.ndarray
+    objects: ObjectTally = field(default_factory=ObjectTally)
     stamp_ns: int = 0
 
 
 @torch.no_grad()
-def score_frame(aux: Any, rgb: np.ndarray, semantic: np.ndarray, instance: np.ndarray, *, jitter: float,
-                seed: int, device: torch.device | str = "cpu", stamp_ns: int = 0) -> FrameScore:
-    """Score one frame with the critics (an :class:`~sim2real.translator.aux_nets.AuxNets` in eval mode).
+def score_frame(judge: JudgeNet, rgb: np.ndarray, semantic: np.ndarray, instance: np.ndarray, *,
+                device: torch.device | str = "cpu", stamp_ns: int = 0) -> FrameScore:
+    """Score one translated frame with the judge.
 
     Args:
-        aux: the critics (``box_head``, ``segmenter``, ``cfg.max_instances`` / ``cfg.num_classes``).
+        judge: the evaluation judge in eval mode, on ``device``.
         rgb: (H, W, 3) uint8 translated image.
-        semantic: (H, W) integer train ids (255 = ignore; ids outside 0..K-1 are not counted).
+        semantic: (H, W) integer train ids (255 = ignore; classes without a CamVid counterpart are not counted).
         instance: (H, W) integer instance ids (0 = none).
-        jitter: proposal jitter (centre shift up to jitter x size, sides x exp(+-jitter)); 0 = exact boxes.
-        seed: seeds the proposal jitter (use the frame's stamp: the same frame gets the same proposals).
-        device: where the critics are.
+        device: where the judge is.
         stamp_ns: the frame's header stamp, kept in the score.
     """
-    from sim2real.translator.aux_nets import instance_classes, jitter_boxes
-    from sim2real.translator.boxes import instance_boxes
-
     image = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).to(device)  # msg views are read-only
     image = image.permute(2, 0, 1)[None].float().div_(127.5).sub_(1.0)  # (1, 3, H, W) in [-1, 1]
-    sem = torch.from_numpy(np.asarray(semantic).astype(np.int64))[None].to(device)
-    inst = torch.from_numpy(np.asarray(instance).astype(np.int64))[None].to(device)
-    k = int(aux.cfg.num_classes)
-    gt = instance_boxes(inst, aux.cfg.max_instances)
-    classes = instance_classes(sem, inst, gt.ids, gt.valid, k)
-    if bool(gt.valid.any()):
-        proposals = gt.boxes
-        if jitter > 0:
-            gen = torch.Generator(device=gt.boxes.device).manual_seed(int(seed) % (2**63))
-            proposals = jitter_boxes(gt.boxes, jitter, (image.shape[-2], image.shape[-1]), gen)
-        pred, _ = aux.box_head(image, proposals)
-        recall = box_tally(box_iou(pred, gt.boxes), gt.valid, classes, k).recall
-    else:  # no instance in the frame: nothing to recall (and RoIAlign on zero-size slots is wasted work)
-        recall = ClassTally.zeros(k)
-    flips = flip_tally(aux.segmenter(image).argmax(1), sem, k)
-    return FrameScore(recall=recall, flips=flips, stamp_ns=int(stamp_ns))
+    sem = torch.from_numpy(np.asarray(semantic).astype(np.int64))[None]
+    inst = torch.from_numpy(np.asarray(instance).astype(np.int64))[None]
+    pred = judge_frames(judge, image)[0].cpu()
+    return FrameScore(confusion=confusion_matrix(pred, camvid_labels(sem), CAMVID_NUM_CLASSES),
+                      objects=object_tally(pred[0], sem[0], inst[0]), stamp_ns=int(stamp_ns))
 
 
 @dataclass(frozen=True)
 class WindowSummary:
-    """The window's totals: overall and per-class box recall@0.5 and flip rate (NaN where nothing counted).
-
-    ``recall`` / ``flips`` are the summed tallies; ``frames`` how many frames the window holds (of
-    ``size``); ``first_stamp_ns`` / ``last_stamp_ns`` the stamps of its oldest / newest frame.
-    """
+    """The window's totals: summed confusion and object tallies; ``frames`` held (of ``size``); the stamps of
+    its oldest / newest frame."""
 
     frames: int
     size: int
-    recall: ClassTally
-    flips: ClassTally
+    confusion: np.ndarray
+    objects: ObjectTally
     first_stamp_ns: int | None = None
     last_stamp_ns: int | None = None
 
-    @property
-    def box_recall(self) -> float:
-        """Box-weighted recall@0.5 over the window (NaN without boxes)."""
-        return self.recall.overall()
+    def iou(self) -> np.ndarray:
+        """(K,) judge IoU per CamVid class, NaN for classes absent from the labels."""
+        return iou_from_confusion(self.confusion)
 
     @property
-    def flip_rate(self) -> float:
-        """Pixel-weighted flip rate over the window (NaN without labelled pixels)."""
-        return self.flips.overall()
+    def judge_miou(self) -> float:
+        """Judge mIoU over the window (NaN without labelled pixels)."""
+        iou = self.iou()
+        return float(np.nanmean(iou)) if np.isfinite(iou).any() else math.nan
 
     @property
-    def boxes(self) -> int:
-        """Ground-truth boxes scored in the window."""
-        return int(self.recall.count.sum())
+    def instance_recall(self) -> float:
+        """Instance-weighted recall over the window (NaN without instances)."""
+        return self.objects.instance_recall()
+
+    @property
+    def instances(self) -> int:
+        """Instances scored in the window."""
+        return int(self.objects.instances.sum())
 
     @property
     def labelled_pixels(self) -> int:
         """Labelled pixels scored in the window."""
-        return int(self.flips.count.sum())
+        return int(self.confusion.sum())
 
-    def small_classes(self) -> dict[str, dict[str, float | int | None]]:
-        """``{class name: {flip_rate, pixels, box_recall50, boxes}}`` for the reported small classes."""
-        flip, recall = self.flips.per_class(), self.recall.per_class()
-        return {
-            CLASS_NAMES[c]: {
-                "flip_rate": _finite(flip[c]), "pixels": int(self.flips.count[c]),
-                "box_recall50": _finite(recall[c]), "boxes": int(self.recall.count[c]),
-            }
-            for c in REPORTED_SMALL_CLASSES
-        }
+    def reported_classes(self) -> dict[str, dict[str, float | int | None]]:
+        """``{class: {iou, pixels}}`` for the reported classes (car, pedestrian, bicyclist, pole, sign/symbol)."""
+        iou, pixels = self.iou(), self.confusion.sum(1)
+        return {name: {"iou": _finite(iou[c]), "pixels": int(pixels[c])}
+                for name in REPORTED_CLASSES for c in [CAMVID_CLASS_NAMES.index(name)]}
 
 
 class MonitorWindow:
     """The last ``size`` :class:`FrameScore` s (oldest dropped first) and their sums. Not thread-safe."""
 
-    def __init__(self, size: int, num_classes: int = NUM_CLASSES) -> None:
-        """A window of at most ``size`` (>= 1) frames of ``num_classes`` classes."""
+    def __init__(self, size: int) -> None:
+        """A window of at most ``size`` (>= 1) frames."""
         if size < 1:
             raise ValueError(f"window size must be >= 1, got {size}")
         self._size = int(size)
-        self._num_classes = int(num_classes)
         self._scores: deque[FrameScore] = deque(maxlen=self._size)
 
     @property
@@ -173,8 +146,9 @@ class MonitorWindow:
 
     def add(self, score: FrameScore) -> None:
         """Append one frame's scores (the oldest falls out once the window is full)."""
-        if score.recall.count.shape != (self._num_classes,) or score.flips.count.shape != (self._num_classes,):
-            raise ValueError(f"FrameScore tallies must have {self._num_classes} classes")
+        if score.confusion.shape != (CAMVID_NUM_CLASSES, CAMVID_NUM_CLASSES):
+            raise ValueError(f"FrameScore.confusion must be {CAMVID_NUM_CLASSES}x{CAMVID_NUM_CLASSES}, "
+                             f"got {score.confusion.shape}")
         self._scores.append(score)
 
     def clear(self) -> None:
@@ -183,29 +157,31 @@ class MonitorWindow:
 
     def summary(self) -> WindowSummary:
         """Sums over the frames in the window (recomputed from the frames: no drift from running sums)."""
-        recall, flips = ClassTally.zeros(self._num_classes), ClassTally.zeros(self._num_classes)
+        confusion = np.zeros((CAMVID_NUM_CLASSES, CAMVID_NUM_CLASSES), np.int64)
+        objects = ObjectTally()
         for s in self._scores:
-            recall, flips = recall + s.recall, flips + s.flips
+            confusion, objects = confusion + s.confusion, objects + s.objects
         first = self._scores[0].stamp_ns if self._scores else None
         last = self._scores[-1].stamp_ns if self._scores else None
-        return WindowSummary(len(self._scores), self._size, recall, flips, first, last)
+        return WindowSummary(len(self._scores), self._size, confusion, objects, first, last)
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When the monitor warns: box recall below ``min_box_recall`` or flip rate above ``max_flip_rate``,
-    judged only once the window holds at least ``min_frames`` frames (a metric with nothing counted, e.g.
-    no boxes in the window, is not judged)."""
+    """When the monitor warns: judge mIoU below ``min_judge_miou`` or instance recall below
+    ``min_instance_recall``, judged only once the window holds at least ``min_frames`` frames (a metric with
+    nothing counted, e.g. no instances in the window, is not judged). Set them from what ``sim2real-eval``
+    reports for your simulator's untranslated frames: a translation that breaks labels drops below the source."""
 
-    min_box_recall: float = 0.5
-    max_flip_rate: float = 0.2
+    min_judge_miou: float = 0.1
+    min_instance_recall: float = 0.1
     min_frames: int = 1
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_box_recall <= 1.0:
-            raise ValueError(f"min_box_recall must be in [0, 1], got {self.min_box_recall}")
-        if not 0.0 <= self.max_flip_rate <= 1.0:
-            raise ValueError(f"max_flip_rate must be in [0, 1], got {self.max_flip_rate}")
+        if not 0.0 <= self.min_judge_miou <= 1.0:
+            raise ValueError(f"min_judge_miou must be in [0, 1], got {self.min_judge_miou}")
+        if not 0.0 <= self.min_instance_recall <= 1.0:
+            raise ValueError(f"min_instance_recall must be in [0, 1], got {self.min_instance_recall}")
         if self.min_frames < 1:
             raise ValueError(f"min_frames must be >= 1, got {self.min_frames}")
 
@@ -214,13 +190,13 @@ class Thresholds:
         if summary.frames < self.min_frames:
             return []
         out = []
-        recall, flip = summary.box_recall, summary.flip_rate
-        if math.isfinite(recall) and recall < self.min_box_recall:
-            out.append(f"box recall@0.5 {recall:.3f} < min_box_recall {self.min_box_recall:.3f} "
-                       f"(by {self.min_box_recall - recall:.3f})")
-        if math.isfinite(flip) and flip > self.max_flip_rate:
-            out.append(f"flip rate {flip:.3f} > max_flip_rate {self.max_flip_rate:.3f} "
-                       f"(by {flip - self.max_flip_rate:.3f})")
+        miou, recall = summary.judge_miou, summary.instance_recall
+        if math.isfinite(miou) and miou < self.min_judge_miou:
+            out.append(f"judge mIoU {miou:.3f} < min_judge_miou {self.min_judge_miou:.3f} "
+                       f"(by {self.min_judge_miou - miou:.3f})")
+        if math.isfinite(recall) and recall < self.min_instance_recall:
+            out.append(f"instance recall {recall:.3f} < min_instance_recall {self.min_instance_recall:.3f} "
+                       f"(by {self.min_instance_recall - recall:.3f})")
         return out
 
 
@@ -268,11 +244,10 @@ def build_report(summary: WindowSummary, thresholds: Thresholds, counters: Monit
 
     Level WARN when :meth:`Thresholds.violations` is non-empty (message: the violations joined), else OK
     (message: "ok", or "waiting for frames (n/min)" before ``min_frames`` frames were evaluated).
-    Diagnostic keys: ``box_recall50``, ``flip_rate``, ``boxes``, ``labelled_pixels``,
-    ``flip_rate.<class>`` / ``box_recall50.<class>`` for the small classes, ``frames_in_window``, ``window``,
-    ``evaluated``, ``skipped``, ``sets_received``, ``bad_messages``, ``unmatched_messages``,
-    ``min_box_recall``, ``max_flip_rate``, then ``info``. NaN (nothing counted) is ``n/a`` there and ``null``
-    in the document.
+    Diagnostic keys: ``judge_miou``, ``instance_recall``, ``instances``, ``labelled_pixels``, ``iou.<class>``
+    for the reported classes, ``frames_in_window``, ``window``, ``evaluated``, ``skipped``, ``sets_received``,
+    ``bad_messages``, ``unmatched_messages``, ``min_judge_miou``, ``min_instance_recall``, then ``info``. NaN
+    (nothing counted) is ``n/a`` there and ``null`` in the document.
     """
     warnings = tuple(thresholds.violations(summary))
     level = DIAG_WARN if warnings else DIAG_OK
@@ -282,33 +257,33 @@ def build_report(summary: WindowSummary, thresholds: Thresholds, counters: Monit
         message = f"waiting for frames ({summary.frames}/{thresholds.min_frames} evaluated)"
     else:
         message = "ok"
-    small = summary.small_classes()
-    recall, flip = _finite(summary.box_recall), _finite(summary.flip_rate)
+    classes = summary.reported_classes()
+    miou, recall = _finite(summary.judge_miou), _finite(summary.instance_recall)
     document: dict[str, Any] = {
         "level": _LEVEL_NAMES[level], "message": message, "warnings": list(warnings),
-        "box_recall50": recall, "boxes": summary.boxes,
-        "flip_rate": flip, "labelled_pixels": summary.labelled_pixels,
-        "small_classes": small,
+        "judge_miou": miou, "labelled_pixels": summary.labelled_pixels,
+        "instance_recall": recall, "instances": summary.instances,
+        "classes": classes,
         "frames_in_window": summary.frames, "window": summary.size,
         "first_stamp_ns": summary.first_stamp_ns, "last_stamp_ns": summary.last_stamp_ns,
         "evaluated": counters.evaluated, "skipped": counters.skipped, "sets_received": counters.sets,
         "bad_messages": counters.bad, "unmatched_messages": counters.unmatched,
-        "thresholds": {"min_box_recall": thresholds.min_box_recall, "max_flip_rate": thresholds.max_flip_rate,
-                       "min_frames": thresholds.min_frames},
+        "thresholds": {"min_judge_miou": thresholds.min_judge_miou,
+                       "min_instance_recall": thresholds.min_instance_recall, "min_frames": thresholds.min_frames},
         **(info or {}),
     }
     values: list[tuple[str, str]] = [
-        ("box_recall50", _text(recall)), ("flip_rate", _text(flip)),
-        ("boxes", _text(summary.boxes)), ("labelled_pixels", _text(summary.labelled_pixels)),
+        ("judge_miou", _text(miou)), ("instance_recall", _text(recall)),
+        ("instances", _text(summary.instances)), ("labelled_pixels", _text(summary.labelled_pixels)),
     ]
-    values += [(f"flip_rate.{name}", _text(entry["flip_rate"])) for name, entry in small.items()]
-    values += [(f"box_recall50.{name}", _text(entry["box_recall50"])) for name, entry in small.items()]
+    values += [(f"iou.{name}", _text(entry["iou"])) for name, entry in classes.items()]
     values += [
         ("frames_in_window", _text(summary.frames)), ("window", _text(summary.size)),
         ("evaluated", _text(counters.evaluated)), ("skipped", _text(counters.skipped)),
         ("sets_received", _text(counters.sets)), ("bad_messages", _text(counters.bad)),
         ("unmatched_messages", _text(counters.unmatched)),
-        ("min_box_recall", _text(thresholds.min_box_recall)), ("max_flip_rate", _text(thresholds.max_flip_rate)),
+        ("min_judge_miou", _text(thresholds.min_judge_miou)),
+        ("min_instance_recall", _text(thresholds.min_instance_recall)),
     ]
     values += [(str(k), _text(v)) for k, v in (info or {}).items()]
     return MonitorReport(level, message, warnings, tuple(values), document)

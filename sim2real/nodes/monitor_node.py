@@ -1,4 +1,4 @@
-"""monitor_node: live label-preservation monitor of the translated stream (box recall@0.5, semantic flip rate).
+"""monitor_node: live label-preservation monitor of the translated stream (judge mIoU, instance recall).
 
 Topics (relative names, so they resolve to ``/translated/*`` like translate_node's outputs; remap each with
 e.g. ``-r translated/image:=/front/translated/image``, or move all of them with ``-r __ns:=/front``):
@@ -13,18 +13,19 @@ subscribed                      type                        notes
 
 The three are matched by exact header stamp (:class:`~sim2real.io.sync.StampSynchronizer`); a complete set goes
 into a keep-latest slot (:class:`~sim2real.io.sync.LatestSlot`). A timer at ``rate_hz`` (own callback group, so
-subscriptions are never blocked by the critics) takes the newest set, if any, and scores it with the critics
-(:func:`sim2real.evaluation.monitor.score_frame`); a set replaced in the slot before the evaluator took it is counted as
+subscriptions are never blocked by the judge) takes the newest set, if any, and scores it with the judge
+(:func:`sim2real.evaluation.monitor.score_frame`, the same scoring as ``sim2real-eval``); a set replaced in the
+slot before the evaluator took it is counted as
 ``skipped``. Scores go into a sliding window of the last ``window`` evaluated frames
 (:class:`sim2real.evaluation.monitor.MonitorWindow`).
 
 Published after every evaluated frame (i.e. once per window position):
 
 * ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): one status named ``"sim2real monitor"`` with the window's
-  recall, flip rate (overall and per small class), frames in window, evaluated / skipped / bad counts; level
+  judge mIoU, instance recall, IoU of the reported classes, frames in window, evaluated / skipped / bad counts; level
   WARN with a message naming the crossed threshold and by how much, else OK. Also every
   ``diagnostics_period_s`` while no frame is evaluated, so the status never goes stale.
-* ``~/metrics`` (std_msgs/String, JSON): the same numbers, nested (``small_classes.<name>.flip_rate`` ...);
+* ``~/metrics`` (std_msgs/String, JSON): the same numbers, nested (``classes.<name>.iou`` ...);
   also with the heartbeat when only the counters changed (sets skipped or malformed, nothing evaluated).
   Why a JSON String: no standard message carries named, nested, nullable metrics (Float64MultiArray has no
   names, diagnostic_msgs/KeyValue values are strings anyway and DiagnosticArray would duplicate
@@ -33,9 +34,10 @@ Published after every evaluated frame (i.e. once per window position):
 
 A crossed threshold is also logged as a warning, at most once every ``warn_period_s``.
 
-The critics (``critics``: a critics.safetensors written by ``sim2real-eval``, or a training checkpoint
-directory, loaded with :func:`sim2real.evaluation.evaluate.load_critics`) are required: the node exits at start with an
-error naming the path when the parameter is empty or the path is missing / unreadable. A malformed message
+The judge (``judge``: default the shipped ``models/judges/camvid_segmenter.safetensors``; a segmenter trained on
+real frames, never a training loss, loaded with :func:`sim2real.evaluation.judge.load_judge`) must load: the node
+exits at start with an error naming the path when it is missing or unreadable. The translator's training
+critics are never used. A malformed message
 (bad encoding, size mismatch) is counted in ``bad_messages``, logged (rate-limited) and skipped; the node
 never dies on one.
 """
@@ -83,7 +85,7 @@ from sim2real.nodes.common import run_node
 from sim2real.nodes.translate_node import Frame, FrameError, decode_frame
 from sim2real.runtime.node_stats import LogRateLimiter
 
-__all__ = ["MonitorNode", "load_monitor_critics", "main", "resolve_device"]
+__all__ = ["MonitorNode", "load_monitor_judge", "main", "resolve_device"]
 
 NODE_NAME: Final = "monitor_node"
 IMAGE, SEMANTIC, INSTANCE = "image", "semantic", "instance"
@@ -103,33 +105,33 @@ def resolve_device(name: str) -> torch.device:
     raise Sim2RealError(f"device must be auto, cpu, cuda or cuda:N; got {name!r}")
 
 
-def load_monitor_critics(path: str, device: torch.device) -> tuple[Any, dict[str, Any]]:
-    """The critics at ``path`` (eval mode, on ``device``) and their description; Sim2RealError naming the path."""
-    if not path:
-        raise Sim2RealError(
-            "parameter 'critics' is required: a critics.safetensors (sim2real-eval) or a training checkpoint "
-            "directory, e.g. -p critics:=/path/to/critics.safetensors")
-    p = Path(path)
-    if not p.exists():
-        raise Sim2RealError(f"critics {str(p)!r} does not exist; set 'critics' to a critics.safetensors or a "
-                            "training checkpoint directory")
-    from sim2real.evaluation.evaluate import load_critics
+def load_monitor_judge(path: str, device: torch.device) -> tuple[Any, dict[str, Any]]:
+    """The judge at ``path`` ("" = the shipped one; eval mode, on ``device``) and its description;
+    Sim2RealError naming the path."""
+    from sim2real.evaluation.evaluate import DEFAULT_JUDGE
+    from sim2real.evaluation.judge import load_judge
+    from sim2real.runtime.paths import share_dir
 
+    p = Path(path) if path else share_dir() / DEFAULT_JUDGE
+    if not p.is_file():
+        raise Sim2RealError(f"judge {str(p)!r} does not exist; set 'judge' to a judge .safetensors "
+                            f"(default {DEFAULT_JUDGE})")
     try:
-        aux, info = load_critics(p)
+        judge, info = load_judge(p, device)
     except Exception as exc:  # wrong format, pickle, corrupt file: name the path and the reason
-        raise Sim2RealError(f"critics {str(p)!r} could not be loaded: {exc}") from exc
-    return aux.to(device).eval(), info
+        raise Sim2RealError(f"judge {str(p)!r} could not be loaded: {exc}") from exc
+    return judge, {"origin": str(p), **info}
 
 
 def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
     """Every parameter of the node: (name, default, descriptor)."""
     return [
-        ("critics", "", _descriptor(
-            "evaluation critics: a critics.safetensors (sim2real-eval) or a training checkpoint directory;"
-            " required", _STR, read_only=True, constraints="path to an existing file or directory")),
+        ("judge", "", _descriptor(
+            "evaluation judge (a segmenter trained on real frames); empty = the shipped"
+            " models/judges/camvid_segmenter.safetensors", _STR, read_only=True,
+            constraints="empty or path to a judge .safetensors")),
         ("device", "auto", _descriptor(
-            "device of the critics", _STR, read_only=True, constraints="auto | cpu | cuda | cuda:N")),
+            "device of the judge", _STR, read_only=True, constraints="auto | cpu | cuda | cuda:N")),
         ("rate_hz", 2.0, _descriptor(
             "largest evaluation rate; the newest synchronised set is scored, the ones it replaced are skipped",
             _DBL, read_only=True, float_range=(0.01, 100.0))),
@@ -139,13 +141,11 @@ def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
         ("min_frames", 5, _descriptor(
             "thresholds are judged only once the window holds this many frames (<= window)", _INT,
             int_range=(1, 100000))),
-        ("min_box_recall", 0.5, _descriptor(
-            "WARN when the window's box recall@0.5 falls below this", _DBL, float_range=(0.0, 1.0))),
-        ("max_flip_rate", 0.2, _descriptor(
-            "WARN when the window's semantic flip rate exceeds this", _DBL, float_range=(0.0, 1.0))),
-        ("box_jitter", -1.0, _descriptor(
-            "jitter of the ground-truth proposals the box head refines; negative = the critics' training"
-            " jitter (as sim2real-eval), 0 = exact boxes", _DBL, read_only=True, float_range=(-1.0, 0.95))),
+        ("min_judge_miou", 0.1, _descriptor(
+            "WARN when the window's judge mIoU falls below this (set it from sim2real-eval's figure for your"
+            " simulator's untranslated frames)", _DBL, float_range=(0.0, 1.0))),
+        ("min_instance_recall", 0.1, _descriptor(
+            "WARN when the window's instance recall falls below this", _DBL, float_range=(0.0, 1.0))),
         ("sync_queue_size", 10, _descriptor(
             "messages kept per topic while waiting for partners", _INT, read_only=True, int_range=(1, 1000))),
         ("diagnostics_period_s", 1.0, _descriptor(
@@ -170,7 +170,7 @@ class MonitorNode(Node):
     """The ROS layer over :mod:`sim2real.evaluation.monitor` (see the module docstring)."""
 
     def __init__(self, **node_kwargs: Any) -> None:
-        """Declare and validate parameters, load the critics, then subscribe. Raises Sim2RealError on bad config."""
+        """Declare and validate parameters, load the judge, then subscribe. Raises Sim2RealError on bad config."""
         super().__init__(NODE_NAME, **node_kwargs)
         for name, default, desc in _parameter_table():
             self.declare_parameter(name, default, desc)
@@ -178,18 +178,16 @@ class MonitorNode(Node):
         if p["min_frames"] > p["window"]:
             raise Sim2RealError(f"min_frames ({p['min_frames']}) must be <= window ({p['window']})")
         self._window_size: int = p["window"]
-        self._thresholds = Thresholds(p["min_box_recall"], p["max_flip_rate"], p["min_frames"])
+        self._thresholds = Thresholds(p["min_judge_miou"], p["min_instance_recall"], p["min_frames"])
         self._device = resolve_device(p["device"])
-        self._critics_path: str = p["critics"]
-        self._aux, info = load_monitor_critics(self._critics_path, self._device)
-        self._jitter = float(self._aux.cfg.box_jitter) if p["box_jitter"] < 0 else float(p["box_jitter"])
-        self._critics_origin = str(info.get("origin", self._critics_path))
+        self._judge, info = load_monitor_judge(p["judge"], self._device)
+        self._judge_origin = str(info["origin"])
         self.get_logger().info(
-            f"critics from {self._critics_origin} on {self._device} (box jitter {self._jitter:g})")
+            f"judge {self._judge_origin} on {self._device}")
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
-        self._window = MonitorWindow(self._window_size, int(self._aux.cfg.num_classes))
+        self._window = MonitorWindow(self._window_size)
         self._lock = threading.Lock()  # window + counters
         self._counters = MonitorCounters()
         self._published_counters = MonitorCounters()  # as last published on ~/metrics
@@ -217,8 +215,8 @@ class MonitorNode(Node):
         }
         self.get_logger().info(
             f"monitoring {', '.join(s.topic_name for s in self._subs.values())} at up to {p['rate_hz']:g} Hz,"
-            f" window {self._window_size} frames; WARN below recall {self._thresholds.min_box_recall:g} or above"
-            f" flip rate {self._thresholds.max_flip_rate:g}; metrics on {self._pub_metrics.topic_name}")
+            f" window {self._window_size} frames; WARN below judge mIoU {self._thresholds.min_judge_miou:g} or"
+            f" instance recall {self._thresholds.min_instance_recall:g}; metrics on {self._pub_metrics.topic_name}")
 
     # ------------------------------------------------------------------------------------------- parameters
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -234,8 +232,8 @@ class MonitorNode(Node):
         with self._lock:
             t = self._thresholds
             self._thresholds = Thresholds(
-                float(updates.get("min_box_recall", t.min_box_recall)),
-                float(updates.get("max_flip_rate", t.max_flip_rate)),
+                float(updates.get("min_judge_miou", t.min_judge_miou)),
+                float(updates.get("min_instance_recall", t.min_instance_recall)),
                 int(updates.get("min_frames", t.min_frames)))
         if "warn_period_s" in updates:
             self._warn_limiter = LogRateLimiter(period=float(updates["warn_period_s"]))
@@ -273,15 +271,14 @@ class MonitorNode(Node):
         try:
             rgb, semantic, instance = decode_frame(Frame(item.image, item.semantic, item.instance, None,
                                                          item.stamp_ns, time.monotonic()))
-            score = score_frame(self._aux, rgb, semantic, instance, jitter=self._jitter, seed=item.stamp_ns,
-                                device=self._device, stamp_ns=item.stamp_ns)
+            score = score_frame(self._judge, rgb, semantic, instance, device=self._device, stamp_ns=item.stamp_ns)
         except FrameError as err:
             self._count(bad=1)
             self._log_bad(self._subs[err.topic].topic_name, err.reason, err.detail)
             return
-        except Exception as exc:  # label values the critics cannot take, device errors: count, go on
+        except Exception as exc:  # label values the judge cannot take, device errors: count, go on
             self._count(bad=1)
-            self._log_bad("(critics)", "evaluation_error", repr(exc))
+            self._log_bad("(judge)", "evaluation_error", repr(exc))
             return
         with self._lock:
             self._window.add(score)
@@ -310,7 +307,7 @@ class MonitorNode(Node):
         with self._lock:
             summary, counters, thresholds = self._window.summary(), self._counters, self._thresholds
         return build_report(summary, thresholds, counters,
-                            {"critics": self._critics_origin, "device": str(self._device)})
+                            {"judge": self._judge_origin, "device": str(self._device)})
 
     def _publish(self, report: MonitorReport, *, metrics: bool) -> None:
         self._last_publish = time.monotonic()

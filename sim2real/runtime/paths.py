@@ -31,3 +31,14 @@ def config_path(name: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"config file {name!r} not found in {path.parent}")
     return path
+
+
+def data_dir() -> Path:
+    """The shared test and evaluation data: ``$SIM2REAL_DATA``, else ``../shared/data`` beside the checkout.
+
+    Holds the real frames the judges and baselines use (``camvid/``, ``real/``, ``carla/``); see its README.
+    """
+    import os
+
+    env = os.environ.get("SIM2REAL_DATA")
+    return Path(env) if env else _SOURCE_ROOT.parent / "shared" / "data"

@@ -73,6 +73,11 @@ class GeneratorConfig:
         padding_mode: padding of every generator convolution, one of :data:`PADDING_MODES` ("zeros" is
             fused into the convolution; "replicate" costs a pass per layer but keeps frame borders bright).
         label_resolution: one of :data:`LABEL_RESOLUTIONS` (see there).
+        detail_channels: D, extra decoder outputs at work resolution that condition the full-resolution detail
+            path (0 = no detail path: the affine colour head alone, as before).
+        detail_width: width of the detail path's full-resolution convolution.
+        use_camera: a learned camera model per domain after the decoder (:mod:`~sim2real.translator.camera`).
+        camera_knots: knots of the camera's tone curve.
     """
 
     name: str = "custom"
@@ -102,18 +107,23 @@ class GeneratorConfig:
     style_momentum: float = 0.99
     padding_mode: str = "replicate"
     label_resolution: str = "input"
+    detail_channels: int = 0
+    detail_width: int = 8
+    use_camera: bool = False
+    camera_knots: int = 8
 
     def __post_init__(self) -> None:
         positive = (
             "num_classes", "max_instances", "base_channels", "content_channels", "label_embed_dim",
             "style_dim", "style_channels", "style_mlp_dim", "instance_channels", "roi_size",
-            "roi_sampling_ratio", "memory_slots", "memory_key_dim", "memory_value_dim",
+            "roi_sampling_ratio", "memory_slots", "memory_key_dim", "memory_value_dim", "detail_width",
+            "camera_knots",
         )
         for field in positive:
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"GeneratorConfig.{field} must be an int >= 1, got {value!r}")
-        for field in ("num_downsamples", "num_enc_res", "num_dec_res"):
+        for field in ("num_downsamples", "num_enc_res", "num_dec_res", "detail_channels"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"GeneratorConfig.{field} must be an int >= 0, got {value!r}")

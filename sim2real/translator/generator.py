@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from sim2real.core.errors import ConfigError, LabelError
 from sim2real.translator.boxes import InstanceBoxes, instance_boundary_count
+from sim2real.translator.camera import CameraModel
 from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.instance_branch import InstanceBranch
 from sim2real.translator.layers import (
@@ -307,13 +308,37 @@ class StyleEncoder(nn.Module):
         return style, self.value_head(feat)
 
 
+class DetailPath(nn.Module):
+    """Full-resolution detail: texture, grain and noise the affine colour head cannot make.
+
+    Inputs at the guide's resolution: the guide (B, 3, H, W), D detail features upsampled from work resolution
+    (B, D, H, W) and a noise plane n (B, 1, H, W) (None = zeros: the mean output). The first feature sets the
+    noise amplitude per pixel (StyleGAN-style noise injection with a class-aware, spatially varying strength):
+        n' = softplus(f_0) * n,
+        r  = conv1x1(lrelu(conv3x3([guide, f_1..f_{D-1}, n']))),      (B, 3, H, W)
+    added to the affine output before the tanh. The 1x1 conv starts at zero, so a new detail path is a no-op.
+    """
+
+    def __init__(self, detail_channels: int, width: int, *, padding_mode: str = "replicate") -> None:
+        super().__init__()
+        self.conv = PaddedConv2d(3 + detail_channels, width, 3, padding=1, padding_mode=padding_mode)
+        self.out = nn.Conv2d(width, 3, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, guide: Tensor, features: Tensor, noise: Tensor | None) -> Tensor:
+        amplitude, rest = features[:, :1], features[:, 1:]
+        n = amplitude.new_zeros(amplitude.shape) if noise is None else F.softplus(amplitude) * noise.to(guide.dtype)
+        return self.out(F.leaky_relu(self.conv(torch.cat([guide, rest, n], 1)), 0.2))
+
+
 class Decoder(nn.Module):
     """Per-domain decoder: content (B, C, h, w) + style (B, S) [+ style map] + guide -> (B, 3, H, W).
 
     content (+ 1x1 no-bias projection of an optional (B, value_dim, h, w) class-wise style map) ->
     ``num_res`` modulated residual blocks -> (nearest x2 upsample, modulated 3x3 conv, lrelu) per level
-    -> 3x3 conv to 12 affine colour coefficients at work resolution (initialised near identity) ->
-    bilinear upsampling to the guide's size -> tanh(A . guide + b).
+    -> 3x3 conv to 12 affine colour coefficients (+ D detail features) at work resolution (initialised near
+    identity) -> bilinear upsampling to the guide's size -> tanh(A . guide + b [+ detail path]).
 
     Args:
         channels: widths from the content level down to work resolution (channels[0] = C).
@@ -322,11 +347,13 @@ class Decoder(nn.Module):
         mlp_dim: modulation latent width.
         value_dim: Dv of the style map (0 = no style-map input).
         padding_mode: one of :data:`~sim2real.translator.layers.PADDING_MODES`.
+        detail_channels: D (0 = no detail path).
+        detail_width: width of the :class:`DetailPath`.
     """
 
     def __init__(
         self, channels: list[int], num_res: int, style_dim: int, mlp_dim: int, value_dim: int,
-        *, padding_mode: str = "replicate",
+        *, padding_mode: str = "replicate", detail_channels: int = 0, detail_width: int = 8,
     ) -> None:
         super().__init__()
         self.mlp = StyleMLP(style_dim, mlp_dim)
@@ -336,13 +363,19 @@ class Decoder(nn.Module):
             [ModulatedConv2d(channels[i], channels[i + 1], 3, mlp_dim, padding_mode=padding_mode)
              for i in range(len(channels) - 1)]
         )
-        self.head = PaddedConv2d(channels[-1], AFFINE_COEFFS, 3, padding=1, padding_mode=padding_mode)
+        self.head = PaddedConv2d(channels[-1], AFFINE_COEFFS + detail_channels, 3, padding=1,
+                                 padding_mode=padding_mode)
         with torch.no_grad():
             self.head.weight.mul_(0.1)
-            self.head.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0, 0, 0, 0]))
+            self.head.bias.zero_()
+            self.head.bias[:AFFINE_COEFFS].copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0, 0, 0, 0]))
+        self.detail = (DetailPath(detail_channels, detail_width, padding_mode=padding_mode)
+                       if detail_channels > 0 else None)
 
-    def forward(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None) -> Tensor:
-        """content (B, C, h, w), style (B, S), guide (B, 3, H, W), style_map (B, Dv, h, w) -> (B, 3, H, W)."""
+    def forward(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None,
+                detail_noise: Tensor | None = None) -> Tensor:
+        """content (B, C, h, w), style (B, S), guide (B, 3, H, W), style_map (B, Dv, h, w), detail_noise
+        (B, 1, H, W) or None -> (B, 3, H, W)."""
         x = content
         if style_map is not None and self.style_map_proj is not None and style_map.shape[1] > 0:
             x = x + self.style_map_proj(style_map)
@@ -354,7 +387,11 @@ class Decoder(nn.Module):
         coeffs = self.head(x)
         if coeffs.shape[-2:] != guide.shape[-2:]:  # NCHW at work resolution: the affine head reads planes
             coeffs = F.interpolate(coeffs.contiguous(), size=guide.shape[-2:], mode="bilinear", align_corners=False)
-        out = apply_affine_colour(coeffs, guide)
+        if self.detail is None:
+            out = apply_affine_colour(coeffs, guide)
+        else:
+            out = apply_affine_colour(coeffs[:, :AFFINE_COEFFS], guide)
+            out = out + self.detail(guide, coeffs[:, AFFINE_COEFFS:], detail_noise)
         return out.tanh_() if inference_fast_path(out) else torch.tanh(out)
 
 
@@ -404,9 +441,11 @@ class TranslatorGenerator(nn.Module):
             for d in DOMAINS
         })
         self.decoders = nn.ModuleDict({
-            d: Decoder(chans[::-1], cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim, padding_mode=pm)
+            d: Decoder(chans[::-1], cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim, padding_mode=pm,
+                       detail_channels=cfg.detail_channels, detail_width=cfg.detail_width)
             for d in DOMAINS
         })
+        self.camera = CameraModel(len(DOMAINS), cfg.camera_knots) if cfg.use_camera else None
         self.register_buffer("style_mean", torch.zeros(len(DOMAINS), cfg.style_dim))
 
     # ------------------------------------------------------------------------------------------ checks
@@ -522,15 +561,19 @@ class TranslatorGenerator(nn.Module):
 
     # ------------------------------------------------------------------------------------------ decode
     def decode(
-        self, content: ContentCode, style: Tensor, domain: str, style_map: Tensor | None = None
+        self, content: ContentCode, style: Tensor, domain: str, style_map: Tensor | None = None, *,
+        noise: Tensor | None = None, frame_box: Tensor | None = None,
     ) -> Tensor:
         """Render ``content`` in ``domain`` with global ``style`` (B, S): -> (B, 3, H, W) in [-1, 1].
 
         ``style_map`` (B, Dv, h, w): class-wise local style; when None it is read from the memory
         (values of ``domain``) if the code carries labels. Pass the image's own value map for
         within-domain reconstruction (that is how the value heads get gradient).
+        ``noise`` (B, 4, H, W) standard normal: plane 0 drives the detail path, planes 1-3 the camera's sensor
+        noise; None = the mean output (no noise). ``frame_box`` (B, 4): where the image lies in its full frame
+        (normalised x0, y0, x1, y1; None = the whole frame), for the camera's position-dependent effects.
         """
-        domain_index(domain)
+        index = domain_index(domain)
         if style.dim() != 2 or style.shape != (content.guide.shape[0], self.cfg.style_dim):
             raise ConfigError(
                 f"style must be (B, {self.cfg.style_dim}) with B = {content.guide.shape[0]}, "
@@ -538,23 +581,30 @@ class TranslatorGenerator(nn.Module):
             )
         if style_map is None:
             style_map = self.read_memory(content, domain)
-        return self.decoders[domain](content.features, style, content.guide, style_map)
+        image = self.decoders[domain](content.features, style, content.guide, style_map,
+                                      None if noise is None else noise[:, :1])
+        if self.camera is None:
+            return image
+        return self.camera(image, index, frame_box, None if noise is None else noise[:, 1:4])
 
     def translate(
-        self, rgb: Tensor, semantic: Tensor | None, instance: Tensor | None, style: Tensor | None = None
+        self, rgb: Tensor, semantic: Tensor | None, instance: Tensor | None, style: Tensor | None = None,
+        noise: Tensor | None = None,
     ) -> Tensor:
         """Source -> target inference path: (B, 3, H, W) [-1, 1], labels (B, H, W) -> (B, 3, H, W) [-1, 1].
 
-        ``style`` (B, S) defaults to the EMA mean target style. H and W must be multiples of
+        ``style`` (B, S) defaults to the EMA mean target style; ``noise`` (B, 4, H, W) samples the model's random
+        part (detail path and camera noise; None = the mean output). H and W must be multiples of
         ``cfg.stride``.
         """
         content = self.encode_content(rgb, "source", semantic, instance)
         if style is None:
             style = self.mean_style("target", rgb.shape[0]).to(rgb.dtype)
-        return self.decode(content, style, "target")
+        return self.decode(content, style, "target", noise=noise)
 
     def forward(
-        self, rgb: Tensor, semantic: Tensor | None, instance: Tensor | None, style: Tensor | None = None
+        self, rgb: Tensor, semantic: Tensor | None, instance: Tensor | None, style: Tensor | None = None,
+        noise: Tensor | None = None,
     ) -> Tensor:
         """Same as :meth:`translate`."""
-        return self.translate(rgb, semantic, instance, style)
+        return self.translate(rgb, semantic, instance, style, noise)

@@ -1,0 +1,121 @@
+"""Learnability check with a known answer: train sim -> camera look UNPAIRED, score against the known look.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/learnability.py [--config config/learnability.yaml]
+        [--steps 2000] [--out runs/learnability] [--eval-frames 24] [overrides key=value ...]
+
+1. Renders the target domain: ``--target-frames`` frames of procedural world 1 in the camera look
+   (:mod:`sim_bridge.procedural.look`: per-class colour and texture, chromatic aberration, blur, vignetting,
+   sensor noise, tone curve), written as an unlabelled image folder. The source domain is world 0 (training
+   config). No source frame's look is ever shown: the pairs never meet.
+2. Trains with ``sim2real-train`` (the config plus overrides) and exports the EMA generator.
+3. Renders ``--eval-frames`` frames of a held-apart world 2 with their look, and scores against the look's
+   deterministic part (:mod:`sim2real.evaluation.known_answer`): identity, the colour baselines (fitted on the
+   target look frames; class-wise transfer in the simulator's 19 classes, with the target frames' labels) and
+   the model. Prints the table and the verdict against the acceptance bound (model >= class-wise + 3 dB PSNR)
+   and writes ``<out>/learnability.json``.
+
+``--score-only MODEL`` skips steps 1-2 and scores an existing model. Not a test: ``test/test_learnability.py``
+runs a short version in CI with a looser bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from sim2real.evaluation.baselines import BASELINES, apply_baseline, fit_real_stats
+from sim2real.evaluation.known_answer import render_look_set, score_known_answer, write_look_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_WORLD, EVAL_WORLD = 1, 2
+REQUIRED_GAIN_DB = 3.0
+
+
+def translate_all(model: Path, looks, noise: bool) -> torch.Tensor:
+    """The model's outputs for every frame of a look set ((N, 3, H, W) in [-1, 1]); ``noise``: sample its random
+    part (models that synthesise one), else the mean output."""
+    from sim2real.translator.inference import Translator
+
+    translator = Translator.from_checkpoint(model, device="cpu", precision="fp32")
+    outs = []
+    for i in range(len(looks)):
+        args = (looks.sim[i : i + 1], looks.semantic[i : i + 1], looks.instance[i : i + 1])
+        kwargs = {"noise_seed": i} if noise else {}
+        outs.append(translator.translate_normalized(*args, **kwargs).float().cpu())
+    return torch.cat(outs)
+
+
+def score(model: Path | None, target, size: tuple[int, int], eval_frames: int) -> dict:
+    """Baselines and (optionally) the model on held-apart frames of world EVAL_WORLD."""
+    looks = render_look_set(eval_frames, size, EVAL_WORLD)
+    stats = fit_real_stats(target.full, target.semantic, num_classes=256)  # class-wise in train-id space
+    lut = torch.arange(256)
+    means = {name: torch.cat([apply_baseline(name, looks.sim[i : i + 1], looks.semantic[i : i + 1], stats,
+                                             class_lut=lut) for i in range(len(looks))]) for name in BASELINES}
+    sampled = {}
+    if model is not None:
+        means["model"] = translate_all(model, looks, noise=False)
+        with contextlib.suppress(TypeError):  # a model without a random part has no noise to sample
+            sampled["model"] = translate_all(model, looks, noise=True)
+    return score_known_answer(looks, means, sampled)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", type=Path, default=ROOT / "config" / "learnability.yaml")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "learnability")
+    p.add_argument("--steps", type=int, help="training steps (default: the config's)")
+    p.add_argument("--target-frames", type=int, default=400)
+    p.add_argument("--eval-frames", type=int, default=24)
+    p.add_argument("--size", default="360x640", help="HxW of the rendered frames (default 360x640)")
+    p.add_argument("--score-only", type=Path, help="score this model instead of training one")
+    p.add_argument("overrides", nargs="*", help="sim2real-train overrides key=value")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    h, w = (int(v) for v in args.size.split("x"))
+    t0 = time.time()
+    print(f"[learnability] rendering {args.target_frames} target look frames of world {TARGET_WORLD}", flush=True)
+    target = render_look_set(args.target_frames, (h, w), TARGET_WORLD)
+    model = args.score_only
+    train_s = 0.0
+    if model is None:
+        folder = write_look_folder(target, args.out / "target_look")
+        overrides = [f"out_dir={args.out / 'run'}", f"target.paths=[{folder}]", *args.overrides]
+        if args.steps:
+            overrides.append(f"steps={args.steps}")
+        t1 = time.time()
+        cmd = [sys.executable, "-m", "sim2real.training.cli", str(args.config), *overrides]
+        print("[learnability] " + " ".join(cmd), flush=True)
+        if subprocess.run(cmd, cwd=ROOT, check=False).returncode != 0:
+            print("[learnability] training failed", file=sys.stderr)
+            return 1
+        train_s = time.time() - t1
+        model = args.out / "run" / "model.safetensors"
+    table = score(model, target, (h, w), args.eval_frames)
+    print("\n| method | PSNR vs deterministic look (dB) | SSIM | random-part error (levels) |\n|---|---|---|---|")
+    for name, row in table.items():
+        print(f"| {name} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['random_part_error']:.2f} |")
+    gain = table["model"]["psnr"] - table["classwise"]["psnr"] if "model" in table else None
+    verdict = (f"model - class-wise transfer = {gain:+.2f} dB PSNR: "
+               f"{'PASS' if gain >= REQUIRED_GAIN_DB else 'FAIL'} (needs >= {REQUIRED_GAIN_DB} dB)"
+               if gain is not None else "no model")
+    print(f"\n[learnability] {verdict}; training {train_s / 60:.1f} min, total {(time.time() - t0) / 60:.1f} min")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "learnability.json").write_text(json.dumps(
+        {"table": table, "gain_db": gain, "verdict": verdict, "train_s": train_s, "model": str(model),
+         "config": str(args.config), "overrides": args.overrides, "size": [h, w]}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

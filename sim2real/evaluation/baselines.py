@@ -1,0 +1,216 @@
+"""Trivial baselines every translator report is compared with: no learning, statistics of real frames only.
+
+All four map simulator frames (B, 3, H, W) in [-1, 1] (with their semantic maps where used) to frames of the
+same shape and range:
+
+==================  ================================================================================
+``identity``        the simulator frame unchanged
+``reinhard``        global colour transfer (Reinhard et al., 2001): per channel of CIE Lab,
+                    out = (x - mu_src) * sigma_real / sigma_src + mu_real, mu / sigma over the frame
+``histogram``       per-channel histogram matching of RGB to the pooled histogram of the real frames
+                    (out = CDF_real^-1(CDF_src(x)), 256 levels)
+``classwise``       class-wise colour transfer: Reinhard per class, with the real statistics of each
+                    CamVid class from labelled real frames and the source statistics of the simulator
+                    frame's pixels of that class (its semantic map, train ids mapped to CamVid classes);
+                    pixels of classes without real statistics (or with fewer than ``min_pixels`` in the
+                    frame) use the global transfer. The strongest no-learning baseline: what a class-wise
+                    style memory must beat.
+==================  ================================================================================
+
+:class:`RealColourStats` holds the fitted statistics (fit once on the real frames, e.g. ``camvid/train``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sim2real.core.errors import ConfigError
+from sim2real.core.labels import CAMVID_NUM_CLASSES, IGNORE_ID, TRAIN_ID_TO_CAMVID
+
+__all__ = [
+    "BASELINES",
+    "RealColourStats",
+    "apply_baseline",
+    "camvid_lut",
+    "classwise_transfer",
+    "fit_real_stats",
+    "histogram_match",
+    "lab_to_rgb",
+    "reinhard_transfer",
+    "rgb_to_lab",
+]
+
+#: baseline names in report order.
+BASELINES: Final = ("identity", "reinhard", "histogram", "classwise")
+_EPS: Final = 1e-6
+_LEVELS: Final = 256
+# sRGB (D65) <-> CIE XYZ, and the D65 white point.
+_RGB2XYZ: Final = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
+                                [0.2126729, 0.7151522, 0.0721750],
+                                [0.0193339, 0.1191920, 0.9503041]], dtype=torch.float64)
+_WHITE: Final = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)
+
+
+def _to_linear(u: Tensor) -> Tensor:
+    return torch.where(u <= 0.04045, u / 12.92, ((u + 0.055) / 1.055) ** 2.4)
+
+
+def _to_srgb(v: Tensor) -> Tensor:
+    v = v.clamp(min=0)
+    return torch.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055)
+
+
+def rgb_to_lab(rgb: Tensor) -> Tensor:
+    """sRGB in [-1, 1] -> CIE Lab (D65; L in [0, 100]): (B, 3, H, W) -> (B, 3, H, W) float64."""
+    lin = _to_linear(((rgb.double() + 1) * 0.5).clamp(0, 1))
+    xyz = torch.einsum("ij,bjhw->bihw", _RGB2XYZ, lin) / _WHITE.view(1, 3, 1, 1)
+    f = torch.where(xyz > (6 / 29) ** 3, xyz.clamp(min=1e-12) ** (1 / 3), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return torch.stack((116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])), 1)
+
+
+def lab_to_rgb(lab: Tensor) -> Tensor:
+    """CIE Lab (D65) -> sRGB in [-1, 1] (clamped to the gamut): (B, 3, H, W) -> (B, 3, H, W) float32."""
+    lab = lab.double()
+    fy = (lab[:, 0] + 16) / 116
+    f = torch.stack((fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200), 1)
+    xyz = torch.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * _WHITE.view(1, 3, 1, 1)
+    lin = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_RGB2XYZ), xyz)
+    return (_to_srgb(lin).clamp(0, 1) * 2 - 1).float()
+
+
+@dataclass(frozen=True)
+class RealColourStats:
+    """Colour statistics of a set of real frames.
+
+    ``lab_mean`` / ``lab_std`` (3,): global Lab statistics; ``class_mean`` / ``class_std`` (K, 3): per CamVid
+    class (NaN rows for classes without labelled pixels); ``class_pixels`` (K,); ``cdf`` (3, 256): pooled
+    cumulative histograms of the 8-bit RGB levels; ``frames``: how many frames they came from.
+    """
+
+    lab_mean: np.ndarray
+    lab_std: np.ndarray
+    class_mean: np.ndarray
+    class_std: np.ndarray
+    class_pixels: np.ndarray
+    cdf: np.ndarray
+    frames: int
+
+
+def _to_levels(rgb: Tensor) -> Tensor:
+    return ((rgb.float() + 1) * 127.5).round().clamp(0, 255).long()
+
+
+def fit_real_stats(rgb: Tensor, labels: Tensor | None = None, num_classes: int = CAMVID_NUM_CLASSES
+                   ) -> RealColourStats:
+    """Fit :class:`RealColourStats` on real frames: rgb (N, 3, H, W) in [-1, 1], labels (N, H, W) CamVid ids
+    (255 = ignore; None = no class statistics)."""
+    if rgb.ndim != 4 or rgb.shape[1] != 3 or rgb.shape[0] < 1:
+        raise ConfigError(f"fit_real_stats needs real frames (N, 3, H, W), got {tuple(rgb.shape)}")
+    sums = torch.zeros(num_classes + 1, 3, dtype=torch.float64)
+    sq = torch.zeros_like(sums)
+    counts = torch.zeros(num_classes + 1, dtype=torch.float64)
+    hist = torch.zeros(3, _LEVELS, dtype=torch.float64)
+    for i in range(rgb.shape[0]):
+        lab = rgb_to_lab(rgb[i : i + 1])[0].flatten(1).T  # (P, 3)
+        cls = (labels[i].flatten().long() if labels is not None
+               else torch.full((lab.shape[0],), IGNORE_ID, dtype=torch.long))
+        cls = torch.where((cls >= 0) & (cls < num_classes), cls, num_classes)  # last row: unlabelled
+        sums.index_add_(0, cls, lab)
+        sq.index_add_(0, cls, lab * lab)
+        counts += torch.bincount(cls, minlength=num_classes + 1).double()
+        levels = _to_levels(rgb[i]).flatten(1)
+        for c in range(3):
+            hist[c] += torch.bincount(levels[c], minlength=_LEVELS).double()
+    total = counts.sum()
+    mean = sums.sum(0) / total
+    std = (sq.sum(0) / total - mean**2).clamp(min=0).sqrt()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cm = (sums[:num_classes] / counts[:num_classes, None]).numpy()
+        cs = np.sqrt(np.maximum((sq[:num_classes] / counts[:num_classes, None]).numpy() - cm**2, 0))
+    cm[counts[:num_classes].numpy() == 0] = np.nan
+    cs[counts[:num_classes].numpy() == 0] = np.nan
+    cdf = (hist.cumsum(1) / hist.sum(1, keepdim=True)).numpy()
+    return RealColourStats(mean.numpy(), std.numpy(), cm, cs, counts[:num_classes].numpy(), cdf, int(rgb.shape[0]))
+
+
+def _transfer(lab: Tensor, mask: Tensor, mean: np.ndarray, std: np.ndarray) -> Tensor:
+    """Reinhard transfer of the pixels in ``mask`` of one frame: lab (3, H, W), mask (H, W) -> (3, P) values."""
+    px = lab[:, mask]
+    mu, sd = px.mean(1, keepdim=True), px.std(1, unbiased=False, keepdim=True)
+    target_mu = torch.from_numpy(np.asarray(mean, np.float64)).view(3, 1)
+    target_sd = torch.from_numpy(np.asarray(std, np.float64)).view(3, 1)
+    return (px - mu) * target_sd / (sd + _EPS) + target_mu
+
+
+def reinhard_transfer(rgb: Tensor, stats: RealColourStats) -> Tensor:
+    """Global Lab mean / std transfer of each frame to the real statistics: (B, 3, H, W) -> (B, 3, H, W)."""
+    lab = rgb_to_lab(rgb)
+    out = torch.empty_like(lab)
+    every = torch.ones(lab.shape[-2:], dtype=torch.bool)
+    for b in range(lab.shape[0]):
+        out[b] = _transfer(lab[b], every, stats.lab_mean, stats.lab_std).view_as(lab[b])
+    return lab_to_rgb(out)
+
+
+def histogram_match(rgb: Tensor, stats: RealColourStats) -> Tensor:
+    """Per-channel histogram matching of each frame to the real frames' pooled histograms: -> (B, 3, H, W)."""
+    levels = _to_levels(rgb)
+    out = torch.empty(rgb.shape, dtype=torch.float32)
+    for b in range(rgb.shape[0]):
+        for c in range(3):
+            counts = torch.bincount(levels[b, c].flatten(), minlength=_LEVELS).double().numpy()
+            src_cdf = np.cumsum(counts) / counts.sum()
+            # level -> the lowest real level whose CDF reaches the same quantile (CDF^-1 of a step function)
+            mapping = np.searchsorted(stats.cdf[c], src_cdf - 1e-12, side="left").clip(0, _LEVELS - 1)
+            out[b, c] = torch.from_numpy(mapping.astype(np.float32))[levels[b, c]]
+    return out / 127.5 - 1
+
+
+def camvid_lut() -> Tensor:
+    """(256,) int64: train id -> CamVid class, -1 where none (the default class space of the real statistics)."""
+    lut = torch.full((256,), -1, dtype=torch.long)
+    for train_id, camvid in TRAIN_ID_TO_CAMVID.items():
+        lut[train_id] = camvid
+    return lut
+
+
+def classwise_transfer(rgb: Tensor, semantic: Tensor, stats: RealColourStats, min_pixels: int = 16,
+                       class_lut: Tensor | None = None) -> Tensor:
+    """Class-wise Reinhard transfer (module docstring): rgb (B, 3, H, W), semantic (B, H, W) train ids -> rgb.
+
+    ``class_lut`` (256,): train id -> class index of ``stats`` (-1 = none); default :func:`camvid_lut` (statistics
+    fitted on CamVid labels). Statistics fitted on train-id labels use ``torch.arange(256)``.
+    """
+    lut = camvid_lut() if class_lut is None else class_lut
+    lab = rgb_to_lab(rgb)
+    out = torch.empty_like(lab)
+    every = torch.ones(lab.shape[-2:], dtype=torch.bool)
+    for b in range(lab.shape[0]):
+        out[b] = _transfer(lab[b], every, stats.lab_mean, stats.lab_std).view_as(lab[b])
+        classes = lut[semantic[b].long().clamp(0, 255)]
+        for k in range(stats.class_mean.shape[0]):
+            mask = classes == k
+            if int(mask.sum()) < min_pixels or np.isnan(stats.class_mean[k]).any():
+                continue
+            out[b][:, mask] = _transfer(lab[b], mask, stats.class_mean[k], stats.class_std[k])
+    return lab_to_rgb(out)
+
+
+def apply_baseline(name: str, rgb: Tensor, semantic: Tensor, stats: RealColourStats,
+                   class_lut: Tensor | None = None) -> Tensor:
+    """Run the baseline ``name`` (one of :data:`BASELINES`) on frames: -> (B, 3, H, W) in [-1, 1]
+    (``class_lut``: see :func:`classwise_transfer`)."""
+    if name == "identity":
+        return rgb.clone()
+    if name == "reinhard":
+        return reinhard_transfer(rgb, stats)
+    if name == "histogram":
+        return histogram_match(rgb, stats)
+    if name == "classwise":
+        return classwise_transfer(rgb, semantic, stats, class_lut=class_lut)
+    raise ConfigError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")

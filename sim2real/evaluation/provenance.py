@@ -1,0 +1,96 @@
+"""Evaluation protocol: frames disjoint from the model's training data.
+
+A translator checkpoint written by the trainer records its training config (``training_data.config``):
+the procedural world seed, the source bags / folders, the target real frames. :func:`check_disjoint` refuses
+an evaluation whose source frames or real reference frames overlap them (the same procedural world, the same or a
+nested path), and one whose baselines are fitted on the reference frames themselves, unless overlap is allowed
+explicitly; the result is recorded in the report either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sim2real.core.errors import ConfigError
+from sim2real.runtime.paths import share_dir
+
+__all__ = ["check_disjoint", "paths_overlap", "training_provenance"]
+
+
+def training_provenance(model: Path) -> dict[str, Any] | None:
+    """What a checkpoint says about its training data, or None when it records nothing.
+
+    Returns {"source_kind", "world_seeds" (procedural worlds used for training and validation), "source_paths",
+    "target_paths", "steps"}.
+    """
+    from sim2real.translator.checkpoint import read_checkpoint_document
+
+    doc = read_checkpoint_document(model)
+    config = (doc.get("training_data") or {}).get("config")
+    if not isinstance(config, dict):
+        return None
+    source = config.get("source") or {}
+    target = config.get("target") or {}
+    kind = source.get("kind")
+    seeds: list[int] = []
+    if kind == "procedural":
+        sim_seed = int(source.get("sim_seed", 0))
+        seeds = sorted({int(config.get("seed", 0)), sim_seed, sim_seed + 1000})  # training world, val world
+    return {
+        "source_kind": kind,
+        "world_seeds": seeds,
+        "source_paths": [*source.get("paths", []), *source.get("val_paths", [])],
+        "target_paths": list(target.get("paths", [])),
+        "steps": (doc.get("training_data") or {}).get("steps"),
+    }
+
+
+def _candidates(path: str | Path) -> list[Path]:
+    """A recorded path resolved against the working directory and the source checkout (it may be relative)."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return [p.resolve()]
+    return [p.resolve(), (share_dir() / p).resolve()]
+
+
+def paths_overlap(a: str | Path, b: str | Path) -> bool:
+    """True when two paths are the same or one lies inside the other (after resolving)."""
+    for x in _candidates(a):
+        for y in _candidates(b):
+            if x == y or x in y.parents or y in x.parents:
+                return True
+    return False
+
+
+def _source_overlaps(cfg: Any, prov: dict[str, Any]) -> list[str]:
+    kind, _, rest = cfg.source.partition(":")
+    if kind == "procedural":
+        if prov["source_kind"] == "procedural" and cfg.sim_seed in prov["world_seeds"]:
+            return [f"procedural world seed {cfg.sim_seed} is one the model trained or validated on "
+                    f"({prov['world_seeds']})"]
+        return []
+    path = rest if kind == "carla" and rest else cfg.source
+    return [f"source {path} overlaps the training source {p}" for p in prov["source_paths"] if paths_overlap(path, p)]
+
+
+def check_disjoint(cfg: Any, prov: dict[str, Any] | None) -> dict[str, Any]:
+    """Check an :class:`~sim2real.evaluation.evaluate.EvalConfig` (paths resolved) against the model's provenance.
+
+    Returns {"overlap": bool, "reasons": [...], "allowed": bool, "known": bool}.
+
+    Raises:
+        ConfigError: an overlap (each reason listed) while ``cfg.allow_overlap`` is False.
+    """
+    reasons: list[str] = []
+    if cfg.real is not None and cfg.real_stats is not None and paths_overlap(cfg.real, cfg.real_stats):
+        reasons.append(f"the baselines' real statistics ({cfg.real_stats}) overlap the reference frames ({cfg.real})")
+    if prov is not None:
+        reasons += _source_overlaps(cfg, prov)
+        reasons += [f"reference real frames {cfg.real} overlap the model's training targets {p}"
+                    for p in prov["target_paths"] if cfg.real is not None and paths_overlap(cfg.real, p)]
+    if reasons and not cfg.allow_overlap:
+        raise ConfigError("evaluation frames overlap training data: " + "; ".join(reasons)
+                          + " (choose held-apart frames, or pass --allow-overlap and say so)")
+    return {"overlap": bool(reasons), "reasons": reasons, "allowed": bool(reasons and cfg.allow_overlap),
+            "known": prov is not None}

@@ -1,0 +1,158 @@
+"""A differentiable camera model, learned per target domain: what a real camera adds after the scene.
+
+Applied to the decoder's image x in [-1, 1] (u = (x + 1) / 2 in [0, 1]), in the order light meets the camera
+(Carlson et al., 2018):
+
+1. **lateral chromatic aberration** — red sampled at magnification 1 + c, blue at 1 - c, about the frame centre
+   (bilinear, separable: one 2-tap gather per axis); c = 0.02 tanh(p_ca);
+2. **defocus blur** — a normalised Gaussian of width sigma = softplus(p_blur) px (7 taps per axis, separable,
+   replicate border);
+3. **vignetting** — u <- u (1 - a r^2 - b r^4), r = distance to the frame centre / half-diagonal, (a, b) =
+   0.5 tanh(p_vig);
+4. **sensor noise** — u <- u + n sqrt(s_shot u + s_read^2) with n ~ N(0, 1) supplied by the caller (None = the
+   mean output, no noise), (s_shot, s_read) = softplus(p_noise) * (0.01, 0.05);
+5. **tone curve** — a monotone piecewise-linear curve through ``knots`` equally spaced knots, slopes =
+   softplus(p_tone) (initialised to the identity), applied to every channel.
+
+Every parameter starts at the identity camera (no aberration, ~0.3 px blur, no vignetting, almost no noise,
+identity tone curve), so a model with a camera behaves like one without until training moves it.
+
+Positions are in the **full frame**: a training crop passes ``frame_box`` (B, 4) = its (x0, y0, x1, y1) in
+normalised full-frame coordinates, so aberration and vignetting are those of the frame the crop came from.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["BLUR_TAPS", "CameraModel", "frame_coordinates"]
+
+BLUR_TAPS: Final = 7
+_CA_MAX: Final = 0.02
+_NOISE_SCALE: Final = (0.01, 0.05)
+
+
+def _softplus_inverse(y: float) -> float:
+    return math.log(math.expm1(y))
+
+
+def frame_coordinates(size: int, box: Tensor, axis: int) -> Tensor:
+    """Normalised full-frame coordinate of each pixel centre along one axis: box (B, 4) -> (B, size)."""
+    lo, hi = box[:, axis], box[:, axis + 2]
+    t = (torch.arange(size, device=box.device, dtype=box.dtype) + 0.5) / size
+    return lo[:, None] + t[None] * (hi - lo)[:, None]
+
+
+def _magnify_axis(x: Tensor, coords: Tensor, span: tuple[Tensor, Tensor], factor: Tensor, dim: int) -> Tensor:
+    """Resample (B, H, W) along ``dim`` (1 = H, 2 = W) at the positions a magnification by ``factor`` about the
+    frame centre maps each pixel to (linear interpolation, clamped at the border); ``span`` = the image's (lo, hi)
+    extent along that axis in normalised full-frame coordinates, (B,) each."""
+    lo, hi = span
+    size = x.shape[dim]
+    source = 0.5 + (coords - 0.5) / factor  # normalised full-frame position sampled
+    pixel = (source - lo[:, None]) / (hi - lo)[:, None] * size - 0.5  # (B, size) in this image's pixels
+    pixel = pixel.clamp(0, size - 1)
+    left = pixel.floor().clamp(max=size - 2) if size > 1 else pixel.floor()
+    frac = (pixel - left).to(x.dtype)
+    left = left.long()
+    right = (left + 1).clamp(max=size - 1)
+    shape = (x.shape[0], 1, size) if dim == 2 else (x.shape[0], size, 1)
+    expand = x.shape
+    a = torch.gather(x, dim, left.view(shape).expand(expand))
+    b = torch.gather(x, dim, right.view(shape).expand(expand))
+    f = frac.view(shape)
+    return a + (b - a) * f
+
+
+class CameraModel(nn.Module):
+    """Learned camera of each domain (module docstring): image (B, 3, H, W) in [-1, 1] -> same shape and range.
+
+    Args:
+        domains: how many domains have a camera (one parameter set each).
+        knots: knots of the tone curve.
+    """
+
+    def __init__(self, domains: int = 2, knots: int = 8) -> None:
+        super().__init__()
+        self.knots = knots
+        self.ca = nn.Parameter(torch.zeros(domains))
+        self.blur = nn.Parameter(torch.full((domains,), _softplus_inverse(0.3)))
+        self.vignette = nn.Parameter(torch.zeros(domains, 2))
+        self.noise = nn.Parameter(torch.full((domains, 2), _softplus_inverse(0.05)))
+        self.tone = nn.Parameter(torch.full((domains, knots), _softplus_inverse(1.0)))
+
+    def describe(self, domain: int) -> dict[str, float | list[float]]:
+        """The physical parameters of one domain's camera (for cards and tests)."""
+        with torch.no_grad():
+            shot, read = (F.softplus(self.noise[domain]) * self.noise.new_tensor(_NOISE_SCALE)).tolist()
+            return {"chromatic_aberration": float(_CA_MAX * torch.tanh(self.ca[domain])),
+                    "blur_sigma": float(F.softplus(self.blur[domain])),
+                    "vignette": (0.5 * torch.tanh(self.vignette[domain])).tolist(),
+                    "noise_shot": shot, "noise_read": read,
+                    "tone": self.tone_curve(torch.linspace(0, 1, 9), domain).tolist()}
+
+    def tone_curve(self, u: Tensor, domain: int) -> Tensor:
+        """The monotone piecewise-linear tone curve, any shape in [0, 1] -> same shape (identity at init)."""
+        slopes = F.softplus(self.tone[domain]).to(u.dtype)  # (K,) >= 0: monotone
+        step = 1.0 / self.knots
+        # y = sum_k slope_k * clamp(u - k step, 0, step): each segment contributes its slope over its width
+        y = (u.clamp(0, step)) * slopes[0]
+        for k in range(1, self.knots):
+            y = y + (u - k * step).clamp(0, step) * slopes[k]
+        return y
+
+    def forward(self, x: Tensor, domain: int, frame_box: Tensor | None = None, noise: Tensor | None = None
+                ) -> Tensor:
+        """x (B, 3, H, W) in [-1, 1]; ``frame_box`` (B, 4) normalised (default: x is the whole frame);
+        ``noise`` (B, 3, H, W) standard normal or None -> (B, 3, H, W) in [-1, 1]."""
+        B, _, H, W = x.shape
+        box = frame_box if frame_box is not None else x.new_tensor([0.0, 0.0, 1.0, 1.0]).expand(B, 4)
+        box = box.to(torch.float32)
+        u = (x + 1) * 0.5
+        u = self._aberration(u, domain, box)
+        u = self._blur(u, domain)
+        u = u * self._vignetting(box, H, W, domain).to(u.dtype)
+        if noise is not None:
+            shot, read = F.softplus(self.noise[domain]) * self.noise.new_tensor(_NOISE_SCALE)
+            u = u + noise.to(u.dtype) * torch.sqrt(shot * u.clamp(min=0) + read * read)
+        return self.tone_curve(u.clamp(0, 1), domain) * 2 - 1
+
+    def _aberration(self, u: Tensor, domain: int, box: Tensor) -> Tensor:
+        c = _CA_MAX * torch.tanh(self.ca[domain])
+        H, W = u.shape[-2:]
+        xs, ys = frame_coordinates(W, box, 0), frame_coordinates(H, box, 1)
+        out = [u[:, 1]]
+        for channel, factor in ((0, 1 + c), (2, 1 - c)):
+            plane = _magnify_axis(u[:, channel], xs, (box[:, 0], box[:, 2]), factor, dim=2)
+            out.insert(channel, _magnify_axis(plane, ys, (box[:, 1], box[:, 3]), factor, dim=1))
+        return torch.stack(out, 1)
+
+    def _blur(self, u: Tensor, domain: int) -> Tensor:
+        sigma = F.softplus(self.blur[domain]).clamp(min=1e-3)
+        t = torch.arange(BLUR_TAPS, device=u.device, dtype=torch.float32) - BLUR_TAPS // 2
+        k = torch.exp(-0.5 * (t / sigma) ** 2)
+        k = (k / k.sum()).to(u.dtype)
+        p = BLUR_TAPS // 2
+        H, W = u.shape[-2:]
+        # separable, as sums of shifted planes (weights computed from sigma: a conv with a traced kernel would
+        # not export); replicate border
+        padded = F.pad(u, (p, p, 0, 0), mode="replicate")
+        u = sum(k[i] * padded[..., i : i + W] for i in range(BLUR_TAPS))
+        padded = F.pad(u, (0, 0, p, p), mode="replicate")
+        return sum(k[i] * padded[..., i : i + H, :] for i in range(BLUR_TAPS))
+
+    def _vignetting(self, box: Tensor, height: int, width: int, domain: int) -> Tensor:
+        """(B, 1, H, W) gain 1 - a r^2 - b r^4 in full-frame geometry."""
+        H, W = height, width
+        a, b = 0.5 * torch.tanh(self.vignette[domain])
+        full_w = W / (box[:, 2] - box[:, 0])  # (B,) full-frame size in pixels
+        full_h = H / (box[:, 3] - box[:, 1])
+        dx = (frame_coordinates(W, box, 0) - 0.5) * full_w[:, None]  # (B, W) pixels from the centre
+        dy = (frame_coordinates(H, box, 1) - 0.5) * full_h[:, None]
+        r2 = (dy[:, :, None] ** 2 + dx[:, None, :] ** 2) / ((full_w**2 + full_h**2) / 4)[:, None, None]
+        return (1 - a * r2 - b * r2 * r2)[:, None]
