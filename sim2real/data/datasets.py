@@ -74,11 +74,14 @@ def adapter_label_decoder(simulator: str) -> LabelDecoder:
     return decode
 
 
-def to_sample(rgb: np.ndarray, semantic: np.ndarray | None = None, instance: np.ndarray | None = None
-              ) -> dict[str, torch.Tensor]:
-    """(H, W, 3) uint8 RGB [+ (H, W) labels] -> dict of tensors (rgb in [-1, 1], labels int64)."""
+def to_sample(rgb: np.ndarray, semantic: np.ndarray | None = None, instance: np.ndarray | None = None,
+              frame_box: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """(H, W, 3) uint8 RGB [+ (H, W) labels] [+ (4,) frame box] -> dict of tensors (rgb in [-1, 1], labels int64,
+    ``frame_box`` float32: where an augmented window lies in its frame, see ``PairedTransform.apply``)."""
     rgb = np.require(rgb, np.uint8, ["C", "W"])  # decoded bag data is a read-only view: copy only then
     out = {"rgb": torch.from_numpy(rgb).permute(2, 0, 1).float().div_(127.5).sub_(1.0)}
+    if frame_box is not None:
+        out["frame_box"] = torch.from_numpy(np.asarray(frame_box, np.float32))
     if semantic is not None:
         out["semantic"] = torch.from_numpy(semantic.astype(np.int64))
     if instance is not None:
@@ -238,8 +241,9 @@ class BagSourceDataset(IterableDataset):
             raise LabelError(f"label size {semantic.shape} differs from image size {rgb.shape[:2]} at stamp "
                              f"{img_m.stamp_ns} ns")
         if self.transform is not None:
-            rgb, (semantic, instance) = self.transform(rgb, [semantic, instance],
-                                                       _rng(self.seed, self.epoch, index), [IGNORE_ID, 0])
+            rgb, (semantic, instance), box = self.transform.apply(
+                rgb, [semantic, instance], _rng(self.seed, self.epoch, index), [IGNORE_ID, 0])
+            return to_sample(rgb, semantic, instance, box)
         return to_sample(rgb, semantic, instance)
 
 
@@ -270,8 +274,9 @@ class ProceduralSourceDataset(Dataset):
         frame = self.sims[index % len(self.sims)].frame(index * self.stride)
         rgb, semantic, instance = frame.rgb, frame.semantic, frame.instance
         if self.transform is not None:
-            rgb, (semantic, instance) = self.transform(rgb, [semantic, instance],
-                                                       _rng(self.seed, self.epoch, index), [IGNORE_ID, 0])
+            rgb, (semantic, instance), box = self.transform.apply(
+                rgb, [semantic, instance], _rng(self.seed, self.epoch, index), [IGNORE_ID, 0])
+            return to_sample(rgb, semantic, instance, box)
         return to_sample(rgb, semantic, instance)
 
 
@@ -313,8 +318,9 @@ class CityscapesSourceDataset(Dataset):
             semantic = label_ids_to_train_ids(_read_unchanged(label_path))
             instance = np.zeros(semantic.shape, np.uint16)
         if self.transform is not None:
-            rgb, (semantic, instance) = self.transform(rgb, [semantic, instance],
-                                                       _rng(self.seed, self.epoch, index), [IGNORE_ID, 0])
+            rgb, (semantic, instance), box = self.transform.apply(
+                rgb, [semantic, instance], _rng(self.seed, self.epoch, index), [IGNORE_ID, 0])
+            return to_sample(rgb, semantic, instance, box)
         return to_sample(rgb, semantic, instance)
 
 
@@ -352,7 +358,8 @@ class ImageFolderDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rgb = _read_rgb(self.files[index])
         if self.transform is not None:
-            rgb, _ = self.transform(rgb, [], _rng(self.seed + 1, self.epoch, index))
+            rgb, _, box = self.transform.apply(rgb, [], _rng(self.seed + 1, self.epoch, index))
+            return to_sample(rgb, frame_box=box)
         return to_sample(rgb)
 
 
@@ -388,8 +395,10 @@ class BagTargetDataset(IterableDataset):
                     rgb = to_rgb8(m.msg)  # Image or CompressedImage, any colour encoding -> RGB
                     if self.transform is not None:
                         seed = self.seed + 1 + zlib.crc32(m.topic.encode())
-                        rgb, _ = self.transform(rgb, [], _rng(seed, self.epoch, index))
-                    yield to_sample(rgb)
+                        rgb, _, box = self.transform.apply(rgb, [], _rng(seed, self.epoch, index))
+                        yield to_sample(rgb, frame_box=box)
+                    else:
+                        yield to_sample(rgb)
 
 
 def describe(dataset: Any) -> dict[str, Any]:

@@ -53,21 +53,34 @@ class PairedTransform:
     def __call__(self, rgb: np.ndarray, labels: list[np.ndarray], rng: np.random.Generator,
                  pad_values: list[int] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
         """(H, W, 3) uint8 + [(H, W) label] -> transformed copies (labels padded with ``pad_values``)."""
+        rgb, labels, _ = self.apply(rgb, labels, rng, pad_values)
+        return rgb, labels
+
+    def apply(self, rgb: np.ndarray, labels: list[np.ndarray], rng: np.random.Generator,
+              pad_values: list[int] | None = None) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """As ``__call__``, plus the window's ``frame_box``: (4,) float32 (x0, y0, x1, y1) of the output in
+        normalised coordinates of the input frame (mirrored with a flip; it may reach past 1 where padded), for
+        position-dependent camera effects (:mod:`sim2real.translator.camera`)."""
         h, w = rgb.shape[:2]
         scale = rng.uniform(*self.scale_range)
         if self.resize_short is not None:
             scale *= self.resize_short / min(h, w)
         if abs(scale - 1.0) > 1e-6:
             rgb, labels = resize_pair(rgb, labels, max(1, round(h * scale)), max(1, round(w * scale)))
+        sh, sw = rgb.shape[:2]
+        box = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
         if self.crop is not None:
-            rgb, labels = self._crop(rgb, labels, rng, pad_values or [0] * len(labels))
+            rgb, labels, (y, x) = self._crop(rgb, labels, rng, pad_values or [0] * len(labels))
+            ch, cw = self.crop
+            box = np.array([x / sw, y / sh, (x + cw) / sw, (y + ch) / sh], np.float32)
         if rng.random() < self.hflip:
             rgb = rgb[:, ::-1]
             labels = [lab[:, ::-1] for lab in labels]
-        return np.ascontiguousarray(rgb), [np.ascontiguousarray(lab) for lab in labels]
+            box = np.array([1 - box[2], box[1], 1 - box[0], box[3]], np.float32)
+        return np.ascontiguousarray(rgb), [np.ascontiguousarray(lab) for lab in labels], box
 
     def _crop(self, rgb: np.ndarray, labels: list[np.ndarray], rng: np.random.Generator,
-              pad_values: list[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+              pad_values: list[int]) -> tuple[np.ndarray, list[np.ndarray], tuple[int, int]]:
         ch, cw = self.crop
         h, w = rgb.shape[:2]
         if h < ch or w < cw:  # pad bottom/right: RGB by edge replication, labels with their "none" value
@@ -78,4 +91,4 @@ class PairedTransform:
             h, w = rgb.shape[:2]
         y = int(rng.integers(0, h - ch + 1))
         x = int(rng.integers(0, w - cw + 1))
-        return rgb[y:y + ch, x:x + cw], [lab[y:y + ch, x:x + cw] for lab in labels]
+        return rgb[y:y + ch, x:x + cw], [lab[y:y + ch, x:x + cw] for lab in labels], (y, x)

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from sim2real.core.errors import ConfigError, LabelError
 from sim2real.core.labels import IGNORE_ID, NUM_CLASSES
+from sim2real.translator.camera import frame_coordinates
 
 __all__ = [
     "NORM_LAYERS",
@@ -37,6 +38,7 @@ __all__ = [
     "DiscriminatorConfig",
     "MultiScaleDiscriminator",
     "PatchDiscriminator",
+    "coordinate_planes",
     "downsample_labels",
     "patchgan_receptive_field",
 ]
@@ -81,6 +83,9 @@ class DiscriminatorConfig:
         num_classes: 0 = unconditional; > 0 = projection-conditioned on semantic labels 0..num_classes-1
             (255 = ignore).
         feature_channels: channels of the per-patch feature phi(x) that psi and the projection read.
+        coordinates: also feed each pixel's position in its full frame (normalised x, y in [-1, 1], from the
+            window's ``frame_box``) as 2 extra input channels (CoordConv, Liu et al. 2018), so position-dependent
+            camera effects (vignetting, chromatic aberration) are visible on random crops.
     """
 
     in_channels: int = 3
@@ -92,6 +97,7 @@ class DiscriminatorConfig:
     norm: str = "none"
     num_classes: int = NUM_CLASSES
     feature_channels: int = 64
+    coordinates: bool = False
 
     def __post_init__(self) -> None:
         if self.norm not in NORM_LAYERS:
@@ -147,7 +153,8 @@ class PatchDiscriminator(nn.Module):
         self.cfg = cfg
         sn = cfg.spectral_norm
         norm = NORM_LAYERS[cfg.norm]
-        layers: list[nn.Module] = [_conv(cfg.in_channels, cfg.base_channels, 2, sn), nn.LeakyReLU(0.2)]
+        in_channels = cfg.in_channels + (2 if cfg.coordinates else 0)
+        layers: list[nn.Module] = [_conv(in_channels, cfg.base_channels, 2, sn), nn.LeakyReLU(0.2)]
         ch = cfg.base_channels
         for _ in range(1, cfg.n_layers):
             nxt = min(ch * 2, cfg.max_channels)
@@ -203,14 +210,27 @@ class MultiScaleDiscriminator(nn.Module):
         """True when ``forward`` needs a semantic map."""
         return self.cfg.conditional
 
-    def forward(self, x: Tensor, semantic: Tensor | None = None) -> list[Tensor]:
-        """(B, C, H, W) image, optional (B, H, W) labels -> [(B, 1, h_k, w_k)] for k in 0..num_scales-1."""
+    def forward(self, x: Tensor, semantic: Tensor | None = None, frame_box: Tensor | None = None) -> list[Tensor]:
+        """(B, C, H, W) image, optional (B, H, W) labels, optional (B, 4) frame boxes (None = whole frames) ->
+        [(B, 1, h_k, w_k)] for k in 0..num_scales-1."""
+        if self.cfg.coordinates:
+            x = torch.cat([x, coordinate_planes(x, frame_box)], 1)
         outputs: list[Tensor] = []
         for k, disc in enumerate(self.scales):
             if k > 0:
                 x = F.avg_pool2d(x, kernel_size=3, stride=2, padding=1, count_include_pad=False)
             outputs.append(disc(x, semantic))
         return outputs
+
+
+def coordinate_planes(x: Tensor, frame_box: Tensor | None) -> Tensor:
+    """Each pixel's full-frame position: (B, C, H, W), (B, 4) normalised boxes or None -> (B, 2, H, W) in
+    [-1, 1] (x then y; the frame centre is 0)."""
+    B, _, H, W = x.shape
+    box = (frame_box if frame_box is not None else x.new_tensor([0.0, 0.0, 1.0, 1.0]).expand(B, 4)).to(x.dtype)
+    xs = frame_coordinates(W, box, 0) * 2 - 1  # (B, W)
+    ys = frame_coordinates(H, box, 1) * 2 - 1  # (B, H)
+    return torch.stack([xs[:, None, :].expand(B, H, W), ys[:, :, None].expand(B, H, W)], 1)
 
 
 class ContentDiscriminator(nn.Module):

@@ -1,0 +1,112 @@
+"""The learned camera model (sim2real.translator.camera) and the discriminator's coordinate planes: known answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sim2real.translator.camera import BLUR_TAPS, CameraModel, frame_coordinates
+from sim2real.translator.discriminator import DiscriminatorConfig, MultiScaleDiscriminator, coordinate_planes
+
+
+def camera(**params: float) -> CameraModel:
+    """A 1-domain camera with chosen physical parameters (inverse of the parameterisation)."""
+    cam = CameraModel(domains=1, knots=8)
+    with torch.no_grad():
+        cam.ca[0] = math.atanh(params.get("ca", 0.0) / 0.02)
+        cam.blur[0] = math.log(math.expm1(params.get("blur", 1e-3)))
+        cam.vignette[0] = torch.tensor([math.atanh(2 * params.get("a", 0.0)), math.atanh(2 * params.get("b", 0.0))])
+    return cam
+
+
+def test_a_new_camera_is_close_to_the_identity() -> None:
+    x = torch.rand(2, 3, 24, 40) * 2 - 1
+    out = CameraModel()(x, 1)
+    assert (out - x).abs().max() < 0.03  # only the initial 0.3 px blur, no noise, identity tone curve
+    d = CameraModel().describe(1)
+    assert d["chromatic_aberration"] == 0.0 and d["vignette"] == [0.0, 0.0]
+    assert d["tone"] == pytest.approx([k / 8 for k in range(9)], abs=1e-6)
+
+
+def test_chromatic_aberration_magnifies_red_and_shrinks_blue_about_the_centre() -> None:
+    H, W, c = 8, 101, 0.01
+    ramp = torch.linspace(-1, 1, W).expand(1, 3, H, W).clone() * 0.5  # u = 0.25 + 0.25 * (x - cx) / cx
+    out = camera(ca=c)(ramp, 0)
+    u_in, u_out = (ramp + 1) / 2, (out + 1) / 2
+    cx = (W - 1) / 2
+    x = torch.arange(W, dtype=torch.float32)
+    for channel, m in ((0, 1 + c), (2, 1 - c)):  # a linear ramp magnified by m about the centre: slope / m
+        expected = 0.5 + 0.25 * (x - cx) / cx / m
+        inner = slice(10, W - 10)
+        assert torch.allclose(u_out[0, channel, 4, inner], expected[inner], atol=1e-4), channel
+    assert torch.allclose(u_out[0, 1], u_in[0, 1], atol=1e-5)  # green is the reference
+
+
+def test_blur_spreads_an_impulse_into_the_gaussian_and_keeps_energy() -> None:
+    x = torch.full((1, 3, 15, 15), -1.0)
+    x[..., 7, 7] = 1.0
+    out = ((camera(blur=1.0)(x, 0) + 1) / 2).detach()
+    t = torch.arange(BLUR_TAPS) - BLUR_TAPS // 2
+    k = torch.exp(-0.5 * t.float() ** 2)
+    k = k / k.sum()
+    assert torch.allclose(out[0, 0, 7, 4:11], k * k[3], atol=1e-6)
+    assert out[0, 0].sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_vignetting_is_one_at_the_centre_and_one_minus_a_minus_b_at_the_corners() -> None:
+    x = torch.ones(1, 3, 41, 61) * 0.0  # u = 0.5 everywhere
+    out = ((camera(a=0.2, b=0.1)(x, 0) + 1) / 2).detach()
+    assert out[0, 0, 20, 30] == pytest.approx(0.5, abs=1e-3)
+    corner = out[0, 0, 0, 0]  # the corner pixel centre is slightly inside the frame corner (r slightly < 1)
+    r2 = ((30.0 / 30.5) ** 2 * 30.5**2 + (20.0 / 20.5) ** 2 * 20.5**2) / (30.5**2 + 20.5**2)
+    assert corner == pytest.approx(0.5 * (1 - 0.2 * r2 - 0.1 * r2 * r2), abs=1e-4)
+
+
+def test_a_crop_sees_the_camera_of_its_full_frame() -> None:
+    cam = camera(ca=0.008, a=0.3)
+    x = torch.rand(1, 3, 48, 96) * 2 - 1
+    full = cam(x, 0)
+    box = torch.tensor([[32 / 96, 8 / 48, 80 / 96, 40 / 48]])
+    crop = cam(x[..., 8:40, 32:80], 0, frame_box=box)
+    assert torch.allclose(full[..., 8:40, 32:80][..., 2:-2, 2:-2], crop[..., 2:-2, 2:-2], atol=1e-4)
+    uncorrected = cam(x[..., 8:40, 32:80], 0)  # without its box: treated as a whole frame -> different
+    assert (uncorrected - crop).abs().max() > 0.05
+
+
+def test_noise_follows_the_noise_level_function_and_the_tone_curve_is_monotone() -> None:
+    cam = CameraModel(domains=1)
+    with torch.no_grad():
+        cam.noise[0] = torch.tensor([-20.0, math.log(math.expm1(0.4))])  # shot ~0, read = 0.4 * 0.05 = 0.02
+        cam.blur[0] = -20.0
+    x = torch.zeros(1, 3, 64, 64)
+    noisy = (cam(x, 0, noise=torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))) + 1) / 2
+    assert noisy.std().item() == pytest.approx(0.02, rel=0.05)
+    with torch.no_grad():
+        cam.tone[0] = torch.randn(8)
+    u = torch.linspace(0, 1, 101)
+    y = cam.tone_curve(u, 0)
+    assert (y[1:] >= y[:-1]).all() and y[0] == 0
+
+
+def test_gradients_reach_every_camera_parameter() -> None:
+    cam = camera(ca=0.005, a=0.1, blur=0.8)
+    x = torch.rand(2, 3, 20, 30) * 2 - 1
+    box = torch.tensor([[0.1, 0.2, 0.6, 0.9], [0.0, 0.0, 1.0, 1.0]])
+    (cam(x, 0, frame_box=box, noise=torch.randn_like(x)) * torch.randn_like(x)).sum().backward()
+    for name, p in cam.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_coordinate_planes_and_a_coordinate_discriminator() -> None:
+    x = torch.zeros(2, 3, 4, 8)
+    planes = coordinate_planes(x, torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.5, 0.5, 1.0, 1.0]]))
+    assert planes.shape == (2, 2, 4, 8)
+    assert planes[0, 0, 0, 0] == pytest.approx(-1 + 1 / 8) and planes[0, 1, 3, 0] == pytest.approx(1 - 1 / 4)
+    assert planes[1, 0, 0, 0] == pytest.approx(1 / 16) and planes[1, 1, 0, 0] == pytest.approx(1 / 8)
+    assert torch.allclose(frame_coordinates(4, torch.tensor([[0.0, 0.0, 1.0, 1.0]]), 0),
+                          torch.tensor([[0.125, 0.375, 0.625, 0.875]]))
+    d = MultiScaleDiscriminator(DiscriminatorConfig(base_channels=8, num_classes=0, coordinates=True))
+    a, b = d(torch.zeros(1, 3, 32, 32)), d(torch.zeros(1, 3, 32, 32), frame_box=torch.tensor([[0.5, 0.5, 1, 1]]))
+    assert not torch.allclose(a[0], b[0])  # the same pixels at another place in the frame look different to it
