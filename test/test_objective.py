@@ -39,6 +39,7 @@ from sim2real.translator.objective import (
     translate_batches,
     update_generator_state,
 )
+from sim2real.translator.patch_nce import PatchProjector
 
 H, W = 32, 48
 CAR, SKY, VEG = TRAIN_ID["car"], TRAIN_ID["sky"], TRAIN_ID["vegetation"]
@@ -124,7 +125,9 @@ def test_every_generator_term_finite_with_nonzero_generator_gradient():
     gen, d_t, d_s, d_c, aux = small_nets()
     src, tgt = make_source(), make_target()
     pretrain_aux(aux, src)
-    losses = generator_losses(gen, d_t, d_s, aux, src, tgt, LossWeights(), content_disc=d_c)
+    weights = LossWeights(nce=1.0)
+    projector = PatchProjector([gen.cfg.content_channels], dim=16)
+    losses = generator_losses(gen, d_t, d_s, aux, src, tgt, weights, content_disc=d_c, projector=projector)
     assert set(TERM_WEIGHTS) <= set(losses), sorted(losses)
     for name, value in losses.items():
         assert torch.isfinite(value).all(), name
@@ -133,7 +136,7 @@ def test_every_generator_term_finite_with_nonzero_generator_gradient():
         assert grads, f"{term}: no gradient path to the generator"
         assert all(torch.isfinite(g).all() for g in grads), term
         assert sum(g.abs().sum() for g in grads) > 0, f"{term}: zero gradient w.r.t. generator"
-    expected = sum(getattr(LossWeights(), TERM_WEIGHTS[t]) * losses[t] for t in TERM_WEIGHTS)
+    expected = sum(getattr(weights, TERM_WEIGHTS[t]) * losses[t] for t in TERM_WEIGHTS)
     torch.testing.assert_close(losses["total"], expected)
 
 
@@ -175,7 +178,7 @@ def test_box_and_semantic_critics_carry_gradient_to_the_generator():
 
 def test_zero_weights_skip_terms():
     gen, d_t, d_s, d_c, aux = small_nets(conditional=False)
-    w = LossWeights(adv=0, cycle=0, latent=0, kl=0, content_adv=0, memory=0, bbox=0, semantic=0)
+    w = LossWeights(adv=0, cycle=0, latent=0, kl=0, content_adv=0, memory=0, bbox=0, bbox_class=0, semantic=0)
     losses = generator_losses(gen, d_t, d_s, aux, make_source(), make_target(), w, content_disc=d_c)
     assert set(losses) == {"self_recon", "total"}
     torch.testing.assert_close(losses["total"], 10.0 * losses["self_recon"])
@@ -350,3 +353,45 @@ def test_overfit_reconstruction_halves_in_100_steps():
     first = sum(history[:5]) / 5
     last = sum(history[-5:]) / 5
     assert last <= 0.5 * first, (first, last)
+
+
+# ------------------------------------------------------------------ one-sided (CUT) with camera and detail path
+def test_one_sided_pass_trains_the_detail_path_and_camera_through_the_adversarial_and_nce_terms():
+    import dataclasses
+
+    from sim2real.translator.objective import translate_one_sided
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(get_generator_config("lite"), detail_channels=4, use_camera=True)
+    gen = TranslatorGenerator(cfg)
+    with torch.no_grad():  # a trained-looking detail path (its output conv starts at zero)
+        for d in gen.decoders.values():
+            d.detail.out.weight.normal_(0, 0.1)
+    dcfg = DiscriminatorConfig(base_channels=8, max_channels=32, feature_channels=8, num_classes=0,
+                               coordinates=True)
+    d_t, d_s = MultiScaleDiscriminator(dcfg), MultiScaleDiscriminator(dcfg)
+    box = torch.tensor([[0.1, 0.2, 0.6, 0.9], [0.4, 0.0, 1.0, 0.5]])
+    src = dataclasses.replace(make_source(), frame_box=box)
+    tgt = dataclasses.replace(make_target(), frame_box=box.flip(0))
+    out = translate_one_sided(gen, None, src, tgt)
+    assert out.fake_source is None and out.cycle_source is None and out.rec_source is None
+    weights = LossWeights(nce=1.0, bbox=0, bbox_class=0, semantic=0)
+    projector = PatchProjector([cfg.content_channels], dim=16)
+    losses = generator_losses(gen, d_t, d_s, None, src, tgt, weights, outputs=out, projector=projector)
+    assert {"adv", "self_recon", "nce", "latent_content", "kl"} <= set(losses)
+    assert "cycle" not in losses
+    losses["total"].backward()
+    for name in ("camera.vignette", "camera.ca", "camera.blur", "camera.noise", "decoders.target.detail.conv.weight",
+                 "decoders.target.detail.out.weight"):
+        p = dict(gen.named_parameters())[name]
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert all(p.grad is None for p in d_t.parameters())  # frozen inside generator_losses
+    d = discriminator_losses(gen, d_t, d_s, None, src, tgt, weights, outputs=out)
+    assert "d_source" not in d and torch.isfinite(d["total"])
+    # the random part: two passes with different noise differ, the mean output (no noise) is deterministic
+    c = gen.encode_content(src.rgb, "source", src.semantic, src.instance)
+    z = gen.mean_style("target", 2)
+    a, b = gen.decode(c, z, "target", noise=torch.randn(2, 4, H, W)), gen.decode(c, z, "target",
+                                                                                noise=torch.randn(2, 4, H, W))
+    m1, m2 = gen.decode(c, z, "target"), gen.decode(c, z, "target")
+    assert (a - b).abs().max() > 1e-3 and torch.equal(m1, m2)

@@ -40,6 +40,7 @@ from sim2real.translator.aux_nets import (
     box_head_loss,
     frozen,
     instance_classes,
+    jitter_boxes,
     photometric_jitter,
     segmenter_loss,
 )
@@ -60,6 +61,7 @@ from sim2real.translator.losses import (
     semantic_class_weights,
     semantic_consistency_loss,
 )
+from sim2real.translator.patch_nce import PatchProjector, patch_nce_loss
 
 __all__ = [
     "TERM_WEIGHTS",
@@ -72,8 +74,10 @@ __all__ = [
     "discriminator_losses",
     "generator_losses",
     "pseudo_labels",
+    "sample_noise",
     "semantic_critic_loss",
     "translate_batches",
+    "translate_one_sided",
     "update_generator_state",
 ]
 
@@ -94,8 +98,11 @@ class LossWeights:
         kl: KL of the style codes to N(0, I).
         content_adv: DRIT content-domain confusion.
         memory: MGUIT memory contrastive loss (ignored when the generator has no memory).
-        bbox: box preservation on s->t through the frozen box head (L1 + GIoU + class CE).
+        bbox: box preservation on s->t through the frozen box head (L1 + GIoU on jittered proposals).
+        bbox_class: the box head's class cross-entropy on s->t, weighted apart from the regression (it used to
+            dominate the box term's gradient while the regression, fed exact proposals, had none).
         semantic: anti-flip cross-entropy of the frozen segmenter on s->t against source labels.
+        nce: PatchNCE (CUT) between the content features of s->t and of the source (0 = off).
         small_class_weight: extra CE weight of poles / traffic lights / traffic signs in ``semantic``.
         adversarial_mode: "lsgan" | "hinge" (:data:`sim2real.translator.losses.ADVERSARIAL_LOSSES`).
     """
@@ -108,7 +115,9 @@ class LossWeights:
     content_adv: float = 1.0
     memory: float = 1.0
     bbox: float = 1.0
+    bbox_class: float = 1.0
     semantic: float = 1.0
+    nce: float = 0.0
     small_class_weight: float = 5.0
     adversarial_mode: str = "lsgan"
 
@@ -138,17 +147,21 @@ TERM_WEIGHTS: Final[dict[str, str]] = {
     "content_adv": "content_adv",
     "memory": "memory",
     "bbox": "bbox",
+    "bbox_class": "bbox_class",
     "semantic": "semantic",
+    "nce": "nce",
 }
 
 
 @dataclass(frozen=True)
 class SourceBatch:
-    """Simulator frames: rgb (B, 3, H, W) in [-1, 1], semantic (B, H, W) int64 0..18 | 255, instance (B, H, W)."""
+    """Simulator frames: rgb (B, 3, H, W) in [-1, 1], semantic (B, H, W) int64 0..18 | 255, instance (B, H, W);
+    ``frame_box`` (B, 4): where each (cropped) frame lies in its full frame (None = whole frames)."""
 
     rgb: Tensor
     semantic: Tensor
     instance: Tensor
+    frame_box: Tensor | None = None
 
     def __post_init__(self) -> None:
         _check_batch(self.rgb, self.semantic, self.instance)
@@ -156,10 +169,12 @@ class SourceBatch:
 
 @dataclass(frozen=True)
 class TargetBatch:
-    """Real frames: rgb (B, 3, H, W) in [-1, 1]; semantic (B, H, W) only if the real set is labelled."""
+    """Real frames: rgb (B, 3, H, W) in [-1, 1]; semantic (B, H, W) only if the real set is labelled;
+    ``frame_box`` as for :class:`SourceBatch`."""
 
     rgb: Tensor
     semantic: Tensor | None = None
+    frame_box: Tensor | None = None
 
     def __post_init__(self) -> None:
         _check_batch(self.rgb, self.semantic, None)
@@ -183,24 +198,25 @@ class Translations:
     Images (B, 3, H, W): ``fake_target`` (s->t), ``fake_source`` (t->s), ``rec_*`` (within domain),
     ``cycle_*`` (cross-cycle back to the own domain). ``*_fake_*`` are the re-encoded codes of the fakes.
     ``target_labels``: (B, H, W) labels used for target frames (given or pseudo), or None.
+    A one-sided pass (:func:`translate_one_sided`) leaves every t->s, source-reconstruction and cycle field None.
     """
 
     content_source: ContentCode
     content_target: ContentCode
-    style_source: Tensor
+    style_source: Tensor | None
     style_target: Tensor
-    values_source: Tensor
+    values_source: Tensor | None
     values_target: Tensor
     fake_target: Tensor
-    fake_source: Tensor
-    rec_source: Tensor
+    fake_source: Tensor | None
+    rec_source: Tensor | None
     rec_target: Tensor
     content_fake_target: ContentCode
-    content_fake_source: ContentCode
+    content_fake_source: ContentCode | None
     style_fake_target: Tensor
-    style_fake_source: Tensor
-    cycle_source: Tensor
-    cycle_target: Tensor
+    style_fake_source: Tensor | None
+    cycle_source: Tensor | None
+    cycle_target: Tensor | None
     target_labels: Tensor | None
 
 
@@ -245,24 +261,67 @@ def translate_batches(
     z_s, v_s = gen.encode_style_and_values(x_s, "source")
     z_t, v_t = gen.encode_style_and_values(x_t, "target")
 
-    fake_t = gen.decode(c_s, z_t, "target")
-    fake_s = gen.decode(c_t, z_s, "source")
-    rec_s = gen.decode(c_s, z_s, "source", style_map=v_s)
-    rec_t = gen.decode(c_t, z_t, "target", style_map=v_t)
+    box_s, box_t = batch_source.frame_box, batch_target.frame_box
+    fake_t = gen.decode(c_s, z_t, "target", noise=sample_noise(gen, x_s), frame_box=box_s)
+    fake_s = gen.decode(c_t, z_s, "source", noise=sample_noise(gen, x_t), frame_box=box_t)
+    rec_s = gen.decode(c_s, z_s, "source", style_map=v_s, frame_box=box_s)
+    rec_t = gen.decode(c_t, z_t, "target", style_map=v_t, frame_box=box_t)
 
     # fake_t has the source labels by construction; fake_s is shown "labels absent" unless y_t is known.
     c_ft = gen.encode_content(fake_t, "target", sem_s, inst_s)
     c_fs = gen.encode_content(fake_s, "source", labels_t, None)
     z_ft = gen.encode_style(fake_t, "target")
     z_fs = gen.encode_style(fake_s, "source")
-    cyc_s = gen.decode(c_ft, z_fs, "source")
-    cyc_t = gen.decode(c_fs, z_ft, "target")
+    cyc_s = gen.decode(c_ft, z_fs, "source", frame_box=box_s)
+    cyc_t = gen.decode(c_fs, z_ft, "target", frame_box=box_t)
     return Translations(
         content_source=c_s, content_target=c_t, style_source=z_s, style_target=z_t,
         values_source=v_s, values_target=v_t, fake_target=fake_t, fake_source=fake_s,
         rec_source=rec_s, rec_target=rec_t, content_fake_target=c_ft, content_fake_source=c_fs,
         style_fake_target=z_ft, style_fake_source=z_fs, cycle_source=cyc_s, cycle_target=cyc_t,
         target_labels=labels_t,
+    )
+
+
+def sample_noise(gen: TranslatorGenerator, like: Tensor) -> Tensor | None:
+    """Standard-normal noise planes (B, 4, H, W) for the generator's random part (detail path plane 0, camera
+    sensor noise planes 1-3), or None when it has neither."""
+    if gen.cfg.detail_channels == 0 and not gen.cfg.use_camera:
+        return None
+    return torch.randn(like.shape[0], 4, *like.shape[-2:], device=like.device, dtype=like.dtype)
+
+
+def translate_one_sided(
+    gen: TranslatorGenerator,
+    aux: AuxNets | None,
+    batch_source: SourceBatch,
+    batch_target: TargetBatch,
+    *,
+    pseudo_label_confidence: float = 0.0,
+) -> Translations:
+    """The one-sided (CUT) forward pass: only what the s->t direction needs.
+
+    s->t:      c_s = E^c(x_s | y_s, inst_s), u = G_t(c_s, E^s_t(x_t), noise)
+    identity:  G_t(E^c(x_t | y_t), E^s_t(x_t), own value map) ~ x_t   (CUT's identity term, as self_recon)
+    re-encode: E^c(u | y_s, inst_s) (PatchNCE and latent_content), E^s_t(u)
+    No t->s translation, no source reconstruction, no cycle: a camera that blurs and adds noise cannot be undone,
+    so a cycle back to the simulator would fight it. The t->s fields of the result are None.
+    """
+    x_s, x_t = batch_source.rgb, batch_target.rgb
+    labels_t = batch_target.semantic
+    if labels_t is None and aux is not None:
+        labels_t = pseudo_labels(aux, x_t, pseudo_label_confidence)
+    c_s = gen.encode_content(x_s, "source", batch_source.semantic, batch_source.instance)
+    c_t = gen.encode_content(x_t, "target", labels_t, None)
+    z_t, v_t = gen.encode_style_and_values(x_t, "target")
+    fake_t = gen.decode(c_s, z_t, "target", noise=sample_noise(gen, x_s), frame_box=batch_source.frame_box)
+    rec_t = gen.decode(c_t, z_t, "target", style_map=v_t, frame_box=batch_target.frame_box)
+    c_ft = gen.encode_content(fake_t, "target", batch_source.semantic, batch_source.instance)
+    return Translations(
+        content_source=c_s, content_target=c_t, style_source=None, style_target=z_t, values_source=None,
+        values_target=v_t, fake_target=fake_t, fake_source=None, rec_source=None, rec_target=rec_t,
+        content_fake_target=c_ft, content_fake_source=None, style_fake_target=gen.encode_style(fake_t, "target"),
+        style_fake_source=None, cycle_source=None, cycle_target=None, target_labels=labels_t,
     )
 
 
@@ -282,21 +341,29 @@ def _disc_labels(disc: MultiScaleDiscriminator, labels: Tensor | None) -> Tensor
     return labels
 
 
-def box_critic_losses(aux: AuxNets, image: Tensor, batch_source: SourceBatch) -> dict[str, Tensor]:
-    """Box preservation of an s->t image (B, 3, H, W): the box head, given the source's exact boxes as
-    proposals, must regress them back and name their classes.
+def box_critic_losses(aux: AuxNets, image: Tensor, batch_source: SourceBatch, *, jitter: float | None = None,
+                      generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """Box preservation of an s->t image (B, 3, H, W): the box head, given proposals jittered around the source's
+    boxes as in its own training (``jitter``, default ``aux.cfg.box_jitter``), must regress the exact boxes back
+    and name their classes.
 
-    L = L1 + (1 - GIoU) (:func:`~sim2real.translator.losses.box_consistency_loss`) + class CE, over the
-    source's valid instances. Call inside :func:`~sim2real.translator.aux_nets.frozen` to use the head as
-    a fixed critic. Returns {"l1", "giou", "cls", "total"}, all attached to ``image``.
+    regression = L1 + (1 - GIoU) (:func:`~sim2real.translator.losses.box_consistency_loss`), class = CE, over the
+    source's valid instances. Exact proposals would make the regression trivially zero for an identity-like
+    head (no gradient); jittered ones make the object's appearance matter. Call inside
+    :func:`~sim2real.translator.aux_nets.frozen` to use the head as a fixed critic. Returns {"l1", "giou",
+    "cls", "total"} (total = regression only), all attached to ``image``.
     """
     boxes = instance_boxes(batch_source.instance, aux.cfg.max_instances)
     classes = instance_classes(batch_source.semantic, batch_source.instance, boxes.ids, boxes.valid,
                                aux.cfg.num_classes)
-    pred, logits = aux.box_head(image, boxes.boxes.to(image.dtype))
+    amount = aux.cfg.box_jitter if jitter is None else jitter
+    proposals = boxes.boxes.to(image.dtype)
+    if amount > 0:
+        proposals = jitter_boxes(proposals, amount, tuple(image.shape[-2:]), generator)
+    pred, logits = aux.box_head(image, proposals)
     box = box_consistency_loss(pred, boxes.boxes.to(image.dtype), boxes.valid, tuple(image.shape[-2:]))
     cls = box_class_loss(logits, torch.where(boxes.valid, classes, torch.full_like(classes, IGNORE_ID)))
-    return {"l1": box["l1"], "giou": box["giou"], "cls": cls, "total": box["total"] + cls}
+    return {"l1": box["l1"], "giou": box["giou"], "cls": cls, "total": box["total"]}
 
 
 def semantic_critic_loss(
@@ -321,6 +388,7 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
     *,
     content_disc: ContentDiscriminator | None = None,
     outputs: Translations | None = None,
+    projector: PatchProjector | None = None,
 ) -> dict[str, Tensor]:
     """Named generator losses (unweighted) and ``"total"`` = sum_k weight_k * loss_k (see TERM_WEIGHTS).
 
@@ -334,37 +402,37 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
     * kl: KL(z_s) + KL(z_t) (unit-variance posterior: 1/2 E[z^2]).
     * content_adv: DRIT content confusion on the global content features (needs ``content_disc``).
     * memory: MGUIT contrastive loss of the source content queries (needs a generator memory).
-    * bbox: frozen box head on u with the source boxes (needs ``aux``); diagnostics bbox_l1/giou/cls.
+    * bbox: frozen box head on u, proposals jittered around the source boxes (needs ``aux``); bbox_class: its
+      class CE; diagnostics bbox_l1 / bbox_giou.
     * semantic: CE(S(u), y_s) with small-class weights, frozen segmenter (needs ``aux``).
+    * nce: PatchNCE between E^c(u) and sg(c_s) through ``projector`` (CUT; needs ``projector``).
 
+    After a one-sided pass (:func:`translate_one_sided`) the terms of the missing directions are left out.
     Discriminators, content discriminator and critics are frozen here, so ``total.backward()`` fills only
     generator gradients. Diagnostics (``bbox_l1`` ...) are detached and not part of the total.
     """
     out = outputs if outputs is not None else translate_batches(gen, aux, batch_source, batch_target)
     x_s, x_t = batch_source.rgb, batch_target.rgb
+    two_sided = out.fake_source is not None
     losses: dict[str, Tensor] = {}
     critics = [m for m in (disc_target, disc_source, content_disc, aux) if m is not None]
     with frozen(*critics):
         if weights.adv > 0:
-            g_adv = get_adversarial_loss(weights.adversarial_mode).g_loss
-            fake_t = disc_target(out.fake_target, _disc_labels(disc_target, batch_source.semantic))
-            fake_s = disc_source(out.fake_source, _disc_labels(disc_source, out.target_labels))
-            losses["adv"] = g_adv(fake_t) + g_adv(fake_s)
+            losses["adv"] = _adversarial_term(disc_target, disc_source, out, batch_source, batch_target,
+                                              mode=weights.adversarial_mode)
         if weights.self_recon > 0:
-            losses["self_recon"] = self_reconstruction_loss(out.rec_source, x_s) + self_reconstruction_loss(
-                out.rec_target, x_t
-            )
-        if weights.cycle > 0:
+            losses["self_recon"] = self_reconstruction_loss(out.rec_target, x_t)
+            if out.rec_source is not None:
+                losses["self_recon"] = losses["self_recon"] + self_reconstruction_loss(out.rec_source, x_s)
+        if weights.cycle > 0 and out.cycle_source is not None:
             losses["cycle"] = cross_cycle_loss(out.cycle_source, x_s) + cross_cycle_loss(out.cycle_target, x_t)
         if weights.latent > 0:
-            losses["latent_content"] = latent_reconstruction_loss(
-                out.content_fake_target.features, out.content_source.features.detach()
-            ) + latent_reconstruction_loss(out.content_fake_source.features, out.content_target.features.detach())
-            losses["latent_style"] = latent_reconstruction_loss(
-                out.style_fake_target, out.style_target.detach()
-            ) + latent_reconstruction_loss(out.style_fake_source, out.style_source.detach())
+            losses.update(_latent_terms(out))
         if weights.kl > 0:
-            losses["kl"] = kl_loss(out.style_source) + kl_loss(out.style_target)
+            losses["kl"] = kl_loss(out.style_target) + (kl_loss(out.style_source) if two_sided else 0.0)
+        if weights.nce > 0 and projector is not None:
+            losses["nce"] = patch_nce_loss([out.content_fake_target.global_features],
+                                           [out.content_source.global_features], projector)
         if weights.content_adv > 0 and content_disc is not None:
             losses["content_adv"] = content_generator_loss(
                 content_disc(out.content_source.global_features), content_disc(out.content_target.global_features)
@@ -372,22 +440,52 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
         if weights.memory > 0 and gen.memory is not None:
             c_s = out.content_source
             losses["memory"] = memory_contrastive_loss(gen.memory, gen.memory_queries(c_s), batch_source.semantic)
-        if aux is not None and weights.bbox > 0:
-            box = box_critic_losses(aux, out.fake_target, batch_source)
-            losses["bbox"] = box["total"]
-            losses["bbox_l1"], losses["bbox_giou"], losses["bbox_cls"] = (
-                box["l1"].detach(), box["giou"].detach(), box["cls"].detach()
-            )
-        if aux is not None and weights.semantic > 0:
-            losses["semantic"] = semantic_critic_loss(
-                aux, out.fake_target, batch_source, small_class_weight=weights.small_class_weight
-            )
+        if aux is not None:
+            losses.update(_critic_terms(aux, out.fake_target, batch_source, weights))
     total = x_s.new_zeros(())
     for term, field in TERM_WEIGHTS.items():
         if term in losses:
             total = total + getattr(weights, field) * losses[term]
     losses["total"] = total
     return losses
+
+
+def _adversarial_term(disc_target: MultiScaleDiscriminator, disc_source: MultiScaleDiscriminator,
+                      out: Translations, batch_source: SourceBatch, batch_target: TargetBatch, *, mode: str
+                      ) -> Tensor:
+    """L_G^adv(D_t(u | y_s)) (+ L_G^adv(D_s(v | y_t)) after a two-sided pass), discriminators frozen."""
+    g_adv = get_adversarial_loss(mode).g_loss
+    loss = g_adv(disc_target(out.fake_target, _disc_labels(disc_target, batch_source.semantic),
+                             frame_box=batch_source.frame_box))
+    if out.fake_source is not None:
+        loss = loss + g_adv(disc_source(out.fake_source, _disc_labels(disc_source, out.target_labels),
+                                        frame_box=batch_target.frame_box))
+    return loss
+
+
+def _critic_terms(aux: AuxNets, fake_target: Tensor, batch_source: SourceBatch, weights: LossWeights
+                  ) -> dict[str, Tensor]:
+    """Box and semantic preservation of s->t through the frozen critics (call inside ``frozen(aux)``)."""
+    losses: dict[str, Tensor] = {}
+    if weights.bbox > 0 or weights.bbox_class > 0:
+        box = box_critic_losses(aux, fake_target, batch_source)
+        losses["bbox"], losses["bbox_class"] = box["total"], box["cls"]
+        losses["bbox_l1"], losses["bbox_giou"] = box["l1"].detach(), box["giou"].detach()
+    if weights.semantic > 0:
+        losses["semantic"] = semantic_critic_loss(aux, fake_target, batch_source,
+                                                  small_class_weight=weights.small_class_weight)
+    return losses
+
+
+def _latent_terms(out: Translations) -> dict[str, Tensor]:
+    """MUNIT latent reconstructions of the re-encoded fakes (the t->s half only after a two-sided pass)."""
+    content = latent_reconstruction_loss(out.content_fake_target.features, out.content_source.features.detach())
+    style = latent_reconstruction_loss(out.style_fake_target, out.style_target.detach())
+    if out.content_fake_source is not None:
+        content = content + latent_reconstruction_loss(out.content_fake_source.features,
+                                                       out.content_target.features.detach())
+        style = style + latent_reconstruction_loss(out.style_fake_source, out.style_source.detach())
+    return {"latent_content": content, "latent_style": style}
 
 
 def discriminator_losses(  # noqa: PLR0917 (mirrors generator_losses)
@@ -417,19 +515,21 @@ def discriminator_losses(  # noqa: PLR0917 (mirrors generator_losses)
     d_adv = get_adversarial_loss(weights.adversarial_mode).d_loss
     x_s, x_t = batch_source.rgb, batch_target.rgb
     y_s, y_t = batch_source.semantic, outputs.target_labels
+    box_s, box_t = batch_source.frame_box, batch_target.frame_box
     dt = d_adv(
-        disc_target(x_t, _disc_labels(disc_target, y_t)),
-        disc_target(outputs.fake_target.detach(), _disc_labels(disc_target, y_s)),
+        disc_target(x_t, _disc_labels(disc_target, y_t), frame_box=box_t),
+        disc_target(outputs.fake_target.detach(), _disc_labels(disc_target, y_s), frame_box=box_s),
     )
-    ds = d_adv(
-        disc_source(x_s, _disc_labels(disc_source, y_s)),
-        disc_source(outputs.fake_source.detach(), _disc_labels(disc_source, y_t)),
-    )
-    losses = {
-        "d_target": dt["total"], "d_target_real": dt["real"].detach(), "d_target_fake": dt["fake"].detach(),
-        "d_source": ds["total"], "d_source_real": ds["real"].detach(), "d_source_fake": ds["fake"].detach(),
-    }
-    total = dt["total"] + ds["total"]
+    losses = {"d_target": dt["total"], "d_target_real": dt["real"].detach(), "d_target_fake": dt["fake"].detach()}
+    total = dt["total"]
+    if outputs.fake_source is not None:
+        ds = d_adv(
+            disc_source(x_s, _disc_labels(disc_source, y_s), frame_box=box_s),
+            disc_source(outputs.fake_source.detach(), _disc_labels(disc_source, y_t), frame_box=box_t),
+        )
+        losses |= {"d_source": ds["total"], "d_source_real": ds["real"].detach(),
+                   "d_source_fake": ds["fake"].detach()}
+        total = total + ds["total"]
     if content_disc is not None and weights.content_adv > 0:
         losses["content"] = content_discriminator_loss(
             content_disc(outputs.content_source.global_features.detach()),
@@ -446,9 +546,10 @@ def update_generator_state(gen: TranslatorGenerator, outputs: Translations) -> N
 
     The target domain's memory is updated only where target labels (given or pseudo) exist.
     """
-    gen.update_style_mean(outputs.style_source, "source")
+    if outputs.style_source is not None:
+        gen.update_style_mean(outputs.style_source, "source")
+        gen.update_memory(outputs.content_source, outputs.values_source, "source")
     gen.update_style_mean(outputs.style_target, "target")
-    gen.update_memory(outputs.content_source, outputs.values_source, "source")
     gen.update_memory(outputs.content_target, outputs.values_target, "target")
 
 
