@@ -22,8 +22,8 @@ FAST = [
 # gradients, from its own shard of the data), so the replicas must drift apart and check_replicas() must raise.
 NO_AVERAGING = """\
 import sys
-from sim2real.training import trainer
-trainer.Trainer._average_gradients = lambda self, params: None
+from sim2real.training import replicas
+replicas.Replicas.average_gradients = lambda self, params: None
 from sim2real.training.cli import main
 sys.exit(main())
 """

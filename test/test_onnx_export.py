@@ -116,11 +116,11 @@ def test_onnx_translate_validates(runner: OnnxTranslator) -> None:
 
 def test_export_argument_errors(tmp_path: Path, translator: Translator) -> None:
     with pytest.raises(ConfigError, match=r"opset 16 is not supported: the graph needs opset >= 17"):
-        export_onnx(translator, tmp_path / "x.onnx", 32, 32, opset=16)
-    with pytest.raises(TypeError, match="needs a Translator or a generator nn.Module, got dict"):
+        export_onnx(translator.generator, tmp_path / "x.onnx", 32, 32, opset=16)
+    with pytest.raises(TypeError, match="needs a generator nn.Module, got dict"):
         export_onnx({}, tmp_path / "x.onnx", 32, 32)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="height and width must be >= 1, got 0x32"):
-        export_onnx(translator, tmp_path / "x.onnx", 0, 32)
+        export_onnx(translator.generator, tmp_path / "x.onnx", 0, 32)
     assert not list(tmp_path.iterdir())
 
 

@@ -25,3 +25,8 @@ class CheckpointError(Sim2RealError, ValueError):
 
 class BagError(Sim2RealError, OSError):
     """A rosbag2 recording is missing, empty, corrupt or lacks a requested topic."""
+
+
+class InferenceError(Sim2RealError, RuntimeError):
+    """An inference backend cannot run the model (an exported graph that does not fit, a session that fails):
+    a fault of the model or its runtime, never of the frame being translated."""

@@ -11,6 +11,7 @@ Every dataset yields dicts of tensors: ``rgb`` float (3, H, W) in [-1, 1]; sourc
 from __future__ import annotations
 
 import dataclasses
+import logging
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,13 +24,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from sim2real.core.errors import BagError, ConfigError, LabelError
+from sim2real.core.errors import BagError, ConfigError, LabelError, Sim2RealError
 from sim2real.core.labels import IGNORE_ID, cityscapes_instances_to_canonical, label_ids_to_train_ids
 from sim2real.data.transforms import PairedTransform
 from sim2real.io.bag_reader import IMAGE_TYPES, BagMessage, BagReader, decode_image
 from sim2real.io.conversions import to_rgb8
 
 __all__ = [
+    "SKIPPED_KEY",
     "BagSourceDataset",
     "BagTargetDataset",
     "CityscapesSourceDataset",
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+_log = logging.getLogger(__name__)
 #: (semantic array, its encoding, instance array, its encoding) as stored -> canonical (uint8, uint16)
 LabelDecoder = Callable[[np.ndarray, str, np.ndarray, str], tuple[np.ndarray, np.ndarray]]
 
@@ -101,6 +104,42 @@ def _shard() -> tuple[int, int]:
 
 def _rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, index])
+
+
+#: key of the bad frames a streaming dataset skipped (``skip_bad_frames=True``): every sample carries a str,
+#: the newline-separated descriptions ("bag ... stamp ... ns (topic): reason") of the frames skipped since
+#: the previous sample ("" for none); collated batches carry a list of them (see ``training.stream``).
+SKIPPED_KEY = "skipped"
+
+
+class _BadFrames:
+    """Bad frames met by one pass over a streaming dataset: raise (naming bag and stamp), or skip and report
+    them with the next sample yielded."""
+
+    def __init__(self, skip: bool) -> None:
+        self.skip = skip
+        self.pending: list[str] = []
+
+    def met(self, exc: Sim2RealError, bag: Path, stamp_ns: int, topic: str) -> None:
+        """A frame failed with ``exc``: re-raise it naming where, or note it (skipping)."""
+        problem = f"bag {bag} stamp {stamp_ns} ns ({topic}): {exc}"
+        if not self.skip:
+            raise type(exc)(f"bad frame in {problem}") from exc
+        self.pending.append(problem)
+
+    def attach(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """``sample`` with the pending descriptions under :data:`SKIPPED_KEY` (when skipping)."""
+        if self.skip:
+            sample[SKIPPED_KEY] = "\n".join(self.pending)
+            self.pending.clear()
+        return sample
+
+    def finish(self) -> None:
+        """End of a pass: frames skipped after the last sample cannot ride on one; say so."""
+        if self.pending:
+            _log.warning("skipped %d bad frame(s) after the last sample of this pass (not counted toward the "
+                         "trainer's limit): %s", len(self.pending), "; ".join(self.pending))
+            self.pending.clear()
 
 
 # --- stamp matching ---
@@ -188,14 +227,18 @@ class BagSourceDataset(IterableDataset):
 
     ``label_decoder`` turns the stored label arrays into canonical ones (default: already canonical; pass a
     sim-bridge adapter's decoder to train directly on, e.g., a CARLA bag). After an epoch, ``stats`` holds
-    the matched / unmatched counts of the last pass.
+    the matched / unmatched counts of the last pass. A frame that cannot be decoded (a corrupt image, labels
+    outside the canonical space or of another size) raises naming the bag and the stamp, or, with
+    ``skip_bad_frames``, is skipped and reported with the next sample (:data:`SKIPPED_KEY`).
     """
 
     def __init__(self, bags: Sequence[str | Path], topics: SourceTopics = SourceTopics(), *,
                  tolerance_s: float = 0.0, transform: PairedTransform | None = None,
-                 label_decoder: LabelDecoder = canonical_labels, seed: int = 0) -> None:
+                 label_decoder: LabelDecoder = canonical_labels, seed: int = 0, skip_bad_frames: bool = False
+                 ) -> None:
         if not bags:
             raise ConfigError("BagSourceDataset needs at least one bag path")
+        self.skip_bad_frames = skip_bad_frames
         self.bags = [Path(b) for b in bags]
         self.topics = topics
         self.tolerance_ns = round(tolerance_s * 1e9)
@@ -215,9 +258,10 @@ class BagSourceDataset(IterableDataset):
         """Change the augmentation stream (call once per epoch, like DistributedSampler.set_epoch)."""
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         shard, nshards = _shard()
         self.stats = MatchStats()
+        bad = _BadFrames(self.skip_bad_frames)
         index = 0
         for bag in self.bags:
             with BagReader(bag) as reader:
@@ -228,7 +272,13 @@ class BagSourceDataset(IterableDataset):
                     index += 1
                     if (index - 1) % nshards != shard:
                         continue
-                    yield self._sample(triplet, types, index - 1)
+                    try:
+                        sample = self._sample(triplet, types, index - 1)
+                    except Sim2RealError as exc:
+                        bad.met(exc, bag, triplet[0].stamp_ns, self.topics.image)
+                        continue
+                    yield bad.attach(sample)
+        bad.finish()
 
     def _sample(self, triplet: tuple[BagMessage, ...], types: dict[str, str], index: int
                 ) -> dict[str, torch.Tensor]:
@@ -364,13 +414,16 @@ class ImageFolderDataset(Dataset):
 
 
 class BagTargetDataset(IterableDataset):
-    """Streams unlabelled camera frames from one or more topics of one or more rosbag2 recordings."""
+    """Streams unlabelled camera frames from one or more topics of one or more rosbag2 recordings.
+
+    Bad frames: as :class:`BagSourceDataset` (raise naming bag and stamp, or ``skip_bad_frames``)."""
 
     def __init__(self, bags: Sequence[str | Path], topics: Sequence[str],
-                 transform: PairedTransform | None = None, seed: int = 0) -> None:
+                 transform: PairedTransform | None = None, seed: int = 0, *, skip_bad_frames: bool = False) -> None:
         if not bags or not topics:
             raise ConfigError("BagTargetDataset needs at least one bag and one topic")
         self.bags, self.topics = [Path(b) for b in bags], list(topics)
+        self.skip_bad_frames = skip_bad_frames
         self.transform, self.seed, self.epoch = transform, seed, 0
         for bag in self.bags:
             with BagReader(bag) as reader:
@@ -382,8 +435,9 @@ class BagTargetDataset(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         shard, nshards = _shard()
+        bad = _BadFrames(self.skip_bad_frames)
         index = 0
         for bag in self.bags:
             with BagReader(bag) as reader:
@@ -392,13 +446,18 @@ class BagTargetDataset(IterableDataset):
                     index += 1
                     if (index - 1) % nshards != shard:
                         continue
-                    rgb = to_rgb8(m.msg)  # Image or CompressedImage, any colour encoding -> RGB
+                    try:
+                        rgb = to_rgb8(m.msg)  # Image or CompressedImage, any colour encoding -> RGB
+                    except Sim2RealError as exc:
+                        bad.met(exc, bag, m.stamp_ns, m.topic)
+                        continue
                     if self.transform is not None:
                         seed = self.seed + 1 + zlib.crc32(m.topic.encode())
                         rgb, _, box = self.transform.apply(rgb, [], _rng(seed, self.epoch, index))
-                        yield to_sample(rgb, frame_box=box)
+                        yield bad.attach(to_sample(rgb, frame_box=box))
                     else:
-                        yield to_sample(rgb)
+                        yield bad.attach(to_sample(rgb))
+        bad.finish()
 
 
 def describe(dataset: Any) -> dict[str, Any]:

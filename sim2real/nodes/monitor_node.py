@@ -84,6 +84,7 @@ from sim2real.nodes.common import descriptor as _descriptor
 from sim2real.nodes.common import run_node
 from sim2real.nodes.translate_node import Frame, FrameError, decode_frame
 from sim2real.runtime.node_stats import LogRateLimiter
+from sim2real.translator.device import resolve_device
 
 __all__ = ["MonitorNode", "load_monitor_judge", "main", "resolve_device"]
 
@@ -92,17 +93,6 @@ IMAGE, SEMANTIC, INSTANCE = "image", "semantic", "instance"
 IN_PREFIX: Final = "translated"
 
 _STR, _DBL, _INT = ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_DOUBLE, ParameterType.PARAMETER_INTEGER
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cpu`` / ``cuda`` / ``cuda:N`` as given (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name in {"cpu", "cuda"} or (name.startswith("cuda:") and name[5:].isdigit()):
-        if name.startswith("cuda") and not torch.cuda.is_available():
-            raise Sim2RealError(f"device {name!r} requested but CUDA is not available")
-        return torch.device(name)
-    raise Sim2RealError(f"device must be auto, cpu, cuda or cuda:N; got {name!r}")
 
 
 def load_monitor_judge(path: str, device: torch.device) -> tuple[Any, dict[str, Any]]:

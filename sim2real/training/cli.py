@@ -19,6 +19,7 @@ import torch
 
 from sim2real.core.errors import Sim2RealError
 from sim2real.data.datasets import (
+    SKIPPED_KEY,
     BagSourceDataset,
     BagTargetDataset,
     CityscapesSourceDataset,
@@ -48,14 +49,14 @@ def _source(src: SourceDataConfig, paths: Sequence[str], transform: PairedTransf
         topics = SourceTopics(src.image_topic, src.semantic_topic, src.instance_topic)
         decoder = adapter_label_decoder(src.adapter) if src.adapter else canonical_labels
         return BagSourceDataset(list(paths), topics, tolerance_s=src.tolerance_s, transform=transform,
-                                label_decoder=decoder, seed=seed)
+                                label_decoder=decoder, seed=seed, skip_bad_frames=True)
     return CityscapesSourceDataset(paths[0], transform=transform, seed=seed)
 
 
 def _target(tgt: TargetDataConfig, transform: PairedTransform, seed: int) -> Any:
     if tgt.kind == "folder":
         return ImageFolderDataset(list(tgt.paths), transform=transform, seed=seed)
-    return BagTargetDataset(list(tgt.paths), list(tgt.topics), transform=transform, seed=seed)
+    return BagTargetDataset(list(tgt.paths), list(tgt.topics), transform=transform, seed=seed, skip_bad_frames=True)
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[Any, Any, Any]:
@@ -73,6 +74,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any, Any]:
     if val is not None and not hasattr(val, "__getitem__"):  # streaming bag: take the first frames
         frames = []
         for sample in val:
+            for problem in filter(None, sample.pop(SKIPPED_KEY, "").split("\n")):
+                print(f"sim2real-train: validation: skipped bad frame in {problem}", file=sys.stderr)
             frames.append(sample)
             if len(frames) == cfg.val_frames:
                 break

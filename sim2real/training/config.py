@@ -95,7 +95,13 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything one training run needs; saved in every checkpoint."""
+    """Everything one training run needs; saved in every checkpoint.
+
+    ``amp`` / ``amp_dtype``: mixed precision (``training.numerics``: auto = fp16 + loss scaling on CUDA, off
+    on CPU; bf16 on either). ``deterministic``: deterministic algorithms (exact resume on CUDA, slower).
+    ``max_bad_frames``: distinct undecodable frames of the bag datasets skipped (each logged with bag and
+    stamp) before the run stops with an error; 0 stops at the first.
+    """
 
     out_dir: str = "runs/default"
     steps: int = 1000
@@ -105,7 +111,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    amp_dtype: Literal["auto", "fp16", "bf16"] = "auto"
+    deterministic: bool = False
     num_workers: int = 0
+    max_bad_frames: int = 100
     ema_decay: float = 0.999
     log_every: int = 10
     image_every: int = 200
@@ -132,6 +141,8 @@ class TrainConfig:
         if self.generator_preset not in GENERATOR_PRESETS:
             raise ConfigError(f"generator_preset {self.generator_preset!r} unknown; valid: "
                               f"{sorted(GENERATOR_PRESETS)}")
+        if self.max_bad_frames < 0:
+            raise ConfigError(f"max_bad_frames must be >= 0, got {self.max_bad_frames}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         self.generator_config()  # validates the overrides now, not at step 0 of a long run

@@ -4,20 +4,26 @@ Map-style datasets are read in the order of a ``DistributedSampler`` (shuffled p
 seed, one shard per rank); iterable datasets (bags) shard themselves across ranks and workers. Either way a
 stream knows how many samples it has consumed, and a stream rebuilt with that count continues with exactly
 the batches the interrupted one would have produced (exact resume).
+
+Bad frames: a bag dataset built with ``skip_bad_frames`` skips a frame it cannot decode and reports it with
+the next sample (``data.datasets.SKIPPED_KEY``); the stream takes those reports off each batch
+(:meth:`BatchStream.take_skipped`) and :class:`BadFrameTally` counts the distinct ones of a run against a
+limit, so one bad frame costs one frame, not the run, and a bag full of them stops it with a clear error.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
-from sim2real.core.errors import ConfigError
+from sim2real.core.errors import BagError, ConfigError
+from sim2real.data.datasets import SKIPPED_KEY
 
-__all__ = ["BatchStream"]
+__all__ = ["BadFrameTally", "BatchStream"]
 
 
 def _world() -> tuple[int, int]:
@@ -43,6 +49,7 @@ class BatchStream:
         self.consumed = consumed
         self.rank, self.world = _world()
         self._iter: Iterator[dict[str, torch.Tensor]] | None = None
+        self._skipped: list[str] = []
         if not isinstance(dataset, IterableDataset):
             per_rank = len(dataset) // self.world
             if per_rank < batch_size:
@@ -90,4 +97,34 @@ class BatchStream:
             self._iter = self._iterable_batches() if is_iterable else self._map_style_batches()
         batch = next(self._iter)
         self.consumed += self.batch_size
+        for text in batch.pop(SKIPPED_KEY, ()):
+            self._skipped.extend(line for line in text.split("\n") if line)
         return batch
+
+    def take_skipped(self) -> list[str]:
+        """Descriptions of the bad frames skipped since the last call (bag, stamp, reason)."""
+        taken, self._skipped = self._skipped, []
+        return taken
+
+
+class BadFrameTally:
+    """The distinct bad frames a run skipped (each described by bag, stamp and reason), at most ``limit``.
+
+    A frame met again (the next epoch, or the steps redone after a resume) is not counted twice; the
+    descriptions are saved in checkpoints, so the limit holds across resumes.
+    """
+
+    def __init__(self, limit: int, seen: Iterable[str] = ()) -> None:
+        self.limit = limit
+        self.seen: list[str] = list(seen)
+        self._known = set(self.seen)
+
+    def add(self, descriptions: Iterable[str]) -> list[str]:
+        """Record ``descriptions``; returns the ones not seen before. Raises BagError past the limit."""
+        new = [d for d in dict.fromkeys(descriptions) if d not in self._known]
+        self.seen.extend(new)
+        self._known.update(new)
+        if len(self.seen) > self.limit:
+            raise BagError(f"{len(self.seen)} bad frames skipped, more than max_bad_frames={self.limit} (the latest: "
+                           f"{self.seen[-1]}); repair or leave out those bags, or raise max_bad_frames")
+        return new

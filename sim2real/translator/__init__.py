@@ -2,8 +2,9 @@
 
 Importing this package is light (the config only); the torch modules load on first attribute access::
 
-    from sim2real.translator import TranslatorGenerator, get_generator_config
+    from sim2real.translator import Translator, TranslatorGenerator, get_generator_config
     gen = TranslatorGenerator(get_generator_config("lite"))
+    tr = Translator.from_checkpoint("models/default.safetensors")
 
 See docs/translator.md for the data flow and design decisions.
 
@@ -25,11 +26,13 @@ __all__ = [
     "GeneratorConfig",
     "InstanceBoxes",
     "InstanceBranch",
+    "Translator",
     "TranslatorGenerator",
     "count_macs",
     "count_params",
     "get_generator_config",
     "instance_boxes",
+    "resolve_device",
     "roi_align",
 ]
 
@@ -45,6 +48,8 @@ _LAZY: Final[dict[str, str]] = {
     "ClassStyleMemory": "memory",
     "count_macs": "complexity",
     "count_params": "complexity",
+    "Translator": "inference",
+    "resolve_device": "device",
 }
 
 

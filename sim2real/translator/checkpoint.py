@@ -68,6 +68,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "LoadedCheckpoint",
     "build_generator",
+    "check_finite",
     "check_state_dict",
     "checkpoint_document",
     "config_differences",
@@ -540,8 +541,10 @@ def load_checkpoint(
     Refuses, with a CheckpointError naming the file: pickles and ``torch.save`` files (sniffed from the
     magic bytes before any parsing), anything without a valid safetensors header, truncated or corrupt
     files, a ``schema_version`` other than SCHEMA_VERSION, a class table that differs from
-    ``sim2real.core.labels``, a config that GeneratorConfig.from_dict rejects, and (``verify_digest``) tensors
-    whose sha256 differs from the stored ``tensor_sha256``.
+    ``sim2real.core.labels``, a config that GeneratorConfig.from_dict rejects (every field bounded, checked
+    before any tensor is read), (``verify_digest``) tensors whose sha256 differs from the stored
+    ``tensor_sha256``, and tensors holding NaN or infinity (naming them). The node, translate-bag, eval and the
+    trainer's ``init_from`` all load through here.
     """
     path = Path(path)
     data = _read_bytes(path)
@@ -559,10 +562,25 @@ def load_checkpoint(
                 f"{path}: tensor data does not match field 'tensor_sha256' "
                 f"(expected {expected_digest}, computed {actual}); the file is corrupt"
             )
+    check_finite(tensors, source=str(path))
     device = torch.device(map_location)
     if device.type != "cpu":
         tensors = {k: v.to(device) for k, v in tensors.items()}
     return LoadedCheckpoint(config=config, state_dict=tensors, metadata=doc, path=path)
+
+
+def check_finite(tensors: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> None:
+    """Raise CheckpointError naming every floating-point tensor that holds NaN or infinity (with counts)."""
+    bad = []
+    for name in sorted(tensors):
+        t = tensors[name]
+        if t.is_floating_point() or t.is_complex():
+            finite = torch.isfinite(t)
+            if not bool(finite.all()):
+                bad.append(f"{name} ({int((~finite).sum())} of {t.numel()} values)")
+    if bad:
+        raise CheckpointError(f"{source}: tensor(s) holding NaN or inf: {', '.join(bad[:8])}"
+                              f"{f' and {len(bad) - 8} more' if len(bad) > 8 else ''}; the weights are unusable")
 
 
 # ----------------------------------------------------------------------------------------------- build
@@ -598,6 +616,9 @@ def build_generator(
 ) -> TranslatorGenerator:
     """Instantiate ``TranslatorGenerator(loaded.config)`` and load the weights strictly, in eval mode.
 
+    The config's network is first built on the ``meta`` device (shapes, no memory) and checked against the
+    tensors: a small file whose config describes a huge network fails there, before anything is allocated.
+
     Args:
         loaded: result of :func:`load_checkpoint`.
         expected_config: when given, the checkpoint's config must equal it (error names each field).
@@ -611,8 +632,10 @@ def build_generator(
         diff = config_differences(expected_config, loaded.config)
         if diff:
             raise CheckpointError(f"{source}: config does not match the expected config: " + "; ".join(diff))
+    with torch.device("meta"):  # shapes only: a config that does not match the tensors allocates nothing
+        skeleton = TranslatorGenerator(loaded.config)
+    check_state_dict(skeleton.state_dict(), loaded.state_dict, source=source)
     gen = TranslatorGenerator(loaded.config)
-    check_state_dict(gen.state_dict(), loaded.state_dict, source=source)
     first = next(iter(loaded.state_dict.values()))
     gen.to(first.device)
     gen.load_state_dict(loaded.state_dict, strict=True)

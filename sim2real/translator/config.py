@@ -21,6 +21,7 @@ from sim2real.translator.layers import PADDING_MODES
 
 __all__ = [
     "GENERATOR_PRESETS",
+    "INT_BOUNDS",
     "LABEL_RESOLUTIONS",
     "PADDING_MODES",
     "VALID_WORK_SCALES",
@@ -40,9 +41,39 @@ VALID_WORK_SCALES: Final = (1, 2, 4)
 LABEL_RESOLUTIONS: Final = ("input", "work")
 
 
+#: inclusive bounds of every integer field. Checked before anything is built: a checkpoint is a file from
+#: elsewhere, and its config decides what is allocated (the widths are generous: ``full`` uses at most 128).
+INT_BOUNDS: Final[dict[str, tuple[int, int]]] = {
+    "num_classes": (1, 255),  # train ids are uint8 with 255 = ignore
+    "max_instances": (1, 256),
+    "work_scale": (1, 4),
+    "num_downsamples": (0, 5),
+    "base_channels": (1, 1024),
+    "content_channels": (1, 1024),
+    "num_enc_res": (0, 16),
+    "num_dec_res": (0, 16),
+    "label_embed_dim": (1, 256),
+    "style_dim": (1, 512),
+    "style_channels": (1, 1024),
+    "style_mlp_dim": (1, 1024),
+    "instance_channels": (1, 1024),
+    "roi_size": (1, 32),
+    "roi_sampling_ratio": (1, 8),
+    "memory_slots": (1, 64),
+    "memory_key_dim": (1, 512),
+    "memory_value_dim": (1, 512),
+    "detail_channels": (0, 64),
+    "detail_width": (1, 256),
+    "camera_knots": (2, 64),
+}
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Every dimension of :class:`TranslatorGenerator`; see docs/translator.md for the data flow.
+
+    Every field is checked on construction: types, :data:`INT_BOUNDS` for the integers, [0, 1] for the
+    momenta and the dropout, the registries for the strings (ConfigError naming the field).
 
     Attributes:
         name: preset name (stored in checkpoints); "custom" for hand-made configs.
@@ -113,20 +144,15 @@ class GeneratorConfig:
     camera_knots: int = 8
 
     def __post_init__(self) -> None:
-        positive = (
-            "num_classes", "max_instances", "base_channels", "content_channels", "label_embed_dim",
-            "style_dim", "style_channels", "style_mlp_dim", "instance_channels", "roi_size",
-            "roi_sampling_ratio", "memory_slots", "memory_key_dim", "memory_value_dim", "detail_width",
-            "camera_knots",
-        )
-        for field in positive:
+        if not isinstance(self.name, str) or not 0 < len(self.name) <= 64:
+            raise ConfigError(f"GeneratorConfig.name must be a string of 1..64 characters, got {self.name!r}")
+        for field, (low, high) in INT_BOUNDS.items():
             value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"GeneratorConfig.{field} must be an int >= 1, got {value!r}")
-        for field in ("num_downsamples", "num_enc_res", "num_dec_res", "detail_channels"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"GeneratorConfig.{field} must be an int >= 0, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ConfigError(f"GeneratorConfig.{field} must be an int in [{low}, {high}], got {value!r}")
+        for field in ("use_instance_branch", "use_memory", "use_camera"):
+            if not isinstance(getattr(self, field), bool):
+                raise ConfigError(f"GeneratorConfig.{field} must be true or false, got {getattr(self, field)!r}")
         if self.work_scale not in VALID_WORK_SCALES:
             raise ConfigError(
                 f"GeneratorConfig.work_scale must be one of {VALID_WORK_SCALES}, got {self.work_scale!r}"
@@ -136,10 +162,12 @@ class GeneratorConfig:
                 raise ConfigError(f"GeneratorConfig.{field} must be one of {list(valid)}, got {getattr(self, field)!r}")
         for field in ("label_dropout", "memory_momentum", "style_momentum"):
             value = getattr(self, field)
-            if not 0.0 <= float(value) <= 1.0:
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
                 raise ConfigError(f"GeneratorConfig.{field} must be in [0, 1], got {value!r}")
-        if not float(self.memory_temperature) > 0.0:
-            raise ConfigError(f"GeneratorConfig.memory_temperature must be > 0, got {self.memory_temperature!r}")
+        if not isinstance(self.memory_temperature, int | float) or not 1e-3 <= self.memory_temperature <= 100.0:
+            raise ConfigError(
+                f"GeneratorConfig.memory_temperature must be in [0.001, 100], got {self.memory_temperature!r}"
+            )
         if self.base_channels > self.content_channels:
             raise ConfigError(
                 f"GeneratorConfig.base_channels ({self.base_channels}) must not exceed "

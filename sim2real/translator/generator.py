@@ -35,6 +35,7 @@ Inference is :meth:`TranslatorGenerator.translate`: the s->t path with the EMA m
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -524,11 +525,19 @@ class TranslatorGenerator(nn.Module):
         return self.style_mean[domain_index(domain)].unsqueeze(0).expand(batch, -1)
 
     @torch.no_grad()
-    def update_style_mean(self, style: Tensor, domain: str) -> None:
-        """EMA of encoded styles (B, S): mean <- m * mean + (1 - m) * style.mean(0), m = cfg.style_momentum."""
+    def update_style_mean(self, style: Tensor, domain: str, reduce: Callable[[Tensor], Tensor] | None = None) -> None:
+        """EMA of encoded styles (B, S): mean <- m * mean + (1 - m) * style.mean(0), m = cfg.style_momentum.
+
+        ``reduce`` (data parallel): sums a (S + 1,) tensor [sum of styles, count] over the replicas, so the
+        mean is over every replica's batch and the buffer stays identical on all of them.
+        """
         row = self.style_mean[domain_index(domain)]
+        style = style.detach().float()
+        total = torch.cat([style.sum(0), style.new_full((1,), style.shape[0])])
+        if reduce is not None:
+            total = reduce(total)
         m = self.cfg.style_momentum
-        row.mul_(m).add_(style.detach().float().mean(0), alpha=1.0 - m)
+        row.mul_(m).add_(total[:-1] / total[-1], alpha=1.0 - m)
 
     # ------------------------------------------------------------------------------------------ memory
     def memory_queries(self, content: ContentCode) -> Tensor:
@@ -545,13 +554,22 @@ class TranslatorGenerator(nn.Module):
         return self.memory.read(self.memory_queries(content), content.semantic, domain_index(domain))
 
     @torch.no_grad()
-    def update_memory(self, content: ContentCode, values: Tensor, domain: str) -> None:
+    def update_memory(
+        self, content: ContentCode, values: Tensor, domain: str, reduce: Callable[[Tensor], Tensor] | None = None
+    ) -> None:
         """Moving-average memory update from a labelled content code and the same image's value map
         (B, Dv, h, w) from :meth:`encode_style_and_values`. Target frames need (pseudo) labels in
-        ``content.semantic``; unlabelled pixels (255) are skipped."""
-        if self.memory is None or content.semantic is None:
+        ``content.semantic``; unlabelled pixels (255) are skipped. ``reduce``: see ClassStyleMemory.update.
+
+        Runs in float32 with autocast off, whatever the dtype of a forward made under autocast: the memory
+        buffers and the query conv's weights are float32, and the update is state, not a gradient path.
+        """
+        if self.memory is None or self.memory_query is None or content.semantic is None:
             return
-        self.memory.update(self.memory_queries(content), values, content.semantic, domain_index(domain))
+        with torch.autocast(content.features.device.type, enabled=False):
+            features = content.features.to(self.memory_query.weight.dtype)
+            queries = F.normalize(self.memory_query(features), dim=1)
+        self.memory.update(queries, values, content.semantic, domain_index(domain), reduce=reduce)
 
     def memory_contrastive_loss(self, content: ContentCode) -> Tensor:
         """MGUIT InfoNCE of the content queries against the memory keys (see ClassStyleMemory)."""

@@ -38,6 +38,7 @@ __all__ = [
     "ResBlock",
     "StyleMLP",
     "apply_affine_colour",
+    "demodulation",
     "inference_fast_path",
     "make_activation",
     "make_norm",
@@ -64,12 +65,16 @@ ACTIVATIONS: Final[dict[str, Callable[[], nn.Module]]] = {
 
 
 def _exporting() -> bool:
-    """True while tracing / scripting (ONNX export): fast paths with in-place writes are skipped then."""
-    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+    """True while tracing / scripting (ONNX export) or compiling (``torch.compile``): the fast paths, whose
+    in-place writes into strided outputs break a dynamo graph, are skipped then (inductor fuses the plain
+    formulation itself)."""
+    return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+            or torch.compiler.is_compiling())
 
 
 def inference_fast_path(*tensors: Tensor) -> bool:
-    """True when an inference-only fast path may run: not exporting and no gradient recorded for ``tensors``."""
+    """True when an inference-only fast path may run: not exporting or compiling, and no gradient recorded
+    for ``tensors``."""
     if _exporting():
         return False
     return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
@@ -234,9 +239,7 @@ class ModulatedConv2d(nn.Module):
         else:
             y = F.conv2d(x, weight, padding=self.padding)
         if self.demodulate:
-            w_sq = weight.pow(2).sum(dim=(2, 3))  # (Cout, Cin)
-            demod = torch.rsqrt(s.pow(2) @ w_sq.t() + 1e-8)  # (B, Cout)
-            y = y * demod[:, :, None, None]
+            y = y * demodulation(s, weight).to(y.dtype)[:, :, None, None]
         return y + self.bias[None, :, None, None]
 
     def _forward_folded(self, x: Tensor, s: Tensor, weight: Tensor) -> Tensor:
@@ -244,12 +247,22 @@ class ModulatedConv2d(nn.Module):
         conv, so the only full-size pass is the convolution itself (StyleGAN2 ``fused_modconv``)."""
         w = weight * s[0][None, :, None, None]
         if self.demodulate:
-            w_sq = weight.pow(2).sum(dim=(2, 3))  # (Cout, Cin), same formula as the unfolded path
-            demod = torch.rsqrt(s.pow(2) @ w_sq.t() + 1e-8)  # (1, Cout)
-            w = w * demod[0][:, None, None, None]
+            w = w * demodulation(s, weight).to(w.dtype)[0][:, None, None, None]  # same as the unfolded path
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             w = w.contiguous(memory_format=torch.channels_last)
         return padded_conv2d(x, w, self.bias, 1, self.padding, padding_mode=self.padding_mode)
+
+
+def demodulation(s: Tensor, weight: Tensor, eps: float = 1e-8) -> Tensor:
+    """StyleGAN2 demodulation factors: styles (B, Cin), weight (Cout, Cin, k, k) -> (B, Cout) float32,
+    ``1 / sqrt(sum_{i,k} (W_oik s_i)^2 + eps)``.
+
+    Always float32 with autocast off: in fp16 ``eps`` = 1e-8 rounds to 0 (the smallest fp16 is 6e-8), so a
+    zero style would give rsqrt(0) = inf and a NaN output. (B, Cin) @ (Cin, Cout) costs nothing.
+    """
+    with torch.autocast(s.device.type, enabled=False):
+        w_sq = weight.float().pow(2).sum(dim=(2, 3))  # (Cout, Cin)
+        return torch.rsqrt(s.float().pow(2) @ w_sq.t() + eps)
 
 
 class ModResBlock(nn.Module):

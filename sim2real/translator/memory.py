@@ -20,6 +20,8 @@ Labels are aligned to a feature map by nearest downsampling of the *whole* map
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -142,7 +144,10 @@ class ClassStyleMemory(nn.Module):
         return out.reshape(B, h, w, self.value_dim).permute(0, 3, 1, 2)
 
     @torch.no_grad()
-    def update(self, query: Tensor, value: Tensor, semantic: Tensor, domain: int) -> None:
+    def update(
+        self, query: Tensor, value: Tensor, semantic: Tensor, domain: int,
+        *, reduce: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
         """Moving-average update from one batch (no gradient).
 
         query (B, Dk, h, w), value (B, Dv, h, w), semantic (B, H, W). Each labelled pixel is assigned to
@@ -151,8 +156,13 @@ class ClassStyleMemory(nn.Module):
             keys[c, m]           <- momentum * keys[c, m] + (1 - momentum) * mean(q of assigned)
             values[d, c, m]      <- momentum * values[d, c, m] + (1 - momentum) * mean(value of assigned)
 
-        then keys are re-normalised (``normalize_keys``). Slots with no pixel are unchanged. The means are
-        one ``index_add_`` each into a (K*M + 1) table (row K*M collects ignore pixels).
+        then keys are re-normalised (``normalize_keys``). Slots with no pixel are unchanged.
+
+        The per-slot sums and counts are one matrix product, (K*M, P) one-hot assignment @ (P, 1 + Dk + Dv)
+        [1, q, value], in float32: it adds in a fixed order, so the buffers are bit-identical run to run on
+        CUDA too (an ``index_add_`` adds with atomics, in whatever order the threads arrive). ``reduce``
+        (data parallel) sums that (K*M, 1 + Dk + Dv) table over the replicas before the means are taken, so
+        every replica applies the same update, computed from all replicas' pixels.
         """
         self._check_domain(domain)
         if value.shape[0] != query.shape[0] or value.shape[2:] != query.shape[2:] or (
@@ -166,12 +176,13 @@ class ClassStyleMemory(nn.Module):
         v = value.detach().float().permute(0, 2, 3, 1).reshape(-1, self.value_dim)
         KM = self.num_classes * self.slots_per_class
         slot = self._class_logits(self._all_logits(q), cls).argmax(dim=-1)
-        flat = torch.where(valid > 0, cls * self.slots_per_class + slot, torch.full_like(slot, KM))
-        counts = torch.zeros(KM + 1, device=q.device).index_add_(0, flat, torch.ones_like(valid))[:KM]
-        sum_q = torch.zeros(KM + 1, self.key_dim, device=q.device).index_add_(0, flat, q)[:KM]
-        sum_v = torch.zeros(KM + 1, self.value_dim, device=q.device).index_add_(0, flat, v)[:KM]
-        has = (counts > 0).unsqueeze(-1)
-        denom = counts.clamp(min=1.0).unsqueeze(-1)
+        assign = F.one_hot(cls * self.slots_per_class + slot, KM).float() * valid.unsqueeze(-1)  # (P, K*M)
+        table = assign.t() @ torch.cat([valid.unsqueeze(-1), q, v], dim=1)  # (K*M, 1 + Dk + Dv)
+        if reduce is not None:
+            table = reduce(table)
+        counts, sum_q, sum_v = table.split([1, self.key_dim, self.value_dim], dim=1)
+        has = counts > 0
+        denom = counts.clamp(min=1.0)
         m = self.momentum
         old_k = self.keys.reshape(KM, self.key_dim).float()
         new_k = torch.where(has, m * old_k + (1.0 - m) * sum_q / denom, old_k)

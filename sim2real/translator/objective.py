@@ -26,6 +26,7 @@ real / fake-source conditioning, the memory read and update in the target domain
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Final
 
@@ -541,16 +542,20 @@ def discriminator_losses(  # noqa: PLR0917 (mirrors generator_losses)
 
 
 @torch.no_grad()
-def update_generator_state(gen: TranslatorGenerator, outputs: Translations) -> None:
+def update_generator_state(
+    gen: TranslatorGenerator, outputs: Translations, reduce: Callable[[Tensor], Tensor] | None = None
+) -> None:
     """Non-gradient state after a generator step: EMA mean styles and the class-wise memory (both domains).
 
-    The target domain's memory is updated only where target labels (given or pseudo) exist.
+    The target domain's memory is updated only where target labels (given or pseudo) exist. Runs in float32
+    whatever autocast the forward ran under. ``reduce`` (data parallel: an all-reduce sum over the replicas)
+    pools the update's sums, so every replica applies the same update from all replicas' batches.
     """
     if outputs.style_source is not None:
-        gen.update_style_mean(outputs.style_source, "source")
-        gen.update_memory(outputs.content_source, outputs.values_source, "source")
-    gen.update_style_mean(outputs.style_target, "target")
-    gen.update_memory(outputs.content_target, outputs.values_target, "target")
+        gen.update_style_mean(outputs.style_source, "source", reduce)
+        gen.update_memory(outputs.content_source, outputs.values_source, "source", reduce)
+    gen.update_style_mean(outputs.style_target, "target", reduce)
+    gen.update_memory(outputs.content_target, outputs.values_target, "target", reduce)
 
 
 def aux_losses(

@@ -19,7 +19,10 @@ The legacy TorchScript exporter is used (``dynamo=False``): the dynamo exporter 
 which is not a dependency. It lacks ``nearest-exact`` interpolation (used to align label maps), so
 :func:`export_onnx` registers an exact Resize-based symbolic for the duration of the export. The
 checkpoint's JSON document is stored in the model's ``metadata_props``
-(key ``"sim2real"``) together with an ``"sim2real.export"`` entry (size, opset, instance cap).
+(key ``"sim2real"``) together with an ``"sim2real.export"`` entry (size, opset, graph version, instance
+cap, and what the caller adds: the Translator's ONNX cache records the model digest it keys on there).
+:func:`export_onnx_bytes` builds the model in memory; :func:`export_onnx` writes it atomically. Both take
+the generator itself (and its config), not a Translator: this module sits below the inference API.
 
 CLI::
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import io
 import json
 import os
 import sys
@@ -38,7 +42,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import numpy as np
 import onnx
@@ -47,9 +51,8 @@ import torch
 from torch import Tensor, nn
 
 from sim2real.core.errors import CheckpointError, ConfigError
-from sim2real.core.labels import TRAIN_ID
-from sim2real.translator.checkpoint import METADATA_KEY
-from sim2real.translator.inference import Translator, check_frames, check_label_values, pad_to_stride
+from sim2real.translator.checkpoint import METADATA_KEY, build_generator, load_checkpoint
+from sim2real.translator.frames import check_frames, check_label_values, pad_to_stride, synthetic_frame
 
 if TYPE_CHECKING:
     from sim2real.translator.config import GeneratorConfig
@@ -60,11 +63,14 @@ __all__ = [
     "GRAPH_VERSION",
     "MIN_OPSET",
     "ExportGraph",
+    "NetworkSpaceTranslator",
     "OnnxTranslator",
     "export_onnx",
+    "export_onnx_bytes",
     "main",
     "onnx_parity",
     "synthetic_frame",
+    "write_atomically",
 ]
 
 DEFAULT_OPSET: Final = 18
@@ -132,123 +138,96 @@ def _export_symbolics(opset: int) -> Iterator[None]:
         torch.onnx.unregister_custom_op_symbolic(_NEAREST_EXACT, opset)
 
 
-def synthetic_frame(
-    height: int, width: int, *, num_instances: int = 3, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A deterministic test frame: rgb (H, W, 3) uint8, semantic (H, W) uint8, instance (H, W) uint16.
-
-    Road below the horizon, building above, a sky band, and ``num_instances`` car/person boxes with ids
-    1..n (some overlapping the border so padding paths are exercised).
-    """
-    rng = np.random.default_rng(seed)
-    rgb = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-    semantic = np.full((height, width), TRAIN_ID["road"], dtype=np.uint8)
-    semantic[: height // 2] = TRAIN_ID["building"]
-    semantic[: max(1, height // 6)] = TRAIN_ID["sky"]
-    semantic[height // 2, : width // 3] = 255  # an ignore strip
-    instance = np.zeros((height, width), dtype=np.uint16)
-    for k in range(num_instances):
-        h = int(rng.integers(max(2, height // 8), max(3, height // 3)))
-        w = int(rng.integers(max(2, width // 8), max(3, width // 3)))
-        y0 = int(rng.integers(0, max(1, height - h // 2)))
-        x0 = int(rng.integers(0, max(1, width - w // 2)))
-        cls = TRAIN_ID["car"] if k % 2 == 0 else TRAIN_ID["person"]
-        semantic[y0 : y0 + h, x0 : x0 + w] = cls
-        instance[y0 : y0 + h, x0 : x0 + w] = k + 1
-    return rgb, semantic, instance
+def _export_info(cfg: GeneratorConfig, height: int, width: int, opset: int, extra: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "height": height, "width": width, "opset": opset, "batch": 1, "graph_version": GRAPH_VERSION,
+        "max_instances": int(getattr(cfg, "max_instances", 0)), "stride": int(cfg.stride),
+        "inputs": {
+            "rgb": "float32 (1, 3, H, W), x / 127.5 - 1", "semantic": "int64 (1, H, W)",
+            "instance": "int64 (1, H, W), 0 = none",
+        },
+        "output": "float32 (1, 3, H, W) in [-1, 1]; uint8 = round(clamp((y + 1) * 127.5, 0, 255))",
+        **extra,
+    }
 
 
-def _resolve(
-    model: Translator | nn.Module, cfg: GeneratorConfig | None, metadata: Mapping[str, Any] | None
-) -> tuple[nn.Module, GeneratorConfig, dict[str, Any]]:
-    if isinstance(model, Translator):
-        return model.generator, model.config, dict(metadata or model.metadata)
-    if not isinstance(model, nn.Module):
-        raise TypeError(
-            f"export_onnx needs a Translator or a generator nn.Module, got {type(model).__name__}"
-        )
-    cfg = cfg or getattr(model, "cfg", None)
-    if cfg is None:
-        raise ConfigError("export_onnx(generator, ...) needs cfg= when the module has no .cfg attribute")
-    return model, cfg, dict(metadata or {})
-
-
-def export_onnx(
-    model: Translator | nn.Module,
-    path: str | os.PathLike[str],
-    height: int,
-    width: int,
-    opset: int = DEFAULT_OPSET,
-    *,
-    cfg: GeneratorConfig | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Path:
-    """Export the inference graph for ``height x width`` frames to ``path`` (written atomically).
-
-    Args:
-        model: a :class:`Translator` (its generator, config and checkpoint metadata are used) or a
-            ``TranslatorGenerator`` (then ``cfg`` defaults to ``model.cfg``).
-        path: destination ``.onnx`` file.
-        height, width: the frame size (any size; padding to the stride happens inside the graph).
-        opset: ONNX opset, >= MIN_OPSET (17).
-        cfg: GeneratorConfig, when ``model`` is a bare module without ``.cfg``.
-        metadata: JSON document stored under ``metadata_props["sim2real"]`` (default: the Translator's).
-
-    Returns:
-        The written path. The model is checked with ``onnx.checker``.
-    """
-    if height < 1 or width < 1:
-        raise ValueError(f"height and width must be >= 1, got {height}x{width}")
-    if opset < MIN_OPSET:
-        raise ConfigError(f"opset {opset} is not supported: the graph needs opset >= {MIN_OPSET}")
-    generator, cfg, doc = _resolve(model, cfg, metadata)
+def _trace(generator: nn.Module, cfg: GeneratorConfig, height: int, width: int, opset: int) -> bytes:
+    """The traced graph of a float32 CPU copy of ``generator`` for ``height x width`` frames, as ONNX bytes."""
     gen = copy.deepcopy(generator).to("cpu", dtype=torch.float32, memory_format=torch.contiguous_format)
-    gen.eval()
-    graph = ExportGraph(gen, cfg.stride, height, width).eval()
+    graph = ExportGraph(gen.eval(), cfg.stride, height, width).eval()
     rgb, sem, inst = synthetic_frame(height, width)
     args = (
         torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1.0,
         torch.from_numpy(sem)[None].long(),
         torch.from_numpy(inst.astype(np.int64))[None],
     )
-    path = Path(path)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad(), _export_symbolics(opset):
+        warnings.simplefilter("ignore", category=DeprecationWarning)  # legacy exporter notice
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # shapes are static on purpose
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
+        warnings.filterwarnings("ignore", message=".*operator 'instance_norm' is set to train=True")
+        torch.onnx.export(
+            graph, args, buffer, dynamo=False, opset_version=opset,
+            input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME], do_constant_folding=True,
+        )
+    return buffer.getvalue()
+
+
+def export_onnx_bytes(
+    generator: nn.Module,
+    height: int,
+    width: int,
+    opset: int = DEFAULT_OPSET,
+    *,
+    cfg: GeneratorConfig | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    export_info: Mapping[str, Any] | None = None,
+) -> bytes:
+    """The checked ONNX model of ``generator``'s inference graph for ``height x width`` frames, in memory.
+
+    Args:
+        generator: a ``TranslatorGenerator`` (any device / dtype / memory format: a float32 CPU copy is traced).
+        height, width: the frame size (any size; padding to the stride happens inside the graph).
+        opset: ONNX opset, >= MIN_OPSET (17).
+        cfg: its GeneratorConfig; default ``generator.cfg``.
+        metadata: JSON document stored under ``metadata_props["sim2real"]`` (the checkpoint's; default: the
+            config and model name).
+        export_info: extra fields for the ``"sim2real.export"`` entry (e.g. the model digest a cache keys on).
+    """
+    if not isinstance(generator, nn.Module):
+        raise TypeError(f"export_onnx needs a generator nn.Module, got {type(generator).__name__}")
+    if height < 1 or width < 1:
+        raise ValueError(f"height and width must be >= 1, got {height}x{width}")
+    if opset < MIN_OPSET:
+        raise ConfigError(f"opset {opset} is not supported: the graph needs opset >= {MIN_OPSET}")
+    cfg = cfg or getattr(generator, "cfg", None)
+    if cfg is None:
+        raise ConfigError("export_onnx(generator, ...) needs cfg= when the module has no .cfg attribute")
+    proto = onnx.load_from_string(_trace(generator, cfg, height, width, opset))
+    # the tracer loses the output's static shape through the crop; state it (it is fixed by design)
+    out_shape = proto.graph.output[0].type.tensor_type.shape
+    del out_shape.dim[:]
+    for d in (1, 3, height, width):
+        out_shape.dim.add().dim_value = d
+    doc = dict(metadata or {}) or {"config": cfg.to_dict(), "model_name": getattr(cfg, "name", None)}
+    info = _export_info(cfg, height, width, opset, export_info or {})
+    meta = {METADATA_KEY: json.dumps(doc, sort_keys=True), EXPORT_METADATA_KEY: json.dumps(info)}
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=v)
+    proto.producer_name = "sim2real"
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def write_atomically(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same directory (never a half-written file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        with warnings.catch_warnings(), torch.no_grad(), _export_symbolics(opset):
-            warnings.simplefilter("ignore", category=DeprecationWarning)  # legacy exporter notice
-            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # shapes are static on purpose
-            warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
-            warnings.filterwarnings("ignore", message=".*operator 'instance_norm' is set to train=True")
-            torch.onnx.export(
-                graph, args, tmp, dynamo=False, opset_version=opset,
-                input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME], do_constant_folding=True,
-            )
-        proto = onnx.load(tmp)
-        # the tracer loses the output's static shape through the crop; state it (it is fixed by design)
-        out_shape = proto.graph.output[0].type.tensor_type.shape
-        del out_shape.dim[:]
-        for d in (1, 3, height, width):
-            out_shape.dim.add().dim_value = d
-        export_info = {
-            "height": height, "width": width, "opset": opset, "batch": 1,
-            "max_instances": int(getattr(cfg, "max_instances", 0)), "stride": int(cfg.stride),
-            "inputs": {
-                "rgb": "float32 (1, 3, H, W), x / 127.5 - 1", "semantic": "int64 (1, H, W)",
-                "instance": "int64 (1, H, W), 0 = none",
-            },
-            "output": "float32 (1, 3, H, W) in [-1, 1]; uint8 = round(clamp((y + 1) * 127.5, 0, 255))",
-        }
-        if not doc:
-            doc = {"config": cfg.to_dict(), "model_name": getattr(cfg, "name", None)}
-        meta = {METADATA_KEY: json.dumps(doc, sort_keys=True), EXPORT_METADATA_KEY: json.dumps(export_info)}
-        del proto.metadata_props[:]
-        for k, v in meta.items():
-            proto.metadata_props.add(key=k, value=v)
-        proto.producer_name = "sim2real"
-        onnx.checker.check_model(proto)
-        onnx.save(proto, tmp)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -258,8 +237,23 @@ def export_onnx(
     return path
 
 
+def export_onnx(
+    generator: nn.Module,
+    path: str | os.PathLike[str],
+    height: int,
+    width: int,
+    opset: int = DEFAULT_OPSET,
+    *,
+    cfg: GeneratorConfig | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """:func:`export_onnx_bytes` written to ``path`` atomically; returns the path. See there for the arguments."""
+    data = export_onnx_bytes(generator, height, width, opset, cfg=cfg, metadata=metadata)
+    return write_atomically(Path(path), data)
+
+
 class OnnxTranslator:
-    """Runs an exported graph with onnxruntime; same ``translate`` numpy interface as :class:`Translator`.
+    """Runs an exported graph with onnxruntime; the numpy ``translate`` interface of the Translator.
 
     Only the exported frame size is accepted; batches ``(B, H, W, 3)`` run frame by frame. The session
     uses onnxruntime's full graph optimisation (``ORT_ENABLE_ALL``: constant folding, node fusions, NCHWc
@@ -271,15 +265,17 @@ class OnnxTranslator:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | bytes,
         *,
         providers: Sequence[str] = ("CPUExecutionProvider",),
         intra_op_threads: int | None = None,
         spin_wait: bool = False,
+        name: str | None = None,
     ) -> None:
-        """Open ``path`` (an ONNX file written by :func:`export_onnx`)."""
-        self._path = Path(path)
-        if not self._path.is_file():
+        """Open ``path``: an ONNX file written by :func:`export_onnx`, or the model's bytes
+        (:func:`export_onnx_bytes`; ``name`` then says where they came from in error messages)."""
+        self._path = Path(name or "<in-memory ONNX model>") if isinstance(path, bytes) else Path(path)
+        if not isinstance(path, bytes) and not self._path.is_file():
             raise CheckpointError(f"ONNX model {self._path} does not exist")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only: shape-merge notices of the exported If nodes are noise
@@ -287,10 +283,9 @@ class OnnxTranslator:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
         if intra_op_threads is not None:
             opts.intra_op_num_threads = int(intra_op_threads)
+        model = path if isinstance(path, bytes) else str(self._path)
         try:
-            self._session = ort.InferenceSession(
-                str(self._path), sess_options=opts, providers=list(providers)
-            )
+            self._session = ort.InferenceSession(model, sess_options=opts, providers=list(providers))
         except Exception as e:  # onnxruntime raises its own (non-exported) exception types
             raise CheckpointError(f"{self._path} cannot be opened by onnxruntime: {e}") from e
         inputs = {i.name: i for i in self._session.get_inputs()}
@@ -395,17 +390,31 @@ class OnnxTranslator:
     __call__ = translate
 
 
+class NetworkSpaceTranslator(Protocol):
+    """Anything with the network-space call of :class:`~sim2real.translator.inference.Translator`."""
+
+    def translate_normalized(self, rgb: Tensor, semantic: Tensor, instance: Tensor) -> Tensor: ...
+
+
 def onnx_parity(
-    translator: Translator, onnx_model: OnnxTranslator, *, num_instances: int = 3, seed: int = 0
+    reference: NetworkSpaceTranslator | nn.Module, onnx_model: OnnxTranslator, *, num_instances: int = 3,
+    seed: int = 0,
 ) -> float:
-    """Max abs difference (float, [-1, 1] space) between eager and ONNX outputs on a synthetic frame."""
-    rgb, sem, inst = synthetic_frame(
-        onnx_model.height, onnx_model.width, num_instances=num_instances, seed=seed
-    )
+    """Max abs difference (float, [-1, 1] space) between eager and ONNX outputs on a synthetic frame.
+
+    ``reference``: a Translator (or anything with ``translate_normalized``), or a generator run eagerly as
+    the exported graph is (:class:`ExportGraph`, float32 on the CPU).
+    """
+    rgb, sem, inst = synthetic_frame(onnx_model.height, onnx_model.width, num_instances=num_instances, seed=seed)
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1.0
     s = torch.from_numpy(sem)[None].long()
     i = torch.from_numpy(inst.astype(np.int64))[None]
-    eager = translator.translate_normalized(x, s, i).cpu().numpy()
+    if isinstance(reference, nn.Module):
+        with torch.inference_mode():
+            graph = ExportGraph(reference.eval(), reference.cfg.stride, onnx_model.height, onnx_model.width)
+            eager = graph(x, s, i).float().cpu().numpy()
+    else:
+        eager = reference.translate_normalized(x, s, i).cpu().numpy()
     exported = onnx_model.translate_normalized(x.numpy(), s.numpy(), i.numpy())
     return float(np.abs(eager - exported).max())
 
@@ -429,14 +438,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        tr = Translator.from_checkpoint(args.checkpoint, device="cpu", precision="fp32", channels_last=False)
-        out = export_onnx(tr, args.output, args.height, args.width, opset=args.opset)
+        loaded = load_checkpoint(args.checkpoint, map_location="cpu")
+        gen = build_generator(loaded)
+        out = export_onnx(gen, args.output, args.height, args.width, opset=args.opset, metadata=loaded.metadata)
     except (CheckpointError, ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {out} ({tr.model_name}, {args.height}x{args.width}, opset {args.opset})")
+    print(f"wrote {out} ({loaded.model_name or 'custom'}, {args.height}x{args.width}, opset {args.opset})")
     if not args.no_verify:
-        worst = max(onnx_parity(tr, OnnxTranslator(out), num_instances=n) for n in (0, 3))
+        worst = max(onnx_parity(gen, OnnxTranslator(out), num_instances=n) for n in (0, 3))
         print(f"parity: max abs difference {worst:.3g} (tolerance {args.tolerance:g})")
         if not worst <= args.tolerance:
             print("error: ONNX output differs from eager beyond the tolerance", file=sys.stderr)

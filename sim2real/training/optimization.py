@@ -1,0 +1,92 @@
+"""Optimisers of a run: Adam for the critics, the generator and the discriminators, LR schedules, loss scaling."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from sim2real.core.errors import ConfigError
+from sim2real.training.config import TrainConfig
+from sim2real.training.networks import Networks, trainable
+from sim2real.training.numerics import MixedPrecision
+from sim2real.training.replicas import Replicas
+
+__all__ = ["Optimization", "lr_factor"]
+
+
+def lr_factor(schedule: str, step: int, steps: int, warmup: int, decay_start: float) -> float:
+    """Multiplier of the base LR at ``step``: linear warm-up, then constant / linear / cosine decay to 0."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    start = decay_start * steps
+    if schedule == "constant" or step < start:
+        return 1.0
+    t = min(1.0, (step - start) / max(1.0, steps - start))
+    if schedule == "linear":
+        return 1.0 - t
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+    raise ConfigError(f"unknown LR schedule {schedule!r}; valid: constant, linear, cosine")
+
+
+class Optimization:
+    """Three optimisers by name (``"aux"``, ``"g"``, ``"d"``), their LR schedules and one GradScaler.
+
+    :meth:`optimize` is one update of one of them; :meth:`end_step` closes a training step (scaler update,
+    schedules). Gradients are averaged over the replicas before clipping.
+    """
+
+    def __init__(self, nets: Networks, cfg: TrainConfig, precision: MixedPrecision, replicas: Replicas) -> None:
+        opt = cfg.optim
+        adam = dict(betas=opt.betas, weight_decay=opt.weight_decay)
+        discs = [nets.disc_target, nets.disc_source, nets.content_disc]
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
+            "g": torch.optim.Adam(trainable(nets.gen), lr=opt.lr_generator, **adam),
+            "d": torch.optim.Adam([p for d in discs for p in trainable(d)], lr=opt.lr_discriminator, **adam),
+            "aux": torch.optim.Adam(trainable(nets.aux), lr=opt.lr_aux, **adam),
+        }
+
+        def factor(step: int) -> float:
+            return lr_factor(opt.schedule, step, cfg.steps, opt.warmup_steps, opt.decay_start)
+
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.optimizers.items()}
+        self.scaler = precision.grad_scaler()
+        self.grad_clip = opt.grad_clip
+        self.replicas = replicas
+
+    def optimize(self, loss: torch.Tensor, name: str) -> None:
+        """Backward of ``loss`` (scaled), gradients averaged over the ranks, clipped, one step of ``name``."""
+        opt = self.optimizers[name]
+        params: list[nn.Parameter] = [p for g in opt.param_groups for p in g["params"]]
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.replicas.average_gradients(params)
+        if self.grad_clip > 0:
+            self.scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        self.scaler.step(opt)
+
+    def end_step(self) -> None:
+        """After all three updates of a step: adapt the loss scale, advance the LR schedules."""
+        self.scaler.update()
+        for sched in self.schedulers.values():
+            sched.step()
+
+    def lr(self, name: str) -> float:
+        """The current learning rate of optimiser ``name``."""
+        return self.schedulers[name].get_last_lr()[0]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                "scaler": self.scaler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+        self.scaler.load_state_dict(state["scaler"])
