@@ -25,3 +25,8 @@ class CheckpointError(Sim2RealError, ValueError):
 
 class BagError(Sim2RealError, OSError):
     """A rosbag2 recording is missing, empty, corrupt or lacks a requested topic."""
+
+
+class BagWriteError(BagError):
+    """Writing a rosbag2 recording failed (disk full, file too large, I/O error): the bag file being written is
+    broken; the writer never writes a metadata.yaml that claims its messages."""
