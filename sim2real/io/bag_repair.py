@@ -234,6 +234,10 @@ def repair_bag(path: str | Path) -> RepairReport:
         files = []
         for stale in bag.glob(f"**/{SALVAGE_PREFIX}*"):
             stale.unlink()
+        for empty in [d for d in bag.iterdir() if d.is_dir() and re.fullmatch(rf"{re.escape(bag.name)}_\d+", d.name)
+                      and not any(f.suffix in (".db3", ".mcap") for f in d.iterdir())]:
+            shutil.rmtree(empty)  # an unfinished split whose storage file was never created
+            report.removed.append(empty.name)
         for stored in sorted((f for f in bag.glob(f"*{suffix}") if not f.name.startswith(".")), key=_split_order):
             index = _check_file(stored, storage, report, stored.name)
             if index is not None and not index.message_count and storage == "mcap" and not _readable(stored):
