@@ -203,6 +203,49 @@ def _check_file(path: Path, storage: str, report: RepairReport, label: str) -> F
     return index_storage_file(path)
 
 
+def _finish_unfinished_splits(bag: Path, storage: str, report: RepairReport) -> None:
+    """Move each unfinished split's storage file (salvaged) into ``bag``, or remove the split when empty."""
+    suffix = STORAGE_SUFFIXES[storage]
+    for stale in bag.glob(f"**/{SALVAGE_PREFIX}*"):
+        stale.unlink()
+    for split in sorted((d for d in bag.iterdir() if (d / f"{d.name}{suffix}").is_file()), key=_split_order):
+        stored = split / f"{split.name}{suffix}"
+        label = str(stored.relative_to(bag))
+        if (bag / stored.name).exists():
+            report.unreadable[label] = f"{stored.name} exists in {bag} already"
+            continue
+        index = _check_file(stored, storage, report, label)
+        if index is None:
+            continue
+        if index.message_count:
+            os.replace(stored, bag / stored.name)
+        else:
+            report.removed.append(label)
+        shutil.rmtree(split)
+    for empty in [d for d in bag.iterdir() if d.is_dir() and re.fullmatch(rf"{re.escape(bag.name)}_\d+", d.name)
+                  and not any(f.suffix in STORAGE_SUFFIXES.values() for f in d.iterdir())]:
+        shutil.rmtree(empty)  # an unfinished split whose storage file was never created
+        report.removed.append(empty.name)
+
+
+def _index_files(bag: Path, storage: str, report: RepairReport) -> list[FileIndex]:
+    """Index every storage file in ``bag`` (salvaging cut mcap files, removing those without a whole chunk)."""
+    files = []
+    suffix = STORAGE_SUFFIXES[storage]
+    for stored in sorted((f for f in bag.glob(f"*{suffix}") if not f.name.startswith(".")), key=_split_order):
+        index = _check_file(stored, storage, report, stored.name)
+        if index is None:
+            continue
+        if not index.message_count and storage == "mcap" and not _readable(stored):
+            stored.unlink()  # a cut file without one whole chunk
+            report.removed.append(stored.name)
+            continue
+        files.append(index)
+        for key, count in index.counts.items():
+            report.counts[key[0]] += count
+    return files
+
+
 def repair_bag(path: str | Path) -> RepairReport:
     """Make the killed recording ``path`` a readable bag (see the module docstring); return what was done.
 
@@ -215,38 +258,9 @@ def repair_bag(path: str | Path) -> RepairReport:
     lock = lock_bag(bag)
     try:
         storage = _detect_storage(bag)
-        suffix = STORAGE_SUFFIXES[storage]
         report = RepairReport(bag, storage, before=_claimed(bag))
-        for split in sorted((d for d in bag.iterdir() if (d / f"{d.name}{suffix}").is_file()), key=_split_order):
-            stored = split / f"{split.name}{suffix}"
-            label = str(stored.relative_to(bag))
-            if (bag / stored.name).exists():
-                report.unreadable[label] = f"{stored.name} exists in {bag} already"
-                continue
-            index = _check_file(stored, storage, report, label)
-            if index is None:
-                continue
-            if index.message_count:
-                os.replace(stored, bag / stored.name)
-            else:
-                report.removed.append(label)
-            shutil.rmtree(split)
-        files = []
-        for stale in bag.glob(f"**/{SALVAGE_PREFIX}*"):
-            stale.unlink()
-        for empty in [d for d in bag.iterdir() if d.is_dir() and re.fullmatch(rf"{re.escape(bag.name)}_\d+", d.name)
-                      and not any(f.suffix in (".db3", ".mcap") for f in d.iterdir())]:
-            shutil.rmtree(empty)  # an unfinished split whose storage file was never created
-            report.removed.append(empty.name)
-        for stored in sorted((f for f in bag.glob(f"*{suffix}") if not f.name.startswith(".")), key=_split_order):
-            index = _check_file(stored, storage, report, stored.name)
-            if index is not None and not index.message_count and storage == "mcap" and not _readable(stored):
-                stored.unlink()  # a cut file without one whole chunk
-                report.removed.append(stored.name)
-            elif index is not None:
-                files.append(index)
-                for key, count in index.counts.items():
-                    report.counts[key[0]] += count
+        _finish_unfinished_splits(bag, storage, report)
+        files = _index_files(bag, storage, report)
         write_metadata(bag, storage, files)
         fsync_path(bag)
         report.listed = [f.name for f in files]
