@@ -42,6 +42,7 @@ from sim2real.io.split_bag import lock_bag
 from sim2real.translator.checkpoint import save_checkpoint
 from sim2real.translator.config import get_generator_config
 from sim2real.translator.generator import TranslatorGenerator
+from sim_bridge import record_cli as sim_record
 
 from ros_testing import python_cmd
 
@@ -332,6 +333,21 @@ def _sigkill_then_rerun(env: Env, _capsys: Any) -> Result:
     return result
 
 
+def _sim_record_past_size_limit(env: Env, _capsys: Any) -> Result:
+    out = env.tmp / "sim"
+    proc = subprocess.run(python_cmd("-m", "sim_bridge.record_cli", "record", "--frames", "40", "--out", str(out),
+                                     "--width", "160", "--height", "120"), capture_output=True, text=True,
+                          timeout=300, preexec_fn=file_size_limit(1 << 20))
+    return Result(proc.returncode, proc.stderr, out)
+
+
+def _sim_record_existing_out(env: Env, capsys: Any) -> Result:
+    out = env.tmp / "sim"
+    out.mkdir()
+    return run_cli(sim_record.main, ["record", "--frames", "1", "--out", str(out), "--width", "32", "--height",
+                                     "18"], capsys)
+
+
 def _repair(target: Callable[[Path], Path]) -> Callable[[Env, Any], Result]:
     def run(env: Env, capsys: Any) -> Result:
         return run_cli(bag_repair.main, [str(target(env.tmp))], capsys)
@@ -404,6 +420,9 @@ CASES: list[Case] = [
     Case("output_file_past_its_size_limit", _file_size_limit, 1, ("BagWriteError", "File too large", "out")),
     Case("output_disk_full", _full_disk, 1, ("BagWriteError", "No space left on device")),
     Case("sigkill_then_rerun", _sigkill_then_rerun, 0, check=_check_frames(300)),
+    Case("sim_record_file_past_its_size_limit", _sim_record_past_size_limit, 1,
+         ("File too large", "partial bag was removed")),
+    Case("sim_record_existing_out", _sim_record_existing_out, 2, ("refusing to overwrite",)),
     Case("repair_not_a_directory", _repair(lambda tmp: tmp / "nothing"), 2, ("not a bag directory",)),
     Case("repair_a_live_recording", _live_recording, 2, ("being written",)),
     Case("repair_cut_single_file_mcap", _repair(_cut_single_file_mcap), 0),
@@ -466,3 +485,37 @@ def test_shipped_configs_name_files_that_are_shipped() -> None:
         init = doc.get("init_from") if isinstance(doc, dict) else None
         if init:
             assert (REPO / init).is_file(), f"{path.name}: init_from {init} is not shipped"
+
+
+BAG_WRITER_UNDER_LIMIT = """
+import sys
+import numpy as np
+from sim2real.core.errors import BagWriteError
+from sim2real.io.bag_writer import BagWriter
+bag = BagWriter(sys.argv[1], storage=sys.argv[2]).open()
+written = 0
+try:
+    for i in range(200):
+        bag.write_image("/a", np.full((100, 100, 3), i, np.uint8), "rgb8", i, "f")
+        written += 1
+except BagWriteError as exc:
+    print("write", written, exc)
+try:
+    bag.close()
+except BagWriteError as exc:
+    print("close", exc)
+"""
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_bag_writer_past_a_file_size_limit_raises_and_writes_no_metadata(tmp_path: Path, storage: str) -> None:
+    """The original finding: under a full disk the sqlite3 writer closed with a metadata.yaml claiming ~90 images
+    while the .db3 held none. Now the failed write and the close raise BagWriteError and nothing is claimed."""
+    bag = tmp_path / "bag"
+    proc = subprocess.run(python_cmd("-c", BAG_WRITER_UNDER_LIMIT, str(bag), storage), capture_output=True,
+                          text=True, timeout=120, preexec_fn=file_size_limit(1 << 20))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("write ") and int(lines[0].split()[1]) < 200, proc.stdout
+    assert lines[1].startswith("close ") and str(bag) in lines[1], proc.stdout
+    assert not (bag / "metadata.yaml").exists(), "a failed bag must not claim its messages"
