@@ -2,7 +2,8 @@
 
 Layout of ``BAG`` while it is written (``NAME`` = the directory's name)::
 
-    BAG/metadata.yaml     lists the closed, verified splits only; absent until the first one is closed
+    BAG/metadata.yaml     lists the closed, verified splits only; absent until the first one is closed (a bag
+                          closed without any message gets one empty split)
     BAG/NAME_<k>.<ext>    closed splits: complete storage files (sqlite3 committed, mcap with its summary)
     BAG/NAME_<k>/         the split being written (a rosbags bag of its own, see BagWriter)
 
@@ -110,11 +111,16 @@ class SplitBagWriter:
         return self
 
     def close(self) -> None:
-        """Close the open split (read back, listed in metadata.yaml) and release the bag. Idempotent.
+        """Close the open split (read back, listed in metadata.yaml) and release the bag; a bag that got no
+        message is closed as one empty split, so it is a readable (empty) bag. Idempotent.
         Raises BagWriteError if that split cannot be finished: it is then left unfinished and not listed."""
+        if self._lock_fd is None:
+            return
         try:
             if self.failure is not None:
                 raise self.failure
+            if self._split is None and not self._files:
+                self._open_split()
             self._close_split()
         finally:
             self._unlock()
