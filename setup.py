@@ -51,6 +51,7 @@ setup(
             "sim2real-sim = sim_bridge.record_cli:main",
             "sim2real-train = sim2real.training.cli:main",
             "sim2real-translate-bag = sim2real.apps.translate_bag:main",
+            "sim2real-bag-repair = sim2real.apps.bag_repair:main",
             "sim2real-eval = sim2real.evaluation.evaluate:main",
             "sim2real-perception-check = sim2real.evaluation.perception_check:main",
             "sim2real-export-onnx = sim2real.translator.onnx_export:main",

@@ -7,17 +7,21 @@
 ``record`` writes a rosbag2 with ``<ns>/image`` (rgb8), ``<ns>/semantic`` (mono8, Cityscapes train ids),
 ``<ns>/instance`` (16UC1) and ``<ns>/camera_info``; all four messages of a frame share one header
 (stamp = frame index / rate, frame_id) and the bag time equals that stamp.
+
+Exit status: 0 done; 2 user error (an invalid argument, an existing or uncreatable ``--out``); 1 the bag could
+not be written (disk full, file too large, I/O error: the partial bag, which did not exist before, is removed).
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import sys
 import time
 from collections.abc import Sequence
 
-from sim2real.core.errors import BagError, ConfigError
+from sim2real.core.errors import BagError, BagWriteError, ConfigError
 from sim2real.io.bag_writer import STORAGES, BagWriter
 from sim_bridge.procedural import ProceduralSimulator, SimConfig
 
@@ -45,7 +49,8 @@ def record(config: SimConfig, out: str, frames: int, *, storage: str = "mcap", n
         raise ConfigError(f"--start must be >= 0, got {start}")
     topics = topic_names(namespace)
     sim = ProceduralSimulator(config)
-    with BagWriter(out, storage=storage) as bag:
+    bag = BagWriter(out, storage=storage).open()
+    try:
         for index in range(start, start + frames):
             f = sim.frame(index)
             bag.write_image(topics["image"], f.rgb, "rgb8", f.stamp_ns, frame_id)
@@ -53,7 +58,14 @@ def record(config: SimConfig, out: str, frames: int, *, storage: str = "mcap", n
             bag.write_image(topics["instance"], f.instance, "16UC1", f.stamp_ns, frame_id)
             bag.write_camera_info(topics["camera_info"], f.K, f.stamp_ns, frame_id, width=config.width,
                                   height=config.height)
-        return bag.count
+        bag.close()
+    except BaseException as exc:
+        bag.abort()
+        shutil.rmtree(out, ignore_errors=True)  # created by this call: a partial bag helps nobody
+        if isinstance(exc, BagWriteError):
+            raise BagWriteError(f"{exc} (the partial bag was removed)") from exc
+        raise
+    return bag.count
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,9 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sim2real-sim record: invalid argument: {exc}", file=sys.stderr)
         return 2
-    except BagError as exc:
+    except BagWriteError as exc:
         print(f"sim2real-sim record: {exc}", file=sys.stderr)
         return 1
+    except BagError as exc:  # an existing or uncreatable --out
+        print(f"sim2real-sim record: {exc}", file=sys.stderr)
+        return 2
     seconds = time.perf_counter() - t0
     print(f"wrote {args.frames} frames ({count} messages, {args.storage}) to {args.out} in {seconds:.2f} s "
           f"({args.frames / seconds:.1f} frames/s)")

@@ -56,7 +56,7 @@ def test_record_reads_back(tmp_path: Path, storage: str, capsys: pytest.CaptureF
 def test_record_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "exists"
     out.mkdir()
-    assert main(["record", "--frames", "1", "--out", str(out), "--width", "32", "--height", "18"]) == 1
+    assert main(["record", "--frames", "1", "--out", str(out), "--width", "32", "--height", "18"]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
     assert list(out.iterdir()) == []
     with pytest.raises(BagError, match="overwrite"):

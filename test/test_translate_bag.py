@@ -222,7 +222,7 @@ def test_errors_name_what_was_wrong(bags: dict[str, Path], checkpoint: Path, tmp
     src = str(bags["mcap"])
     model = ["--model", str(checkpoint), "--device", "cpu", "--no-progress"]
 
-    assert main([src, str(tmp_path / "a"), *model, "--semantic-topic", "/nope"]) == 1
+    assert main([src, str(tmp_path / "a"), *model, "--semantic-topic", "/nope"]) == 2
     err = capsys.readouterr().err
     assert "'/nope' not in bag" in err and "/chatter [std_msgs/msg/String]" in err
     assert not (tmp_path / "a").exists()
@@ -230,13 +230,13 @@ def test_errors_name_what_was_wrong(bags: dict[str, Path], checkpoint: Path, tmp
     existing = tmp_path / "existing"
     existing.mkdir()
     (existing / "keep.txt").write_text("mine")
-    assert main([src, str(existing), *model]) == 1
+    assert main([src, str(existing), *model]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
     assert [p.name for p in existing.iterdir()] == ["keep.txt"]
 
     bad_model = tmp_path / "bad.safetensors"
     bad_model.write_bytes(b"\x00" * 64)
-    assert main([src, str(tmp_path / "b"), "--model", str(bad_model), "--device", "cpu"]) == 1
+    assert main([src, str(tmp_path / "b"), "--model", str(bad_model), "--device", "cpu"]) == 2
     assert f"CheckpointError: {bad_model}" in capsys.readouterr().err
     with pytest.raises(CheckpointError, match=str(tmp_path / "missing.safetensors")):
         Translator.from_checkpoint(tmp_path / "missing.safetensors", device="cpu")
@@ -245,13 +245,13 @@ def test_errors_name_what_was_wrong(bags: dict[str, Path], checkpoint: Path, tmp
     shutil.copytree(src, corrupt)
     for f in corrupt.glob("*.mcap"):
         f.write_bytes(f.read_bytes()[: 200])
-    assert main([str(corrupt), str(tmp_path / "c"), *model]) == 1
+    assert main([str(corrupt), str(tmp_path / "c"), *model]) == 2
     assert str(corrupt) in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
 
     assert main([src, str(tmp_path / "d"), *model, "--batch", "0"]) == 2
     assert "batch must be >= 1" in capsys.readouterr().err
-    assert main([src, str(tmp_path / "e"), *model, "--output-topic", CHATTER]) == 1
+    assert main([src, str(tmp_path / "e"), *model, "--output-topic", CHATTER]) == 2
     assert "output topic '/chatter' exists" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="must differ"):
         TranslateBagConfig(semantic_topic=IMAGE).validate()

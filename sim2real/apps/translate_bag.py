@@ -26,12 +26,22 @@ So the output is written in exactly the input's message order. The FIFO is bound
 for ``window`` newer images on its topic (the matcher then declares it unmatched) plus one batch, and a
 partial batch is translated early when the buffered bytes exceed ``max_buffer_mb``.
 
-On failure the partly written OUT (which did not exist before) is removed.
+Atomic output: OUT is written as ``.OUT.partial/OUT`` beside it (locked by this process) and renamed to OUT
+once complete, so OUT either does not exist or is a complete bag. On any failure (a bad frame, a full disk,
+Ctrl-C) the partial output is removed. After a SIGKILL the next run finds the partial directory unlocked, removes
+it and starts over (there is no resume from a partial output).
+
+Exit status: 0 done; 2 user error: an invalid argument, an unreadable / corrupt input bag or frame (the message
+names the file, topic and stamp), a bad model file, an existing or uncreatable OUT; 1 the output could not be
+written (disk full, file too large, I/O error; the partial output is removed).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import os
 import shutil
 import sys
 import time
@@ -44,11 +54,12 @@ from typing import Any, Final, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from sim2real.core.errors import BagError, ConfigError, LabelError, Sim2RealError
+from sim2real.core.errors import BagError, BagWriteError, ConfigError, ImageConversionError, LabelError, Sim2RealError
 from sim2real.data.datasets import LabelDecoder, MatchStats, adapter_label_decoder, canonical_labels, match_triplets
 from sim2real.io.bag_reader import IMAGE_TYPES, BagMessage, BagReader, decode_image
 from sim2real.io.bag_writer import STORAGES, BagWriter
 from sim2real.io.conversions import image_fields, to_rgb8
+from sim2real.io.split_bag import lock_bag
 
 __all__ = [
     "UNMATCHED_POLICIES",
@@ -64,6 +75,8 @@ __all__ = [
 UNMATCHED_POLICIES: Final[tuple[str, ...]] = ("copy", "drop", "error")
 IMAGE: Final = "sensor_msgs/msg/Image"
 PROG: Final = "sim2real-translate-bag"
+#: upper bound of --max-buffer-mb (1 TiB): a limit, not a way to disable buffering limits with inf
+MAX_BUFFER_MB: Final = float(2**20)
 
 
 class FrameTranslator(Protocol):
@@ -120,15 +133,16 @@ class TranslateBagConfig:
             raise ConfigError(f"storage {self.storage!r} is not valid; expected one of {', '.join(STORAGES)}")
         if self.batch < 1:
             raise ConfigError(f"batch must be >= 1, got {self.batch}")
-        if not self.tolerance_s >= 0:
-            raise ConfigError(f"tolerance must be >= 0 seconds, got {self.tolerance_s}")
+        if not 0 <= self.tolerance_s < math.inf:
+            raise ConfigError(f"--tolerance (tolerance_s) must be a finite number of seconds >= 0, got "
+                              f"{self.tolerance_s}")
         if self.unmatched not in UNMATCHED_POLICIES:
             raise ConfigError(f"unmatched policy {self.unmatched!r} is not valid; expected one of "
                               f"{', '.join(UNMATCHED_POLICIES)}")
         if self.window < 1:
             raise ConfigError(f"window must be >= 1, got {self.window}")
-        if not self.max_buffer_mb > 0:
-            raise ConfigError(f"max_buffer_mb must be > 0, got {self.max_buffer_mb}")
+        if not 0 < self.max_buffer_mb <= MAX_BUFFER_MB:
+            raise ConfigError(f"--max-buffer-mb must be > 0 and <= {MAX_BUFFER_MB:g}, got {self.max_buffer_mb}")
 
 
 @dataclass
@@ -309,7 +323,7 @@ class _BagTranslation:
             if slot.msgtype == IMAGE:
                 records.append(_Record(cfg.out_topic, IMAGE, slot.raw, slot.image.timestamp_ns))
             else:  # a CompressedImage cannot share the output topic's Image type: decoded, untranslated
-                records.append(self.image_record(slot.image, to_rgb8(slot.image.msg)))
+                records.append(self.image_record(slot.image, self.converted(slot.image, lambda m: to_rgb8(m.msg))))
             self.result.copied += 1
         else:
             self.result.dropped += 1
@@ -319,14 +333,22 @@ class _BagTranslation:
         self.flush()
 
     # -- translation ---------------------------------------------------------------------------------------
+    def converted(self, message: BagMessage, convert: Any) -> np.ndarray:
+        """``convert(message)``; an ImageConversionError names the bag, the topic and the stamp."""
+        try:
+            return convert(message)
+        except ImageConversionError as exc:
+            raise ImageConversionError(f"{message.topic} message with stamp {message.stamp_ns} ns (bag time "
+                                       f"{message.timestamp_ns} ns) in {self.reader.path}: {exc}") from exc
+
     def decode(self, triplet: tuple[BagMessage, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rgb (H, W, 3) uint8, semantic (H, W) uint8, instance (H, W) uint16) of a matched set."""
         img, sem, ins = triplet
-        rgb = to_rgb8(img.msg)
+        rgb = self.converted(img, lambda m: to_rgb8(m.msg))
+        raw_sem = self.converted(sem, lambda m: decode_image(self.types[m.topic], m.msg))
+        raw_ins = self.converted(ins, lambda m: decode_image(self.types[m.topic], m.msg))
         try:
-            semantic, instance = self.decoder(
-                decode_image(self.types[sem.topic], sem.msg), _encoding(sem.msg),
-                decode_image(self.types[ins.topic], ins.msg), _encoding(ins.msg))
+            semantic, instance = self.decoder(raw_sem, _encoding(sem.msg), raw_ins, _encoding(ins.msg))
         except LabelError as exc:
             raise LabelError(f"labels of the frame with stamp {img.stamp_ns} ns in {self.reader.path}: {exc}"
                              ) from exc
@@ -375,7 +397,7 @@ class _BagTranslation:
             self.buffered -= slot.nbytes
             for rec in slot.records or ():
                 self.writer.write_raw(rec.topic, rec.msgtype, rec.data, rec.timestamp, msgdef=rec.msgdef,
-                                      rihs01=rec.rihs01)
+                                      rihs01=rec.rihs01, another_type_ok=True)  # copies keep every connection
                 self.result.messages[rec.topic] = self.result.messages.get(rec.topic, 0) + 1
 
     def run(self) -> None:
@@ -395,17 +417,38 @@ class _BagTranslation:
             raise BagError(f"internal error: {len(self.fifo)} messages of {self.reader.path} were never written")
 
 
+def _staging(dst: Path) -> tuple[Path, int]:
+    """Create and lock ``.<name>.partial`` beside ``dst`` (removing one a killed run left); (its path, lock fd).
+    BagError when it cannot be created or another live run holds it."""
+    staging = dst.parent / f".{dst.name}.partial"
+    if staging.is_dir():
+        with contextlib.suppress(BagError):  # locked: another run is writing; the mkdir below then says so
+            os.close(lock_bag(staging))
+            shutil.rmtree(staging)  # a killed run's partial output: start over
+    try:
+        staging.mkdir(parents=True)
+    except FileExistsError as exc:
+        raise BagError(f"{dst} is being written by another live run ({staging} is locked)") from exc
+    except OSError as exc:
+        raise BagError(f"cannot create the output {dst}: {exc.strerror or exc}") from exc
+    return staging, lock_bag(staging)
+
+
 def translate_bag(src: str | Path, dst: str | Path, translator: FrameTranslator,
                   config: TranslateBagConfig = TranslateBagConfig(), *,
                   label_decoder: LabelDecoder = canonical_labels, progress: bool = True) -> TranslateBagResult:
     """Write a new bag ``dst``: ``src`` with its images translated by ``translator`` (see the module docstring).
 
+    ``dst`` appears only once complete (written beside it as ``.<name>.partial/<name>`` and renamed); on any
+    error the partial output is removed.
+
     Raises:
         ConfigError: an invalid ``config`` field.
-        BagError: ``dst`` exists, ``src`` is missing / corrupt / lacks a topic (the message lists the topics
-            it has), the output topic collides with an existing one, or ``--unmatched error`` met an image
-            without labels.
-        LabelError, ImageConversionError: a frame's labels or image cannot be decoded (names the stamp).
+        BagError: ``dst`` exists or cannot be created, ``src`` is missing / corrupt / lacks a topic (the message
+            lists the topics it has) / has a triplet topic of several types, the output topic collides with an
+            existing one, or ``--unmatched error`` met an image without labels.
+        BagWriteError: the output could not be written (disk full, file too large, I/O error).
+        LabelError, ImageConversionError: a frame's labels or image cannot be decoded (names bag, topic, stamp).
     """
     config.validate()
     src, dst = Path(src), Path(dst)
@@ -420,19 +463,27 @@ def translate_bag(src: str | Path, dst: str | Path, translator: FrameTranslator,
                            f"({topics[config.out_topic].msgtype}); choose another --output-topic")
         storage = config.storage or detect_storage(src) or "mcap"
         result = TranslateBagResult(src=src, dst=dst, storage=storage)
-        total = topics[config.image_topic].count
-        writer = BagWriter(dst, storage=storage)
-        writer.open()
+        staging, lock = _staging(dst)
+        writer = BagWriter(staging / dst.name, storage=storage)
         try:
-            with tqdm(total=total, unit="frame", desc="translate", disable=not progress, dynamic_ncols=True,
-                      file=sys.stderr) as bar:
+            writer.open()
+            with tqdm(total=topics[config.image_topic].count, unit="frame", desc="translate", disable=not progress,
+                      dynamic_ncols=True, file=sys.stderr) as bar:
                 _BagTranslation(reader, writer, translator, config=config, decoder=label_decoder, result=result,
                                 bar=bar).run()
             writer.close()
+            if dst.exists():
+                raise BagError(f"{dst} appeared while it was being written; the translation is not kept")
+            os.rename(staging / dst.name, dst)
+        except BagWriteError as exc:
+            writer.abort()
+            raise BagWriteError(f"cannot write {dst} (the partial output was removed): {exc}") from exc
         except BaseException:
-            writer.close()
-            shutil.rmtree(dst, ignore_errors=True)  # it did not exist before: a partial bag helps nobody
+            writer.abort()  # never raises: the cleanup below always runs
             raise
+        finally:
+            os.close(lock)
+            shutil.rmtree(staging, ignore_errors=True)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -474,7 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``sim2real-translate-bag``: 0 done, 1 bag / model / data error, 2 invalid argument."""
+    """Entry point of ``sim2real-translate-bag``: 0 done, 2 user error (argument, input bag or frame, model,
+    output path), 1 the output could not be written (disk full, I/O error). One line on stderr, no traceback."""
     args = build_parser().parse_args(argv)
     config = TranslateBagConfig(
         image_topic=args.image_topic, semantic_topic=args.semantic_topic, instance_topic=args.instance_topic,
@@ -493,8 +545,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"{PROG}: invalid argument: {exc}", file=sys.stderr)
         return 2
+    except BagWriteError as exc:
+        print(f"{PROG}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     except Sim2RealError as exc:  # BagError, CheckpointError (names the file), LabelError, ImageConversionError
         print(f"{PROG}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an I/O failure no layer below named (e.g. the model file's disk)
+        print(f"{PROG}: I/O error: {exc}", file=sys.stderr)
         return 1
     print(f"matching: {result.match.summary()}")
     print(result.summary())

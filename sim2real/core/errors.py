@@ -30,3 +30,8 @@ class BagError(Sim2RealError, OSError):
 class InferenceError(Sim2RealError, RuntimeError):
     """An inference backend cannot run the model (an exported graph that does not fit, a session that fails):
     a fault of the model or its runtime, never of the frame being translated."""
+
+
+class BagWriteError(BagError):
+    """Writing a rosbag2 recording failed (disk full, file too large, I/O error): the bag file being written is
+    broken; the writer never writes a metadata.yaml that claims its messages."""

@@ -82,9 +82,11 @@ class BagReader:
         if not self.path.exists():
             raise BagError(f"bag not found: {self.path}")
         if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():
-            storage = sorted(p.name for p in self.path.iterdir() if p.suffix in (".db3", ".mcap"))
-            hint = (f"; it holds storage files {storage}: open one directly, or run `ros2 bag reindex` "
-                    "to recreate metadata.yaml") if storage else ""
+            storage = sorted(str(p.relative_to(self.path)) for p in (*self.path.glob("*"), *self.path.glob("*/*"))
+                             if p.suffix in (".db3", ".mcap"))
+            hint = (f"; it holds storage files {storage}: open one directly, or run `sim2real-bag-repair "
+                    f"{self.path}` (a recording that was killed or ran out of disk; like `ros2 bag reindex`) to "
+                    "recreate metadata.yaml from them") if storage else ""
             raise BagError(f"{self.path} is not a rosbag2 recording: no metadata.yaml{hint}")
         try:
             reader = Reader(self.path)
@@ -118,13 +120,23 @@ class BagReader:
     # -- metadata -----------------------------------------------------------------------------------------
     @property
     def topics(self) -> dict[str, TopicInfo]:
-        """Topic name -> TopicInfo, counts summed over connections (split bags, several publishers)."""
+        """Topic name -> TopicInfo, counts summed over connections (split bags, several publishers). A topic
+        recorded with several types (rosbag2 allows it) shows its first connection's type; see
+        :attr:`mixed_type_topics`, which :meth:`require_topics` refuses."""
         out: dict[str, TopicInfo] = {}
         for conn in self.reader.connections:
             prev = out.get(conn.topic)
             count = conn.msgcount + (prev.count if prev else 0)
-            out[conn.topic] = TopicInfo(conn.topic, conn.msgtype, count)
+            out[conn.topic] = TopicInfo(conn.topic, prev.msgtype if prev else conn.msgtype, count)
         return out
+
+    @property
+    def mixed_type_topics(self) -> dict[str, list[str]]:
+        """Topics whose connections have different message types -> their types (sorted)."""
+        types: dict[str, set[str]] = {}
+        for conn in self.reader.connections:
+            types.setdefault(conn.topic, set()).add(conn.msgtype)
+        return {topic: sorted(found) for topic, found in types.items() if len(found) > 1}
 
     @property
     def message_count(self) -> int:
@@ -132,12 +144,19 @@ class BagReader:
         return int(self.reader.message_count)
 
     def require_topics(self, names: Iterable[str], msgtypes: Iterable[str] | None = None) -> None:
-        """Raise BagError if a topic is missing (listing those that exist) or has an unexpected type."""
+        """Raise BagError if a topic is missing (listing those that exist), has several types or an unexpected
+        type."""
+        names = list(names)
         topics = self.topics
         for name in names:
             if name not in topics:
                 listing = ", ".join(f"{t.name} [{t.msgtype}]" for t in topics.values()) or "none"
                 raise BagError(f"topic {name!r} not in bag {self.path}; topics there: {listing}")
+        mixed = self.mixed_type_topics
+        for name in names:
+            if name in mixed:
+                raise BagError(f"topic {name!r} in {self.path} was recorded with several types {mixed[name]}: it "
+                               "cannot be read as one stream (record or remap each type to its own topic)")
         if msgtypes is not None:
             allowed = set(msgtypes)
             for name in names:

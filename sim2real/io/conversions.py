@@ -25,13 +25,18 @@ Compressed images
     the layout of ``<encoding>`` (so ``rgb8; ...`` gives RGB, ``bgra8; ...`` gives BGRA with alpha set
     to the maximum, since the codecs drop it). A bare ``"jpeg"`` / ``"png"`` (cv_bridge's
     ``cv2_to_compressed_imgmsg``) names no encoding: the result is what OpenCV decodes, BGR(A) for colour;
-    :func:`decode_compressed` also returns the encoding that describes the array.
+    :func:`decode_compressed` also returns the encoding that describes the array. Before anything is
+    decoded, the image size is read from the stream's header (Pillow, which reads headers only) and an image
+    of more than ``max_pixels`` (default :data:`MAX_DECODED_PIXELS`) is refused: a small file that decodes to
+    gigabytes (a "PNG bomb") is an error, not an allocation.
 """
 
 from __future__ import annotations
 
 import array as _array
+import io
 import sys
+import warnings
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -47,11 +52,13 @@ if TYPE_CHECKING:
 __all__ = [
     "COLOR_ENCODINGS",
     "ENCODINGS",
+    "MAX_DECODED_PIXELS",
     "RGB8_ENCODINGS",
     "array_to_compressed",
     "array_to_image",
     "array_to_tensor",
     "check_image_layout",
+    "compressed_size",
     "compressed_to_array",
     "decode_compressed",
     "encoding_info",
@@ -103,6 +110,9 @@ _LAYOUT: Final[Mapping[str, str]] = MappingProxyType(
 RGB8_ENCODINGS: Final[frozenset[str]] = frozenset(_LAYOUT)
 
 _NATIVE_BIG_ENDIAN: Final = sys.byteorder == "big"
+#: the most pixels a compressed image may decode to: 7680x4320 (8K UHD, 33.2 M pixels; at most 265 MB decoded,
+#: 4 channels of 16 bits). Larger ones are refused from their header, before any decoding.
+MAX_DECODED_PIXELS: Final = 7680 * 4320
 _DataType = Literal["bytes", "array", "numpy"]
 
 
@@ -385,18 +395,46 @@ def _restore_color(decoded: np.ndarray, encoding: str, payload_bgr: bool) -> tup
     return out, f"{layout}{bits}"
 
 
-def decode_compressed(msg: Any) -> tuple[np.ndarray, str]:
+def compressed_size(data: Any, fmt: str = "") -> tuple[int, int]:
+    """``(width, height)`` of a compressed image, read from its header only (Pillow; nothing is decoded).
+    ImageConversionError when the header cannot be read (not an image format Pillow identifies)."""
+    from PIL import Image, UnidentifiedImageError
+
+    raw = _as_uint8_buffer(data, "CompressedImage")
+    try:
+        with warnings.catch_warnings():  # Pillow's own bomb warning: the caller applies its limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw.tobytes())) as image:
+                return int(image.size[0]), int(image.size[1])
+    except Image.DecompressionBombError as exc:  # Pillow refuses more than 2 * 89 M pixels on open
+        raise ImageConversionError(f"CompressedImage ({raw.size} bytes, format {fmt!r}) is too large: {exc}") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageConversionError(
+            f"CompressedImage.data ({raw.size} bytes, format {fmt!r}): the image size cannot be read from its "
+            f"header, so it is not decoded: corrupt, or not a JPEG / PNG / other format Pillow identifies ({exc})"
+        ) from exc
+
+
+def decode_compressed(msg: Any, max_pixels: int = MAX_DECODED_PIXELS) -> tuple[np.ndarray, str]:
     """Decode a CompressedImage-like message; return ``(array, encoding that describes it)``.
 
     With an image_transport format (``"<encoding>; <codec> compressed <target>"``) the array is in
     ``<encoding>``'s layout (the encoding's bit depth may drop to 8 when the codec was jpeg). With a bare
     codec name the array is as OpenCV decodes it (BGR/BGRA for colour) and the encoding says so.
+    An image whose header gives more than ``max_pixels`` pixels is refused before decoding
+    (ImageConversionError naming its size and the limit).
     """
     fmt = str(msg.format)
     original, codec, payload_bgr = _parse_format(fmt)
     raw = _as_uint8_buffer(msg.data, "CompressedImage")
     if raw.size == 0:
         raise ImageConversionError(f"CompressedImage.data is empty (format {fmt!r})")
+    width, height = compressed_size(raw, fmt)
+    if width * height > max_pixels:
+        raise ImageConversionError(
+            f"CompressedImage ({raw.size} bytes, format {fmt!r}) would decode to {width}x{height} = "
+            f"{width * height} pixels, more than the limit of {max_pixels}: not decoded"
+        )
     import cv2
 
     try:
@@ -410,6 +448,11 @@ def decode_compressed(msg: Any) -> tuple[np.ndarray, str]:
         raise ImageConversionError(
             f"CompressedImage.data ({raw.size} bytes, format {fmt!r}) is corrupt or not {what}"
         )
+    if decoded.shape[:2] != (height, width):
+        raise ImageConversionError(
+            f"CompressedImage ({raw.size} bytes, format {fmt!r}) decoded to {decoded.shape[1]}x{decoded.shape[0]}"
+            f" but its header says {width}x{height}"
+        )
     if original in COLOR_ENCODINGS:
         return _restore_color(decoded, original, payload_bgr)
     if original in ENCODINGS:
@@ -420,9 +463,10 @@ def decode_compressed(msg: Any) -> tuple[np.ndarray, str]:
     return decoded, _opencv_encoding(decoded)
 
 
-def compressed_to_array(msg: Any) -> np.ndarray:
-    """Decode a CompressedImage-like message; see :func:`decode_compressed` for the channel-order rule."""
-    return decode_compressed(msg)[0]
+def compressed_to_array(msg: Any, max_pixels: int = MAX_DECODED_PIXELS) -> np.ndarray:
+    """Decode a CompressedImage-like message; see :func:`decode_compressed` for the channel-order rule and the
+    pixel limit."""
+    return decode_compressed(msg, max_pixels)[0]
 
 
 def array_to_compressed(

@@ -25,22 +25,35 @@ Parameters (declared once, read-only; validated at start):
 ``reliability``
     ``auto`` (default: reliable when every publisher of the topic offers reliable, else best effort, like
     ``ros2 bag record``'s QoS adaptation), ``reliable`` or ``best_effort``; history depth ``depth``.
+``split_seconds``
+    Length of a bag split (default 10 s): the most a SIGKILL or power cut can lose (see Durability).
 ``stats_file``
     Where to write the per-topic message counts as JSON at shutdown (empty = off).
 
 Messages are subscribed with ``raw=True`` and the serialized bytes are written as they are
-(:meth:`sim2real.io.bag_writer.BagWriter.write_raw`): no deserialize / serialize round trip, so the message (and
-its header) is stored untouched. The bag timestamp of a message is its *receive* time on the node's clock
-(``use_sim_time`` applies), as with ``ros2 bag record``. SIGINT / SIGTERM stop the node and close the bag
-(metadata.yaml written). A write error is logged (rate-limited), counted and the recording goes on.
+(:meth:`sim2real.io.split_bag.SplitBagWriter.write_raw`): no deserialize / serialize round trip, so the message
+(and its header) is stored untouched. The bag timestamp of a message is its *receive* time on the node's clock
+(``use_sim_time`` applies), as with ``ros2 bag record``. SIGINT / SIGTERM stop the node and close the bag.
+
+Durability: the bag is written as splits of ``split_seconds`` (:mod:`sim2real.io.split_bag`); each is read back
+and fsynced before metadata.yaml lists it, so the bag is readable at every moment and a SIGKILL loses at most
+the messages received in the last ``split_seconds`` plus the time one split takes to close (and those still
+queued for the writer). ``sim2real-bag-repair BAG`` recovers what it can of the unfinished split. A storage
+failure (disk full, file too large, I/O error) is fatal: the node logs it, stops, and exits with status 1; the
+closed splits stay readable and metadata.yaml lists only them. A message that cannot be written for a reason of
+its own is logged (rate-limited), counted and the recording goes on. The summary (log line, ``stats_file``)
+gives per topic the messages in the bag (``counts``: in closed, verified splits), ``received``, ``errors`` and
+``lost`` (received but not in the bag because the recording failed).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import queue
 import re
+import signal
 import sys
 import threading
 from collections import Counter
@@ -53,8 +66,9 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from sim2real.core.errors import ConfigError
-from sim2real.io.bag_writer import STORAGES, BagWriter
+from sim2real.core.errors import BagWriteError, ConfigError
+from sim2real.io.bag_writer import STORAGES
+from sim2real.io.split_bag import DEFAULT_SPLIT_SECONDS, SplitBagWriter
 from sim2real.nodes.common import read_only_descriptor as _descriptor
 from sim2real.nodes.common import run_node
 from sim2real.runtime.node_stats import LogRateLimiter
@@ -93,16 +107,26 @@ def import_message_type(msgtype: str) -> Any:
 
 
 class BagThread:
-    """Owns a :class:`BagWriter` on one thread (open, every write, close: sqlite3 objects are bound to the
+    """Owns a :class:`SplitBagWriter` on one thread (open, every write, close: sqlite3 objects are bound to the
     thread that made them) and takes ``(topic, msgtype, data, timestamp)`` from a bounded queue, so callbacks
-    never wait for the disk. A full queue refuses the message (the caller counts it)."""
+    never wait for the disk. A full queue refuses the message (the caller counts it). The thread wakes when a
+    split is due, so a split closes on time without traffic too.
+
+    ``on_error(topic, exc)``: one message could not be written (the recording goes on). ``on_fatal(exc)``: the
+    storage failed (BagWriteError) or the thread crashed (``failure`` is set either way); no later message is
+    written.
+    """
 
     def __init__(self, path: str, storage: str, *, on_error: Callable[[str, Exception], None],
+                 on_fatal: Callable[[BaseException], None] | None = None,
+                 split_seconds: float = DEFAULT_SPLIT_SECONDS,
                  max_pending: int = 1000) -> None:
         """Open the bag on the writer thread; raise what opening raised (e.g. BagError: output exists)."""
         self.path, self.storage = Path(path), storage
-        self.written: Counter[str] = Counter()
-        self._on_error = on_error
+        self.bag = SplitBagWriter(path, storage, split_seconds=split_seconds)
+        self.rejected: Counter[str] = Counter()  # per-message write errors (not in the bag, logged)
+        self.failure: BaseException | None = None
+        self._on_error, self._on_fatal = on_error, on_fatal
         self._queue: queue.Queue[tuple[str, str, bytes, int] | None] = queue.Queue(maxsize=max_pending)
         self._opened = threading.Event()
         self._open_error: BaseException | None = None
@@ -112,25 +136,56 @@ class BagThread:
         if self._open_error is not None:
             raise self._open_error
 
+    @property
+    def written(self) -> Counter[str]:
+        """Messages per topic in the bag's closed, verified splits (what metadata.yaml lists)."""
+        return self.bag.durable
+
     def _run(self) -> None:
         try:
-            bag = BagWriter(self.path, storage=self.storage).open()
+            self.bag.open()
         except BaseException as exc:  # reported to the constructor
             self._open_error = exc
             self._opened.set()
             return
         self._opened.set()
         try:
-            while (item := self._queue.get()) is not None:
-                topic, msgtype, data, timestamp = item
-                try:
-                    bag.write_raw(topic, msgtype, data, timestamp)
-                except Exception as exc:  # one bad write does not end the recording
-                    self._on_error(topic, exc)
-                else:
-                    self.written[topic] += 1
+            self._loop()
+        except BaseException as exc:  # BagWriteError, or a bug: the recording cannot go on
+            self._fail(exc)
+            while self._queue.get() is not None:  # drain until close(); counted as received - written - rejected
+                pass
+        try:
+            if self.failure is None:
+                self.bag.close()
+        except BaseException as exc:
+            self._fail(exc)
         finally:
-            bag.close()
+            self.bag.abort()  # releases the lock; a no-op after a successful close
+
+    def _loop(self) -> None:
+        """Write queued messages until the ``None`` sentinel; close splits when due."""
+        while True:
+            try:
+                item = self._queue.get(timeout=self.bag.poll())
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            topic, msgtype, data, timestamp = item
+            try:
+                self.bag.write_raw(topic, msgtype, data, timestamp)
+            except BagWriteError:
+                raise
+            except Exception as exc:  # one bad message does not end the recording
+                self.rejected[topic] += 1
+                self._on_error(topic, exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
+            if self._on_fatal is not None:
+                self._on_fatal(exc)
 
     def put(self, topic: str, msgtype: str, data: bytes, timestamp: int) -> bool:
         """Queue one message; False when the writer is ``max_pending`` messages behind."""
@@ -141,7 +196,7 @@ class BagThread:
         return True
 
     def close(self) -> None:
-        """Write what is queued, close the bag (metadata.yaml) and end the thread."""
+        """Write what is queued, close the bag (last split verified and listed) and end the thread."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
@@ -162,6 +217,9 @@ def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
         ("discovery_period_s", 0.5, _descriptor(
             "how often to look for the types of topics given without one", ParameterType.PARAMETER_DOUBLE,
             float_range=(0.05, 60.0))),
+        ("split_seconds", DEFAULT_SPLIT_SECONDS, _descriptor(
+            "bag split length in seconds: the most a kill can lose", ParameterType.PARAMETER_DOUBLE,
+            float_range=(0.1, 3600.0))),
         ("stats_file", "", _descriptor("per-topic counts as JSON at shutdown; empty = off",
                                        ParameterType.PARAMETER_STRING)),
     ]
@@ -170,9 +228,15 @@ def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
 class RecordNode(Node):
     """Subscribes (raw) to the configured topics and writes every message to one bag."""
 
-    def __init__(self, **node_kwargs: Any) -> None:
-        """Validate parameters, open the bag (refusing to overwrite), subscribe. Raises ConfigError/BagError."""
+    def __init__(self, *, request_stop: Callable[[], None] | None = None, **node_kwargs: Any) -> None:
+        """Validate parameters, open the bag (refusing to overwrite), subscribe. Raises ConfigError/BagError.
+
+        ``request_stop``: called (from the writer thread) when the recording fails, to end the process's spin
+        (``main`` sends the process SIGTERM, the same path as an operator's stop); ``failure`` is then set.
+        """
         super().__init__(NODE_NAME, **node_kwargs)
+        self._request_stop = request_stop
+        self.failure: BaseException | None = None
         for name, default, desc in _parameter_table():
             self.declare_parameter(name, default, desc)
         p = {name: self.get_parameter(name).value for name, _, _ in _parameter_table()}
@@ -201,7 +265,8 @@ class RecordNode(Node):
         self._limiter = LogRateLimiter(period=2.0)
         self._subs: dict[str, Any] = {}
         self._types: dict[str, str] = {}
-        self.bag = BagThread(p["output"], p["storage"], on_error=self._write_error)
+        self.bag = BagThread(p["output"], p["storage"], on_error=self._write_error, on_fatal=self._fatal,
+                             split_seconds=p["split_seconds"])
         self.get_logger().info(
             f"recording {', '.join(self._wanted)} to {self.bag.path} ({p['storage']});"
             f" equivalent: ros2 bag record -s {p['storage']} -o {self.bag.path} {' '.join(self._wanted)}"
@@ -311,17 +376,33 @@ class RecordNode(Node):
             more = f" [{suppressed} similar suppressed]" if suppressed else ""
             self.get_logger().error(f"cannot write a message of {topic}: {exc!r}{more}")
 
+    def _fatal(self, exc: BaseException) -> None:
+        """The storage failed (disk full, ...) or the writer crashed: log it once, stop the process."""
+        self.failure = exc
+        self.get_logger().fatal(
+            f"recording to {self.bag.path} failed: {exc}; stopping. The bag keeps the messages of its closed "
+            f"splits ({', '.join(f'{t}={n}' for t, n in sorted(self.bag.written.items())) or 'none'}) and "
+            "metadata.yaml lists only them")
+        if self._request_stop is not None:
+            self._request_stop()
+
     def stop(self) -> dict[str, Any]:
         """Close the bag; log and (optionally) write the counts; return them."""
         self.bag.close()
+        written, rejected = self.bag.written, self.bag.rejected
         summary = {
             "output": str(self.bag.path), "storage": self.bag.storage,
-            "counts": {t: self.bag.written[t] for t in self._wanted}, "received": dict(self.counts),
+            "counts": {t: written[t] for t in self._wanted}, "received": dict(self.counts),
             "errors": dict(self.errors),
+            "lost": {t: n - written[t] - rejected[t] for t, n in self.counts.items() if n - written[t] - rejected[t]},
+            "splits": len(self.bag.bag.splits),
+            "failure": None if self.failure is None else str(self.failure),
             "never_seen": [t for t in self._wanted if t not in self._subs or t in self._waiting],
         }
-        self.get_logger().info(
+        log = self.get_logger().error if self.failure is not None else self.get_logger().info
+        log(
             f"closed {self.bag.path}: " + ", ".join(f"{t}={n}" for t, n in summary["counts"].items())
+            + (f"; lost: {summary['lost']}" if summary["lost"] else "")
             + (f"; never published: {', '.join(summary['never_seen'])}" if summary["never_seen"] else "")
         )
         if self._stats_file:
@@ -330,8 +411,17 @@ class RecordNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point (``record_node``): record until SIGINT/SIGTERM; 1 on a bad configuration."""
-    return run_node(RecordNode, NODE_NAME, SingleThreadedExecutor, args)
+    """Entry point (``record_node``): record until SIGINT/SIGTERM; 1 on a bad configuration or when the recording
+    failed (disk full, I/O error)."""
+    made: list[RecordNode] = []
+
+    def make() -> RecordNode:
+        node = RecordNode(request_stop=lambda: os.kill(os.getpid(), signal.SIGTERM))
+        made.append(node)
+        return node
+
+    status = run_node(make, NODE_NAME, SingleThreadedExecutor, args)
+    return status or int(bool(made and made[0].failure is not None))
 
 
 if __name__ == "__main__":
