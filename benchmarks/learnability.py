@@ -39,16 +39,20 @@ REQUIRED_GAIN_DB = 3.0
 
 
 def translate_all(model: Path, looks, noise: bool) -> torch.Tensor:
-    """The model's outputs for every frame of a look set ((N, 3, H, W) in [-1, 1]); ``noise``: sample its random
-    part (models that synthesise one), else the mean output."""
-    from sim2real.translator.inference import Translator
+    """The model's outputs for every frame of a look set ((N, 3, H, W) in [-1, 1]): ``noise`` samples its random
+    part (detail path and camera noise, seeded per frame), else the mean output. Raises TypeError for a model
+    without a random part when ``noise`` is asked."""
+    from sim2real.translator.checkpoint import build_generator, load_checkpoint
 
-    translator = Translator.from_checkpoint(model, device="cpu", precision="fp32")
+    gen = build_generator(load_checkpoint(model, map_location="cpu")).eval()
+    if noise and gen.cfg.detail_channels == 0 and not gen.cfg.use_camera:
+        raise TypeError("this model synthesises no random part")
     outs = []
-    for i in range(len(looks)):
-        args = (looks.sim[i : i + 1], looks.semantic[i : i + 1], looks.instance[i : i + 1])
-        kwargs = {"noise_seed": i} if noise else {}
-        outs.append(translator.translate_normalized(*args, **kwargs).float().cpu())
+    with torch.no_grad():
+        for i in range(len(looks)):
+            x = looks.sim[i : i + 1]
+            n = torch.randn(1, 4, *x.shape[-2:], generator=torch.Generator().manual_seed(i)) if noise else None
+            outs.append(gen.translate(x, looks.semantic[i : i + 1], looks.instance[i : i + 1], noise=n))
     return torch.cat(outs)
 
 

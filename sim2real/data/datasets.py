@@ -390,12 +390,15 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 
 class ImageFolderDataset(Dataset):
-    """Unlabelled target frames: every image file under ``roots`` (recursive, sorted)."""
+    """Unlabelled target frames: every image file under ``roots`` (recursive, sorted). Each sample also carries
+    ``dataset``: the index of its root in ``roots`` (a style per target dataset, ``TargetDataConfig.styles``)."""
 
     def __init__(self, roots: Sequence[str | Path], transform: PairedTransform | None = None, seed: int = 0
                  ) -> None:
-        self.files = sorted(p for r in roots for p in Path(r).rglob("*")
-                            if p.suffix.lower() in IMAGE_SUFFIXES)
+        found = sorted((p, k) for k, r in enumerate(roots) for p in Path(r).rglob("*")
+                       if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.files = [p for p, _ in found]
+        self.dataset_of = [k for _, k in found]
         if not self.files:
             raise ConfigError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {[str(r) for r in roots]}")
         self.transform = transform
@@ -409,8 +412,11 @@ class ImageFolderDataset(Dataset):
         rgb = _read_rgb(self.files[index])
         if self.transform is not None:
             rgb, _, box = self.transform.apply(rgb, [], _rng(self.seed + 1, self.epoch, index))
-            return to_sample(rgb, frame_box=box)
-        return to_sample(rgb)
+            sample = to_sample(rgb, frame_box=box)
+        else:
+            sample = to_sample(rgb)
+        sample["dataset"] = torch.tensor(self.dataset_of[index], dtype=torch.long)
+        return sample
 
 
 class BagTargetDataset(IterableDataset):

@@ -73,12 +73,14 @@ class CheckpointDir:
     def save(self, step: int, state: Callable[[], dict[str, Any]], export: Callable[[Path], Any],
              val: dict[str, float] | None = None) -> Path | None:
         """Write ``state()`` and the EMA generator (``export(path)``) as the checkpoint of ``step``; keep the
-        best by ``val/flip_rate + val/bbox`` (lower is better). None on ranks other than 0."""
+        best by the validation judge's ``val/judge_miou`` (higher is better; the score stored is its negative).
+        Without a judge's figure no checkpoint is "best": the run's own critics never select one. None on ranks
+        other than 0."""
         if not self.is_main:
             return None
         name = f"step_{step:08d}"
-        if val:
-            score = val.get("val/flip_rate", 0.0) + val.get("val/bbox", 0.0)
+        if val and "val/judge_miou" in val:
+            score = -val["val/judge_miou"]
             if not self.best or score < self.best["score"]:
                 self.best = {"score": score, "step": float(step)}
         path = write_state(self.directory, name, state(), extra_files={"generator.safetensors": export})

@@ -59,17 +59,25 @@ class SourceDataConfig:
 
 @dataclass(frozen=True)
 class TargetDataConfig:
-    """Where unlabelled target (real camera) frames come from: image folders or rosbag2 camera topics."""
+    """Where unlabelled target (real camera) frames come from: image folders or rosbag2 camera topics.
+
+    ``styles``: one name per folder of ``paths`` to keep a mean style per target dataset (the generator's
+    ``target_styles``; ``Translator(style=name)`` then renders in that dataset's style). Empty = one mean style.
+    """
 
     kind: Literal["folder", "bag"] = "folder"
     paths: tuple[str, ...] = ("../shared/data/real",)
     topics: tuple[str, ...] = ()
+    styles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.paths:
             raise ConfigError("target.paths must name at least one folder or bag")
         if self.kind == "bag" and not self.topics:
             raise ConfigError("target.topics is required for target.kind='bag'")
+        if self.styles and (self.kind != "folder" or len(self.styles) != len(self.paths)):
+            raise ConfigError(f"target.styles needs target.kind 'folder' and one name per path: {len(self.paths)} "
+                              f"path(s), styles {list(self.styles)}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,14 @@ class TrainConfig:
     on CPU; bf16 on either). ``deterministic``: deterministic algorithms (exact resume on CUDA, slower).
     ``max_bad_frames``: distinct undecodable frames of the bag datasets skipped (each logged with bag and
     stamp) before the run stops with an error; 0 stops at the first.
+    ``objective``: "drit" (both directions, cross-cycle; :func:`~sim2real.translator.objective.translate_batches`)
+    or "cut" (one-sided s->t with PatchNCE; :func:`~sim2real.translator.objective.translate_one_sided`).
+    ``accumulate``: micro-batches whose gradients are summed before each optimiser step (an effective batch of
+    ``batch_size * accumulate`` on a CPU that fits only small batches).
+    ``validation_judge``: the judge validation scores the EMA generator with (judge mIoU of its translations
+    against the labels of the held-out source frames); the best checkpoint is the one with the highest. A path
+    relative to the package's share directory or the working directory; null = no best-checkpoint selection.
+    The training critics never select a checkpoint: they are what the generator is trained against.
     """
 
     out_dir: str = "runs/default"
@@ -115,6 +131,9 @@ class TrainConfig:
     deterministic: bool = False
     num_workers: int = 0
     max_bad_frames: int = 100
+    objective: Literal["drit", "cut"] = "drit"
+    accumulate: int = 1
+    validation_judge: str | None = "models/judges/camvid_segmenter.safetensors"
     ema_decay: float = 0.999
     log_every: int = 10
     image_every: int = 200
@@ -141,6 +160,10 @@ class TrainConfig:
         if self.generator_preset not in GENERATOR_PRESETS:
             raise ConfigError(f"generator_preset {self.generator_preset!r} unknown; valid: "
                               f"{sorted(GENERATOR_PRESETS)}")
+        if not 1 <= self.accumulate <= 64:
+            raise ConfigError(f"accumulate must be in [1, 64], got {self.accumulate}")
+        if self.objective not in ("drit", "cut"):
+            raise ConfigError(f"objective must be 'drit' or 'cut', got {self.objective!r}")
         if self.max_bad_frames < 0:
             raise ConfigError(f"max_bad_frames must be >= 0, got {self.max_bad_frames}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -153,7 +176,8 @@ class TrainConfig:
         unknown = sorted(set(self.generator) - set(base))
         if unknown:
             raise ConfigError(f"generator: unknown field(s) {unknown}; valid: {sorted(base)}")
-        return GeneratorConfig.from_dict({**base, **self.generator})
+        styles = {"target_styles": list(self.target.styles)} if self.target.styles else {}
+        return GeneratorConfig.from_dict({**base, **self.generator, **styles})
 
 
 # --- building dataclasses from plain data ---

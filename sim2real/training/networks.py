@@ -18,6 +18,7 @@ from sim2real.translator.aux_nets import AuxNets
 from sim2real.translator.checkpoint import build_generator, load_checkpoint
 from sim2real.translator.discriminator import ContentDiscriminator, MultiScaleDiscriminator
 from sim2real.translator.generator import TranslatorGenerator
+from sim2real.translator.patch_nce import PatchProjector
 
 __all__ = ["Networks", "build_networks", "freeze_generator", "load_initial_weights", "trainable"]
 
@@ -32,10 +33,15 @@ class Networks:
     disc_source: MultiScaleDiscriminator
     content_disc: ContentDiscriminator
     aux: AuxNets
+    projector: PatchProjector | None = None
 
     def named(self) -> dict[str, nn.Module]:
-        return {"gen": self.gen, "gen_ema": self.gen_ema, "disc_target": self.disc_target,
-                "disc_source": self.disc_source, "content_disc": self.content_disc, "aux": self.aux}
+        named: dict[str, nn.Module] = {"gen": self.gen, "gen_ema": self.gen_ema, "disc_target": self.disc_target,
+                                       "disc_source": self.disc_source, "content_disc": self.content_disc,
+                                       "aux": self.aux}
+        if self.projector is not None:
+            named["projector"] = self.projector
+        return named
 
     def without_generator_state(self) -> list[nn.Module]:
         """The modules whose buffers are broadcast from rank 0 (the generators' state is pooled instead)."""
@@ -52,6 +58,7 @@ def build_networks(cfg: TrainConfig, device: torch.device) -> Networks:
         disc_source=MultiScaleDiscriminator(cfg.discriminator),
         content_disc=ContentDiscriminator(gen_cfg.content_channels),
         aux=AuxNets(cfg.aux),
+        projector=PatchProjector([gen_cfg.content_channels]) if cfg.losses.nce > 0 else None,
     )
     for module in nets.named().values():
         module.to(device)

@@ -44,7 +44,8 @@ class Optimization:
         adam = dict(betas=opt.betas, weight_decay=opt.weight_decay)
         discs = [nets.disc_target, nets.disc_source, nets.content_disc]
         self.optimizers: dict[str, torch.optim.Optimizer] = {
-            "g": torch.optim.Adam(trainable(nets.gen), lr=opt.lr_generator, **adam),
+            "g": torch.optim.Adam(trainable(nets.gen) + (trainable(nets.projector) if nets.projector else []),
+                                  lr=opt.lr_generator, **adam),
             "d": torch.optim.Adam([p for d in discs for p in trainable(d)], lr=opt.lr_discriminator, **adam),
             "aux": torch.optim.Adam(trainable(nets.aux), lr=opt.lr_aux, **adam),
         }
@@ -57,17 +58,23 @@ class Optimization:
         self.grad_clip = opt.grad_clip
         self.replicas = replicas
 
-    def optimize(self, loss: torch.Tensor, name: str) -> None:
-        """Backward of ``loss`` (scaled), gradients averaged over the ranks, clipped, one step of ``name``."""
+    def optimize(self, loss: torch.Tensor, name: str, *, accumulate: int = 1, step: bool = True) -> None:
+        """Backward of ``loss / accumulate`` (scaled) into the gradients of ``name``; with ``step``, then the
+        gradients (summed over the micro-batches since the last step) averaged over the ranks, clipped, one step,
+        and zeroed for the next."""
         opt = self.optimizers[name]
+        self.scaler.scale(loss / accumulate).backward()
+        if step:
+            self._step(opt)
+
+    def _step(self, opt: torch.optim.Optimizer) -> None:
         params: list[nn.Parameter] = [p for g in opt.param_groups for p in g["params"]]
-        opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
         self.replicas.average_gradients(params)
         if self.grad_clip > 0:
             self.scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
         self.scaler.step(opt)
+        opt.zero_grad(set_to_none=True)
 
     def end_step(self) -> None:
         """After all three updates of a step: adapt the loss scale, advance the LR schedules."""

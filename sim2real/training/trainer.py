@@ -38,7 +38,7 @@ from sim2real.training.replicas import Replicas, weights_digest
 from sim2real.training.run_log import RunLog, preview_row
 from sim2real.training.state_io import read_state
 from sim2real.training.stream import BadFrameTally, BatchStream
-from sim2real.training.validation import validate
+from sim2real.training.validation import load_validation_judge, validate
 from sim2real.translator.checkpoint import save_checkpoint
 from sim2real.translator.device import resolve_device
 from sim2real.translator.objective import (
@@ -48,6 +48,7 @@ from sim2real.translator.objective import (
     discriminator_losses,
     generator_losses,
     translate_batches,
+    translate_one_sided,
     update_generator_state,
 )
 
@@ -85,8 +86,10 @@ class Trainer:
         self.optimization = Optimization(self.nets, cfg, self.precision, self.replicas)
         self.checkpoints = CheckpointDir(self.out_dir / "checkpoints", cfg.keep_last, self.is_main)
         self.run_log = RunLog(self.out_dir, self.is_main)
+        self.judge = load_validation_judge(cfg.validation_judge, self.device) if val_source is not None else None
         self.bad_frames = BadFrameTally(cfg.max_bad_frames)
         self.step = 0
+        self._micro = 0  # micro-batches since the last optimiser step (cfg.accumulate)
         consumed = {"source": 0, "target": 0}
         path = self.checkpoints.resumable() if resume else None
         if path is not None:
@@ -118,28 +121,39 @@ class Trainer:
 
     # --- one step ----------------------------------------------------------------------------------------
     def train_step(self, src: SourceBatch, tgt: TargetBatch) -> dict[str, float]:
-        """One critic + generator + discriminator step; returns the named losses as floats."""
+        """One micro-batch of a critic + generator + discriminator step; returns the named losses as floats.
+
+        With ``cfg.accumulate`` = k the gradients of k calls are summed (each loss / k) and the optimisers step
+        on the k-th, which is when ``step`` advances and the EMA and schedules move.
+        """
         n, w, opt = self.nets, self.cfg.losses, self.optimization
+        k = self.cfg.accumulate
+        self._micro = (self._micro + 1) % k
+        last = self._micro == 0
         for module in (n.gen, n.disc_target, n.disc_source, n.content_disc, n.aux):
             module.train()
         with self.precision.autocast():
             a = aux_losses(n.aux, src, small_class_weight=w.small_class_weight)
-        opt.optimize(a["total"], "aux")
+        opt.optimize(a["total"], "aux", accumulate=k, step=last)
+        translate = translate_one_sided if self.cfg.objective == "cut" else translate_batches
         with self.precision.autocast():
-            out = translate_batches(n.gen, n.aux, src, tgt)
+            out = translate(n.gen, n.aux, src, tgt)
             g = generator_losses(n.gen, n.disc_target, n.disc_source, n.aux, src, tgt, w,
-                                 content_disc=n.content_disc, outputs=out)
-        opt.optimize(g["total"], "g")
+                                 content_disc=n.content_disc, outputs=out, projector=n.projector)
+        opt.optimize(g["total"], "g", accumulate=k, step=last)
         update_generator_state(n.gen, out, reduce=self.replicas.reduce_sum())
+        if tgt.dataset is not None:
+            n.gen.update_dataset_styles(out.style_target, tgt.dataset, reduce=self.replicas.reduce_sum())
         with self.precision.autocast():
             d = discriminator_losses(n.gen, n.disc_target, n.disc_source, n.aux, src, tgt, w,
                                      content_disc=n.content_disc, outputs=out)
-        opt.optimize(d["total"], "d")
-        opt.end_step()
-        self.replicas.broadcast_buffers(n.without_generator_state())
-        self._update_ema()
-        self.step += 1
+        opt.optimize(d["total"], "d", accumulate=k, step=last)
         self._last_preview = (src, out.fake_target.detach())
+        if last:
+            opt.end_step()
+            self.replicas.broadcast_buffers(n.without_generator_state())
+            self._update_ema()
+            self.step += 1
         losses = {f"g/{k}": v for k, v in g.items()} | {f"d/{k}": v for k, v in d.items()}
         losses |= {f"aux/{k}": v for k, v in a.items()}
         return {k: float(v.detach()) for k, v in losses.items()}
@@ -160,13 +174,16 @@ class Trainer:
             self.log(f"skipped bad frame in {problem}")
         s = {k: v.to(self.device, non_blocking=True) for k, v in s.items()}
         t = {k: v.to(self.device, non_blocking=True) for k, v in t.items()}
-        return SourceBatch(s["rgb"], s["semantic"], s["instance"]), TargetBatch(t["rgb"])
+        return (SourceBatch(s["rgb"], s["semantic"], s["instance"], s.get("frame_box")),
+                TargetBatch(t["rgb"], frame_box=t.get("frame_box"), dataset=t.get("dataset")))
 
     def validate(self) -> dict[str, float]:
-        """Label preservation of the EMA generator on held-out source frames (see ``validation.validate``)."""
+        """The EMA generator on held-out source frames: label preservation through the critics (diagnostics)
+        and the validation judge's mIoU, which alone selects the best checkpoint (``validation.validate``)."""
         if self.val_source is None:
             return {}
-        return validate(self.nets, self.val_source, self.cfg.val_frames, self.cfg.losses, self.device)
+        return validate(self.nets, self.val_source, self.cfg.val_frames, self.cfg.losses, self.device,
+                        judge=self.judge)
 
     # --- replicas ----------------------------------------------------------------------------------------
     def weights_digest(self) -> str:
@@ -208,7 +225,7 @@ class Trainer:
                                training_data={"steps": self.step, "config": to_plain(self.cfg)})
 
     def save_checkpoint(self, val: dict[str, float] | None = None) -> Path | None:
-        """Write the training state (rank 0); keep the last K and the best (lowest val/flip_rate + bbox)."""
+        """Write the training state (rank 0); keep the last K and the best (highest val/judge_miou)."""
         return self.checkpoints.save(self.step, self.state, self.export, val)
 
     # --- the loop ----------------------------------------------------------------------------------------
@@ -225,7 +242,10 @@ class Trainer:
         self._tick = time.monotonic()
         try:
             while self.step < total and not (should_stop and should_stop()):
+                before = self.step
                 losses = self.train_step(*self.next_batches())
+                if self.step == before:  # a micro-batch of an accumulated step
+                    continue
                 bar.update(1)
                 bar.set_postfix({k.split("/")[1]: f"{losses[k]:.3f}" for k in ("g/total", "d/total", "aux/total")})
                 self._after_step(losses)

@@ -109,6 +109,8 @@ class GeneratorConfig:
         detail_width: width of the detail path's full-resolution convolution.
         use_camera: a learned camera model per domain after the decoder (:mod:`~sim2real.translator.camera`).
         camera_knots: knots of the camera's tone curve.
+        target_styles: names of the target datasets whose mean styles are kept apart (e.g. ("cityscapes",
+            "camvid")); ``Translator(style=name)`` renders in one of them. Empty = one mean target style.
     """
 
     name: str = "custom"
@@ -142,6 +144,7 @@ class GeneratorConfig:
     detail_width: int = 8
     use_camera: bool = False
     camera_knots: int = 8
+    target_styles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not 0 < len(self.name) <= 64:
@@ -150,6 +153,7 @@ class GeneratorConfig:
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"GeneratorConfig.{field} must be an int in [{low}, {high}], got {value!r}")
+        self._check_target_styles()
         for field in ("use_instance_branch", "use_memory", "use_camera"):
             if not isinstance(getattr(self, field), bool):
                 raise ConfigError(f"GeneratorConfig.{field} must be true or false, got {getattr(self, field)!r}")
@@ -174,6 +178,14 @@ class GeneratorConfig:
                 f"content_channels ({self.content_channels})"
             )
 
+    def _check_target_styles(self) -> None:
+        object.__setattr__(self, "target_styles", tuple(self.target_styles))
+        names = self.target_styles
+        if len(names) > 16 or len(set(names)) != len(names) or not all(
+                isinstance(n, str) and 0 < len(n) <= 32 for n in names):
+            raise ConfigError(f"GeneratorConfig.target_styles must be at most 16 distinct names of 1..32 characters, "
+                              f"got {names!r}")
+
     @property
     def stride(self) -> int:
         """Input height and width must be multiples of this (content code is at 1 / stride)."""
@@ -186,8 +198,10 @@ class GeneratorConfig:
         return min(self.base_channels * 2**level, self.content_channels)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict of every field (``stride`` is derived, not stored)."""
-        return dataclasses.asdict(self)
+        """Plain JSON-serialisable dict of every field (``stride`` is derived, not stored; tuples as lists)."""
+        d = dataclasses.asdict(self)
+        d["target_styles"] = list(self.target_styles)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:

@@ -448,6 +448,8 @@ class TranslatorGenerator(nn.Module):
         })
         self.camera = CameraModel(len(DOMAINS), cfg.camera_knots) if cfg.use_camera else None
         self.register_buffer("style_mean", torch.zeros(len(DOMAINS), cfg.style_dim))
+        if cfg.target_styles:  # one EMA mean style per named target dataset (absent in older checkpoints)
+            self.register_buffer("target_style_means", torch.zeros(len(cfg.target_styles), cfg.style_dim))
 
     # ------------------------------------------------------------------------------------------ checks
     def check_inputs(self, rgb: Tensor, semantic: Tensor | None = None, instance: Tensor | None = None) -> None:
@@ -539,6 +541,36 @@ class TranslatorGenerator(nn.Module):
         m = self.cfg.style_momentum
         row.mul_(m).add_(total[:-1] / total[-1], alpha=1.0 - m)
 
+    @torch.no_grad()
+    def update_dataset_styles(self, style: Tensor, dataset: Tensor,
+                              reduce: Callable[[Tensor], Tensor] | None = None) -> None:
+        """EMA per named target dataset: for each k with samples in the batch, mean_k <- m * mean_k + (1 - m) *
+        mean of the styles (B, S) of the samples with ``dataset`` (B,) == k. No-op without ``target_styles``."""
+        if not self.cfg.target_styles:
+            return
+        k = len(self.cfg.target_styles)
+        style = style.detach().float()
+        onehot = torch.nn.functional.one_hot(dataset.long().clamp(0, k - 1), k).float()  # (B, K)
+        total = torch.cat([onehot.T @ style, onehot.sum(0, keepdim=True).T], 1)  # (K, S + 1)
+        if reduce is not None:
+            total = reduce(total)
+        seen = total[:, -1] > 0
+        m = self.cfg.style_momentum
+        means = total[:, :-1] / total[:, -1:].clamp(min=1)
+        self.target_style_means[seen] = m * self.target_style_means[seen] + (1 - m) * means[seen]
+
+    def use_target_style(self, name: str) -> None:
+        """Make the named target dataset's mean style the one ``translate(style=None)`` renders with.
+
+        Raises:
+            ConfigError: an unknown name (the message lists the model's styles).
+        """
+        if name not in self.cfg.target_styles:
+            raise ConfigError(f"style {name!r} is not one of this model's target styles "
+                              f"{list(self.cfg.target_styles) or '(none: it has one mean target style)'}")
+        with torch.no_grad():
+            self.style_mean[domain_index("target")] = self.target_style_means[self.cfg.target_styles.index(name)]
+
     # ------------------------------------------------------------------------------------------ memory
     def memory_queries(self, content: ContentCode) -> Tensor:
         """L2-normalised memory queries: -> (B, Dk, h, w). Raises ConfigError without a memory."""
@@ -580,7 +612,7 @@ class TranslatorGenerator(nn.Module):
     # ------------------------------------------------------------------------------------------ decode
     def decode(
         self, content: ContentCode, style: Tensor, domain: str, style_map: Tensor | None = None, *,
-        noise: Tensor | None = None, frame_box: Tensor | None = None,
+        noise: Tensor | None = None, frame_box: Tensor | None = None, camera: bool = True,
     ) -> Tensor:
         """Render ``content`` in ``domain`` with global ``style`` (B, S): -> (B, 3, H, W) in [-1, 1].
 
@@ -590,6 +622,8 @@ class TranslatorGenerator(nn.Module):
         ``noise`` (B, 4, H, W) standard normal: plane 0 drives the detail path, planes 1-3 the camera's sensor
         noise; None = the mean output (no noise). ``frame_box`` (B, 4): where the image lies in its full frame
         (normalised x0, y0, x1, y1; None = the whole frame), for the camera's position-dependent effects.
+        ``camera=False`` skips the camera model: for reconstructing a real frame from its own content, which
+        already carries its camera's effects (applying them again would teach the camera to do nothing).
         """
         index = domain_index(domain)
         if style.dim() != 2 or style.shape != (content.guide.shape[0], self.cfg.style_dim):
@@ -601,7 +635,7 @@ class TranslatorGenerator(nn.Module):
             style_map = self.read_memory(content, domain)
         image = self.decoders[domain](content.features, style, content.guide, style_map,
                                       None if noise is None else noise[:, :1])
-        if self.camera is None:
+        if self.camera is None or not camera:
             return image
         return self.camera(image, index, frame_box, None if noise is None else noise[:, 1:4])
 

@@ -126,17 +126,24 @@ class Translator:
         precision: str = "auto",
         channels_last: bool = True,
         compile: bool = False,
+        *,
+        style: str | None = None,
         **options: Any,
     ) -> Translator:
         """Load a ``.safetensors`` checkpoint (see ``checkpoint.py``) and wrap its generator.
 
         Device, precision and backend are validated before the file is read, so a bad argument fails fast.
+        ``style``: render in this named target dataset's mean style (a model trained with ``target.styles``;
+        ConfigError lists the model's styles); None = the overall mean target style.
         ``options``: the keyword-only arguments of the constructor (backend, threads, onnx_cache_dir, ...).
         """
         dev = resolve_device(device)
         resolve_backend(options.get("backend", "torch"), dev, resolve_precision(precision, dev))
         loaded = load_checkpoint(path, map_location="cpu")
-        return cls(build_generator(loaded), loaded.config, device=dev, precision=precision,
+        generator = build_generator(loaded)
+        if style is not None:
+            generator.use_target_style(style)  # changes the weights' digest: its own ONNX cache entry
+        return cls(generator, loaded.config, device=dev, precision=precision,
                    channels_last=channels_last, compile=compile, metadata=loaded.metadata, **options)
 
     @classmethod

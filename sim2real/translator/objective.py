@@ -171,11 +171,13 @@ class SourceBatch:
 @dataclass(frozen=True)
 class TargetBatch:
     """Real frames: rgb (B, 3, H, W) in [-1, 1]; semantic (B, H, W) only if the real set is labelled;
-    ``frame_box`` as for :class:`SourceBatch`."""
+    ``frame_box`` as for :class:`SourceBatch`; ``dataset`` (B,) int64: which named target dataset each frame is
+    from (per-dataset mean styles), or None."""
 
     rgb: Tensor
     semantic: Tensor | None = None
     frame_box: Tensor | None = None
+    dataset: Tensor | None = None
 
     def __post_init__(self) -> None:
         _check_batch(self.rgb, self.semantic, None)
@@ -266,7 +268,7 @@ def translate_batches(
     fake_t = gen.decode(c_s, z_t, "target", noise=sample_noise(gen, x_s), frame_box=box_s)
     fake_s = gen.decode(c_t, z_s, "source", noise=sample_noise(gen, x_t), frame_box=box_t)
     rec_s = gen.decode(c_s, z_s, "source", style_map=v_s, frame_box=box_s)
-    rec_t = gen.decode(c_t, z_t, "target", style_map=v_t, frame_box=box_t)
+    rec_t = gen.decode(c_t, z_t, "target", style_map=v_t, frame_box=box_t, camera=False)
 
     # fake_t has the source labels by construction; fake_s is shown "labels absent" unless y_t is known.
     c_ft = gen.encode_content(fake_t, "target", sem_s, inst_s)
@@ -303,7 +305,8 @@ def translate_one_sided(
     """The one-sided (CUT) forward pass: only what the s->t direction needs.
 
     s->t:      c_s = E^c(x_s | y_s, inst_s), u = G_t(c_s, E^s_t(x_t), noise)
-    identity:  G_t(E^c(x_t | y_t), E^s_t(x_t), own value map) ~ x_t   (CUT's identity term, as self_recon)
+    identity:  G_t(E^c(x_t | y_t), E^s_t(x_t), own value map) ~ x_t   (CUT's identity term, as self_recon;
+               without the camera model: a real frame's content already carries its camera)
     re-encode: E^c(u | y_s, inst_s) (PatchNCE and latent_content), E^s_t(u)
     No t->s translation, no source reconstruction, no cycle: a camera that blurs and adds noise cannot be undone,
     so a cycle back to the simulator would fight it. The t->s fields of the result are None.
@@ -316,7 +319,7 @@ def translate_one_sided(
     c_t = gen.encode_content(x_t, "target", labels_t, None)
     z_t, v_t = gen.encode_style_and_values(x_t, "target")
     fake_t = gen.decode(c_s, z_t, "target", noise=sample_noise(gen, x_s), frame_box=batch_source.frame_box)
-    rec_t = gen.decode(c_t, z_t, "target", style_map=v_t, frame_box=batch_target.frame_box)
+    rec_t = gen.decode(c_t, z_t, "target", style_map=v_t, frame_box=batch_target.frame_box, camera=False)
     c_ft = gen.encode_content(fake_t, "target", batch_source.semantic, batch_source.instance)
     return Translations(
         content_source=c_s, content_target=c_t, style_source=None, style_target=z_t, values_source=None,

@@ -1,0 +1,117 @@
+"""The #13 training recipe in the Trainer: one-sided objective with a detail path and a camera, gradient
+accumulation, frame boxes from the crops, and best-checkpoint selection by the validation judge (never the
+critics)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sim2real.core.errors import CheckpointError
+from sim2real.training.cli import build_datasets
+from sim2real.training.config import load_train_config
+from sim2real.training.trainer import Trainer
+
+FAST = ["batch_size=1", "crop=[32,64]", "resize_short=64", "log_every=1", "image_every=50", "val_every=2",
+        "val_frames=1", "checkpoint_every=2", "discriminator.base_channels=8", "discriminator.num_scales=1",
+        "aux.box_channels=8", "aux.seg_channels=8", "aux.box_hidden=16", "source.frames=8", "source.sim_width=128",
+        "source.sim_height=64"]
+RECIPE = ["objective=cut", "generator.detail_channels=4", "generator.use_camera=true",
+          "discriminator.coordinates=true", "losses.nce=1.0", "losses.bbox_class=0.1"]
+
+
+def make_trainer(tmp_path: Path, shared: Path, *extra: str) -> Trainer:
+    cfg = load_train_config(None, [*FAST, f"out_dir={tmp_path / 'run'}", f"target.paths=[{shared / 'real/seq0000'}]",
+                                   *extra])
+    source, target, val = build_datasets(cfg)
+    return Trainer(cfg, source, target, val, resume=False, progress=False)
+
+
+@pytest.mark.timeout(600)
+def test_one_sided_recipe_trains_the_camera_and_the_detail_path(tmp_path: Path, shared_data: Path) -> None:
+    torch.manual_seed(0)
+    trainer = make_trainer(tmp_path, shared_data, *RECIPE, "steps=4")
+    src, tgt = trainer.next_batches()
+    assert src.frame_box is not None and src.frame_box.shape == (1, 4) and tgt.frame_box is not None
+    before = {k: v.detach().clone() for k, v in trainer.nets.gen.named_parameters() if k.startswith(
+        ("camera.", "decoders.target.detail."))}
+    projector_before = [p.detach().clone() for p in trainer.nets.projector.parameters()]
+    losses = trainer.train_step(src, tgt)
+    assert {"g/nce", "g/adv", "g/self_recon", "g/bbox", "g/bbox_class"} <= set(losses)
+    assert "g/cycle" not in losses and "d/d_source" not in losses  # one-sided: no t->s direction
+    moved = [k for k, v in trainer.nets.gen.named_parameters() if k in before and not torch.equal(v, before[k])]
+    assert any(k.startswith("camera.") for k in moved) and any(".detail." in k for k in moved), moved
+    assert any(not torch.equal(a, b) for a, b in zip(projector_before, trainer.nets.projector.parameters(),
+                                                     strict=True))
+    assert "projector" in trainer.state()["models"]  # checkpointed with the rest
+
+
+@pytest.mark.timeout(600)
+def test_accumulated_micro_batches_step_once_with_their_mean_gradient(tmp_path: Path, shared_data: Path) -> None:
+    trainer = make_trainer(tmp_path, shared_data, "accumulate=2", "steps=2")
+    batches = [trainer.next_batches() for _ in range(2)]
+    gen = trainer.nets.gen
+    w0 = {k: v.detach().clone() for k, v in gen.named_parameters()}
+    trainer.train_step(*batches[0])
+    assert trainer.step == 0 and all(torch.equal(v, w0[k]) for k, v in gen.named_parameters())  # no update yet
+    assert any(p.grad is not None for p in gen.parameters())  # gradients held for the second micro-batch
+    trainer.train_step(*batches[1])
+    assert trainer.step == 1 and any(not torch.equal(v, w0[k]) for k, v in gen.named_parameters())
+    assert all(p.grad is None for p in gen.parameters())  # zeroed after the step
+
+
+@pytest.mark.timeout(600)
+def test_the_best_checkpoint_is_the_validation_judges_choice(tmp_path: Path, shared_data: Path) -> None:
+    trainer = make_trainer(tmp_path, shared_data, "steps=4")
+    assert trainer.judge is not None
+    trainer.fit()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    vals = {r["step"]: r["val/judge_miou"] for r in rows if "val/judge_miou" in r}
+    assert set(vals) == {2, 4} and all(0.0 <= v <= 1.0 for v in vals.values())
+    best = json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text())
+    assert best["checkpoint"] == f"step_{max(vals, key=vals.get):08d}" and best["score"] == -max(vals.values())
+    # the critics' numbers are logged, but a checkpoint with better critic figures and no judge figure is never best
+    trainer.checkpoints.save(99, trainer.state, trainer.export, {"val/flip_rate": 0.0, "val/bbox": 0.0})
+    assert json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text()) == best
+
+
+def test_a_missing_validation_judge_is_a_clear_error(tmp_path: Path, shared_data: Path) -> None:
+    with pytest.raises(CheckpointError, match="validation_judge 'nowhere.safetensors' not found"):
+        make_trainer(tmp_path, shared_data, "validation_judge=nowhere.safetensors", "steps=1")
+    assert make_trainer(tmp_path, shared_data, "validation_judge=null", "steps=1").judge is None
+
+
+def test_a_mean_style_per_target_dataset_and_rendering_in_one_of_them(tmp_path: Path) -> None:
+    import dataclasses
+
+    from sim2real.core.errors import ConfigError
+    from sim2real.translator.checkpoint import save_checkpoint
+    from sim2real.translator.config import get_generator_config
+    from sim2real.translator.generator import TranslatorGenerator
+    from sim2real.translator.inference import Translator
+
+    cfg = dataclasses.replace(get_generator_config("lite"), target_styles=("cityscapes", "camvid"), style_momentum=0.5)
+    gen = TranslatorGenerator(cfg)
+    styles = torch.tensor([[1.0] * 8, [3.0] * 8, [-2.0] * 8])
+    gen.update_dataset_styles(styles, torch.tensor([0, 0, 1]))
+    assert torch.allclose(gen.target_style_means[0], torch.full((8,), 1.0))  # 0.5 * 0 + 0.5 * mean(1, 3)
+    assert torch.allclose(gen.target_style_means[1], torch.full((8,), -1.0))
+    gen.update_dataset_styles(styles[:1], torch.tensor([0]))  # only dataset 0 moves
+    assert torch.allclose(gen.target_style_means[1], torch.full((8,), -1.0))
+    gen.use_target_style("camvid")
+    assert torch.equal(gen.style_mean[1], gen.target_style_means[1])
+    with pytest.raises(ConfigError, match="'kitti' is not one of this model's target styles"):
+        gen.use_target_style("kitti")
+    path = save_checkpoint(tmp_path / "m.safetensors", gen, cfg)
+    rgb = torch.rand(1, 3, 64, 128) * 2 - 1
+    sem, inst = torch.zeros(1, 64, 128, dtype=torch.long), torch.zeros(1, 64, 128, dtype=torch.long)
+    a = Translator.from_checkpoint(path, device="cpu", precision="fp32", style="cityscapes")
+    b = Translator.from_checkpoint(path, device="cpu", precision="fp32", style="camvid")
+    assert not torch.equal(a.translate_normalized(rgb, sem, inst), b.translate_normalized(rgb, sem, inst))
+    with pytest.raises(ConfigError, match="style"):
+        load_train_config(None, ["target.paths=[a, b]", "target.styles=[x]"])
+    assert load_train_config(None, ["target.paths=[a, b]", "target.styles=[x, y]"]).generator_config(
+        ).target_styles == ("x", "y")
