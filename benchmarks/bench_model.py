@@ -1,15 +1,20 @@
 """Bare-model frames/s of the translator presets vs the CycleGAN/CUT ResNet-9 generator (not a test).
 
     .venv/bin/python benchmarks/bench_model.py [--sizes 640x360,1280x720,1920x1080] [--presets lite,full]
-        [--threads 2] [--warmup 3] [--frames 10] [--budget 8]
+        [--threads 2] [--warmup 3] [--frames 10] [--budget 8] [--devices cpu,cuda]
+        [--compile-sizes all] [--onnx-cuda-sizes all]
 
 Per preset and frame size: eager fp32 (contiguous), eager fp32 channels_last, ONNX Runtime CPU, and the
 ResNet-9 baseline (``benchmarks/resnet9.py``, random init, eager fp32) at the same size IN THE SAME RUN;
-our speed is printed as a ratio to it. With CUDA: fp32 / fp16 / bf16 autocast and torch.compile rows too
-(else "no CUDA"). "Bare model" = ``Translator.translate_normalized`` on pre-made float tensors (no uint8
-conversion, no ROS), batch 1, random-init weights (speed does not depend on the values), one synthetic
-frame with a few instances. Each row runs ``--warmup`` frames then ``--frames`` timed frames, both cut
-short after ``--budget`` seconds (slow baselines at 1080p: the row says how many frames it timed).
+our speed is printed as a ratio to it. With CUDA (``--devices`` includes cuda, the default when one is
+present): eager fp32 / fp16 / bf16 autocast, ``torch.compile`` fp16 (at ``--compile-sizes``: inductor
+compiles per preset and size, tens of seconds each), and ONNX Runtime with the CUDA and TensorRT execution
+providers (at ``--onnx-cuda-sizes``, when the installed onnxruntime has them; the row says so otherwise).
+"Bare model" = ``Translator.translate_normalized`` on pre-made float tensors (no uint8 conversion, no ROS),
+batch 1, random-init weights (speed does not depend on the values), one synthetic frame with a few
+instances. Each row runs ``--warmup`` frames then ``--frames`` timed frames, both cut short after
+``--budget`` seconds (slow baselines at 1080p: the row says how many frames it timed); it reports the mean
+and the 95th percentile of the per-frame wall time.
 
 On a CPU shared with other processes run it with ``OMP_WAIT_POLICY=PASSIVE`` (what ``translate_node`` sets
 for itself): with busy-waiting OpenMP threads the eager rows at 2 threads are ~10x slower under load.
@@ -78,9 +83,10 @@ def frame(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, 
 
 
 def timeit(fn: Callable[[], object], warmup: int, frames: int, budget: float, sync: Callable[[], None]
-           ) -> tuple[float, float, int]:
-    """(mean wall s per call, mean process CPU s per call, calls timed); warm-up and timing each stop early
-    after ``budget`` s (at least one timed call). CPU time counts every thread of this process."""
+           ) -> tuple[float, float, int, float]:
+    """(mean wall s per call, mean process CPU s per call, calls timed, p95 wall s per call); warm-up and
+    timing each stop early after ``budget`` s (at least one timed call). CPU time counts every thread of this
+    process."""
     t_start = time.perf_counter()
     for _ in range(warmup):
         fn()
@@ -96,7 +102,8 @@ def timeit(fn: Callable[[], object], warmup: int, frames: int, budget: float, sy
         times.append(time.perf_counter() - t0)
         if time.perf_counter() - t_start > budget:
             break
-    return float(np.mean(times)), (time.process_time() - c_start) / len(times), len(times)
+    cpu = (time.process_time() - c_start) / len(times)
+    return float(np.mean(times)), cpu, len(times), float(np.percentile(times, 95))
 
 
 @dataclass
@@ -107,18 +114,18 @@ class Bench:
     frames: int
     budget: float
     threads: int
-    rows: list[tuple[str, str, str, float, float, float | None]] = field(default_factory=list)
+    rows: list[tuple[str, str, str, float, float, float | None, float]] = field(default_factory=list)
 
-    def emit(self, model: str, size: str, backend: str, *, t: tuple[float, float, int], base: float | None
+    def emit(self, model: str, size: str, backend: str, *, t: tuple[float, float, int, float], base: float | None
              ) -> None:
         """Print one Markdown row (ratio = ResNet-9 wall seconds / ours) and keep it; t = timeit's result."""
-        sec, cpu, n = t
+        sec, cpu, n, p95 = t
         ratio = f"{base / sec:.1f}×" if base else "–"
-        print(f"| {model} | {size} | {backend} | {sec * 1e3:.1f} | {1 / sec:.2f} | {cpu:.2f} | {ratio} | {n} |",
-              flush=True)
-        self.rows.append((model, size, backend, sec, cpu, base))
+        print(f"| {model} | {size} | {backend} | {sec * 1e3:.1f} | {p95 * 1e3:.1f} | {1 / sec:.2f} | {cpu:.2f} | "
+              f"{ratio} | {n} |", flush=True)
+        self.rows.append((model, size, backend, sec, cpu, base, p95))
 
-    def time(self, fn: Callable[[], object], sync: Callable[[], None]) -> tuple[float, float, int]:
+    def time(self, fn: Callable[[], object], sync: Callable[[], None]) -> tuple[float, float, int, float]:
         """:func:`timeit` with these settings."""
         return timeit(fn, self.warmup, self.frames, self.budget, sync)
 
@@ -127,60 +134,93 @@ def _no_sync() -> None:
     return None
 
 
-def bench_size(b: Bench, width: int, height: int, dev: torch.device, *, presets: list[str], onnx: bool) -> None:
-    """All rows of one frame size on one device: the ResNet-9 baseline first, then every preset."""
-    size = f"{width}x{height}"
-    sync = torch.cuda.synchronize if dev.type == "cuda" else _no_sync
-    rgb, sem, inst = frame(height, width, dev)
+def resnet9_rows(b: Bench, size: str, dev: torch.device, rgb: torch.Tensor, sync: Callable[[], None]) -> float:
+    """The ResNet-9 baseline rows (fp32; fp16 too on CUDA); returns its fp32 seconds per frame."""
     torch.manual_seed(0)
     base_net = resnet9_generator().to(dev).eval()
     with torch.inference_mode():
         t = b.time(partial(base_net, rgb), sync)
-    base_s = t[0]
     b.emit("ResNet-9 (CycleGAN/CUT)", size, f"{dev.type} eager fp32", t=t, base=None)
     if dev.type == "cuda":
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
-            t = b.time(partial(base_net, rgb), sync)
-        b.emit("ResNet-9 (CycleGAN/CUT)", size, "cuda eager fp16", t=t, base=base_s)
+            t16 = b.time(partial(base_net, rgb), sync)
+        b.emit("ResNet-9 (CycleGAN/CUT)", size, "cuda eager fp16", t=t16, base=t[0])
+    return t[0]
+
+
+def skipped(preset: str, size: str, backend: str, why: str) -> None:
+    """A row that did not run, and why."""
+    print(f"| {preset} | {size} | {backend} | {why} | | | | | |", flush=True)
+
+
+def torch_variants(dev: torch.device, preset: str, size: str, compile_here: bool) -> list[tuple[str, str, bool, bool]]:
+    """(label, precision, channels_last, compile) of the torch rows on ``dev``."""
+    variants = [("eager fp32", "fp32", False, False), ("eager fp32 channels_last", "fp32", True, False)]
+    if dev.type == "cuda":
+        variants += [("eager fp16", "fp16", True, False), ("eager bf16", "bf16", True, False)]
+        if compile_here:
+            variants.append(("compile fp16", "fp16", True, True))
+        else:
+            skipped(preset, size, "cuda compile fp16", "not at this size (--compile-sizes)")
+    return variants
+
+
+def bench_size(b: Bench, width: int, height: int, dev: torch.device, *, presets: list[str], onnx: bool,
+               compile_here: bool = True, onnx_cuda_here: bool = True, torch_rows: bool = True) -> None:
+    """All rows of one frame size on one device: the ResNet-9 baseline first, then every preset."""
+    size = f"{width}x{height}"
+    sync = torch.cuda.synchronize if dev.type == "cuda" else _no_sync
+    rgb, sem, inst = frame(height, width, dev)
+    base_s = resnet9_rows(b, size, dev, rgb, sync) if torch_rows else None
     for preset in presets:
         cfg = get_generator_config(preset)
         torch.manual_seed(0)
         gen = TranslatorGenerator(cfg)
-        variants = [("eager fp32", "fp32", False, False), ("eager fp32 channels_last", "fp32", True, False)]
-        if dev.type == "cuda":
-            variants += [("eager fp16", "fp16", True, False), ("eager bf16", "bf16", True, False),
-                         ("compile fp16", "fp16", True, True)]
-        for label, precision, cl, comp in variants:
+        for label, precision, cl, comp in torch_variants(dev, preset, size, compile_here) if torch_rows else []:
             tr = Translator.from_generator(gen, cfg, device=dev, precision=precision, channels_last=cl, compile=comp)
             try:
                 t = b.time(lambda tr=tr: tr.translate_normalized(rgb, sem, inst), sync)
             except (RuntimeError, torch.OutOfMemoryError) as exc:
-                print(f"| {preset} | {size} | {dev.type} {label} | failed: {str(exc)[:80]} | | | | |")
+                skipped(preset, size, f"{dev.type} {label}", f"failed: {str(exc)[:80]}")
                 continue
             b.emit(preset, size, f"{dev.type} {label}", t=t, base=base_s)
         if dev.type == "cpu" and onnx:
             bench_onnx(b, gen, preset, size, inputs=(rgb, sem, inst), base_s=base_s)
+        if dev.type == "cuda" and onnx and onnx_cuda_here:
+            for provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+                bench_onnx(b, gen, preset, size, inputs=(rgb, sem, inst), base_s=base_s, provider=provider)
 
 
 def bench_onnx(b: Bench, gen: TranslatorGenerator, preset: str, size: str, *,
-               inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor], base_s: float) -> None:
-    """Export ``gen`` at this size and time it under ONNX Runtime CPU (intra-op threads = --threads)."""
+               inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor], base_s: float | None,
+               provider: str = "CPUExecutionProvider") -> None:
+    """Export ``gen`` at this size and time it under ONNX Runtime with ``provider`` (intra-op threads =
+    --threads; numpy in and out, so GPU providers include the copies)."""
+    import onnxruntime
+
     from sim2real.translator.onnx_export import OnnxTranslator, export_onnx
 
+    label = {"CPUExecutionProvider": "onnxruntime cpu", "CUDAExecutionProvider": "onnxruntime cuda",
+             "TensorrtExecutionProvider": "onnxruntime tensorrt"}[provider]
+    if provider not in onnxruntime.get_available_providers():
+        skipped(preset, size, label, f"not available (onnxruntime {onnxruntime.__version__} providers: "
+                f"{', '.join(onnxruntime.get_available_providers())})")
+        return
     height, width = inputs[0].shape[-2:]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{preset}_{size}.onnx"
         t0 = time.perf_counter()
         try:
-            export_onnx(gen, path, int(height), int(width))
-        except Exception as exc:  # exporter errors are diverse; report and go on
-            print(f"| {preset} | {size} | onnxruntime cpu | export failed: {str(exc)[:80]} | | | | |")
+            export_onnx(gen.cpu(), path, int(height), int(width))
+            providers = (provider,) if provider == "CPUExecutionProvider" else (provider, "CPUExecutionProvider")
+            ort_tr = OnnxTranslator(path, intra_op_threads=b.threads, providers=providers)
+        except Exception as exc:  # exporter and session errors are diverse; report and go on
+            skipped(preset, size, label, f"export / session failed: {str(exc)[:80]}")
             return
         export_s = time.perf_counter() - t0
-        ort_tr = OnnxTranslator(path, intra_op_threads=b.threads)
         feeds = tuple(t.cpu().numpy() for t in inputs)
         t = b.time(lambda: ort_tr.translate_normalized(*feeds), _no_sync)
-        b.emit(preset, size, f"onnxruntime cpu (export {export_s:.0f} s)", t=t, base=base_s)
+        b.emit(preset, size, f"{label} (export {export_s:.0f} s)", t=t, base=base_s)
 
 
 def main() -> None:
@@ -192,6 +232,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--budget", type=float, default=8.0, help="seconds per row for warm-up and for timing")
     parser.add_argument("--no-onnx", action="store_true")
+    parser.add_argument("--devices", default="cpu,cuda", help="cpu and / or cuda (cuda rows need a CUDA device)")
+    parser.add_argument("--compile-sizes", default="all", help="sizes with a torch.compile row (WxH,...; all)")
+    parser.add_argument("--onnx-cuda-sizes", default="all", help="sizes with ONNX Runtime CUDA / TensorRT rows")
+    parser.add_argument("--onnx-only", action="store_true",
+                        help="only the ONNX Runtime rows (no ResNet-9 baseline, no torch rows: ratios are '–')")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
@@ -199,21 +244,41 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"CUDA: {torch.cuda.get_device_name(0) if cuda else 'no CUDA'}")
     print()
-    print("| model | size | backend | ms / frame | frames/s | CPU s / frame | × ResNet-9 (wall, same size, device, "
-          "fp32) | timed frames |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | size | backend | ms / frame | p95 ms | frames/s | CPU s / frame | × ResNet-9 (wall, same size, "
+          "device, fp32) | timed frames |")
+    print("|---|---|---|---|---|---|---|---|---|")
     b = Bench(args.warmup, args.frames, args.budget, args.threads)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if cuda else [])
+    wanted = args.devices.split(",")
+    devices = [torch.device(d) for d in ("cpu", "cuda") if d in wanted and (d == "cpu" or cuda)]
+    if "cuda" in wanted and not cuda:
+        print("| (all) | (all) | cuda | skipped: no CUDA device | | | | | |")
     for width, height in sizes:
+        size = f"{width}x{height}"
         for dev in devices:
-            bench_size(b, width, height, dev, presets=args.presets.split(","), onnx=not args.no_onnx)
+            bench_size(b, width, height, dev, presets=args.presets.split(","), onnx=not args.no_onnx,
+                       compile_here=args.compile_sizes == "all" or size in args.compile_sizes.split(","),
+                       onnx_cuda_here=args.onnx_cuda_sizes == "all" or size in args.onnx_cuda_sizes.split(","),
+                       torch_rows=not args.onnx_only)
+        if size == "1920x1080":
+            target_check(b)
     print()
-    lite_640 = [r for r in b.rows if r[0] == "lite" and r[1] == "640x360" and r[2].startswith(("cpu", "onnx"))]
+    lite_640 = [r for r in b.rows
+                if r[0] == "lite" and r[1] == "640x360" and r[2].startswith(("cpu", "onnxruntime cpu"))]
     if lite_640:
         best = min(lite_640, key=lambda r: r[3])
         base = best[5] or float("nan")
         print(f"target check (lite, 640x360, CPU): best {1 / best[3]:.1f} frames/s wall ({best[2]}, "
               f"{best[4]:.2f} CPU s / frame), {base / best[3]:.1f}× ResNet-9 — targets >= 10 frames/s and >= 50×")
+
+
+def target_check(b: Bench) -> None:
+    """The GPU target line: the best GPU row of ``full`` at 1920x1080 (printed as soon as that size is done)."""
+    rows = [r for r in b.rows if r[0] == "full" and r[1] == "1920x1080" and r[2].startswith(("cuda", "onnxruntime"))
+            and not r[2].startswith("onnxruntime cpu")]
+    if rows:
+        best = min(rows, key=lambda r: r[3])
+        print(f"target check (full, 1920x1080, GPU): best {1 / best[3]:.1f} frames/s, p95 {best[6] * 1e3:.1f} ms "
+              f"({best[2]}) — targets >= 60 frames/s and p95 <= 20 ms on an H100-class GPU", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     . .venv/env.sh && .venv/bin/python benchmarks/bench_node.py [--backends auto,torch] [--duration 40]
         [--rate 30] [--width 640] [--height 360] [--model models/default.safetensors] [--threads N]
-        [--source builtin|replay]
+        [--source builtin|replay] [--device cpu|cuda] [--precision fp32|fp16|bf16|auto]
 
 Per backend:
 
@@ -18,6 +18,9 @@ Per backend:
    this is simulator publish -> translated frame received, through two DDS hops). Throughput = frames
    received / time between the first and last frame after a ``--settle`` s start-up. The stats JSON gives
    the node's own inference and end-to-end percentiles and drops by reason.
+
+``--device`` / ``--precision`` set both the bare model's and the node's (``device:=``,
+``translate_node.precision:=``; default cpu / fp32; the onnxruntime backend is CPU fp32 only).
 
 Prints one Markdown row per backend: the node's frames/s as a ratio of the bare model's frames/s measured
 just before, the subscriber's latency p50 / p95 and the node's counters. Like ``translate_node``, this
@@ -57,12 +60,13 @@ def bare_model_fps(args: argparse.Namespace, backend: str) -> tuple[float, str]:
     torch.set_num_threads(args.threads)
     frame = ProceduralSimulator(SimConfig(width=args.width, height=args.height)).frame(0)
     rgb, sem, inst = frame.rgb, frame.semantic, frame.instance
-    tr = Translator.from_checkpoint(args.model, device="cpu", precision="fp32", backend=backend, threads=args.threads)
+    tr = Translator.from_checkpoint(args.model, device=args.device, precision=args.precision, backend=backend,
+                                    threads=args.threads)
     for _ in range(3):
         tr.translate(rgb, sem, inst)
     t0 = time.perf_counter()
     for _ in range(args.frames):
-        tr.translate(rgb, sem, inst)
+        tr.translate(rgb, sem, inst)  # numpy out: the device has finished each frame
     return args.frames / (time.perf_counter() - t0), tr.backend
 
 
@@ -167,13 +171,13 @@ def run_node_set(args: argparse.Namespace, backend: str, stats_file: Path, domai
         del env["OMP_NUM_THREADS"]
     source = "builtin" if args.source == "builtin" else "none"
     cmd = [
-        sys.executable, "-m", "sim2real.runtime.launcher", "translate", f"source:={source}", "device:=cpu",
+        sys.executable, "-m", "sim2real.runtime.launcher", "translate", f"source:={source}", f"device:={args.device}",
         f"model:={args.model}", f"duration:={args.duration}", "record:=false",
         *([f"sim_node.width:={args.width}", f"sim_node.height:={args.height}", f"sim_node.rate_hz:={args.rate}"]
           if source == "builtin" else []),
         f"translate_node.backend:={backend}", f"translate_node.threads:={node_threads}",
         f"translate_node.stats_file:={stats_file}",
-        "translate_node.preview_rate_hz:=0.0", "translate_node.precision:=fp32",
+        "translate_node.preview_rate_hz:=0.0", f"translate_node.precision:={args.precision}",
         f"translate_node.warmup_width:={args.width}", f"translate_node.warmup_height:={args.height}",
     ]
     receiver = Receiver(domain_id)
@@ -235,6 +239,8 @@ def main() -> None:
     parser.add_argument("--node-threads", type=int, default=None,
                         help="translate_node threads (default: --threads; 0 = the node's auto rule, cores - 1)")
     parser.add_argument("--model", default=str(REPO / "models" / "default.safetensors"))
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (bare model and node)")
+    parser.add_argument("--precision", default="fp32", help="fp32, fp16, bf16 or auto (bare model and node)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as translate_node does; before torch loads OpenMP
     print(f"load average at start: {', '.join(f'{v:.1f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs; "

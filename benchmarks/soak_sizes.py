@@ -70,7 +70,8 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
             tr.translate(*synthetic_frame(h, w, num_instances=3, seed=h * w))
             peak = max(peak, rss_mb())
         rounds.append(rss_mb())
-    return {"phase": args.phase, "sizes": len(sizes), "max_sessions": keep, "rss_first_round_mb": rounds[0],
+    return {"phase": args.phase, "sizes": len(sizes), "max_sessions": keep, "rss_per_round_mb": rounds,
+            "rss_first_round_mb": rounds[0],
             "rss_last_round_mb": rounds[-1], "growth": (rounds[-1] - rounds[0]) / rounds[0], "peak_mb": peak,
             "seconds": time.perf_counter() - t0, **tr.runner.stats}
 
@@ -111,6 +112,8 @@ def main() -> int:
         print(f"| {r['phase']} | {r['sizes']} | {r['max_sessions']} | {r['rss_first_round_mb']:.0f} | "
               f"{r['rss_last_round_mb']:.0f} | {r['growth'] * 100:+.1f} % | {r['peak_mb']:.0f} | {r['exports']} | "
               f"{r['cache_reads']} | {r['evictions']} | {r['seconds']:.0f} |")
+    for r in results:
+        print(f"{r['phase']}: RSS after each round (MB): {', '.join(f'{v:.0f}' for v in r['rss_per_round_mb'])}")
     lru, unbounded = results
     ok = lru["growth"] < args.max_growth and lru["peak_mb"] <= unbounded["peak_mb"]
     print(f"{'bounded' if ok else 'NOT bounded'}: lru growth {lru['growth'] * 100:+.1f} % after round 1 "

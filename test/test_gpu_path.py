@@ -42,6 +42,13 @@ def _batches(seed: int = 0, batch: int = 2, height: int = 32, width: int = 64) -
     return SourceBatch(rgb, semantic, instance), TargetBatch(torch.rand(batch, 3, height, width, generator=g) * 2 - 1)
 
 
+def _tiny_lite_config(out: Path, real: Path, *extra: str) -> Any:
+    from sim2real.training.config import load_train_config
+
+    return load_train_config(REPO / "config" / "train_lite.yaml",
+                             [*FAST, f"out_dir={out}", f"target.paths=[{real}]", *extra])
+
+
 # ------------------------------------------------------------------------------ 1. AMP training step
 
 
@@ -60,6 +67,50 @@ def test_state_update_after_an_autocast_forward() -> None:
     assert not torch.equal(gen.memory.keys, keys_before)
     assert torch.isfinite(gen.memory.keys).all() and torch.isfinite(gen.memory.values).all()
     assert torch.allclose(gen.memory.keys.norm(dim=-1), torch.ones(()), atol=1e-5)
+
+
+@pytest.mark.timeout(300)
+def test_the_lite_config_trains_and_resumes_under_cpu_bf16_autocast(tmp_path: Path, shared_data: Path) -> None:
+    """config/train_lite.yaml as shipped (amp: true), on the CPU with bf16 autocast: steps with the state update,
+    a checkpoint, and a resume from it."""
+    from sim2real.training.cli import build_datasets
+    from sim2real.training.trainer import Trainer
+
+    cfg = _tiny_lite_config(tmp_path / "run", shared_data / "real" / "seq0000", "steps=3", "device=cpu",
+                            "amp_dtype=bf16", "checkpoint_every=2")
+    assert cfg.amp and cfg.generator_preset == "lite"
+    trainer = Trainer(cfg, *build_datasets(cfg), resume=False, progress=False)
+    assert trainer.precision.dtype == torch.bfloat16 and not trainer.precision.scaled
+    keys = trainer.nets.gen.memory.keys.clone()
+    losses = trainer.fit(steps=2)
+    assert all(np.isfinite(v) for v in losses.values())
+    gen = trainer.nets.gen
+    assert gen.memory.keys.dtype == torch.float32 and not torch.equal(gen.memory.keys, keys)
+    resumed = Trainer(cfg, *build_datasets(cfg), progress=False)
+    assert resumed.step == 2
+    assert torch.equal(resumed.nets.gen.memory.keys, gen.memory.keys)
+    assert all(np.isfinite(v) for v in resumed.fit().values()) and resumed.step == 3
+
+
+@pytest.fixture
+def restore_determinism():
+    yield
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.deterministic = False
+
+
+def test_deterministic_runs_switch_torch_to_deterministic_algorithms(tmp_path: Path, shared_data: Path,
+                                                                     restore_determinism: None) -> None:
+    """``deterministic: true``: every op of a training step has a deterministic kernel (on CUDA the others
+    raise), the state update included."""
+    from sim2real.training.cli import build_datasets
+    from sim2real.training.trainer import Trainer
+
+    cfg = _tiny_lite_config(tmp_path / "run", shared_data / "real" / "seq0000", "steps=1", "device=cpu",
+                            "deterministic=true")
+    trainer = Trainer(cfg, *build_datasets(cfg), resume=False, progress=False)
+    assert torch.are_deterministic_algorithms_enabled()
+    assert all(np.isfinite(v) for v in trainer.fit().values())
 
 
 # ------------------------------------------------------------------------------ 3. the paste's precision
@@ -245,13 +296,6 @@ def _on_accelerator(obj: Any) -> Any:
     return obj
 
 
-def _tiny_lite_config(out: Path, real: Path, *extra: str) -> Any:
-    from sim2real.training.config import load_train_config
-
-    return load_train_config(REPO / "config" / "train_lite.yaml",
-                             [*FAST, f"out_dir={out}", f"target.paths=[{real}]", *extra])
-
-
 def test_resume_of_a_state_read_onto_an_accelerator(tmp_path: Path, shared_data: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A checkpoint written on a 2-GPU machine, resumed where every tensor is read onto the (one) accelerator:
@@ -348,3 +392,112 @@ def test_two_gloo_ranks_pool_their_memory_updates(tmp_path: Path) -> None:
             assert np.array_equal(buffers[0, v][name], buffers[1, v][name]), f"{name} differs between ranks"
     for name in ("keys", "values", "style_mean"):  # and rank 1's frames are in it (pooled, not rank 0's alone)
         assert not np.array_equal(buffers[0, 1][name], buffers[0, 2][name]), f"{name} ignores rank 1's update"
+
+
+# ------------------------------------------------------------------------------ on a real GPU (skipped without one)
+
+CUDA_STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def rendered_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A target image folder rendered here (a GPU machine may not have ../shared/data)."""
+    import cv2
+
+    from sim_bridge.procedural import ProceduralSimulator, SimConfig
+
+    out = tmp_path_factory.mktemp("target")
+    sim = ProceduralSimulator(SimConfig(width=256, height=128, seed=7, time_of_day=17.5))
+    for i in range(4):
+        cv2.imwrite(str(out / f"frame_{i}.png"), sim.frame(i * 5).rgb[:, :, ::-1])
+    return out
+
+
+def _cuda_losses(run: Path, real: Path, *extra: str, interrupt_at: int | None = None) -> dict[int, dict[str, float]]:
+    """Per-step losses of a tiny lite run on CUDA (AMP, deterministic kernels where torch has them); with
+    ``interrupt_at`` the run stops there and a fresh Trainer resumes it to the end."""
+    import json
+
+    from sim2real.training.cli import build_datasets
+    from sim2real.training.trainer import Trainer
+
+    cfg = _tiny_lite_config(run, real, f"steps={CUDA_STEPS}", "device=cuda", "deterministic=true",
+                            "checkpoint_every=1", *extra)
+    trainer = Trainer(cfg, *build_datasets(cfg), progress=False)
+    trainer.fit(steps=interrupt_at)
+    if interrupt_at is not None:
+        trainer = Trainer(cfg, *build_datasets(cfg), progress=False)
+        assert trainer.step == interrupt_at
+        trainer.fit()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r for r in rows if "g/total" in r}
+
+
+@pytest.mark.cuda
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("amp_dtype", ["fp16", "bf16"])
+def test_cuda_amp_training_resumes(tmp_path: Path, rendered_target: Path, amp_dtype: str,
+                                   restore_determinism: None) -> None:
+    real = rendered_target
+    straight = _cuda_losses(tmp_path / "straight", real, f"amp_dtype={amp_dtype}")
+    resumed = _cuda_losses(tmp_path / "resumed", real, f"amp_dtype={amp_dtype}", interrupt_at=2)
+    assert sorted(straight) == sorted(resumed) == list(range(1, CUDA_STEPS + 1))
+    for step in range(1, CUDA_STEPS + 1):  # to rounding: three backward ops have no deterministic CUDA kernel
+        for key in ("g/total", "d/total", "aux/total", "g/memory"):
+            a, b = straight[step][key], resumed[step][key]
+            assert np.isfinite(a) and np.isfinite(b)
+            assert abs(a - b) <= 1e-3 * max(1.0, abs(a)), f"step {step} {key}: {a} vs {b}"
+
+
+@pytest.mark.cuda
+@pytest.mark.timeout(600)
+def test_cuda_checkpoint_resumes_on_the_cpu_and_back(tmp_path: Path, rendered_target: Path) -> None:
+    from sim2real.training.cli import build_datasets
+    from sim2real.training.trainer import Trainer
+
+    real = rendered_target
+    for first, second in (("cuda", "cpu"), ("cpu", "cuda")):
+        run = tmp_path / f"{first}_{second}"
+        cfg = _tiny_lite_config(run, real, "steps=2", f"device={first}")
+        Trainer(cfg, *build_datasets(cfg), progress=False).fit(steps=1)
+        cfg = _tiny_lite_config(run, real, "steps=2", f"device={second}")
+        trainer = Trainer(cfg, *build_datasets(cfg), progress=False)
+        assert trainer.step == 1 and trainer.device.type == second
+        assert all(np.isfinite(v) for v in trainer.fit().values())
+
+
+@pytest.mark.cuda
+def test_cuda_translator_precisions_and_compile_agree(restore_determinism: None) -> None:
+    from sim2real.translator.frames import synthetic_frame
+    from sim2real.translator.inference import Translator
+
+    rgb, sem, inst = synthetic_frame(360, 640, num_instances=6, seed=2)
+    cases = (("full", "fp32", False, 1), ("full", "fp16", False, 6), ("full", "bf16", False, 12),
+             ("lite", "fp16", True, 6))  # compiled: lite (inductor takes tens of seconds per network)
+    for preset, precision, compile, levels in cases:
+        torch.manual_seed(0)
+        gen = TranslatorGenerator(get_generator_config(preset))
+        cpu = Translator.from_generator(gen, gen.cfg, device="cpu", precision="fp32").translate(rgb, sem, inst)
+        tr = Translator.from_generator(gen, gen.cfg, device="cuda", precision=precision, compile=compile)
+        out = tr.translate(rgb, sem, inst)
+        worst = int(np.abs(out.astype(int) - cpu.astype(int)).max())
+        assert worst <= levels, f"{preset} {precision} compile={compile}: {worst} levels from CPU fp32"
+        batch = tr.translate(np.stack([rgb, rgb]), np.stack([sem, sem]), np.stack([inst, inst]))
+        assert np.abs(batch[1].astype(int) - out.astype(int)).max() <= levels
+
+
+@pytest.mark.cuda
+def test_cuda_state_update_is_bit_reproducible() -> None:
+    torch.manual_seed(0)
+    gen = TranslatorGenerator(get_generator_config("full")).cuda().train()
+    src, tgt = _batches(seed=5, batch=4, height=64, width=128)
+    src = SourceBatch(src.rgb.cuda(), src.semantic.cuda(), src.instance.cuda())
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+        out = translate_batches(gen, None, src, TargetBatch(tgt.rgb.cuda(), src.semantic))
+    start = {k: v.clone() for k, v in gen.state_dict().items() if "memory" in k or "style_mean" in k}
+    results = []
+    for _ in range(3):
+        gen.load_state_dict(start, strict=False)
+        update_generator_state(gen, out)
+        results.append(torch.cat([gen.memory.keys.flatten(), gen.memory.values.flatten(), gen.style_mean.flatten()]))
+    assert all(torch.equal(results[0], r) for r in results[1:])

@@ -203,3 +203,14 @@ def test_device_and_precision_validation() -> None:
 def test_warmup_validates(translator: Translator) -> None:
     with pytest.raises(ValueError, match=r"warmup needs height, width, batch >= 1, got 0, 8, 1"):
         translator.warmup(0, 8)
+
+
+def test_translator_and_device_resolver_are_exported_by_the_package() -> None:
+    import sim2real.translator as package
+    from sim2real.translator import Translator as Exported
+    from sim2real.translator import resolve_device as exported_resolver
+    from sim2real.translator.device import resolve_device as resolver
+    from sim2real.translator.inference import Translator as Defined
+
+    assert Exported is Defined and exported_resolver is resolver
+    assert {"Translator", "resolve_device"} <= set(package.__all__)

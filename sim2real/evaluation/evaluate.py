@@ -88,6 +88,7 @@ class EvalConfig:
         temporal_alpha: also score the model through ``TemporalSmoother(alpha)`` (None = off).
         real_frames: at most this many frames of each real set (None = all).
         kid_subsets: subsets for the KID mean ± std.
+        style: render in this named target style of the model (trained with ``target.styles``); None = mean.
         grid_frames, device, precision, seed: as usual.
     """
 
@@ -110,6 +111,7 @@ class EvalConfig:
     temporal_alpha: float | None = None
     real_frames: int | None = None
     kid_subsets: int = 100
+    style: str | None = None
     grid_frames: int = 4
     device: str = "auto"
     precision: str = "fp32"
@@ -250,7 +252,8 @@ def _methods(cfg: EvalConfig, source: SourceFrames, stats: RealColourStats, log:
     if cfg.model is not None:
         from sim2real.translator.inference import Translator
 
-        translator = Translator.from_checkpoint(cfg.model, device=cfg.device, precision=cfg.precision)
+        translator = Translator.from_checkpoint(cfg.model, device=cfg.device, precision=cfg.precision,
+                                                style=cfg.style)
         translator.warmup(cfg.height, cfg.width)
 
         def run_model(i: int) -> Tensor:
@@ -364,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-overlap", action="store_true",
                    help="evaluate even if the frames overlap the model's training data")
     p.add_argument("--temporal-alpha", type=float, help="also score the model through TemporalSmoother(alpha)")
+    p.add_argument("--style", help="the model's named target style to render in (default: its mean style)")
     p.add_argument("--grid-frames", type=int, default=4, help="frames in grid.png (default 4)")
     p.add_argument("--device", default="auto", help="translator device: auto | cpu | cuda[:N]")
     p.add_argument("--precision", default="fp32", help="translator precision: auto | fp32 | fp16 | bf16")
@@ -386,7 +390,8 @@ def _config_from(args: argparse.Namespace) -> EvalConfig:
         sim_seed=args.sim_seed, hours=hours, baselines=tuple(b for b in args.baselines.split(",") if b),
         inception_weights=args.inception_weights, allow_overlap=args.allow_overlap,
         temporal_alpha=args.temporal_alpha, real_frames=args.real_frames, kid_subsets=args.kid_subsets,
-        grid_frames=args.grid_frames, device=args.device, precision=args.precision, seed=args.seed)
+        style=args.style, grid_frames=args.grid_frames, device=args.device, precision=args.precision,
+        seed=args.seed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
