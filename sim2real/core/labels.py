@@ -30,6 +30,7 @@ from sim2real.core.errors import LabelError
 __all__ = [
     "CAMVID_CLASS_NAMES",
     "CAMVID_NUM_CLASSES",
+    "CAMVID_TO_TRAIN_ID",
     "CAMVID_UNLABELLED",
     "CITYSCAPES_LABELS",
     "CLASS_NAMES",
@@ -45,6 +46,7 @@ __all__ = [
     "TRAIN_ID_TO_CAMVID",
     "CityscapesLabel",
     "InstanceTable",
+    "camvid_to_train_ids",
     "cityscapes_instances_to_canonical",
     "colorize_instance",
     "colorize_semantic",
@@ -96,6 +98,35 @@ TRAIN_ID_TO_CAMVID: Final[dict[int, int]] = {
     0: 3, 1: 4, 2: 1, 3: 1, 4: 7, 5: 2, 6: 6, 7: 6, 8: 5, 10: 0,
     11: 9, 12: 10, 13: 8, 14: 8, 15: 8, 16: 8, 17: 10, 18: 10,
 }
+
+
+#: CamVid class -> its representative Cityscapes train id (the inverse direction of :data:`TRAIN_ID_TO_CAMVID`,
+#: one id per class: building for building/wall, traffic sign for sign/symbol, car for every vehicle, rider for
+#: bicyclist), so CamVid labels can be read in the canonical space; ``train_ids_to_camvid`` maps them back exactly.
+CAMVID_TO_TRAIN_ID: Final[dict[int, int]] = {
+    0: 10, 1: 2, 2: 5, 3: 0, 4: 1, 5: 8, 6: 7, 7: 4, 8: 13, 9: 11, 10: 12,
+}
+
+
+_CAMVID_TO_TRAIN_LUT: Final = np.full(256, IGNORE_ID, dtype=np.uint8)
+_CAMVID_TO_TRAIN_LUT[list(CAMVID_TO_TRAIN_ID)] = list(CAMVID_TO_TRAIN_ID.values())
+_CAMVID_TO_TRAIN_LUT.flags.writeable = False
+
+
+def camvid_to_train_ids(camvid: np.ndarray) -> np.ndarray:
+    """Map CamVid's 11 classes to their representative Cityscapes train ids (:data:`CAMVID_TO_TRAIN_ID`).
+
+    Args:
+        camvid: integer array of any shape; 0..10 are classes, :data:`CAMVID_UNLABELLED` (11) and every other
+            value (including an already-mapped 255) mean unlabelled.
+    Returns:
+        uint8 array of the same shape: train ids, :data:`IGNORE_ID` where unlabelled.
+    """
+    values = np.asarray(camvid)
+    if values.dtype == np.uint8:
+        return _CAMVID_TO_TRAIN_LUT[values]
+    inside = (values >= 0) & (values < 256)
+    return np.where(inside, _CAMVID_TO_TRAIN_LUT[np.clip(values, 0, 255)], IGNORE_ID).astype(np.uint8)
 
 
 def train_ids_to_camvid(semantic: np.ndarray) -> np.ndarray:

@@ -2,10 +2,12 @@
 
 Source (RGB + semantic + instance): rosbag2 recordings (triplets matched by header stamp), the procedural
 simulator on the fly, or folders in Cityscapes naming. Target (RGB only): rosbag2 camera topics or image
-folders. Bag datasets stream (a bag is never loaded whole) and shard across DataLoader workers and DDP ranks.
+folders; labelled target (RGB + semantic): CamVid-style splits. Bag datasets stream (a bag is never loaded
+whole) and shard across DataLoader workers and DDP ranks.
 
 Every dataset yields dicts of tensors: ``rgb`` float (3, H, W) in [-1, 1]; sources add ``semantic`` int64
-(H, W) train ids (255 = ignore) and ``instance`` int64 (H, W) (0 = none).
+(H, W) train ids (255 = ignore) and ``instance`` int64 (H, W) (0 = none); labelled targets add ``semantic``
+only. With a transform, ``frame_box`` (4,) float32 says where the crop lies in its frame.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from sim2real.core.errors import BagError, ConfigError, LabelError, Sim2RealError
-from sim2real.core.labels import IGNORE_ID, cityscapes_instances_to_canonical, label_ids_to_train_ids
+from sim2real.core.labels import (
+    IGNORE_ID,
+    camvid_to_train_ids,
+    cityscapes_instances_to_canonical,
+    label_ids_to_train_ids,
+)
 from sim2real.data.transforms import PairedTransform
 from sim2real.io.bag_reader import IMAGE_TYPES, BagMessage, BagReader, decode_image
 from sim2real.io.conversions import to_rgb8
@@ -34,6 +41,7 @@ __all__ = [
     "SKIPPED_KEY",
     "BagSourceDataset",
     "BagTargetDataset",
+    "CamVidDataset",
     "CityscapesSourceDataset",
     "ImageFolderDataset",
     "MatchStats",
@@ -419,6 +427,48 @@ class ImageFolderDataset(Dataset):
         return sample
 
 
+class CamVidDataset(Dataset):
+    """Labelled real frames in a CamVid-style split: ``root/images/X.jpg`` + ``root/labels/X.png`` (same stems).
+
+    Labels are SegNet's 11 CamVid classes (11 = unlabelled); samples carry them as Cityscapes train ids, each
+    class read as its representative id (``core.labels.CAMVID_TO_TRAIN_ID``), unlabelled as 255. No
+    ``instance`` (CamVid has none). Augmentation draws from ``seed + 1`` like the other target datasets.
+    """
+
+    def __init__(self, root: str | Path, transform: PairedTransform | None = None, seed: int = 0) -> None:
+        root = Path(root)
+        images, labels = root / "images", root / "labels"
+        if not images.is_dir() or not labels.is_dir():
+            raise ConfigError(f"{root} is not a CamVid-style split (expected images/ and labels/ inside)")
+        image_files = {p.stem: p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+        label_files = {p.stem: p for p in labels.glob("*.png")}
+        unpaired = sorted(set(image_files) ^ set(label_files))
+        if unpaired:
+            raise ConfigError(f"{root}: {len(unpaired)} image(s) and label(s) do not pair up by stem, e.g. "
+                              f"{unpaired[:5]}")
+        if not image_files:
+            raise ConfigError(f"{root}: no frames under images/")
+        self.pairs = [(image_files[stem], label_files[stem]) for stem in sorted(image_files)]
+        self.transform, self.seed, self.epoch = transform, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image_path, label_path = self.pairs[index]
+        rgb = _read_rgb(image_path)
+        label = _read_unchanged(label_path)
+        if label.ndim != 2 or label.shape != rgb.shape[:2]:
+            raise LabelError(f"label {label_path} is {label.shape}, expected a single-channel map of the image's "
+                             f"size {rgb.shape[:2]}")
+        semantic = camvid_to_train_ids(label)
+        if self.transform is not None:
+            rgb, (semantic,), box = self.transform.apply(
+                rgb, [semantic], _rng(self.seed + 1, self.epoch, index), [IGNORE_ID])
+            return to_sample(rgb, semantic, frame_box=box)
+        return to_sample(rgb, semantic)
+
+
 class BagTargetDataset(IterableDataset):
     """Streams unlabelled camera frames from one or more topics of one or more rosbag2 recordings.
 
@@ -473,6 +523,6 @@ def describe(dataset: Any) -> dict[str, Any]:
         return {"kind": kind, "bags": [str(b) for b in dataset.bags]}
     if isinstance(dataset, ImageFolderDataset):
         return {"kind": kind, "files": len(dataset.files), "first": str(dataset.files[0])}
-    if isinstance(dataset, CityscapesSourceDataset):
+    if isinstance(dataset, CityscapesSourceDataset | CamVidDataset):
         return {"kind": kind, "frames": len(dataset)}
     return {"kind": kind}
