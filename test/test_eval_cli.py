@@ -104,8 +104,6 @@ def test_identity_is_the_source_and_the_smoother_holds_static_pixels(eval_run: t
     assert identity["ssim_instances"] == pytest.approx(1.0, abs=1e-6) and identity["static_flicker"] == 0.0
     assert model["ssim_instances"] < 1.0  # a random-init translator is not the identity
     assert model["static_flicker"] > 0.0 and report["summary"]["model (smoothed)"]["static_flicker"] == 0.0
-    reinhard = report["summary"]["reinhard"]
-    assert reinhard["kid_colour"] < identity["kid_colour"]  # colour transfer closes the colour gap by design
 
 
 _AUDIT = """

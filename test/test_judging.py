@@ -93,8 +93,8 @@ def moved_away(frames: dict[str, torch.Tensor], shift: int = 60) -> torch.Tensor
     return out
 
 
-def noise_like(rgb: torch.Tensor) -> torch.Tensor:
-    return torch.rand(rgb.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+def noise_like(rgb: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    return torch.rand(rgb.shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
 def test_the_judge_card_reports_its_real_frame_ceiling() -> None:
@@ -146,7 +146,7 @@ def test_identity_scores_exactly_the_source_and_noise_worse(judge, reference) ->
     np.testing.assert_array_equal(identity.judge.confusion, direct.confusion)
     torch.testing.assert_close(identity.judge.feature_matrix(), direct.feature_matrix(), rtol=0, atol=0)
     assert identity.ssim.overall() == pytest.approx(1.0) and identity.flicker.static_flicker == 0.0
-    noisy = score_method(lambda i: noise_like(source.rgb[i : i + 1]), source, judge)
+    noisy = score_method(lambda i: noise_like(source.rgb[i : i + 1], seed=i), source, judge)
     assert noisy.judge.miou() < identity.judge.miou()
     assert kid(noisy.judge.feature_matrix(), reference[0])[0] > kid(identity.judge.feature_matrix(), reference[0])[0]
     assert noisy.ssim.overall() < 0.5 and noisy.flicker.static_flicker > 10

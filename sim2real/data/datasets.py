@@ -323,6 +323,10 @@ class ProceduralSourceDataset(Dataset):
         hours = (8.0, 12.0, 16.0, 18.5) if vary_time_of_day else (base.time_of_day,)
         self.sims = [ProceduralSimulator(dataclasses.replace(base, time_of_day=h)) for h in hours]
 
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation stream (the trainer's batch stream calls it at every epoch)."""
+        self.epoch = epoch
+
     def __len__(self) -> int:
         return self.frames
 
@@ -363,6 +367,10 @@ class CityscapesSourceDataset(Dataset):
         self.transform = transform
         self.seed = seed
         self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation stream (the trainer's batch stream calls it at every epoch)."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -413,6 +421,10 @@ class ImageFolderDataset(Dataset):
         self.seed = seed
         self.epoch = 0
 
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation stream (the trainer's batch stream calls it at every epoch)."""
+        self.epoch = epoch
+
     def __len__(self) -> int:
         return len(self.files)
 
@@ -450,6 +462,10 @@ class CamVidDataset(Dataset):
             raise ConfigError(f"{root}: no frames under images/")
         self.pairs = [(image_files[stem], label_files[stem]) for stem in sorted(image_files)]
         self.transform, self.seed, self.epoch = transform, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation stream (the trainer's batch stream calls it at every epoch)."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -232,7 +233,8 @@ def export_judge_onnx(net: JudgeNet, path: Path, opset: int = 18) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(1, 3, 64, 96)
     axes = {0: "batch", 2: "height", 3: "width"}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter, chosen: dynamic H and W
         torch.onnx.export(net.eval().cpu(), (example,), str(path), dynamo=False, opset_version=opset,
                           input_names=["rgb"], output_names=["logits"], dynamic_axes={"rgb": axes, "logits": axes})
     return path

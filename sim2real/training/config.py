@@ -113,6 +113,9 @@ class TrainConfig:
     or "cut" (one-sided s->t with PatchNCE; :func:`~sim2real.translator.objective.translate_one_sided`).
     ``accumulate``: micro-batches whose gradients are summed before each optimiser step (an effective batch of
     ``batch_size * accumulate`` on a CPU that fits only small batches).
+    ``layout_candidates``: K > 1 draws K target crops per source crop and keeps the one whose layout matches best
+    (:class:`~sim2real.data.layout.LayoutMatchedTargets`, EPE-style patch matching: the discriminator then
+    compares like with like); 1 = plain random targets. Needs a map-style target (folders).
     ``validation_judge``: the judge validation scores the EMA generator with (judge mIoU of its translations
     against the labels of the held-out source frames); the best checkpoint is the one with the highest. A path
     relative to the package's share directory or the working directory; null = no best-checkpoint selection.
@@ -133,6 +136,7 @@ class TrainConfig:
     max_bad_frames: int = 100
     objective: Literal["drit", "cut"] = "drit"
     accumulate: int = 1
+    layout_candidates: int = 1
     validation_judge: str | None = "models/judges/camvid_segmenter.safetensors"
     ema_decay: float = 0.999
     log_every: int = 10
@@ -160,6 +164,10 @@ class TrainConfig:
         if self.generator_preset not in GENERATOR_PRESETS:
             raise ConfigError(f"generator_preset {self.generator_preset!r} unknown; valid: "
                               f"{sorted(GENERATOR_PRESETS)}")
+        if not 1 <= self.layout_candidates <= 64:
+            raise ConfigError(f"layout_candidates must be in [1, 64], got {self.layout_candidates}")
+        if self.layout_candidates > 1 and self.target.kind != "folder":
+            raise ConfigError("layout_candidates > 1 needs target.kind 'folder' (matching needs random access)")
         if not 1 <= self.accumulate <= 64:
             raise ConfigError(f"accumulate must be in [1, 64], got {self.accumulate}")
         if self.objective not in ("drit", "cut"):

@@ -68,6 +68,8 @@ class BatchStream:
         first_epoch, offset = divmod(self.consumed, per_epoch)
         for epoch in itertools.count(first_epoch):
             sampler.set_epoch(epoch)
+            if hasattr(self.dataset, "set_epoch"):  # new random crops / flips each epoch (a function of it)
+                self.dataset.set_epoch(epoch)
             indices = list(sampler)[offset:per_epoch]
             offset = 0
             yield from self._loader(indices)

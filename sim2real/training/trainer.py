@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sim2real.training.batches import TrainingBatches
 from sim2real.training.checkpointing import CheckpointDir, capture_rng_state, restore_rng_state
 from sim2real.training.config import TrainConfig, to_plain
 from sim2real.training.networks import build_networks, freeze_generator, load_initial_weights
@@ -37,7 +38,7 @@ from sim2real.training.optimization import Optimization, lr_factor
 from sim2real.training.replicas import Replicas, weights_digest
 from sim2real.training.run_log import RunLog, preview_row
 from sim2real.training.state_io import read_state
-from sim2real.training.stream import BadFrameTally, BatchStream
+from sim2real.training.stream import BadFrameTally
 from sim2real.training.validation import load_validation_judge, validate
 from sim2real.translator.checkpoint import save_checkpoint
 from sim2real.translator.device import resolve_device
@@ -87,18 +88,16 @@ class Trainer:
         self.checkpoints = CheckpointDir(self.out_dir / "checkpoints", cfg.keep_last, self.is_main)
         self.run_log = RunLog(self.out_dir, self.is_main)
         self.judge = load_validation_judge(cfg.validation_judge, self.device) if val_source is not None else None
-        self.bad_frames = BadFrameTally(cfg.max_bad_frames)
         self.step = 0
         self._micro = 0  # micro-batches since the last optimiser step (cfg.accumulate)
-        consumed = {"source": 0, "target": 0}
+        consumed, bad_seen = {"source": 0, "target": 0}, ()
         path = self.checkpoints.resumable() if resume else None
         if path is not None:
-            consumed = self._load_state(path)
+            consumed, bad_seen = self._load_state(path)
             self.run_log.truncate(self.step)
             self.log(f"resumed from {path} at step {self.step}")
-        data_seed = cfg.seed + 1
-        self.source = BatchStream(source, cfg.batch_size, data_seed, cfg.num_workers, consumed["source"])
-        self.target = BatchStream(target, cfg.batch_size, data_seed + 1, cfg.num_workers, consumed["target"])
+        self.data = TrainingBatches(cfg, source, target, self.device, rank=self.rank, consumed=consumed,
+                                    bad_frames=BadFrameTally(cfg.max_bad_frames, bad_seen), log=self.log)
         self._last_preview: tuple[SourceBatch, torch.Tensor] | None = None
         self._tick = time.monotonic()
 
@@ -167,15 +166,8 @@ class Trainer:
             ema.copy_(live)
 
     def next_batches(self) -> tuple[SourceBatch, TargetBatch]:
-        """The next source and target batches, on the training device. Bad frames the bag datasets skipped on
-        the way are logged (bag, stamp, reason) and counted: past ``cfg.max_bad_frames``, BagError."""
-        s, t = next(self.source), next(self.target)
-        for problem in self.bad_frames.add(self.source.take_skipped() + self.target.take_skipped()):
-            self.log(f"skipped bad frame in {problem}")
-        s = {k: v.to(self.device, non_blocking=True) for k, v in s.items()}
-        t = {k: v.to(self.device, non_blocking=True) for k, v in t.items()}
-        return (SourceBatch(s["rgb"], s["semantic"], s["instance"], s.get("frame_box")),
-                TargetBatch(t["rgb"], frame_box=t.get("frame_box"), dataset=t.get("dataset")))
+        """The next source and target batches, on the training device (:class:`TrainingBatches`)."""
+        return self.data.next()
 
     def validate(self) -> dict[str, float]:
         """The EMA generator on held-out source frames: label preservation through the critics (diagnostics)
@@ -202,13 +194,14 @@ class Trainer:
             "models": {k: m.state_dict() for k, m in self.nets.named().items()},
             **self.optimization.state_dict(),
             "rng": capture_rng_state(),
-            "data": {"source": self.source.consumed, "target": self.target.consumed},
-            "bad_frames": list(self.bad_frames.seen),
+            "data": self.data.consumed,
+            "bad_frames": list(self.data.bad_frames.seen),
             "best": dict(self.checkpoints.best),
             "config": json.dumps(to_plain(self.cfg)),
         }
 
-    def _load_state(self, path: Path) -> dict[str, int]:
+    def _load_state(self, path: Path) -> tuple[dict[str, int], tuple[str, ...]]:
+        """Restore networks, optimisers, RNGs, step and best from ``path``; -> (samples consumed, bad frames seen)."""
         state = read_state(path, map_location=self.device)
         for name, module in self.nets.named().items():
             module.load_state_dict(state["models"][name])
@@ -216,8 +209,7 @@ class Trainer:
         restore_rng_state(state["rng"])
         self.step = int(state["step"])
         self.checkpoints.best = dict(state["best"])
-        self.bad_frames = BadFrameTally(self.cfg.max_bad_frames, state.get("bad_frames", ()))
-        return {k: int(v) for k, v in state["data"].items()}
+        return {k: int(v) for k, v in state["data"].items()}, tuple(state.get("bad_frames", ()))
 
     def export(self, path: str | Path) -> Path:
         """Write the EMA generator as an inference checkpoint (safetensors + embedded JSON)."""
@@ -265,7 +257,8 @@ class Trainer:
         if self.step % cfg.log_every == 0:
             now = time.monotonic()
             rate = cfg.log_every / max(now - self._tick, 1e-9)
-            self.run_log.scalars(self.step, {**losses, "lr/g": self.optimization.lr("g"), "steps_per_s": rate})
+            self.run_log.scalars(self.step, {**losses, **self.data.layout_stats(), "lr/g": self.optimization.lr("g"),
+                                             "steps_per_s": rate})
             self._tick = now
         if self.step % cfg.image_every == 0 and self._last_preview is not None:
             self.run_log.preview(self.step, *self._last_preview)
