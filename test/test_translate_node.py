@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
 from frame_driver import FrameDriver, make_checkpoint, sim_frame, stamp_ns
 
 from sim2real.io.conversions import array_to_image
-from sim2real.nodes.translate_node import (
+from sim2real.nodes.translate.frames import (
     Frame,
     FrameError,
     camera_topics,

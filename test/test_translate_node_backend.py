@@ -11,23 +11,24 @@ from ros_testing import isolated_env, python_cmd
 
 
 def test_backend_parameter_is_declared_read_only_with_its_choices() -> None:
-    from sim2real.nodes.translate_node import BACKENDS, _check_choice, _parameter_table
+    from sim2real.nodes.translate.params import BACKENDS, check_choice, parameter_table
 
-    table = {name: (default, desc) for name, default, desc in _parameter_table()}
+    table = {name: (default, desc) for name, default, desc in parameter_table()}
     default, desc = table["backend"]
     assert default == "auto" and desc.read_only
     assert desc.additional_constraints == "auto | torch | onnxruntime"
     assert BACKENDS == ("auto", "torch", "onnxruntime")
-    assert _check_choice("backend", "onnxruntime", BACKENDS) is None
-    assert "backend must be one of auto, torch, onnxruntime" in (_check_choice("backend", "trt", BACKENDS) or "")
+    assert check_choice("backend", "onnxruntime", BACKENDS) is None
+    assert "backend must be one of auto, torch, onnxruntime" in (check_choice("backend", "trt", BACKENDS) or "")
 
 
 def test_threads_parameter_and_its_auto_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from sim2real.nodes.translate_node import _parameter_table, inference_threads
+    from sim2real.nodes.translate.model import inference_threads
+    from sim2real.nodes.translate.params import parameter_table
 
-    default, desc = {name: (d, x) for name, d, x in _parameter_table()}["threads"]
+    default, desc = {name: (d, x) for name, d, x in parameter_table()}["threads"]
     assert default == 0 and desc.read_only and desc.integer_range[0].from_value == 0
     assert inference_threads(3) == 3  # explicit wins over everything
     monkeypatch.setenv("OMP_NUM_THREADS", "5")
