@@ -122,8 +122,9 @@ class TranslateNode(Node):
         self.reporter = Reporter(self, self.stats)
         label_topics = [SEMANTIC, INSTANCE] + ([CAMERA_INFO] if p["sync_camera_info"] else [])
         self.inputs = FrameInputs(
-            keys, label_topics, slop=p["sync_slop_s"], queue_size=p["sync_queue_size"], settings=self.settings,
-            reporter=self.reporter, max_pixels=p["max_image_pixels"], logger=self.get_logger())
+            keys, label_topics, slop=p["sync_slop_s"], queue_size=p["sync_queue_size"],
+            time_jump_s=p["time_jump_s"], settings=self.settings, reporter=self.reporter,
+            max_pixels=p["max_image_pixels"], logger=self.get_logger())
         self.worker = TranslateWorker(self.inputs, self.model, self.settings, self.reporter, max_batch=p["max_batch"])
         self._create_io(p)
 

@@ -118,8 +118,8 @@ class FrameDriver:
         assert ok, "node under test did not come up (subscriptions/publishers not matched)"
         self.spin_for(0.5)  # let the shared-memory locators settle both ways
 
-    def messages(self, i: int, height: int, width: int) -> dict[str, Any]:
-        """The four messages of frame ``i`` (one shared header)."""
+    def messages(self, i: int, height: int, width: int, stamp: tuple[int, int] | None = None) -> dict[str, Any]:
+        """The four messages of frame ``i`` (one shared header; ``stamp`` (sec, nanosec) replaces frame i's)."""
         rgb, semantic, instance = sim_frame(i, height, width)
         msgs = {
             "image": array_to_image(rgb, "rgb8"),
@@ -128,16 +128,17 @@ class FrameDriver:
             "camera_info": CameraInfo(height=height, width=width, distortion_model="plumb_bob",
                                       k=[50.0, 0.0, width / 2, 0.0, 50.0, height / 2, 0.0, 0.0, 1.0]),
         }
-        sec, nsec = stamp_of(i)
+        sec, nsec = stamp or stamp_of(i)
         for msg in msgs.values():
             msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nsec
             msg.header.frame_id = "sim_cam"
         return msgs
 
     def send(self, i: int, height: int, width: int, *, only: tuple[str, ...] | None = None,
-             override: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Publish frame ``i`` (``only`` some topics; ``override`` replaces messages); return what was sent."""
-        msgs = self.messages(i, height, width)
+             override: dict[str, Any] | None = None, stamp: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Publish frame ``i`` (``only`` some topics; ``override`` replaces messages; ``stamp`` (sec, nanosec)
+        replaces its stamp); return what was sent."""
+        msgs = self.messages(i, height, width, stamp)
         msgs.update(override or {})
         for name in only or ("image", *LABELS):
             self.pubs[name].publish(msgs[name])

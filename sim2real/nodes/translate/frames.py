@@ -52,14 +52,16 @@ class Frame:
     received: float  # time.monotonic() when the image message reached the callback
     mode: str = "synced"  # "synced" | "translate_without_instances" | "passthrough"
     camera: str = ""  # the camera key ("" = the single generic camera)
+    epoch: int = 0  # the camera's time line (a new one after each backward time jump of its stamps)
 
     @classmethod
-    def from_set(cls, items: Any, stamp_ns: int, camera: str) -> Frame:
+    def from_set(cls, items: Any, stamp_ns: int, camera: str, epoch: int = 0) -> Frame:
         """The frame of a synchronised set: ``items[topic] = (message, receive time)`` for image, semantic,
         instance and (when synchronised) camera_info; the receive time is the image's."""
         image, received = items[IMAGE]
         camera_info = items[CAMERA_INFO][0] if CAMERA_INFO in items else None
-        return cls(image, items[SEMANTIC][0], items[INSTANCE][0], camera_info, stamp_ns, received, camera=camera)
+        return cls(image, items[SEMANTIC][0], items[INSTANCE][0], camera_info, stamp_ns, received,
+                   camera=camera, epoch=epoch)
 
 
 class FrameError(Exception):

@@ -1,6 +1,14 @@
 """The input side of translate_node: per camera, the subscriptions, the stamp synchroniser and the label watch,
 feeding complete frame sets into the keep-latest slots the worker takes from.
 
+Synchroniser drops are counted by reason and logged rate-limited, except the messages left without partners
+before a camera's first complete set, within ``STARTUP_S`` of its first message (its subscriptions matched the
+publishers at different moments): those are counted as ``unmatched_at_start``, reported once at INFO and then at
+DEBUG. A time jump of the stamps (see
+:class:`~sim2real.io.sync.StampSynchronizer`, parameter ``time_jump_s``) is logged, counted
+(``count.time_jump_backward`` / ``_forward``) and, going backward, starts a new time line for the camera so that
+its frames are not dropped as ``stale``.
+
 Callbacks stay thin: they read the header stamp (the image callback also checks the image's layout without
 reading pixels, so a malformed image is counted on arrival) and feed the camera's
 :class:`~sim2real.io.sync.StampSynchronizer`; a complete set goes into the camera's slot
@@ -21,7 +29,11 @@ from sim2real.nodes.translate.frames import CAMERA_INFO, IMAGE, Frame, FrameErro
 from sim2real.nodes.translate.params import LiveSettings
 from sim2real.nodes.translate.report import Reporter
 
-__all__ = ["Camera", "FrameInputs"]
+__all__ = ["STARTUP_S", "Camera", "FrameInputs"]
+
+#: seconds after a camera's first message during which unmatched messages (before its first complete set) are
+#: the start-up kind; later ones are warned about (e.g. label stamps that never match the image's)
+STARTUP_S: Final = 5.0
 
 #: synchroniser drop reasons that are logged (rate-limited) as well as counted, with what they mean
 SYNC_DROP_DETAILS: Final = {
@@ -48,6 +60,9 @@ class Camera:
     last_seen: dict[str, float]
     missing: list[str] = field(default_factory=list)
     last_published_ns: int | None = None
+    epoch: int = 0  # +1 at each backward time jump; frames of an older epoch never make newer ones stale
+    published_epoch: int = 0  # the epoch of the frame last published
+    first_message: float | None = None  # time.monotonic() of the first message on any of its inputs
     last_preview: float = -float("inf")
     subs: dict[str, Any] = field(default_factory=dict)
     pubs: dict[str, Any] = field(default_factory=dict)
@@ -62,7 +77,8 @@ class FrameInputs:
     """Cameras, their synchronisers and label watches; the subscription callbacks; the hand-off slots."""
 
     def __init__(self, keys: list[str], label_topics: list[str], *, slop: float, queue_size: int,
-                 settings: LiveSettings, reporter: Reporter, max_pixels: int | None, logger: Any) -> None:
+                 time_jump_s: float, settings: LiveSettings, reporter: Reporter, max_pixels: int | None,
+                 logger: Any) -> None:
         """One :class:`Camera` per key (``""``: the generic names), all label watches starting now."""
         self.label_topics = label_topics
         self.settings, self.reporter, self.stats = settings, reporter, reporter.stats
@@ -70,6 +86,7 @@ class FrameInputs:
         self.slots: KeyedLatestSlots[str, Frame] = KeyedLatestSlots()
         self._logger = logger
         started = time.monotonic()
+        self._started_unmatched: dict[str, bool] = {}
         self.cameras: dict[str, Camera] = {}
         for key in keys:
             inputs, outputs = camera_topics(key)
@@ -78,6 +95,8 @@ class FrameInputs:
                 sync=StampSynchronizer(
                     [IMAGE, *label_topics], slop=slop, queue_size=queue_size,
                     on_drop=lambda topic, reason, item, k=key: self._on_sync_drop(k, topic, reason, item),
+                    jump_threshold=time_jump_s or None,
+                    on_jump=lambda direction, last, new, k=key: self._on_time_jump(k, direction, last, new),
                 ),
                 last_seen=dict.fromkeys(label_topics, started),
             )
@@ -97,15 +116,39 @@ class FrameInputs:
 
     # -------------------------------------------------------------------------------------------- callbacks
     def _on_sync_drop(self, key: str, topic: str, reason: str, item: tuple[Any, float]) -> None:
-        """Count a message the synchroniser dropped; log it (rate-limited)."""
+        """Count a message the synchroniser dropped; log it (rate-limited; start-up ones at INFO, then DEBUG)."""
+        cam = self.cameras[key]
+        stamp = stamp_to_ns(item[0].header.stamp)
+        first = cam.first_message
+        if reason == "unmatched" and cam.sync.emitted == 0 and first is not None \
+                and time.monotonic() - first < STARTUP_S:
+            self.stats.drop("unmatched_at_start", topic)
+            level = "debug" if self._started_unmatched.get(key) else "info"
+            self._started_unmatched[key] = True
+            self.reporter.log_limited("start-up: dropped a message on", cam.topic(topic), "unmatched_at_start",
+                                      "no partners before the first complete set (the subscriptions matched the"
+                                      " publishers at different moments)", stamp, level=level)
+            return
         self.stats.drop(reason, topic)
         detail = SYNC_DROP_DETAILS.get(reason)
         if detail is not None:
-            stamp = stamp_to_ns(item[0].header.stamp)
-            self.reporter.log_bad(self.cameras[key].topic(topic), reason, detail, stamp)
+            self.reporter.log_limited("dropped a message on", cam.topic(topic), reason, detail, stamp)
+
+    def _on_time_jump(self, key: str, direction: str, last_ns: int, new_ns: int) -> None:
+        """Count and log a time jump of a camera's stamps; backward: a new time line for the camera."""
+        cam = self.cameras[key]
+        self.stats.count(f"time_jump_{direction}")
+        if direction == "backward":
+            cam.epoch += 1
+            action = "synchroniser reset, translating the new time line"
+        else:
+            action = "translated as stamped; stamps that then go back reset the synchroniser"
+        self._logger.warning(f"time jump on {cam.topic(IMAGE)}: stamps went {direction} from {last_ns / 1e9:.9f} s"
+                             f" to {new_ns / 1e9:.9f} s: {action}")
 
     def _on_image(self, cam: Camera, msg: Any) -> None:
         received = time.monotonic()
+        cam.first_message = cam.first_message or received
         self.stats.message_in(IMAGE)
         try:
             stamp = stamp_to_ns(msg.header.stamp)
@@ -119,10 +162,11 @@ class FrameInputs:
             self._check_labels(cam, received)
             policy = self.settings.label_policy
             if cam.missing and policy != "wait":
-                self._enqueue(Frame(msg, None, None, None, stamp, received, mode=policy, camera=cam.key))
+                self._enqueue(Frame(msg, None, None, None, stamp, received, mode=policy, camera=cam.key,
+                                    epoch=cam.epoch))
                 return
             for matched in cam.sync.add(IMAGE, stamp, (msg, received)):
-                self._enqueue(Frame.from_set(matched.items, matched.stamp_ns, cam.key))
+                self._enqueue(Frame.from_set(matched.items, matched.stamp_ns, cam.key, cam.epoch))
         except Exception as exc:  # never let one message kill the node
             self.stats.bad_message(IMAGE, "callback_error")
             self.stats.drop("bad_message")
@@ -130,11 +174,12 @@ class FrameInputs:
 
     def _on_label(self, cam: Camera, topic: str, msg: Any) -> None:
         received = time.monotonic()
+        cam.first_message = cam.first_message or received
         self.stats.message_in(topic)
         cam.last_seen[topic] = received
         try:
             for matched in cam.sync.add(topic, stamp_to_ns(msg.header.stamp), (msg, received)):
-                self._enqueue(Frame.from_set(matched.items, matched.stamp_ns, cam.key))
+                self._enqueue(Frame.from_set(matched.items, matched.stamp_ns, cam.key, cam.epoch))
         except Exception as exc:
             self.stats.bad_message(topic, "callback_error")
             self.stats.drop("bad_message", topic)

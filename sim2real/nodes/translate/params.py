@@ -82,6 +82,11 @@ def _io_parameters() -> list[tuple[str, Any, ParameterDescriptor]]:
             float_range=(0.0, 1.0))),
         ("sync_queue_size", 10, _descriptor(
             "messages kept per topic while waiting for partners", _INT, read_only=True, int_range=(1, 1000))),
+        ("time_jump_s", 1.0, _descriptor(
+            "a camera's stamps that go back by more than this many seconds for 3 image messages in a row (a"
+            " simulator reset, a bag replayed in a loop, or normal stamps after one absurd future stamp) reset its"
+            " synchroniser instead of being dropped as unmatched until restart; logged and counted; 0 = off",
+            _DBL, read_only=True, float_range=(0.0, 3600.0))),
         ("sync_camera_info", True, _descriptor(
             "camera_info is part of the synchronised set (and republished); false: not subscribed", _BOOL,
             read_only=True)),

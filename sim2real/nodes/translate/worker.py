@@ -69,7 +69,8 @@ class TranslateWorker:
     def _decode(self, frame: Frame) -> Arrays | None:
         """Decoded arrays of a frame, or None (counted, logged) when it is stale or malformed."""
         cam = self._camera(frame)
-        if cam.last_published_ns is not None and frame.stamp_ns <= cam.last_published_ns:
+        last = cam.last_published_ns
+        if last is not None and frame.epoch == cam.published_epoch and frame.stamp_ns <= last:
             self.stats.drop("stale")
             return None
         try:
@@ -153,7 +154,7 @@ class TranslateWorker:
             return
         self.stats.end_to_end.add(time.monotonic() - frame.received)
         self.stats.frame_out()
-        cam.last_published_ns = frame.stamp_ns
+        cam.last_published_ns, cam.published_epoch = frame.stamp_ns, frame.epoch
         for topic, msg in ((SEMANTIC, frame.semantic), (INSTANCE, frame.instance), (CAMERA_INFO, frame.camera_info)):
             if msg is not None and topic in cam.pubs:
                 self.reporter.publish(cam.pubs[topic], msg)

@@ -1,0 +1,96 @@
+"""translate_node (a real process) when the input stamps jump (#17, finding 2): a simulator clock reset
+(152 s -> 1 s) or one frame set stamped near 2^31 s used to make every later set unmatched / stale until the
+node was restarted. Now the jump is logged once, counted in /diagnostics, the synchroniser resets and the node
+keeps translating."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ros_testing import allocate_domain_id, isolated_env, python_cmd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
+from frame_driver import FrameDriver, make_checkpoint
+
+H, W = 48, 64
+S = 1_000_000_000
+
+
+def diag_counts(driver: FrameDriver) -> dict[str, str]:
+    """The newest translate_node diagnostics values."""
+    for arr in reversed(driver.diagnostics):
+        for st in arr.status:
+            if "translate_node" in st.name:
+                return {kv.key: kv.value for kv in st.values}
+    return {}
+
+
+@pytest.mark.ros
+def test_clock_reset_and_absurd_future_stamp_do_not_stall_the_node(tmp_path: Path) -> None:
+    import rclpy
+
+    model = make_checkpoint(tmp_path / "m.safetensors", seed=7)
+    domain = allocate_domain_id()
+    env = isolated_env(tmp_path / "ros_home", domain_id=domain)
+    env["OMP_NUM_THREADS"] = "1"
+    log, stats_file = tmp_path / "node.log", tmp_path / "stats.json"
+    remaps = [a for n in ("image", "semantic", "instance", "camera_info") for a in ("-r", f"{n}:=/sim/camera/{n}")]
+    cmd = python_cmd("-m", "sim2real.nodes.translate_node", "--ros-args", *remaps, "-p", f"model:={model}",
+                     "-p", "device:=cpu", "-p", "precision:=fp32", "-p", f"warmup_width:={W}",
+                     "-p", f"warmup_height:={H}", "-p", f"stats_file:={stats_file}", "-p", "diagnostics_period_s:=0.2")
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    driver = FrameDriver(context)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    published: list[int] = []
+
+    def translated(k: int, stamp: tuple[int, int], timeout: float = 30.0) -> bool:
+        """Send frame k with ``stamp``; whether its translation came back within ``timeout``."""
+        want = stamp[0] * S + stamp[1]
+        driver.send(k, H, W, stamp=stamp)
+        ok = driver.spin_until(lambda: want in driver.received_stamps(), timeout)
+        if ok:
+            published.append(want)
+        return ok
+
+    try:
+        driver.wait_for_node(proc=proc)
+        for k, sec in enumerate((150, 151, 152)):
+            assert translated(k, (sec, 0)), log.read_text()[-3000:]
+        # the simulator restarts: stamps from 1 s again; the 3rd older image in a row confirms the jump
+        new_line = [(1, k * 33_000_000) for k in range(8)]
+        for k, stamp in enumerate(new_line[:3]):
+            translated(10 + k, stamp, timeout=1.0)
+        for k, stamp in enumerate(new_line[3:], start=3):
+            assert translated(10 + k, stamp), f"frame at {stamp} not translated after the clock reset\n" + \
+                log.read_text()[-3000:]
+        # one frame set stamped near 2^31 s (the largest builtin_interfaces/Time sec): translated as stamped
+        assert translated(30, (2**31 - 1, 0)), log.read_text()[-3000:]
+        for k in range(3):
+            translated(31 + k, (2, k * 33_000_000), timeout=1.0)
+        assert translated(34, (2, 4 * 33_000_000)), "normal stamps after the absurd one are not translated"
+        assert driver.spin_until(lambda: diag_counts(driver).get("count.time_jump_backward") == "2", 10.0), \
+            diag_counts(driver)
+        assert diag_counts(driver).get("count.time_jump_forward") == "1"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        driver.close()
+        context.try_shutdown()
+    text = log.read_text()
+    jumps = [line for line in text.splitlines() if "time jump on /sim/camera/image" in line]
+    assert len(jumps) == 3, jumps  # backward (reset), forward (2^31 s), backward: one line each
+    assert "stamps went backward from 152.000000000 s to 1.066000000 s" in jumps[0]
+    stats = json.loads(stats_file.read_text())
+    assert stats["accounted"] and stats["counters"]["time_jump_backward"] == 2
+    assert (2**31 - 1) * S in published and published[-1] == 2 * S + 4 * 33_000_000
