@@ -21,26 +21,23 @@ native label JSON (Isaac Sim)       std_msgs/String        not paired: the lates
 Native topic names come from the adapter's topic profile (parameter ``profile``) and can be overridden one by
 one (``rgb_topic`` ...). Unknown native class ids never stop the node: they become 255 and are counted; the
 counts are logged every ``stats_period_s`` as a warning while new unknown pixels appear. A message that cannot
-be decoded (wrong encoding, corrupt data) is logged (rate-limited), counted, and skipped; so is a publish
-failure. Decoding runs in the subscription callback (the adapters are vectorised: ~80 ms for 2048x1024).
+be decoded (wrong encoding, corrupt data, a label JSON nested too deeply, a camera_info whose size is not the
+image's) is logged (rate-limited), counted, and skipped; so is a publish failure: no message stops the node, and
+if its executor thread dies anyway the process exits 1 with a FATAL line (:mod:`sim2real.nodes.common`).
+Decoding runs in the subscription callback (the adapters are vectorised: ~80 ms for 2048x1024).
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
 from collections import Counter
 from typing import Any, Final
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 
@@ -48,6 +45,8 @@ from sim2real.core.errors import ConfigError, Sim2RealError
 from sim2real.io.conversions import array_to_image, decode_compressed, image_to_array
 from sim2real.io.sync import MatchedSet, StampSynchronizer, stamp_to_ns
 from sim2real.nodes.common import read_only_descriptor as _descriptor
+from sim2real.nodes.common import run_node
+from sim2real.nodes.translate.frames import check_camera_info
 from sim2real.runtime.node_stats import LogRateLimiter
 from sim_bridge.adapters import ADAPTERS, DecodeStats, SimulatorAdapter, get_adapter, parse_isaac_labels
 from sim_bridge.adapters.base import TopicSet
@@ -191,7 +190,7 @@ class SimAdapterNode(Node):
     def _on_labels(self, key: str, msg: String) -> None:
         try:
             self._labels[key] = parse_isaac_labels(msg.data)
-        except Sim2RealError as exc:
+        except Exception as exc:  # LabelError, or anything unforeseen: one bad message never stops the node
             self._bad(f"{key}_labels", exc)
 
     def _on_message(self, key: str, msg: Any) -> None:
@@ -200,8 +199,11 @@ class SimAdapterNode(Node):
         except (AttributeError, TypeError, ValueError) as exc:
             self._bad(key, exc)
             return
-        for matched in self._sync.add(key, stamp, msg):
-            self._process(matched)
+        try:
+            for matched in self._sync.add(key, stamp, msg):
+                self._process(matched)
+        except Exception as exc:  # never let one message kill the node
+            self._bad(f"{key} (unexpected)", exc)
 
     def _decode(self, items: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rgb_array, rgb_encoding = _array(items[RGB])
@@ -218,6 +220,8 @@ class SimAdapterNode(Node):
         if not rgb.shape[:2] == semantic.shape == instance.shape:
             raise ConfigError(
                 f"image sizes differ: rgb {rgb.shape[:2]}, semantic {semantic.shape}, instance {instance.shape}")
+        if CAMERA_INFO in items and (reason := check_camera_info(items[CAMERA_INFO], *rgb.shape[:2])):
+            raise ConfigError(reason)
         return rgb, semantic, instance
 
     def _process(self, matched: MatchedSet[Any]) -> None:
@@ -249,43 +253,14 @@ class SimAdapterNode(Node):
             self.get_logger().info(line)
 
 
+    def stop(self) -> None:
+        """The final statistics line (called after spinning, the context still valid)."""
+        self.get_logger().info(f"final: {self.published} frames published; {self.stats.summary()}")
+
+
 def main(args: list[str] | None = None) -> int:
-    """Entry point: spin until SIGINT / SIGTERM; 1 when the configuration is invalid.
-
-    The executor spins on a thread while the main thread waits for a signal (no polling), so the node and
-    its context are still valid for the final statistics line.
-    """
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        try:
-            node = SimAdapterNode()
-        except Sim2RealError as exc:
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-            return 1
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-
-        def spin() -> None:
-            with contextlib.suppress(ExternalShutdownException):
-                executor.spin()
-            stop.set()
-
-        thread = threading.Thread(target=spin, name="executor", daemon=True)
-        thread.start()
-        try:
-            stop.wait()
-        finally:
-            executor.shutdown(timeout_sec=5.0)
-            thread.join(timeout=5.0)
-        node.get_logger().info(f"final: {node.published} frames published; {node.stats.summary()}")
-        node.destroy_node()
-        return 0
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        rclpy.try_shutdown()
+    """Entry point: spin until SIGINT / SIGTERM; 1 when the configuration is invalid or a thread died."""
+    return run_node(SimAdapterNode, NODE_NAME, SingleThreadedExecutor, args)
 
 
 if __name__ == "__main__":

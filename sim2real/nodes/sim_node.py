@@ -19,27 +19,26 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
 from typing import Any
 
-import rclpy
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import (
     ParameterDescriptor,
     ParameterType,
     SetParametersResult,
 )
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
-from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from sim2real.core.errors import ConfigError
 from sim2real.io.conversions import array_to_image
 from sim2real.nodes.common import descriptor as _descriptor
+from sim2real.nodes.common import run_node
 from sim2real.runtime.node_stats import LogRateLimiter
 from sim_bridge.procedural import ProceduralSimulator, SimConfig, SimFrame
 from sim_bridge.procedural.config import MAX_SIZE, MIN_SIZE
@@ -131,7 +130,8 @@ class SimNode(Node):
         self.index = 0
         self.frames_published = 0
         self.publish_errors = 0
-        self.finished: Future = Future()
+        #: set after max_frames frames: the entry point then stops the node and exits 0
+        self.done = threading.Event()
         self._log_limit = LogRateLimiter(period=5.0)
         self._timer = self.create_timer(1.0 / self._config.rate_hz, self._tick)
         c = self._config
@@ -188,7 +188,7 @@ class SimNode(Node):
         return True
 
     def _tick(self) -> None:
-        if self.finished.done():
+        if self.done.is_set():
             return
         try:
             frame = self._sim.frame(self.index)
@@ -209,30 +209,17 @@ class SimNode(Node):
             self._timer.cancel()
             self.get_logger().info(f"max_frames={self._max_frames} reached: {self.frames_published} frames "
                                    f"published, {self.publish_errors} publish errors; exiting")
-            self.finished.set_result(True)
+            self.done.set()
+
+    def stop(self) -> None:
+        """The last log line (called by the entry point after spinning, the context still valid)."""
+        self.get_logger().info(f"stopping: {self.frames_published} frames published, "
+                               f"{self.publish_errors} publish errors")
 
 
 def main(args: list[str] | None = None) -> int:
     """Entry point: spin until max_frames is reached or SIGINT/SIGTERM; 1 when the parameters are invalid."""
-    rclpy.init(args=args)
-    try:
-        try:
-            node = SimNode()
-        except (ConfigError, ValueError, ParameterException) as exc:  # invalid parameters: say why
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-            return 1
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        try:
-            executor.spin_until_future_complete(node.finished)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            node.get_logger().info(f"stopping: {node.frames_published} frames published, "
-                                   f"{node.publish_errors} publish errors")
-        executor.remove_node(node)
-        node.destroy_node()
-        return 0
-    finally:
-        rclpy.try_shutdown()
+    return run_node(SimNode, NODE_NAME, SingleThreadedExecutor, args)
 
 
 if __name__ == "__main__":

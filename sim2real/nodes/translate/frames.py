@@ -24,6 +24,7 @@ __all__ = [
     "Frame",
     "FrameError",
     "camera_topics",
+    "check_camera_info",
     "check_image_message",
     "compose_preview",
     "decode_frame",
@@ -110,6 +111,25 @@ def _check_guards(frame: Frame, max_pixels: int | None) -> None:
                              f"{topic} has frame_id {msg.header.frame_id!r} but image has {image_frame!r}")
 
 
+def check_camera_info(info: Any, height: int, width: int) -> str | None:
+    """Why a ``sensor_msgs/CameraInfo`` does not describe a ``height`` x ``width`` image, or None when it does.
+
+    The image a camera_info describes is its ``roi`` (when set) or its full ``width`` x ``height``, divided by
+    ``binning_x`` / ``binning_y`` (0 and 1: no binning), as REP 104 defines them. A camera_info with width and
+    height 0 (an uncalibrated camera) describes any size.
+    """
+    full_w, full_h = int(info.width), int(info.height)
+    if full_w == 0 and full_h == 0:
+        return None
+    roi = info.roi
+    w, h = (int(roi.width), int(roi.height)) if roi.width and roi.height else (full_w, full_h)
+    w, h = w // max(1, int(info.binning_x)), h // max(1, int(info.binning_y))
+    if (w, h) == (width, height):
+        return None
+    return (f"camera_info describes a {w}x{h} image (width {full_w}, height {full_h}, roi {roi.width}x{roi.height},"
+            f" binning {info.binning_x}x{info.binning_y}) but image is {width}x{height}")
+
+
 def check_image_message(msg: Any, max_pixels: int | None = None) -> None:
     """FrameError (topic ``image``) for an image above ``max_pixels``, with a broken layout (encoding,
     height / width / step, ``len(data)``) or an encoding that cannot become rgb8, checked without reading
@@ -135,7 +155,8 @@ def decode_frame(frame: Frame, max_pixels: int | None = None) -> tuple[np.ndarra
 
     Missing labels become semantic = 255 (ignore) and instance = 0. Raises :class:`FrameError` for a message
     above ``max_pixels``, label / camera_info frame_ids that differ from the image's, a bad encoding / size,
-    or label maps whose size differs from the image's.
+    label maps whose size differs from the image's, or a camera_info that describes another image size
+    (:func:`check_camera_info`).
     """
     _check_guards(frame, max_pixels)
     try:
@@ -157,6 +178,8 @@ def decode_frame(frame: Frame, max_pixels: int | None = None) -> tuple[np.ndarra
             raise FrameError(
                 topic, "size_mismatch", f"{topic} is {arr.shape[1]}x{arr.shape[0]} but image is {hw[1]}x{hw[0]}"
             )
+    if frame.camera_info is not None and (reason := check_camera_info(frame.camera_info, *hw)):
+        raise FrameError(CAMERA_INFO, "size_mismatch", reason)
     return rgb, semantic, instance
 
 

@@ -5,13 +5,13 @@ unchanged and (rate-limited) the preview. A frame older than one already publish
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
 
 from sim2real.core.errors import LabelError
 from sim2real.io.conversions import array_to_image
+from sim2real.nodes.common import guarded_thread
 from sim2real.nodes.translate.frames import (
     CAMERA_INFO,
     IMAGE,
@@ -45,7 +45,7 @@ class TranslateWorker:
         self.max_batch = max_batch
         #: (height, width) of the last decoded frame (a new model is warmed up at this size)
         self.last_size: tuple[int, int] | None = None
-        self._thread = threading.Thread(target=self._work, name="translate_worker", daemon=True)
+        self._thread = guarded_thread(self._work, "translate_worker")  # its death stops the node: no zombie
 
     def start(self) -> None:
         """Start the thread (it ends when the slots are closed and empty)."""
