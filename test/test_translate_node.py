@@ -428,3 +428,21 @@ def test_one_node_serves_two_cameras_with_batched_inference(tmp_path: Path) -> N
     assert stats["accounted"] and stats["frames_out"] == sum(len(d.raw["image"]) for d in cams.values())
     assert stats["counters"].get("batch_size_2", 0) >= 1, stats["counters"]
     assert "/cam_a/image" in stats["cameras"] and "/cam_b/image" in stats["cameras"]
+
+
+def test_check_camera_info_against_the_image_size() -> None:
+    from sensor_msgs.msg import CameraInfo
+
+    from sim2real.nodes.translate.frames import check_camera_info
+
+    assert check_camera_info(CameraInfo(width=W, height=H), H, W) is None
+    assert check_camera_info(CameraInfo(), H, W) is None  # uncalibrated (0 x 0): any size
+    reason = check_camera_info(CameraInfo(width=2 * W, height=H), H, W)
+    assert reason is not None and f"describes a {2 * W}x{H} image" in reason and f"image is {W}x{H}" in reason
+    binned = CameraInfo(width=4 * W, height=4 * H, binning_x=4, binning_y=4)
+    assert check_camera_info(binned, H, W) is None
+    binned.binning_y = 2
+    assert check_camera_info(binned, H, W) is not None
+    with pytest.raises(FrameError) as info:
+        decode_frame(frame_of(5, camera_info=CameraInfo(width=W + 1, height=H)))
+    assert (info.value.topic, info.value.reason) == ("camera_info", "size_mismatch")
