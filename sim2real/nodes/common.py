@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import signal
 import threading
 import traceback
@@ -26,7 +27,8 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-__all__ = ["descriptor", "guarded_thread", "read_only_descriptor", "run_node", "spin_until_signal"]
+__all__ = ["check_writable_file", "descriptor", "guarded_thread", "read_only_descriptor", "run_node",
+           "spin_until_signal"]
 
 
 class _Watch:
@@ -94,6 +96,26 @@ def _stop_on_signals() -> dict[int, Any]:
 def _restore(handlers: dict[int, Any]) -> None:
     for sig, handler in handlers.items():
         signal.signal(sig, handler)
+
+
+def check_writable_file(parameter: str, path: str) -> None:
+    """Raise :class:`~sim2real.core.errors.ConfigError` naming ``parameter`` and ``path`` unless a file can be
+    written there (its folder is created; a probe file is written and removed): checked at start, so an
+    output the node could only fail to write at shutdown stops it at once with one clear line."""
+    from pathlib import Path
+
+    from sim2real.core.errors import ConfigError
+
+    target = Path(path)
+    probe = target.with_name(f".{target.name}.probe-{os.getpid()}")
+    try:
+        if target.is_dir():
+            raise IsADirectoryError(f"{path} is a directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{parameter} {path!r} cannot be written: {exc}") from None
 
 
 def spin_until_signal(node: Node, executor: Any, on_stop: Callable[[], Any] | None = None,

@@ -55,8 +55,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from sim2real.core.errors import ConfigError
 from sim2real.io.bag_writer import STORAGES, BagWriter
+from sim2real.nodes.common import check_writable_file, run_node
 from sim2real.nodes.common import read_only_descriptor as _descriptor
-from sim2real.nodes.common import run_node
 from sim2real.runtime.node_stats import LogRateLimiter
 
 __all__ = ["NODE_NAME", "BagThread", "RecordNode", "import_message_type", "main", "parse_topic_spec"]
@@ -188,6 +188,8 @@ class RecordNode(Node):
         self._reliability: str = p["reliability"]
         self._depth: int = p["depth"]
         self._stats_file: str = p["stats_file"]
+        if self._stats_file:
+            check_writable_file("stats_file", self._stats_file)
         self._wanted: dict[str, str | None] = {}
         for entry in entries:
             name, msgtype = parse_topic_spec(entry)

@@ -73,7 +73,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image
 
 from sim2real.core.errors import Sim2RealError
-from sim2real.nodes.common import run_node
+from sim2real.nodes.common import check_writable_file, run_node
 from sim2real.nodes.translate.frames import CAMERA_INFO, IMAGE, INSTANCE, SEMANTIC, Frame, FrameError, decode_frame
 from sim2real.nodes.translate.inputs import FrameInputs
 from sim2real.nodes.translate.model import ModelSlot, TranslatorFactory, inference_threads, load_translator
@@ -102,6 +102,8 @@ class TranslateNode(Node):
         if len(set(keys)) != len(keys):
             raise Sim2RealError(f"cameras must be distinct, got {keys}")
         self._stats_file: str = p["stats_file"]
+        if self._stats_file:
+            check_writable_file("stats_file", self._stats_file)
         self.settings = LiveSettings.from_params(p)
 
         import torch  # here, not at import: main() sets OMP_WAIT_POLICY before torch loads OpenMP

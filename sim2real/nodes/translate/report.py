@@ -77,8 +77,11 @@ class Reporter:
         self._logger.info(f"final: {summary_line(snap)}; accounted={snap['accounted']}")
         if stats_file:
             path = Path(stats_file)
-            path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(json.dumps(snap, indent=1))
-            tmp.replace(path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(json.dumps(snap, indent=1))
+                tmp.replace(path)
+            except OSError as exc:  # e.g. the disk filled up since the start-up check: one line, no traceback
+                self._logger.error(f"cannot write stats_file {stats_file!r}: {exc}")
         return snap
