@@ -40,21 +40,22 @@ def test_builtin_source_starts_sim_and_translate_with_generic_names_remapped() -
     specs = describe(LaunchConfig())
     assert [s.name for s in specs] == ["sim_node", "translate_node"]
     sim, tr = specs
-    assert sim.module == "sim2real.nodes.sim_node" and sim.parameters == {"namespace": "/sim/camera"}
+    assert sim.module == "sim2real.nodes.sim_node" and sim.parameters == {"output_prefix": "sim/camera"}
+    assert sim.namespace == tr.namespace == ""  # no ROS namespace: relative names resolve to /sim/camera/...
     remaps = dict(tr.remappings)
     assert {k: remaps[k] for k in ("image", "semantic", "instance", "camera_info")} == {
-        "image": "/sim/camera/image", "semantic": "/sim/camera/semantic",
-        "instance": "/sim/camera/instance", "camera_info": "/sim/camera/camera_info",
+        "image": "sim/camera/image", "semantic": "sim/camera/semantic",
+        "instance": "sim/camera/instance", "camera_info": "sim/camera/camera_info",
     }
-    assert remaps["translated/image"] == "/translated/image"
-    assert remaps["translated/preview"] == "/translated/preview"
+    assert remaps["translated/image"] == "translated/image"
+    assert remaps["translated/preview"] == "translated/preview"
     assert tr.params_files == (default_params_file(),) and Path(default_params_file()).is_file()
     assert tr.parameters == {}  # model / device come from the params file unless given
 
 
 @pytest.mark.parametrize("source", ["carla", "isaac", "morai", "airsim"])
 def test_simulator_sources_use_the_adapter(source: str) -> None:
-    specs = by_name(describe(LaunchConfig(source=source, namespace="/cam0", model="/m/x.safetensors",
+    specs = by_name(describe(LaunchConfig(source=source, input_namespace="/cam0", model="/m/x.safetensors",
                                           device="cuda:1")))
     assert set(specs) == {"sim_adapter_node", "translate_node"}
     assert specs["sim_adapter_node"].parameters == {"simulator": source, "output_prefix": "/cam0"}
@@ -76,8 +77,12 @@ def test_source_none_and_record() -> None:
 def test_invalid_configurations_are_refused_with_the_valid_choices() -> None:
     with pytest.raises(ConfigError, match="builtin, carla"):
         LaunchConfig(source="gazebo")
-    with pytest.raises(ConfigError, match="absolute ROS namespace"):
-        LaunchConfig(namespace="sim/camera")
+    with pytest.raises(ConfigError, match="ROS namespace like /robot1"):
+        LaunchConfig.from_strings({"namespace": "car 1"})
+    with pytest.raises(ConfigError, match="input_namespace must be a topic prefix"):
+        LaunchConfig.from_strings({"input_namespace": "sim//camera"})
+    with pytest.raises(ConfigError, match="must differ"):
+        LaunchConfig.from_strings({"input_namespace": "/x", "output_namespace": "x"})
     with pytest.raises(ConfigError, match="safetensors"):
         LaunchConfig(model="gen.pt")
     with pytest.raises(ConfigError, match="unknown argument"):
@@ -86,6 +91,18 @@ def test_invalid_configurations_are_refused_with_the_valid_choices() -> None:
         LaunchConfig.from_strings({"record": "maybe"})
     with pytest.raises(ConfigError, match="do not start|does not start"):
         describe(LaunchConfig(source="none", node_parameters={"sim_node": {"width": 3}}))
+
+
+def test_namespace_is_a_ros_namespace_for_every_node() -> None:
+    config = LaunchConfig.from_strings({"namespace": "car1/", "record": "true", "output": "bag"})
+    assert config.namespace == "/car1"
+    specs = describe(config)
+    assert [s.namespace for s in specs] == ["/car1"] * 3
+    assert ros_args(specs[1])[:5] == ["--ros-args", "-r", "__node:=translate_node", "-r", "__ns:=/car1"]
+    assert specs[2].parameters["topics"][0] == "translated/image:sensor_msgs/msg/Image"  # relative: /car1/...
+    replay = describe(LaunchConfig.from_strings({"source": "none", "namespace": "/replay",
+                                                 "input_namespace": "/sim/camera"}))
+    assert dict(replay[0].remappings)["image"] == "/sim/camera/image"  # absolute: outside /replay
 
 
 def test_record_without_output_gets_a_dated_directory() -> None:

@@ -96,3 +96,58 @@ def test_isaac_labels_nested_too_deeply_are_a_bad_message_and_conversion_goes_on
         executor.shutdown()
         node.destroy_node()
     assert proc.returncode == 0, log.read_text()[-3000:]
+
+
+def _stop_a_busy_executor(executor_class: type) -> None:
+    """Queue slow callbacks on a 2-thread pool, shut the executor down mid-way, destroy the node, collect."""
+    import gc
+    import threading
+
+    import rclpy
+    from rclpy.callback_groups import ReentrantCallbackGroup
+    from std_msgs.msg import String
+
+    from ros_testing import allocate_domain_id
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=allocate_domain_id())
+    node = rclpy.create_node("busy", context=context)
+    pub = node.create_publisher(String, "/busy", 100)
+    group = ReentrantCallbackGroup()
+    for _ in range(4):
+        node.create_subscription(String, "/busy", lambda _m: time.sleep(0.3), 100, callback_group=group)
+    executor = executor_class(num_threads=2, context=context)
+    executor.add_node(node)
+    errors: list[BaseException] = []
+
+    def spin(spinning: Any) -> None:
+        try:
+            spinning.spin()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=spin, args=(executor,), daemon=True)
+    thread.start()
+    time.sleep(1.0)  # discovery
+    for k in range(20):
+        pub.publish(String(data=str(k)))
+    time.sleep(0.5)  # callbacks queued on the pool
+    executor.shutdown(timeout_sec=5.0)
+    thread.join(5.0)
+    node.destroy_node()
+    del executor
+    gc.collect()
+    context.try_shutdown()
+    assert not errors or executor_class.__name__ == "MultiThreadedExecutor", errors
+
+
+def test_an_orderly_executor_stops_a_busy_node_without_never_retrieved_exceptions(capfd: pytest.CaptureFixture) -> None:
+    from rclpy.executors import MultiThreadedExecutor
+
+    from sim2real.nodes.common import OrderlyMultiThreadedExecutor
+
+    _stop_a_busy_executor(MultiThreadedExecutor)  # the upstream race this guards against (rclpy 9.1)
+    assert "never retrieved: cannot use Destroyable" in capfd.readouterr().err, \
+        "rclpy no longer shows the race: OrderlyMultiThreadedExecutor may be dropped"
+    _stop_a_busy_executor(OrderlyMultiThreadedExecutor)
+    assert "never retrieved" not in capfd.readouterr().err

@@ -1,7 +1,8 @@
 """translate_node (a real process) when the input stamps jump (#17, finding 2): a simulator clock reset
 (152 s -> 1 s) or one frame set stamped near 2^31 s used to make every later set unmatched / stale until the
 node was restarted. Now the jump is logged once, counted in /diagnostics, the synchroniser resets and the node
-keeps translating."""
+keeps translating. Before that, the messages left without partners at start-up are counted as
+``unmatched_at_start`` and reported at INFO once (then DEBUG), not warned about as bad messages (#15)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,10 @@ def test_clock_reset_and_absurd_future_stamp_do_not_stall_the_node(tmp_path: Pat
 
     try:
         driver.wait_for_node(proc=proc)
+        # start-up: two images whose partners never come, then complete sets: counted unmatched_at_start, no WARN
+        for k, sec in enumerate((140, 141)):
+            driver.send(40 + k, H, W, stamp=(sec, 0), only=("image",))
+        driver.spin_for(0.3)
         for k, sec in enumerate((150, 151, 152)):
             assert translated(k, (sec, 0)), log.read_text()[-3000:]
         # the simulator restarts: stamps from 1 s again; the 3rd older image in a row confirms the jump
@@ -93,4 +98,10 @@ def test_clock_reset_and_absurd_future_stamp_do_not_stall_the_node(tmp_path: Pat
     assert "stamps went backward from 152.000000000 s to 1.066000000 s" in jumps[0]
     stats = json.loads(stats_file.read_text())
     assert stats["accounted"] and stats["counters"]["time_jump_backward"] == 2
+    assert stats["drops"]["unmatched_at_start"] == 2, stats["drops"]
+    start_up = [line for line in text.splitlines() if "unmatched_at_start:" in line]
+    assert len(start_up) == 1 and "[INFO]" in start_up[0], start_up  # the second one at DEBUG
+    lines = text.splitlines()
+    before_jump = lines[: next(k for k, line in enumerate(lines) if "(stamp 1.000000000)" in line)]
+    assert not [line for line in before_jump if "[WARN]" in line or "[ERROR]" in line], before_jump  # start-up
     assert (2**31 - 1) * S in published and published[-1] == 2 * S + 4 * 33_000_000

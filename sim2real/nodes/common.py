@@ -12,7 +12,6 @@ line: a stop prints no traceback and no rosout warning.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import signal
@@ -23,12 +22,12 @@ from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-__all__ = ["check_writable_file", "descriptor", "guarded_thread", "read_only_descriptor", "run_node",
-           "spin_until_signal"]
+__all__ = ["OrderlyMultiThreadedExecutor", "check_writable_file", "descriptor", "guarded_thread",
+           "read_only_descriptor", "run_node", "spin_until_signal"]
 
 
 class _Watch:
@@ -98,6 +97,37 @@ def _restore(handlers: dict[int, Any]) -> None:
         signal.signal(sig, handler)
 
 
+class OrderlyMultiThreadedExecutor(MultiThreadedExecutor):
+    """``MultiThreadedExecutor`` whose :meth:`shutdown` lets the callbacks already queued on its thread pool
+    finish *before* it destroys its guard condition.
+
+    rclpy 9.1 (Kilted) destroys the guard condition first and waits for the pool after; every queued callback
+    then fails on ``gc.trigger()`` with ``InvalidHandle`` and its task prints "The following exception was never
+    retrieved: cannot use Destroyable because destruction was requested" at exit (one per callback: a busy node
+    printed several on every stop). Here the pool is drained first; :meth:`spin` then ends quietly when its next
+    submit to the drained pool fails.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """As ``MultiThreadedExecutor``."""
+        super().__init__(*args, **kwargs)
+        self._draining = False
+
+    def spin(self) -> None:
+        """Spin until shut down (see the class docstring)."""
+        try:
+            super().spin()
+        except RuntimeError:  # "cannot schedule new futures after shutdown": the pool was drained
+            if not self._draining:
+                raise
+
+    def shutdown(self, timeout_sec: float | None = None, *, wait_for_threads: bool = True) -> bool:
+        """Drain the queued callbacks, then shut down as rclpy does."""
+        self._draining = True
+        self._executor.shutdown(wait=wait_for_threads)
+        return super().shutdown(timeout_sec, wait_for_threads=wait_for_threads)
+
+
 def check_writable_file(parameter: str, path: str) -> None:
     """Raise :class:`~sim2real.core.errors.ConfigError` naming ``parameter`` and ``path`` unless a file can be
     written there (its folder is created; a probe file is written and removed): checked at start, so an
@@ -132,18 +162,26 @@ def spin_until_signal(node: Node, executor: Any, on_stop: Callable[[], Any] | No
     previous = _stop_on_signals()
     executor.add_node(node)
 
+    stopping = threading.Event()
+
     def spin() -> None:
-        with contextlib.suppress(ExternalShutdownException):
+        try:
             executor.spin()
+        except ExternalShutdownException:
+            pass
+        except BaseException as exc:  # a callback raised: fatal, unless we were stopping it anyway
+            if not stopping.is_set():
+                watch.die("thread 'executor'", exc)
         watch.stop.set()
 
     if done is not None:
         guarded_thread(lambda: (done.wait(), watch.stop.set()), "done_watch").start()
-    thread = guarded_thread(spin, "executor")
+    thread = threading.Thread(target=spin, name="executor", daemon=True)
     thread.start()
     try:
         watch.stop.wait()
     finally:
+        stopping.set()
         executor.shutdown(timeout_sec=5.0)
         thread.join(timeout=5.0)
         if watch.fatal is not None:

@@ -59,7 +59,6 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -78,8 +77,8 @@ from sim2real.evaluation.monitor import (
     score_frame,
 )
 from sim2real.io.sync import LatestSlot, StampSynchronizer, stamp_to_ns
+from sim2real.nodes.common import OrderlyMultiThreadedExecutor, run_node
 from sim2real.nodes.common import descriptor as _descriptor
-from sim2real.nodes.common import run_node
 from sim2real.nodes.translate_node import Frame, FrameError, decode_frame
 from sim2real.runtime.node_stats import LogRateLimiter
 
@@ -345,7 +344,7 @@ class MonitorNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point (``monitor_node``): run until SIGINT/SIGTERM; 1 when the configuration is invalid."""
-    return run_node(MonitorNode, NODE_NAME, lambda: MultiThreadedExecutor(num_threads=3), args)
+    return run_node(MonitorNode, NODE_NAME, lambda: OrderlyMultiThreadedExecutor(num_threads=3), args)
 
 
 if __name__ == "__main__":

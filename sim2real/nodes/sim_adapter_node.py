@@ -47,6 +47,7 @@ from sim2real.io.sync import MatchedSet, StampSynchronizer, stamp_to_ns
 from sim2real.nodes.common import read_only_descriptor as _descriptor
 from sim2real.nodes.common import run_node
 from sim2real.nodes.translate.frames import check_camera_info
+from sim2real.runtime.launch_description import check_topic_prefix
 from sim2real.runtime.node_stats import LogRateLimiter
 from sim_bridge.adapters import ADAPTERS, DecodeStats, SimulatorAdapter, get_adapter, parse_isaac_labels
 from sim_bridge.adapters.base import TopicSet
@@ -71,7 +72,8 @@ def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
         ("camera_info_topic", "", _descriptor(f"camera_info {override}; 'none' = do not subscribe", _STR)),
         ("semantic_labels_topic", "", _descriptor(f"semantic id->label JSON {override}", _STR)),
         ("instance_labels_topic", "", _descriptor(f"instance id->label JSON {override}", _STR)),
-        ("output_prefix", "/sim/camera", _descriptor("namespace of the canonical outputs", _STR)),
+        ("output_prefix", "sim/camera", _descriptor(
+            "topic prefix of the canonical outputs (relative: under the node's namespace)", _STR)),
         ("class_table_file", "", _descriptor(
             "class colour table JSON (required for morai; see docs/simulators/morai.md)", _STR)),
         ("sync_queue_size", 10, _descriptor(
@@ -144,7 +146,7 @@ class SimAdapterNode(Node):
 
         keys = [RGB, SEMANTIC] + [k for k in (INSTANCE, CAMERA_INFO) if getattr(self.topics, k)]
         self._sync: StampSynchronizer[Any] = StampSynchronizer(keys, queue_size=p["sync_queue_size"])
-        prefix = p["output_prefix"].rstrip("/")
+        prefix = check_topic_prefix("output_prefix", p["output_prefix"])
         out_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self._pubs = {
             RGB: self.create_publisher(Image, f"{prefix}/image", out_qos),
@@ -155,7 +157,8 @@ class SimAdapterNode(Node):
         self.create_timer(p["stats_period_s"], self._log_stats)
         self._subscribe()
         self.get_logger().info(
-            f"{adapter.title}: {', '.join(f'{k}={getattr(self.topics, k)}' for k in keys)} -> {prefix}/*"
+            f"{adapter.title}: {', '.join(f'{k}={getattr(self.topics, k)}' for k in keys)}"
+            f" -> {self._pubs[RGB].topic_name.rsplit('/', 1)[0]}/*"
         )
 
     def _subscribe(self) -> None:

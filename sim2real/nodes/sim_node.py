@@ -3,7 +3,8 @@
     python -m sim2real.nodes.sim_node --ros-args -p width:=640 -p height:=360 -p rate_hz:=30.0 \\
         -p seed:=0 -p time_of_day:=18.5 -p use_sim_stamps:=true -p max_frames:=0
 
-Topics (sensor-data QoS), under ``namespace`` (default ``/sim/camera``):
+Topics (sensor-data QoS), under ``output_prefix`` (default ``sim/camera``: relative, so ``/sim/camera`` in the
+root namespace and ``/car1/sim/camera`` for a node started in ``/car1``):
 ``image`` (rgb8), ``semantic`` (mono8, Cityscapes train ids), ``instance`` (16UC1, 0 = none) and
 ``camera_info``. The four messages of a frame carry ONE header: the same stamp (node clock, or the
 simulator's frame time ``index / rate_hz`` with ``use_sim_stamps``) and ``frame_id``.
@@ -39,10 +40,10 @@ from sim2real.core.errors import ConfigError
 from sim2real.io.conversions import array_to_image
 from sim2real.nodes.common import descriptor as _descriptor
 from sim2real.nodes.common import run_node
+from sim2real.runtime.launch_description import check_topic_prefix
 from sim2real.runtime.node_stats import LogRateLimiter
 from sim_bridge.procedural import ProceduralSimulator, SimConfig, SimFrame
 from sim_bridge.procedural.config import MAX_SIZE, MIN_SIZE
-from sim_bridge.record_cli import topic_names
 
 __all__ = ["NODE_NAME", "SimNode", "camera_info_message", "main"]
 
@@ -59,9 +60,9 @@ def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
     """Every parameter of the node: (name, default, descriptor)."""
     d = SimConfig()
     return [
-        ("namespace", "/sim/camera", _descriptor(
-            "topic namespace of image, semantic, instance, camera_info", _STR, read_only=True,
-            constraints="absolute ROS namespace, e.g. /sim/camera")),
+        ("output_prefix", "sim/camera", _descriptor(
+            "topic prefix of image, semantic, instance, camera_info (relative: under the node's namespace)", _STR,
+            read_only=True, constraints="a topic prefix, e.g. sim/camera or /sim/camera")),
         ("frame_id", "sim_camera", _descriptor("header frame_id of all four topics", _STR,
                                                constraints="non-empty")),
         ("width", d.width, _descriptor("image width in pixels", _INT, read_only=True,
@@ -111,7 +112,8 @@ class SimNode(Node):
         self._config = SimConfig(**{field: p[name] for name, field in _CONFIG_PARAMS.items()})
         if not p["frame_id"]:
             raise ConfigError("frame_id must not be empty")
-        self._topics = topic_names(p["namespace"])
+        prefix = check_topic_prefix("output_prefix", p["output_prefix"])
+        self._topics = {name: f"{prefix}/{name}" for name in ("image", "semantic", "instance", "camera_info")}
         self._frame_id: str = p["frame_id"]
         self._max_frames: int = p["max_frames"]
         self._use_sim_stamps: bool = p["use_sim_stamps"]
@@ -136,7 +138,7 @@ class SimNode(Node):
         self._timer = self.create_timer(1.0 / self._config.rate_hz, self._tick)
         c = self._config
         self.get_logger().info(
-            f"publishing {c.width}x{c.height} at {c.rate_hz} Hz on {self._topics['image'].rsplit('/', 1)[0]}/"
+            f"publishing {c.width}x{c.height} at {c.rate_hz} Hz on {self._pubs['image'].topic_name.rsplit('/', 1)[0]}/"
             f"{{image,semantic,instance,camera_info}} (seed {c.seed}, time_of_day {c.time_of_day} h, "
             f"{'sim' if self._use_sim_stamps else 'node clock'} stamps, max_frames {self._max_frames or 'inf'})")
 

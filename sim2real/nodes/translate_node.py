@@ -65,7 +65,6 @@ from typing import Any, Final
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -73,7 +72,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image
 
 from sim2real.core.errors import Sim2RealError
-from sim2real.nodes.common import check_writable_file, run_node
+from sim2real.nodes.common import OrderlyMultiThreadedExecutor, check_writable_file, run_node
 from sim2real.nodes.translate.frames import CAMERA_INFO, IMAGE, INSTANCE, SEMANTIC, Frame, FrameError, decode_frame
 from sim2real.nodes.translate.inputs import FrameInputs
 from sim2real.nodes.translate.model import ModelSlot, TranslatorFactory, inference_threads, load_translator
@@ -221,7 +220,7 @@ def main(args: list[str] | None = None) -> int:
     cores, 2 intra-op threads: ~1.5-1.9 s/frame busy-waiting vs ~0.15 s/frame passive).
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return run_node(TranslateNode, NODE_NAME, lambda: MultiThreadedExecutor(num_threads=3), args)
+    return run_node(TranslateNode, NODE_NAME, lambda: OrderlyMultiThreadedExecutor(num_threads=3), args)
 
 
 if __name__ == "__main__":

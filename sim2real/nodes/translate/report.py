@@ -32,10 +32,18 @@ class Reporter:
                     *, level: str = "warning") -> None:
         """``<what> <topic> (stamp s): <reason>: <detail>`` at ``level``, once per (topic, reason) per period."""
         allowed, suppressed = self.limiter.allow((topic, reason))
-        if allowed:
-            where = f" (stamp {stamp_ns / 1e9:.9f})" if stamp_ns is not None else ""
-            more = f" [{suppressed} similar suppressed]" if suppressed else ""
-            getattr(self._logger, level)(f"{what} {topic}{where}: {reason}: {detail}{more}")
+        if not allowed:
+            return
+        where = f" (stamp {stamp_ns / 1e9:.9f})" if stamp_ns is not None else ""
+        more = f" [{suppressed} similar suppressed]" if suppressed else ""
+        line = f"{what} {topic}{where}: {reason}: {detail}{more}"
+        # one call site per severity: rclpy refuses a logging call site whose severity changes between calls
+        if level == "debug":
+            self._logger.debug(line)
+        elif level == "info":
+            self._logger.info(line)
+        else:
+            self._logger.warning(line)
 
     def publish(self, publisher: Any, msg: Any) -> bool:
         """Publish ``msg``; on failure count it (``publish_errors``), log it rate-limited and return False."""
