@@ -10,11 +10,13 @@ No rclpy: messages are built from the ``Stores.ROS2_KILTED`` typestore and seria
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
 import numpy as np
+from rosbags.interfaces import Qos
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 
@@ -73,7 +75,8 @@ class BagWriter:
         self.close()
 
     # ------------------------------------------------------------------ writing
-    def _connection(self, topic: str, msgtype: str, msgdef: str | None = None, rihs01: str | None = None) -> Any:
+    def _connection(self, topic: str, msgtype: str, msgdef: str | None = None, rihs01: str | None = None,
+                    offered_qos: Sequence[Qos] = ()) -> Any:
         if self._writer is None:
             raise BagError(f"bag {self.path} is not open for writing")
         conn = self._connections.get(topic)
@@ -83,7 +86,7 @@ class BagWriter:
                                "pass its msgdef")
             conn = self._writer.add_connection(
                 topic, msgtype, typestore=None if msgdef is not None else self.typestore,
-                msgdef=msgdef, rihs01=rihs01)
+                msgdef=msgdef, rihs01=rihs01, offered_qos_profiles=tuple(offered_qos))
             self._connections[topic] = conn
             self._msgtypes[topic] = msgtype
         elif self._msgtypes[topic] != msgtype:
@@ -103,9 +106,13 @@ class BagWriter:
         self.write_raw(topic, msg.__msgtype__, raw, timestamp)
 
     def write_raw(self, topic: str, msgtype: str, rawdata: bytes | memoryview, timestamp: int, *,
-                  msgdef: str | None = None, rihs01: str | None = None) -> None:
-        """Copy already-serialized CDR bytes (e.g. from another bag); ``msgdef`` for types not in the store."""
-        conn = self._connection(topic, msgtype, msgdef, rihs01)
+                  msgdef: str | None = None, rihs01: str | None = None, offered_qos: Sequence[Qos] = ()) -> None:
+        """Copy already-serialized CDR bytes (e.g. from another bag); ``msgdef`` for types not in the store.
+
+        ``offered_qos``: the QoS profiles the topic's publishers offered (metadata.yaml's
+        ``offered_qos_profiles``, what ``ros2 bag play`` republishes with), taken when the topic's first
+        message makes its connection."""
+        conn = self._connection(topic, msgtype, msgdef, rihs01, offered_qos)
         assert self._writer is not None
         self._writer.write(conn, int(timestamp), rawdata)
         self.count += 1

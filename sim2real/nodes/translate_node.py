@@ -69,11 +69,20 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sim2real.core.errors import Sim2RealError
 from sim2real.nodes.common import OrderlyMultiThreadedExecutor, check_writable_file, run_node
-from sim2real.nodes.translate.frames import CAMERA_INFO, IMAGE, INSTANCE, SEMANTIC, Frame, FrameError, decode_frame
+from sim2real.nodes.translate.frames import (
+    CAMERA_INFO,
+    COMPRESSED,
+    IMAGE,
+    INSTANCE,
+    SEMANTIC,
+    Frame,
+    FrameError,
+    decode_frame,
+)
 from sim2real.nodes.translate.inputs import FrameInputs
 from sim2real.nodes.translate.model import ModelSlot, TranslatorFactory, inference_threads, load_translator
 from sim2real.nodes.translate.params import LiveSettings, check_change, check_start, parameter_table
@@ -125,7 +134,7 @@ class TranslateNode(Node):
         self.inputs = FrameInputs(
             keys, label_topics, slop=p["sync_slop_s"], queue_size=p["sync_queue_size"],
             time_jump_s=p["time_jump_s"], settings=self.settings, reporter=self.reporter,
-            max_pixels=p["max_image_pixels"], logger=self.get_logger())
+            max_pixels=p["max_image_pixels"], logger=self.get_logger(), input_transport=p["input_transport"])
         self.worker = TranslateWorker(self.inputs, self.model, self.settings, self.reporter, max_batch=p["max_batch"])
         self._create_io(p)
 
@@ -139,6 +148,8 @@ class TranslateNode(Node):
                     CameraInfo if name == CAMERA_INFO else Image, cam.outputs[name], out_qos,
                     qos_overriding_options=overrides)
             cam.pubs["preview"] = self.create_publisher(Image, cam.outputs["preview"], out_qos)
+            if p["compressed_output"]:
+                cam.pubs[COMPRESSED] = self.create_publisher(CompressedImage, cam.outputs[COMPRESSED], out_qos)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.worker.start()
 

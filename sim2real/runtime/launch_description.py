@@ -56,8 +56,10 @@ __all__ = [
 SIMULATORS: Final = ("carla", "isaac", "morai", "airsim")
 SOURCES: Final = ("builtin", *SIMULATORS, "none")
 STORAGES: Final = ("mcap", "sqlite3")
-GENERIC_INPUTS: Final = ("image", "semantic", "instance", "camera_info")
-TRANSLATED_OUTPUTS: Final = ("image", "semantic", "instance", "camera_info", "preview")
+GENERIC_INPUTS: Final = ("image", "image/compressed", "semantic", "instance", "camera_info")
+TRANSLATED_OUTPUTS: Final = ("image", "image/compressed", "semantic", "instance", "camera_info", "preview")
+TRANSPORTS: Final = ("raw", "compressed")
+RECORD_COMPRESSION: Final = ("none", "jpeg", "png")
 #: what record:=true records, with types: record_node subscribes typed topics at start, so the first
 #: translated frames are not lost while it discovers translate_node's publishers
 RECORDED: Final[Mapping[str, str]] = MappingProxyType({
@@ -117,6 +119,12 @@ ARGUMENTS: Final[Mapping[str, LaunchArgument]] = {
     "output": LaunchArgument("", "bag directory for record:=true (must not exist); empty: "
                              "sim2real_<date>_<time> in the working directory"),
     "storage": LaunchArgument("mcap", "bag storage for record:=true", STORAGES),
+    "record_compression": LaunchArgument("none", "record:=true stores the translated image as <output_namespace>/"
+                                         "image/compressed (sensor_msgs/CompressedImage, jpeg or png) instead of"
+                                         " raw; the labels stay raw (lossless)", RECORD_COMPRESSION),
+    "input_transport": LaunchArgument("raw", "the simulator image as sensor_msgs/Image (raw) or as"
+                                      " sensor_msgs/CompressedImage on <input_namespace>/image/compressed",
+                                      TRANSPORTS),
     "params_file": LaunchArgument("", "parameters YAML for the nodes; empty: share/sim2real/config/translate.yaml"),
 }
 
@@ -152,6 +160,8 @@ class LaunchConfig:
     record: bool = False
     output: str = ""
     storage: str = "mcap"
+    record_compression: str = "none"
+    input_transport: str = "raw"
     params_file: str = ""
     node_parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -167,8 +177,10 @@ class LaunchConfig:
                 raise ConfigError(f"{name} must have no trailing slash, got {getattr(self, name)!r}")
         if self.input_namespace.lstrip("/") == self.output_namespace.lstrip("/"):
             raise ConfigError(f"input_namespace and output_namespace must differ, both are {self.input_namespace!r}")
-        if self.storage not in STORAGES:
-            raise ConfigError(f"storage must be one of {', '.join(STORAGES)}; got {self.storage!r}")
+        for name, choices in (("storage", STORAGES), ("record_compression", RECORD_COMPRESSION),
+                              ("input_transport", TRANSPORTS)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
         if self.model and not self.model.endswith(".safetensors"):
             raise ConfigError(f"model must be a .safetensors checkpoint, got {self.model!r}")
         for node in self.node_parameters:
@@ -198,7 +210,8 @@ class LaunchConfig:
             input_namespace=check_topic_prefix("input_namespace", v["input_namespace"]),
             output_namespace=check_topic_prefix("output_namespace", v["output_namespace"]),
             model=v["model"], device=v["device"],
-            record=record, output=output, storage=v["storage"], params_file=v["params_file"],
+            record=record, output=output, storage=v["storage"], record_compression=v["record_compression"],
+            input_transport=v["input_transport"], params_file=v["params_file"],
             node_parameters=dict(node_parameters or {}),
         )
 
@@ -239,6 +252,8 @@ def describe(config: LaunchConfig) -> list[NodeSpec]:
         overrides["model"] = config.model
     if config.device:
         overrides["device"] = config.device
+    if config.input_transport != "raw":
+        overrides["input_transport"] = config.input_transport
     remaps = tuple((name, f"{inp}/{name}") for name in GENERIC_INPUTS) + tuple(
         (f"translated/{name}", f"{out}/{name}") for name in TRANSLATED_OUTPUTS
     )
@@ -247,10 +262,13 @@ def describe(config: LaunchConfig) -> list[NodeSpec]:
         {**overrides, **extra.get("translate_node", {})}, (params_file,), remaps, namespace=ns,
     ))
     if config.record:
+        compression = {} if config.record_compression == "none" else {
+            "compress_topics": [f"{out}/image"], "compressed_format": config.record_compression}
         nodes.append(NodeSpec(
             "record_node", "record_node", "sim2real.nodes.record_node",
             {"output": config.output, "storage": config.storage,
-             "topics": [f"{out}/{n}:{t}" for n, t in RECORDED.items()], **extra.get("record_node", {})},
+             "topics": [f"{out}/{n}:{t}" for n, t in RECORDED.items()], **compression,
+             **extra.get("record_node", {})},
             (params_file,), namespace=ns,
         ))
     known = {n.name for n in nodes}

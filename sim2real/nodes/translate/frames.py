@@ -16,6 +16,7 @@ from sim2real.io.conversions import RGB8_ENCODINGS, check_image_layout, image_to
 
 __all__ = [
     "CAMERA_INFO",
+    "COMPRESSED",
     "IMAGE",
     "INSTANCE",
     "OUTPUT_ENCODINGS",
@@ -27,12 +28,15 @@ __all__ = [
     "check_camera_info",
     "check_image_message",
     "compose_preview",
+    "compressed_size",
     "decode_frame",
     "encode_output",
+    "input_encoding",
     "instances_without_class",
 ]
 
 IMAGE, SEMANTIC, INSTANCE, CAMERA_INFO = "image", "semantic", "instance", "camera_info"
+COMPRESSED: Final = "compressed"  # the output translated/image/compressed
 OUT_PREFIX: Final = "translated"
 OUTPUT_ENCODINGS: Final = ("rgb8", "bgr8", "input")
 _INPUT_OUTPUTS: Final = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
@@ -130,11 +134,47 @@ def check_camera_info(info: Any, height: int, width: int) -> str | None:
             f" binning {info.binning_x}x{info.binning_y}) but image is {width}x{height}")
 
 
+def compressed_size(msg: Any) -> tuple[int, int]:
+    """``(width, height)`` a ``sensor_msgs/CompressedImage`` decodes to, read from the JPEG / PNG header only
+    (Pillow opens lazily: nothing is decoded), so a decompression bomb is refused before it is decoded.
+    Raises :class:`FrameError` (``image``, ``conversion``) for data that is not a readable image."""
+    import io
+
+    from PIL import Image as PilImage
+    from PIL import UnidentifiedImageError
+
+    data = bytes(msg.data)
+    if not data:
+        raise FrameError(IMAGE, "conversion", f"CompressedImage.data is empty (format {msg.format!r})")
+    try:
+        with PilImage.open(io.BytesIO(data)) as img:
+            return int(img.size[0]), int(img.size[1])
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise FrameError(IMAGE, "conversion", f"CompressedImage ({len(data)} bytes, format {msg.format!r}) is"
+                                              f" not a readable image: {exc}") from None
+
+
+def input_encoding(msg: Any) -> str:
+    """An Image's encoding; for a CompressedImage the original encoding its image_transport format names
+    (``"rgb8; jpeg compressed bgr8"`` -> ``rgb8``), else ``rgb8`` (what the node decodes it to)."""
+    if hasattr(msg, "encoding"):
+        return str(msg.encoding)
+    original = str(msg.format).split(";", 1)[0].strip() if ";" in str(msg.format) else ""
+    return original or "rgb8"
+
+
 def check_image_message(msg: Any, max_pixels: int | None = None) -> None:
     """FrameError (topic ``image``) for an image above ``max_pixels``, with a broken layout (encoding,
     height / width / step, ``len(data)``) or an encoding that cannot become rgb8, checked without reading
     pixels: cheap enough for the callback, so such an image is counted as it arrives and never takes a good
-    frame's place in the queue (value problems such as NaN in a float image are still found in the worker)."""
+    frame's place in the queue (value problems such as NaN in a float image are still found in the worker).
+    A CompressedImage is checked from its header: readable, and its decoded size within ``max_pixels``."""
+    if hasattr(msg, "format"):
+        w, h = compressed_size(msg)
+        if max_pixels is not None and w * h > max_pixels:
+            raise FrameError(IMAGE, "too_large", f"{IMAGE} decodes to {w}x{h} = {w * h} pixels, above"
+                                                 f" max_image_pixels={max_pixels}")
+        return
     _check_pixels(IMAGE, msg, max_pixels)
     try:
         check_image_layout(msg)
@@ -215,15 +255,20 @@ def compose_preview(sim_rgb: np.ndarray, translated: np.ndarray, semantic: np.nd
     return np.concatenate([sim_rgb, translated, labelled], axis=1)
 
 
-def camera_topics(namespace: str) -> tuple[dict[str, str], dict[str, str]]:
+def camera_topics(namespace: str, input_transport: str = "raw") -> tuple[dict[str, str], dict[str, str]]:
     """Input and output topic names of one camera.
 
     ``""`` (single camera): the generic names ``image`` ... and ``translated/image`` ... (remapped by launch).
     ``"/front"`` or ``"front"``: ``/front/image`` ... (``front/image`` ...) and ``translated/front/image`` ...
+    ``input_transport`` ``compressed``: the image comes from ``<image>/compressed`` (image_transport's name).
+    The outputs include ``compressed``: ``translated/image/compressed``.
     """
     ns = namespace.strip().rstrip("/")
     inputs = {name: f"{ns}/{name}" if ns else name for name in (IMAGE, SEMANTIC, INSTANCE, CAMERA_INFO)}
+    if input_transport == "compressed":
+        inputs[IMAGE] += "/compressed"
     sub = ns.lstrip("/")
     out = f"{OUT_PREFIX}/{sub}" if sub else OUT_PREFIX
     outputs = {name: f"{out}/{name}" for name in (IMAGE, SEMANTIC, INSTANCE, CAMERA_INFO, "preview")}
+    outputs[COMPRESSED] = f"{out}/image/compressed"
     return inputs, outputs

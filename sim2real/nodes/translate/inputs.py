@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sim2real.io.sync import KeyedLatestSlots, StampSynchronizer, stamp_to_ns
 from sim2real.nodes.translate.frames import CAMERA_INFO, IMAGE, Frame, FrameError, camera_topics, check_image_message
@@ -78,9 +78,10 @@ class FrameInputs:
 
     def __init__(self, keys: list[str], label_topics: list[str], *, slop: float, queue_size: int,
                  time_jump_s: float, settings: LiveSettings, reporter: Reporter, max_pixels: int | None,
-                 logger: Any) -> None:
+                 logger: Any, input_transport: str = "raw") -> None:
         """One :class:`Camera` per key (``""``: the generic names), all label watches starting now."""
         self.label_topics = label_topics
+        self.image_type = CompressedImage if input_transport == "compressed" else Image
         self.settings, self.reporter, self.stats = settings, reporter, reporter.stats
         self.max_pixels = max_pixels
         self.slots: KeyedLatestSlots[str, Frame] = KeyedLatestSlots()
@@ -89,7 +90,7 @@ class FrameInputs:
         self._started_unmatched: dict[str, bool] = {}
         self.cameras: dict[str, Camera] = {}
         for key in keys:
-            inputs, outputs = camera_topics(key)
+            inputs, outputs = camera_topics(key, input_transport)
             self.cameras[key] = Camera(
                 key=key, inputs=inputs, outputs=outputs,
                 sync=StampSynchronizer(
@@ -105,7 +106,7 @@ class FrameInputs:
         """Create every camera's subscriptions (call last, once the publishers and the worker exist)."""
         for cam in self.cameras.values():
             cam.subs[IMAGE] = node.create_subscription(
-                Image, cam.inputs[IMAGE], lambda msg, c=cam: self._on_image(c, msg), qos_profile_sensor_data,
+                self.image_type, cam.inputs[IMAGE], lambda msg, c=cam: self._on_image(c, msg), qos_profile_sensor_data,
                 callback_group=callback_group, qos_overriding_options=qos_overriding_options)
             for topic in self.label_topics:
                 cam.subs[topic] = node.create_subscription(

@@ -17,8 +17,10 @@ from sim2real.nodes.translate.model import default_model_path
 
 __all__ = [
     "BACKENDS",
+    "COMPRESSED_FORMATS",
     "LABEL_POLICIES",
     "PRECISIONS",
+    "TRANSPORTS",
     "LiveSettings",
     "check_change",
     "check_choice",
@@ -30,6 +32,8 @@ __all__ = [
 LABEL_POLICIES: Final = ("wait", "translate_without_instances", "passthrough")
 PRECISIONS: Final = ("auto", "fp32", "fp16", "bf16")
 BACKENDS: Final = ("auto", "torch", "onnxruntime")
+TRANSPORTS: Final = ("raw", "compressed")
+COMPRESSED_FORMATS: Final = ("jpeg", "png")
 
 _STR, _DBL, _INT, _BOOL, _STR_ARRAY = (
     ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_DOUBLE,
@@ -65,6 +69,22 @@ def _model_parameters() -> list[tuple[str, Any, ParameterDescriptor]]:
         ("output_encoding", "rgb8", _descriptor(
             "encoding of translated/image; 'input' copies the input's (rgb8, bgr8, rgba8, bgra8, mono8)", _STR,
             constraints=" | ".join(OUTPUT_ENCODINGS))),
+        ("input_transport", "raw", _descriptor(
+            "how the image arrives: raw (sensor_msgs/Image on image) or compressed (sensor_msgs/CompressedImage,"
+            " jpeg / png, on image/compressed, as image_transport names it)", _STR, read_only=True,
+            constraints=" | ".join(TRANSPORTS))),
+        ("compressed_output", True, _descriptor(
+            "also offer translated/image/compressed (sensor_msgs/CompressedImage); a frame is encoded only while"
+            " that topic has a subscriber, so it costs nothing otherwise (image_transport's behaviour)", _BOOL,
+            read_only=True)),
+        ("compressed_format", "jpeg", _descriptor(
+            "codec of translated/image/compressed", _STR, constraints=" | ".join(COMPRESSED_FORMATS))),
+        ("jpeg_quality", 95, _descriptor(
+            "JPEG quality of translated/image/compressed (image_transport's default 95)", _INT,
+            int_range=(1, 100))),
+        ("png_level", 3, _descriptor(
+            "PNG compression level of translated/image/compressed (image_transport's default 3)", _INT,
+            int_range=(0, 9))),
         ("label_policy", "wait", _descriptor(
             "what to do when a label topic is silent for label_timeout_s", _STR,
             constraints=" | ".join(LABEL_POLICIES))),
@@ -140,6 +160,8 @@ def check_start(p: Mapping[str, Any]) -> None:
         check_choice("backend", p["backend"], BACKENDS),
         check_choice("output_encoding", p["output_encoding"], OUTPUT_ENCODINGS),
         check_choice("label_policy", p["label_policy"], LABEL_POLICIES),
+        check_choice("input_transport", p["input_transport"], TRANSPORTS),
+        check_choice("compressed_format", p["compressed_format"], COMPRESSED_FORMATS),
     ):
         if reason:
             raise Sim2RealError(reason)
@@ -152,6 +174,8 @@ def check_change(name: str, value: Any) -> str | None:
         return check_choice(name, value, OUTPUT_ENCODINGS)
     if name == "label_policy":
         return check_choice(name, value, LABEL_POLICIES)
+    if name == "compressed_format":
+        return check_choice(name, value, COMPRESSED_FORMATS)
     return None
 
 
@@ -163,15 +187,18 @@ class LiveSettings:
     label_policy: str
     label_timeout_s: float
     preview_rate_hz: float
+    compressed_format: str = "jpeg"
+    jpeg_quality: int = 95
+    png_level: int = 3
 
     @classmethod
     def from_params(cls, p: Mapping[str, Any]) -> LiveSettings:
         """The start-up values."""
-        return cls(p["output_encoding"], p["label_policy"], float(p["label_timeout_s"]), float(p["preview_rate_hz"]))
+        return cls(**{name: p[name] for name in cls.__dataclass_fields__})
 
     def apply(self, name: str, value: Any) -> bool:
         """Take a new value (already validated); False when ``name`` is not a live setting."""
-        if name not in ("output_encoding", "label_policy", "label_timeout_s", "preview_rate_hz"):
+        if name not in self.__dataclass_fields__:
             return False
         setattr(self, name, float(value) if name.endswith(("_s", "_hz")) else value)
         return True

@@ -9,11 +9,12 @@ import time
 
 import numpy as np
 
-from sim2real.core.errors import LabelError
-from sim2real.io.conversions import array_to_image
+from sim2real.core.errors import ImageConversionError, LabelError
+from sim2real.io.conversions import array_to_compressed, array_to_image
 from sim2real.nodes.common import guarded_thread
 from sim2real.nodes.translate.frames import (
     CAMERA_INFO,
+    COMPRESSED,
     IMAGE,
     INSTANCE,
     SEMANTIC,
@@ -22,6 +23,7 @@ from sim2real.nodes.translate.frames import (
     compose_preview,
     decode_frame,
     encode_output,
+    input_encoding,
     instances_without_class,
 )
 from sim2real.nodes.translate.inputs import Camera, FrameInputs
@@ -140,18 +142,21 @@ class TranslateWorker:
                        translated: np.ndarray | None) -> None:
         """Publish the translated image (``None``: passthrough, the input message), labels and preview."""
         cam = self._camera(frame)
-        if translated is None:
-            out_msg, translated = frame.image, rgb
+        if translated is None:  # passthrough: the input image (decoded to rgb8 when it came compressed)
+            translated, array, encoding = rgb, rgb, "rgb8"
+            out_msg = frame.image if hasattr(frame.image, "encoding") else array_to_image(rgb, "rgb8")
         else:
-            array, encoding, exact = encode_output(translated, self.settings.output_encoding, frame.image.encoding)
+            wanted = input_encoding(frame.image)
+            array, encoding, exact = encode_output(translated, self.settings.output_encoding, wanted)
             if not exact:
                 self.reporter.log_bad(cam.topic(IMAGE), "output_encoding",
-                                      f"output_encoding=input cannot write {frame.image.encoding!r}; publishing rgb8")
+                                      f"output_encoding=input cannot write {wanted!r}; publishing rgb8")
             out_msg = array_to_image(array, encoding)
-            out_msg.header = frame.image.header
+        out_msg.header = frame.image.header
         if not self.reporter.publish(cam.pubs[IMAGE], out_msg):
             self.stats.drop("publish_error")
             return
+        self._publish_compressed(cam, array, encoding, frame)
         self.stats.end_to_end.add(time.monotonic() - frame.received)
         self.stats.frame_out()
         cam.last_published_ns, cam.published_epoch = frame.stamp_ns, frame.epoch
@@ -159,6 +164,22 @@ class TranslateWorker:
             if msg is not None and topic in cam.pubs:
                 self.reporter.publish(cam.pubs[topic], msg)
         self._publish_preview(cam, frame, rgb, translated, semantic)
+
+    def _publish_compressed(self, cam: Camera, array: np.ndarray, encoding: str, frame: Frame) -> None:
+        """translated/image/compressed, encoded only while it has a subscriber (like image_transport)."""
+        publisher = cam.pubs.get(COMPRESSED)
+        if publisher is None or publisher.get_subscription_count() == 0:
+            return
+        s = self.settings
+        try:
+            msg = array_to_compressed(array, encoding, s.compressed_format, s.jpeg_quality, frame.image.header,
+                                      png_level=s.png_level)
+        except ImageConversionError as exc:  # e.g. jpeg of a 16-bit image: counted and logged, raw still out
+            self.stats.count("compress_error")
+            self.reporter.log_bad(publisher.topic_name, "compress", str(exc), frame.stamp_ns)
+            return
+        if self.reporter.publish(publisher, msg):
+            self.stats.count("compressed_out")
 
     def _publish_preview(self, cam: Camera, frame: Frame, rgb: np.ndarray, translated: np.ndarray,
                          semantic: np.ndarray) -> None:
