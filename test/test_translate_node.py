@@ -446,3 +446,54 @@ def test_check_camera_info_against_the_image_size() -> None:
     with pytest.raises(FrameError) as info:
         decode_frame(frame_of(5, camera_info=CameraInfo(width=W + 1, height=H)))
     assert (info.value.topic, info.value.reason) == ("camera_info", "size_mismatch")
+
+
+def _png(array: np.ndarray, encoding: str = "rgb8") -> object:
+    from sim2real.io.conversions import array_to_compressed
+
+    return array_to_compressed(array, encoding, "png")
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A grey 8-bit PNG header of ``width`` x ``height`` with almost no pixel data (a few dozen bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def check_message_detail(side: int) -> str:
+    from sensor_msgs.msg import CompressedImage
+
+    with pytest.raises(FrameError) as info:
+        check_image_message(CompressedImage(format="png", data=_png_header(side, side)), max_pixels=3840 * 2160)
+    return info.value.detail
+
+
+def test_compressed_image_is_checked_from_its_header_without_decoding() -> None:
+    from sensor_msgs.msg import CompressedImage
+
+    from sim2real.nodes.translate.frames import compressed_size, input_encoding
+
+    rgb = sim_frame(6, H, W)[0]
+    msg = _png(rgb)
+    assert compressed_size(msg) == (W, H) and input_encoding(msg) == "rgb8"
+    check_image_message(msg, max_pixels=H * W)
+    # decompression bombs: PNG headers claiming 9000x9000 and 20000x20000 pixels in a few dozen bytes are
+    # refused from the header (the second by Pillow's own limit too), never decoded
+    for side in (9_000, 20_000):
+        bomb = CompressedImage(format="mono8; png compressed ", data=_png_header(side, side))
+        with pytest.raises(FrameError) as info:
+            check_image_message(bomb, max_pixels=3840 * 2160)
+        assert (info.value.topic, info.value.reason) == ("image", "too_large"), info.value.detail
+    assert "9000x9000 = 81000000 pixels" in check_message_detail(9_000)
+    for data in (b"", b"not an image at all"):
+        with pytest.raises(FrameError) as info:
+            check_image_message(CompressedImage(format="jpeg", data=data), max_pixels=None)
+        assert info.value.reason == "conversion"
+    decoded = decode_frame(frame_of(6, image=msg))
+    np.testing.assert_array_equal(decoded[0], rgb)  # png: the very pixels

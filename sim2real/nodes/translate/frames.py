@@ -139,6 +139,7 @@ def compressed_size(msg: Any) -> tuple[int, int]:
     (Pillow opens lazily: nothing is decoded), so a decompression bomb is refused before it is decoded.
     Raises :class:`FrameError` (``image``, ``conversion``) for data that is not a readable image."""
     import io
+    import warnings
 
     from PIL import Image as PilImage
     from PIL import UnidentifiedImageError
@@ -147,8 +148,12 @@ def compressed_size(msg: Any) -> tuple[int, int]:
     if not data:
         raise FrameError(IMAGE, "conversion", f"CompressedImage.data is empty (format {msg.format!r})")
     try:
-        with PilImage.open(io.BytesIO(data)) as img:
-            return int(img.size[0]), int(img.size[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PilImage.DecompressionBombWarning)  # the caller checks the size
+            with PilImage.open(io.BytesIO(data)) as img:
+                return int(img.size[0]), int(img.size[1])
+    except PilImage.DecompressionBombError as exc:  # above twice Pillow's own limit (179 megapixels)
+        raise FrameError(IMAGE, "too_large", f"CompressedImage ({len(data)} bytes) {exc}") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise FrameError(IMAGE, "conversion", f"CompressedImage ({len(data)} bytes, format {msg.format!r}) is"
                                               f" not a readable image: {exc}") from None
