@@ -19,6 +19,7 @@ __all__ = [
     "BACKENDS",
     "COMPRESSED_FORMATS",
     "LABEL_POLICIES",
+    "MAX_IMAGE_PIXELS",
     "PRECISIONS",
     "TRANSPORTS",
     "LiveSettings",
@@ -34,6 +35,8 @@ PRECISIONS: Final = ("auto", "fp32", "fp16", "bf16")
 BACKENDS: Final = ("auto", "torch", "onnxruntime")
 TRANSPORTS: Final = ("raw", "compressed")
 COMPRESSED_FORMATS: Final = ("jpeg", "png")
+#: the default memory guard: 4K UHD (see the max_image_pixels descriptor for its memory cost)
+MAX_IMAGE_PIXELS: Final = 3840 * 2160
 
 _STR, _DBL, _INT, _BOOL, _STR_ARRAY = (
     ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_DOUBLE,
@@ -130,9 +133,12 @@ def _io_parameters() -> list[tuple[str, Any, ParameterDescriptor]]:
             int_range=(1, 64))),
         ("stats_file", "", _descriptor(
             "write the final counters as JSON to this file at shutdown; empty = off", _STR, read_only=True)),
-        ("max_image_pixels", 7680 * 4320, _descriptor(
-            "largest width*height accepted on any image topic (memory guard); larger frames are dropped as"
-            " bad_message too_large", _INT, read_only=True, int_range=(1, 2**31 - 1))),
+        ("max_image_pixels", MAX_IMAGE_PIXELS, _descriptor(
+            "largest width*height accepted on any image topic (memory guard, checked before anything is"
+            " allocated); larger frames are dropped as bad_message too_large. Default 3840x2160 (4K UHD): peak"
+            " ~3.2 GB with the onnxruntime backend, ~1.5 GB with torch on the CPU (about 350 / 130 bytes per"
+            " pixel, docs/RELIABILITY.md); the former 7680x4320 needed ~9 GB", _INT, read_only=True,
+            int_range=(1, 2**31 - 1))),
     ]
 
 
