@@ -168,16 +168,24 @@ def test_launch_file_describes_the_same_nodes_as_the_runner() -> None:
 
 
 @pytest.mark.ros
-def test_a_node_that_dies_makes_the_runner_exit_non_zero(tmp_path: Path) -> None:
+@pytest.mark.parametrize("node", ["translate_node", "record_node"])
+def test_a_node_that_dies_makes_the_runner_exit_non_zero(tmp_path: Path, node: str) -> None:
     env = isolated_env(tmp_path / "ros_home")
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    args = {"translate_node": [f"model:={tmp_path / 'missing.safetensors'}"],
+            "record_node": [f"model:={make_checkpoint(tmp_path / 'm.safetensors', seed=1)}", "device:=cpu",
+                            "record:=true", f"output:={existing}", "translate_node.warmup_width:=0"]}[node]
     result = subprocess.run(
-        python_cmd("-m", "sim2real.runtime.launcher", "translate", "source:=none",
-                   f"model:={tmp_path / 'missing.safetensors'}", "duration:=60"),
-        env=env, capture_output=True, text=True, timeout=60)
+        python_cmd("-m", "sim2real.runtime.launcher", "translate", "source:=builtin", *args, "duration:=120"),
+        env=env, capture_output=True, text=True, timeout=150)
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
-    assert "missing.safetensors" in out and "does not exist" in out
-    assert "translate_node died with exit status 1" in out
+    why = {"translate_node": "missing.safetensors' does not exist", "record_node": "existing"}[node]
+    assert f"[{node}]: cannot start" in out and why in out, out
+    assert [line for line in out.splitlines() if "died with exit status" in line] == [
+        f"[sim2real-launch] {node} died with exit status 1: stopped the others"]
+    assert "Traceback" not in out
 
 
 @pytest.mark.ros

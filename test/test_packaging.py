@@ -77,6 +77,14 @@ def test_colcon_build_installs_scripts_and_share_files(tmp_path: Path) -> None:
         env=isolated_env(tmp_path / "ros_home"), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "max_frames=2 reached" in result.stdout + result.stderr
+    # after `colcon build`, `. install/setup.bash` makes ros2 find the installed package and its launch files
+    ros2_cli()  # skips here only where the ROS 2 CLI wheels do not exist
+    script = ". install/setup.bash && ros2 pkg prefix sim2real && ros2 launch sim2real translate.launch.py --show-args"
+    result = subprocess.run(["bash", "-c", script], cwd=ws, env=isolated_env(tmp_path / "ros_home"),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0] == str(prefix), result.stdout
+    assert "'namespace':" in result.stdout and "'record_compression':" in result.stdout
 
 
 NODES = sorted(["monitor_node", "record_node", "sim_adapter_node", "sim_node", "trainer_node", "translate_node"])
