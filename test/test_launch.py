@@ -269,3 +269,12 @@ def test_sigint_to_the_runner_stops_every_node_cleanly(tmp_path: Path) -> None:
     assert "stopped (SIGINT); exit status 0" in text
     assert "final: in=0 out=0" in text and "accounted=True" in text  # translate_node drained and reported
     assert "closed " in text and (bag / "metadata.yaml").is_file()  # record_node closed the bag
+
+
+def test_every_simulator_adapter_is_a_launch_source() -> None:
+    from sim2real.runtime.launch_description import SIMULATORS
+    from sim_bridge.adapters import ADAPTERS
+
+    assert sorted(SIMULATORS) == sorted(ADAPTERS)
+    spec = describe(LaunchConfig(source="carla_ros_bridge"))[0]
+    assert spec.parameters == {"simulator": "carla_ros_bridge", "output_prefix": "sim/camera"}

@@ -13,8 +13,9 @@ absolute ``input_namespace`` / ``output_namespace`` (``/carla/front``) points ou
 Per ``source``:
 
 * ``builtin``: ``sim_node`` (the procedural simulator) publishing the four simulator topics;
-* ``carla`` | ``isaac`` | ``morai`` | ``airsim``: ``sim_adapter_node`` with ``simulator:=<source>``, turning
-  the simulator's native topics (absolute, its topic profile's) into the same four topics;
+* ``carla`` | ``carla_ros_bridge`` | ``isaac`` | ``morai`` | ``airsim``: ``sim_adapter_node`` with
+  ``simulator:=<source>``, turning the simulator's native topics (absolute, its topic profile's; per-topic
+  parameters ``rgb_topic`` ... in the params file) into the same four topics;
 * ``none``: no source node (something else publishes them, e.g. a bag being played);
 
 then ``translate_node`` with its generic topic names remapped (``image`` -> ``<input_namespace>/image`` ...,
@@ -53,7 +54,8 @@ __all__ = [
     "ros_args",
 ]
 
-SIMULATORS: Final = ("carla", "isaac", "morai", "airsim")
+#: the sim_adapter_node adapters (sim_bridge.adapters.ADAPTERS; test_launch checks they agree)
+SIMULATORS: Final = ("carla", "carla_ros_bridge", "isaac", "morai", "airsim")
 SOURCES: Final = ("builtin", *SIMULATORS, "none")
 STORAGES: Final = ("mcap", "sqlite3")
 GENERIC_INPUTS: Final = ("image", "image/compressed", "semantic", "instance", "camera_info")
