@@ -98,15 +98,25 @@ def translated_out(text: str, namespace: str = "") -> int:
     return int(found[-1]) if found else 0
 
 
-def read_bag(path: Path, prefix: str) -> dict[str, dict[int, Any]]:
-    """``{name: {stamp_ns: message}}`` of ``<prefix>/<name>`` for the recorded topics."""
+def read_bag(path: Path, prefix: str, image: str = "image") -> dict[str, dict[int, Any]]:
+    """``{name: {stamp_ns: message}}`` of ``<prefix>/<name>`` for the recorded topics (the image from
+    ``<prefix>/<image>``, e.g. ``image/compressed``)."""
     from sim2real.io.bag_reader import BagReader
 
+    topics = {f"{prefix}/{image}": "image", **{f"{prefix}/{n}": n for n in RECORDED if n != "image"}}
     out: dict[str, dict[int, Any]] = {name: {} for name in RECORDED}
     with BagReader(path) as reader:
-        for m in reader.messages([f"{prefix}/{name}" for name in RECORDED]):
-            out[m.topic.rsplit("/", 1)[1]][m.stamp_ns] = m.msg
+        assert set(reader.topics) == set(topics), reader.topics
+        for m in reader.messages(list(topics)):
+            out[topics[m.topic]][m.stamp_ns] = m.msg
     return out
+
+
+def pixels(msg: Any) -> np.ndarray:
+    """The pixels of an Image or a CompressedImage."""
+    from sim2real.io.conversions import compressed_to_array, image_to_array
+
+    return compressed_to_array(msg) if hasattr(msg, "format") else image_to_array(msg)
 
 
 def check_bag_is_the_translation_of_the_sim(bag: dict[str, dict[int, Any]], model: Path, frame_id: str,
@@ -130,7 +140,7 @@ def check_bag_is_the_translation_of_the_sim(bag: dict[str, dict[int, Any]], mode
         np.testing.assert_array_equal(image_to_array(labels["semantic"]), frame.semantic)
         np.testing.assert_array_equal(image_to_array(labels["instance"]), frame.instance)
         expected = translator.translate(frame.rgb, frame.semantic, frame.instance)
-        diff = np.abs(image_to_array(img).astype(int) - expected.astype(int))
+        diff = np.abs(pixels(img).astype(int) - expected.astype(int))
         assert diff.max() <= 2, f"stamp {stamp}: not the model's translation of the simulator frame"
     return len(images)
 
@@ -184,8 +194,8 @@ def test_two_namespaced_launches_run_side_by_side_without_crossing(tmp_path: Pat
     env["OMP_NUM_THREADS"] = "1"
     stats = {ns: tmp_path / f"stats_{ns}.json" for ns in ("a", "b")}
     bag = tmp_path / "bag_a"
-    a = Launch("translate.launch.py", [
-        "namespace:=/a", "record:=true", f"output:={bag}", f"model:={model}", "device:=cpu",
+    a = Launch("translate.launch.py", [  # the translated image recorded as png (lossless) CompressedImage
+        "namespace:=/a", "record:=true", f"output:={bag}", "record_compression:=png", f"model:={model}", "device:=cpu",
         f"params_file:={params_file(tmp_path / 'a.yaml', 'cam_a', stats['a'])}"], env, tmp_path / "a.log")
     b = Launch("translate.launch.py", [  # record off, other frame size and frame_id
         "namespace:=/b", f"model:={model}", "device:=cpu",
@@ -206,7 +216,9 @@ def test_two_namespaced_launches_run_side_by_side_without_crossing(tmp_path: Pat
         b.kill()
     for launch in (a, b):
         assert_clean(launch.text(), f"{launch.log.name}")
-    check_bag_is_the_translation_of_the_sim(read_bag(bag, "/a/translated"), model, "cam_a")  # only /a's frames
+    recorded = read_bag(bag, "/a/translated", image="image/compressed")
+    assert {m.format for m in recorded["image"].values()} == {"rgb8; png compressed bgr8"}
+    check_bag_is_the_translation_of_the_sim(recorded, model, "cam_a")  # only /a's frames
     published_b = int(re.findall(r"\[b\.sim_node\]: stopping: (\d+) frames published", b.text())[0])
     final_b = json.loads(stats["b"].read_text())
     assert final_b["accounted"] and 0 < final_b["frames_in"] <= published_b, (final_b, published_b)
