@@ -78,6 +78,10 @@ def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
             "class colour table JSON (required for morai; see docs/simulators/morai.md)", _STR)),
         ("sync_queue_size", 10, _descriptor(
             "messages kept per topic while waiting for partners with the same stamp", _INT, int_range=(1, 1000))),
+        ("time_jump_s", 1.0, _descriptor(
+            "native stamps that go back by more than this for 3 RGB messages in a row (a simulator reset) reset the"
+            " pairing instead of leaving every later frame unpaired; logged; 0 = off", _DBL,
+            float_range=(0.0, 3600.0))),
         ("stats_period_s", 10.0, _descriptor(
             "period of the decode statistics log (warning while unknown ids appear)", _DBL,
             float_range=(0.1, 3600.0))),
@@ -145,7 +149,9 @@ class SimAdapterNode(Node):
         self._reported_unknown = 0
 
         keys = [RGB, SEMANTIC] + [k for k in (INSTANCE, CAMERA_INFO) if getattr(self.topics, k)]
-        self._sync: StampSynchronizer[Any] = StampSynchronizer(keys, queue_size=p["sync_queue_size"])
+        self.time_jumps = 0
+        self._sync: StampSynchronizer[Any] = StampSynchronizer(
+            keys, queue_size=p["sync_queue_size"], jump_threshold=p["time_jump_s"] or None, on_jump=self._on_jump)
         prefix = check_topic_prefix("output_prefix", p["output_prefix"])
         out_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self._pubs = {
@@ -189,6 +195,12 @@ class SimAdapterNode(Node):
         self.bad[key] += 1
         self.stats.bad_messages += 1
         self._warn(f"bad:{key}", f"bad {key} message skipped: {exc}")
+
+    def _on_jump(self, direction: str, last_ns: int, new_ns: int) -> None:
+        if direction == "backward":
+            self.time_jumps += 1
+            self.get_logger().warning(f"time jump: native stamps went back from {last_ns / 1e9:.9f} s to"
+                                      f" {new_ns / 1e9:.9f} s: pairing reset")
 
     def _on_labels(self, key: str, msg: String) -> None:
         try:
