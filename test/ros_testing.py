@@ -48,6 +48,14 @@ def isolated_env(ros_home: Path, domain_id: int | None = None) -> dict[str, str]
     return env
 
 
+def node_env(ros_home: Path) -> tuple[int, dict[str, str]]:
+    """``(domain id, environment)`` for a node process under test: its own domain, one inference thread."""
+    domain = allocate_domain_id()
+    env = isolated_env(ros_home, domain_id=domain)
+    env["OMP_NUM_THREADS"] = "1"
+    return domain, env
+
+
 @contextlib.contextmanager
 def running(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     """Start ``cmd`` (stdout+stderr to ``log``); on exit send SIGINT, then kill if it lingers."""

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
 from frame_driver import FrameDriver, make_checkpoint, sim_frame, stamp_ns
 
 from sim2real.io.conversions import array_to_compressed, array_to_image
-from sim2real.nodes.translate_node import Frame, FrameError, decode_frame
+from sim2real.nodes.translate.frames import Frame, FrameError, decode_frame
 
 H, W = 48, 64
 NS = "/sim/camera"
@@ -327,11 +327,7 @@ class Run:
 
 def diag_values(driver: FrameDriver) -> dict[str, str]:
     """The key/values of the newest translate_node diagnostics status."""
-    for arr in reversed(driver.diagnostics):
-        for st in arr.status:
-            if "translate_node" in st.name:
-                return {kv.key: kv.value for kv in st.values}
-    return {}
+    return driver.diagnostic_values("translate_node")
 
 
 def fresh_diag(driver: FrameDriver, n: int = 3, timeout: float = 5.0) -> dict[str, str]:

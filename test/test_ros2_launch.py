@@ -80,6 +80,12 @@ class Launch:
             self.proc.kill()
             self.proc.wait()
 
+    def __enter__(self) -> Launch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.kill()
+
 
 def ros2(env: dict[str, str], *args: str) -> str:
     """A ``ros2 <verb> <sub>`` graph command without the daemon (nothing outlives the test), discovering for a
@@ -235,12 +241,9 @@ def test_a_node_that_exits_ends_the_launch_with_status_1_and_one_line(tmp_path: 
     args = {"translate_node": [f"model:={tmp_path / 'missing.safetensors'}"],
             "record_node": [f"model:={model}", "device:=cpu", "record:=true", f"output:={existing}"]}[case]
     params = params_file(tmp_path / "params.yaml", "cam", tmp_path / "stats.json")
-    launch = Launch("translate.launch.py", ["source:=builtin", f"params_file:={params}", *args], env,
-                    tmp_path / "launch.log")
-    try:
+    with Launch("translate.launch.py", ["source:=builtin", f"params_file:={params}", *args], env,
+                tmp_path / "launch.log") as launch:
         code = launch.proc.wait(timeout=180)
-    finally:
-        launch.kill()
     text = launch.text()
     assert code == 1, text[-4000:]
     errors = [line for line in text.splitlines() if line.startswith("[ERROR] [launch]")]
@@ -261,20 +264,14 @@ def test_train_launch_trains_and_exports(tmp_path: Path, shared_data: Path) -> N
         "val_frames=1", "checkpoint_every=1000", "discriminator.base_channels=16", "discriminator.num_scales=1",
         "aux.box_channels=8", "aux.seg_channels=8", "aux.box_hidden=32", "device=cpu",
     ]
-    launch = Launch("train.launch.py", [f"overrides:={' '.join(overrides)}", "resume:=false"], env,
-                    tmp_path / "launch.log")
-    try:
+    with Launch("train.launch.py", [f"overrides:={' '.join(overrides)}", "resume:=false"], env,
+                tmp_path / "launch.log") as launch:
         code = launch.proc.wait(timeout=280)
-    finally:
-        launch.kill()
     text = launch.text()
     assert code == 0, text[-4000:]
     assert (run / "model.safetensors").is_file(), text[-3000:]
     assert re.search(r"\[trainer_node-\d\]: process has finished cleanly", text)
     assert_clean(text, "train.launch.py log")
-    bad = Launch("train.launch.py", ["overrides:=steps=0"], env, tmp_path / "bad.log")
-    try:
+    with Launch("train.launch.py", ["overrides:=steps=0"], env, tmp_path / "bad.log") as bad:
         assert bad.proc.wait(timeout=120) == 1, bad.text()[-3000:]
-    finally:
-        bad.kill()
     assert "trainer_node exited with status 1" in bad.text()

@@ -5,7 +5,6 @@ encoded only while someone subscribes, with the codec settings changeable at run
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,25 +12,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ros_testing import allocate_domain_id, isolated_env, python_cmd
+from ros_testing import node_env, python_cmd, running
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
-from frame_driver import FrameDriver, make_checkpoint, sim_frame, stamp_ns, stamp_of
+from frame_driver import driver_on, make_checkpoint, sim_frame, stamp_ns, stamp_of
 
 H, W = 48, 64
 
 
-def counter(driver: FrameDriver, key: str) -> int:
-    for arr in reversed(driver.diagnostics):
-        for st in arr.status:
-            if "translate_node" in st.name:
-                return int({kv.key: kv.value for kv in st.values}.get(key, "0"))
-    return -1
-
-
 @pytest.mark.ros
 def test_compressed_input_and_lazy_compressed_output(tmp_path: Path) -> None:
-    import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage
 
@@ -40,9 +30,7 @@ def test_compressed_input_and_lazy_compressed_output(tmp_path: Path) -> None:
 
     model = make_checkpoint(tmp_path / "m.safetensors", seed=9)
     expect = Translator.from_checkpoint(model, device="cpu", precision="fp32")
-    domain = allocate_domain_id()
-    env = isolated_env(tmp_path / "ros_home", domain_id=domain)
-    env["OMP_NUM_THREADS"] = "1"
+    domain, env = node_env(tmp_path / "ros_home")
     remaps = [a for n in ("image/compressed", "semantic", "instance", "camera_info")
               for a in ("-r", f"{n}:=/sim/camera/{n}")]
     cmd = python_cmd("-m", "sim2real.nodes.translate_node", "--ros-args", *remaps, "-p", f"model:={model}",
@@ -50,26 +38,24 @@ def test_compressed_input_and_lazy_compressed_output(tmp_path: Path) -> None:
                      "-p", f"warmup_height:={H}", "-p", "input_transport:=compressed",
                      "-p", "diagnostics_period_s:=0.2")
     log = tmp_path / "node.log"
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain)
-    driver = FrameDriver(context)
-    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-    compressed_in = driver.node.create_publisher(CompressedImage, "/sim/camera/image/compressed", qos)
     received: list[Any] = []
+    with driver_on(domain) as driver, running(cmd, env, log) as proc:
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        compressed_in = driver.node.create_publisher(CompressedImage, "/sim/camera/image/compressed", qos)
 
-    def send(i: int) -> Any:
-        """Frame i: the image as a png CompressedImage, the labels raw; the translated raw image back."""
-        msg = array_to_compressed(sim_frame(i, H, W)[0], "rgb8", "png")
-        msg.header.stamp.sec, msg.header.stamp.nanosec = stamp_of(i)
-        msg.header.frame_id = "sim_cam"
-        compressed_in.publish(msg)
-        driver.send(i, H, W, only=("semantic", "instance", "camera_info"))
-        assert driver.spin_until(lambda: stamp_ns(i) in driver.received_stamps(), 30), log.read_text()[-3000:]
-        return next(m for m in driver.received("image") if m.header.stamp.sec == stamp_of(i)[0])
+        def counter(key: str) -> int:
+            return int(driver.diagnostic_values().get(key, "-1"))
 
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
+        def send(i: int) -> Any:
+            """Frame i: the image as a png CompressedImage, the labels raw; the translated raw image back."""
+            msg = array_to_compressed(sim_frame(i, H, W)[0], "rgb8", "png")
+            msg.header.stamp.sec, msg.header.stamp.nanosec = stamp_of(i)
+            msg.header.frame_id = "sim_cam"
+            compressed_in.publish(msg)
+            driver.send(i, H, W, only=("semantic", "instance", "camera_info"))
+            assert driver.spin_until(lambda: stamp_ns(i) in driver.received_stamps(), 30), log.read_text()[-3000:]
+            return next(m for m in driver.received("image") if m.header.stamp.sec == stamp_of(i)[0])
+
         up = driver.spin_until(lambda: proc.poll() is not None or (
             compressed_in.get_subscription_count() > 0 and driver.subs["image"].get_publisher_count() > 0
             and all(driver.pubs[n].get_subscription_count() > 0 for n in ("semantic", "instance", "camera_info"))),
@@ -78,8 +64,8 @@ def test_compressed_input_and_lazy_compressed_output(tmp_path: Path) -> None:
         driver.spin_for(0.5)
         raw = send(0)  # nobody subscribes to translated/image/compressed yet: nothing encoded
         np.testing.assert_allclose(image_to_array(raw), expect.translate(*sim_frame(0, H, W)), atol=2)
-        assert driver.spin_until(lambda: counter(driver, "frames_out") >= 1, 5)
-        assert counter(driver, "count.compressed_out") == 0
+        assert driver.spin_until(lambda: counter("frames_out") >= 1, 5)
+        assert counter("count.compressed_out") == -1  # never counted
         driver.node.create_subscription(CompressedImage, "/translated/image/compressed", received.append, qos)
         driver.spin_for(1.0)  # discovery of the new subscription
         for i, codec in ((1, "jpeg"), (2, "png")):
@@ -93,12 +79,6 @@ def test_compressed_input_and_lazy_compressed_output(tmp_path: Path) -> None:
             pixels = image_to_array(raw)
             want = pixels if codec == "png" else compressed_to_array(array_to_compressed(pixels, "rgb8", "jpeg", 95))
             np.testing.assert_array_equal(compressed_to_array(msg), want)  # the raw output, as the codec makes it
-        assert driver.spin_until(lambda: counter(driver, "count.compressed_out") == 2, 5)
+        assert driver.spin_until(lambda: counter("count.compressed_out") == 2, 5)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        driver.close()
-        context.try_shutdown()

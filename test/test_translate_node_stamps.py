@@ -8,60 +8,41 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from ros_testing import allocate_domain_id, isolated_env, python_cmd
+from ros_testing import node_env, python_cmd, running
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
-from frame_driver import FrameDriver, make_checkpoint
+from frame_driver import driver_on, make_checkpoint
 
 H, W = 48, 64
 S = 1_000_000_000
 
 
-def diag_counts(driver: FrameDriver) -> dict[str, str]:
-    """The newest translate_node diagnostics values."""
-    for arr in reversed(driver.diagnostics):
-        for st in arr.status:
-            if "translate_node" in st.name:
-                return {kv.key: kv.value for kv in st.values}
-    return {}
-
-
 @pytest.mark.ros
 def test_clock_reset_and_absurd_future_stamp_do_not_stall_the_node(tmp_path: Path) -> None:
-    import rclpy
-
     model = make_checkpoint(tmp_path / "m.safetensors", seed=7)
-    domain = allocate_domain_id()
-    env = isolated_env(tmp_path / "ros_home", domain_id=domain)
-    env["OMP_NUM_THREADS"] = "1"
+    domain, env = node_env(tmp_path / "ros_home")
     log, stats_file = tmp_path / "node.log", tmp_path / "stats.json"
     remaps = [a for n in ("image", "semantic", "instance", "camera_info") for a in ("-r", f"{n}:=/sim/camera/{n}")]
     cmd = python_cmd("-m", "sim2real.nodes.translate_node", "--ros-args", *remaps, "-p", f"model:={model}",
                      "-p", "device:=cpu", "-p", "precision:=fp32", "-p", f"warmup_width:={W}",
                      "-p", f"warmup_height:={H}", "-p", f"stats_file:={stats_file}", "-p", "diagnostics_period_s:=0.2")
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain)
-    driver = FrameDriver(context)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     published: list[int] = []
+    with driver_on(domain) as driver, running(cmd, env, log) as proc:
 
-    def translated(k: int, stamp: tuple[int, int], timeout: float = 30.0) -> bool:
-        """Send frame k with ``stamp``; whether its translation came back within ``timeout``."""
-        want = stamp[0] * S + stamp[1]
-        driver.send(k, H, W, stamp=stamp)
-        ok = driver.spin_until(lambda: want in driver.received_stamps(), timeout)
-        if ok:
-            published.append(want)
-        return ok
+        def translated(k: int, stamp: tuple[int, int], timeout: float = 30.0) -> bool:
+            """Send frame k with ``stamp``; whether its translation came back within ``timeout``."""
+            want = stamp[0] * S + stamp[1]
+            driver.send(k, H, W, stamp=stamp)
+            ok = driver.spin_until(lambda: want in driver.received_stamps(), timeout)
+            if ok:
+                published.append(want)
+            return ok
 
-    try:
         driver.wait_for_node(proc=proc)
         # start-up: two images whose partners never come, then complete sets: counted unmatched_at_start, no WARN
         for k, sec in enumerate((140, 141)):
@@ -81,17 +62,11 @@ def test_clock_reset_and_absurd_future_stamp_do_not_stall_the_node(tmp_path: Pat
         for k in range(3):
             translated(31 + k, (2, k * 33_000_000), timeout=1.0)
         assert translated(34, (2, 4 * 33_000_000)), "normal stamps after the absurd one are not translated"
-        assert driver.spin_until(lambda: diag_counts(driver).get("count.time_jump_backward") == "2", 10.0), \
-            diag_counts(driver)
-        assert diag_counts(driver).get("count.time_jump_forward") == "1"
+        counts = driver.diagnostic_values
+        assert driver.spin_until(lambda: counts().get("count.time_jump_backward") == "2", 10.0), counts()
+        assert counts().get("count.time_jump_forward") == "1"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        driver.close()
-        context.try_shutdown()
     text = log.read_text()
     jumps = [line for line in text.splitlines() if "time jump on /sim/camera/image" in line]
     assert len(jumps) == 3, jumps  # backward (reset), forward (2^31 s), backward: one line each

@@ -79,7 +79,7 @@ from sim2real.evaluation.monitor import (
 from sim2real.io.sync import LatestSlot, StampSynchronizer, stamp_to_ns
 from sim2real.nodes.common import OrderlyMultiThreadedExecutor, run_node
 from sim2real.nodes.common import descriptor as _descriptor
-from sim2real.nodes.translate_node import Frame, FrameError, decode_frame
+from sim2real.nodes.translate.frames import Frame, FrameError, decode_frame
 from sim2real.runtime.node_stats import LogRateLimiter
 
 __all__ = ["MonitorNode", "load_monitor_critics", "main", "resolve_device"]

@@ -53,7 +53,7 @@ of up to ``max_batch``. Empty ``cameras`` (default) = one camera on the generic 
 The node is composed of parts with one job each (:mod:`sim2real.nodes.translate`): ``params`` (declaration and
 checks), ``model`` (load, warm-up, run-time switch), ``inputs`` (subscriptions, synchronisers, label watch),
 ``worker`` (decode, batch, translate, publish), ``report`` (logging, diagnostics, final counters) and the pure
-``frames`` logic, re-exported here.
+``frames`` logic.
 """
 
 from __future__ import annotations
@@ -73,16 +73,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sim2real.core.errors import Sim2RealError
 from sim2real.nodes.common import OrderlyMultiThreadedExecutor, check_writable_file, run_node
-from sim2real.nodes.translate.frames import (
-    CAMERA_INFO,
-    COMPRESSED,
-    IMAGE,
-    INSTANCE,
-    SEMANTIC,
-    Frame,
-    FrameError,
-    decode_frame,
-)
+from sim2real.nodes.translate.frames import CAMERA_INFO, COMPRESSED, IMAGE, INSTANCE, SEMANTIC
 from sim2real.nodes.translate.inputs import FrameInputs
 from sim2real.nodes.translate.model import ModelSlot, TranslatorFactory, inference_threads, load_translator
 from sim2real.nodes.translate.params import LiveSettings, check_change, check_start, parameter_table
@@ -90,8 +81,8 @@ from sim2real.nodes.translate.report import Reporter
 from sim2real.nodes.translate.worker import TranslateWorker
 from sim2real.runtime.node_stats import NodeStats
 
-#: re-exported: the pure frame logic used by monitor_node, and the loader
-__all__ = ["Frame", "FrameError", "TranslateNode", "decode_frame", "load_translator", "main"]
+#: re-exported: the checkpoint loader (the pure frame logic is in sim2real.nodes.translate.frames)
+__all__ = ["TranslateNode", "load_translator", "main"]
 
 NODE_NAME: Final = "translate_node"
 

@@ -8,8 +8,9 @@ byte for byte, and deserialised where the content is checked.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,14 @@ class FrameDriver:
         self.node.destroy_client(client)
         return list(future.result().results)
 
+    def diagnostic_values(self, node: str = "translate_node") -> dict[str, str]:
+        """The key / values of the newest ``/diagnostics`` status whose name contains ``node`` ({} before one)."""
+        for arr in reversed(self.diagnostics):
+            for st in arr.status:
+                if node in st.name:
+                    return {kv.key: kv.value for kv in st.values}
+        return {}
+
     def close(self) -> None:
         """Destroy the driver node (and its executor when it made it)."""
         if self._own_executor:
@@ -181,3 +190,18 @@ class FrameDriver:
         else:
             self.executor.remove_node(self.node)
         self.node.destroy_node()
+
+
+@contextlib.contextmanager
+def driver_on(domain: int, **kwargs: Any) -> Iterator[FrameDriver]:
+    """A :class:`FrameDriver` on its own rclpy context on ``domain``; both shut down on exit."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    driver = FrameDriver(context, **kwargs)
+    try:
+        yield driver
+    finally:
+        driver.close()
+        context.try_shutdown()
