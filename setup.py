@@ -24,6 +24,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        # the ROS 2 node executables, where `ros2 run` and launch_ros look (the CLIs below go to bin)
+        (f"lib/{PACKAGE}", sorted(os.path.join("scripts", "nodes", n) for n in os.listdir("scripts/nodes"))),
         *share("launch"),
         *share("config"),
         *share("models"),
@@ -39,14 +41,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            # ROS 2 nodes (`ros2 run sim2real <name>` on a full install; `python -m sim2real.nodes.<name>` here)
-            "sim_node = sim2real.nodes.sim_node:main",
-            "sim_adapter_node = sim2real.nodes.sim_adapter_node:main",
-            "translate_node = sim2real.nodes.translate_node:main",
-            "record_node = sim2real.nodes.record_node:main",
-            "trainer_node = sim2real.nodes.trainer_node:main",
-            "monitor_node = sim2real.nodes.monitor_node:main",
-            # command-line tools
+            # command-line tools only: the ROS 2 nodes are the executables of scripts/nodes/, installed in
+            # lib/sim2real above (`ros2 run sim2real translate_node`; `python -m sim2real.nodes.<name>` anywhere)
             "sim2real-launch = sim2real.runtime.launcher:main",
             "sim2real-sim = sim_bridge.record_cli:main",
             "sim2real-train = sim2real.training.cli:main",

@@ -7,19 +7,21 @@ save / stop services.
     ros2 service call /trainer_node/stop std_srvs/srv/Trigger      # final checkpoint + export, then exit
 
 The argument -> parameter mapping is :func:`sim2real.nodes.trainer_node.launch_parameters` (tested without
-launch_ros); the launch ends when the node exits (training finished, stopped, or failed).
+launch_ros); the launch ends when the node exits (training finished, stopped, or failed: then with one
+``[ERROR] [launch]`` line naming the exit status, and ``ros2 launch`` exits 1).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchContext, LaunchDescription
 from sim2real.nodes.trainer_node import LAUNCH_ARGUMENTS, NODE_NAME, launch_parameters
+from sim2real.runtime.launch_exit import on_exit
 
 
 def _trainer(context: LaunchContext, *_args: Any, **_kwargs: Any) -> list[Node]:
@@ -32,7 +34,7 @@ def _trainer(context: LaunchContext, *_args: Any, **_kwargs: Any) -> list[Node]:
             name=NODE_NAME,
             output="screen",
             parameters=[launch_parameters(**values)],
-            on_exit=[Shutdown(reason=f"{NODE_NAME} exited")],
+            on_exit=on_exit(NODE_NAME),
         )
     ]
 

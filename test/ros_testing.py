@@ -48,6 +48,14 @@ def isolated_env(ros_home: Path, domain_id: int | None = None) -> dict[str, str]
     return env
 
 
+def node_env(ros_home: Path) -> tuple[int, dict[str, str]]:
+    """``(domain id, environment)`` for a node process under test: its own domain, one inference thread."""
+    domain = allocate_domain_id()
+    env = isolated_env(ros_home, domain_id=domain)
+    env["OMP_NUM_THREADS"] = "1"
+    return domain, env
+
+
 @contextlib.contextmanager
 def running(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     """Start ``cmd`` (stdout+stderr to ``log``); on exit send SIGINT, then kill if it lingers."""
@@ -68,3 +76,19 @@ def running(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subproce
 def python_cmd(*args: str) -> list[str]:
     """A command line running this interpreter (the venv's), e.g. ``python_cmd('-m', 'pkg.mod')``."""
     return [sys.executable, *args]
+
+
+ROS_CLI_WHEELS = Path(__file__).resolve().parents[1].parent / "shared" / "wheels" / "ros2-cli"
+
+
+def ros2_cli() -> str:
+    """Path of the venv's ``ros2`` command. Skips the test only where the ROS 2 CLI wheels do not exist
+    (../shared/wheels/ros2-cli/ absent: a user's clone); fails where they exist but are not installed."""
+    import pytest
+
+    ros2 = Path(sys.executable).parent / "ros2"
+    if ros2.is_file():
+        return str(ros2)
+    if (ROS_CLI_WHEELS / "install-ros2-cli.sh").is_file():
+        pytest.fail(f"{ROS_CLI_WHEELS} exists but ros2 is not installed in the venv: re-run scripts/setup.sh")
+    pytest.skip(f"the ROS 2 command line is not installed (no {ROS_CLI_WHEELS})")

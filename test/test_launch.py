@@ -40,21 +40,22 @@ def test_builtin_source_starts_sim_and_translate_with_generic_names_remapped() -
     specs = describe(LaunchConfig())
     assert [s.name for s in specs] == ["sim_node", "translate_node"]
     sim, tr = specs
-    assert sim.module == "sim2real.nodes.sim_node" and sim.parameters == {"namespace": "/sim/camera"}
+    assert sim.module == "sim2real.nodes.sim_node" and sim.parameters == {"output_prefix": "sim/camera"}
+    assert sim.namespace == tr.namespace == ""  # no ROS namespace: relative names resolve to /sim/camera/...
     remaps = dict(tr.remappings)
     assert {k: remaps[k] for k in ("image", "semantic", "instance", "camera_info")} == {
-        "image": "/sim/camera/image", "semantic": "/sim/camera/semantic",
-        "instance": "/sim/camera/instance", "camera_info": "/sim/camera/camera_info",
+        "image": "sim/camera/image", "semantic": "sim/camera/semantic",
+        "instance": "sim/camera/instance", "camera_info": "sim/camera/camera_info",
     }
-    assert remaps["translated/image"] == "/translated/image"
-    assert remaps["translated/preview"] == "/translated/preview"
+    assert remaps["translated/image"] == "translated/image"
+    assert remaps["translated/preview"] == "translated/preview"
     assert tr.params_files == (default_params_file(),) and Path(default_params_file()).is_file()
     assert tr.parameters == {}  # model / device come from the params file unless given
 
 
 @pytest.mark.parametrize("source", ["carla", "isaac", "morai", "airsim"])
 def test_simulator_sources_use_the_adapter(source: str) -> None:
-    specs = by_name(describe(LaunchConfig(source=source, namespace="/cam0", model="/m/x.safetensors",
+    specs = by_name(describe(LaunchConfig(source=source, input_namespace="/cam0", model="/m/x.safetensors",
                                           device="cuda:1")))
     assert set(specs) == {"sim_adapter_node", "translate_node"}
     assert specs["sim_adapter_node"].parameters == {"simulator": source, "output_prefix": "/cam0"}
@@ -76,8 +77,12 @@ def test_source_none_and_record() -> None:
 def test_invalid_configurations_are_refused_with_the_valid_choices() -> None:
     with pytest.raises(ConfigError, match="builtin, carla"):
         LaunchConfig(source="gazebo")
-    with pytest.raises(ConfigError, match="absolute ROS namespace"):
-        LaunchConfig(namespace="sim/camera")
+    with pytest.raises(ConfigError, match="ROS namespace like /robot1"):
+        LaunchConfig.from_strings({"namespace": "car 1"})
+    with pytest.raises(ConfigError, match="input_namespace must be a topic prefix"):
+        LaunchConfig.from_strings({"input_namespace": "sim//camera"})
+    with pytest.raises(ConfigError, match="must differ"):
+        LaunchConfig.from_strings({"input_namespace": "/x", "output_namespace": "x"})
     with pytest.raises(ConfigError, match="safetensors"):
         LaunchConfig(model="gen.pt")
     with pytest.raises(ConfigError, match="unknown argument"):
@@ -86,6 +91,18 @@ def test_invalid_configurations_are_refused_with_the_valid_choices() -> None:
         LaunchConfig.from_strings({"record": "maybe"})
     with pytest.raises(ConfigError, match="do not start|does not start"):
         describe(LaunchConfig(source="none", node_parameters={"sim_node": {"width": 3}}))
+
+
+def test_namespace_is_a_ros_namespace_for_every_node() -> None:
+    config = LaunchConfig.from_strings({"namespace": "car1/", "record": "true", "output": "bag"})
+    assert config.namespace == "/car1"
+    specs = describe(config)
+    assert [s.namespace for s in specs] == ["/car1"] * 3
+    assert ros_args(specs[1])[:5] == ["--ros-args", "-r", "__node:=translate_node", "-r", "__ns:=/car1"]
+    assert specs[2].parameters["topics"][0] == "translated/image:sensor_msgs/msg/Image"  # relative: /car1/...
+    replay = describe(LaunchConfig.from_strings({"source": "none", "namespace": "/replay",
+                                                 "input_namespace": "/sim/camera"}))
+    assert dict(replay[0].remappings)["image"] == "/sim/camera/image"  # absolute: outside /replay
 
 
 def test_record_without_output_gets_a_dated_directory() -> None:
@@ -151,16 +168,24 @@ def test_launch_file_describes_the_same_nodes_as_the_runner() -> None:
 
 
 @pytest.mark.ros
-def test_a_node_that_dies_makes_the_runner_exit_non_zero(tmp_path: Path) -> None:
+@pytest.mark.parametrize("node", ["translate_node", "record_node"])
+def test_a_node_that_dies_makes_the_runner_exit_non_zero(tmp_path: Path, node: str) -> None:
     env = isolated_env(tmp_path / "ros_home")
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    args = {"translate_node": [f"model:={tmp_path / 'missing.safetensors'}"],
+            "record_node": [f"model:={make_checkpoint(tmp_path / 'm.safetensors', seed=1)}", "device:=cpu",
+                            "record:=true", f"output:={existing}", "translate_node.warmup_width:=0"]}[node]
     result = subprocess.run(
-        python_cmd("-m", "sim2real.runtime.launcher", "translate", "source:=none",
-                   f"model:={tmp_path / 'missing.safetensors'}", "duration:=60"),
-        env=env, capture_output=True, text=True, timeout=60)
+        python_cmd("-m", "sim2real.runtime.launcher", "translate", "source:=builtin", *args, "duration:=120"),
+        env=env, capture_output=True, text=True, timeout=150)
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
-    assert "missing.safetensors" in out and "does not exist" in out
-    assert "translate_node died with exit status 1" in out
+    why = {"translate_node": "missing.safetensors' does not exist", "record_node": "existing"}[node]
+    assert f"[{node}]: cannot start" in out and why in out, out
+    assert [line for line in out.splitlines() if "died with exit status" in line] == [
+        f"[sim2real-launch] {node} died with exit status 1: stopped the others"]
+    assert "Traceback" not in out
 
 
 @pytest.mark.ros
@@ -244,3 +269,12 @@ def test_sigint_to_the_runner_stops_every_node_cleanly(tmp_path: Path) -> None:
     assert "stopped (SIGINT); exit status 0" in text
     assert "final: in=0 out=0" in text and "accounted=True" in text  # translate_node drained and reported
     assert "closed " in text and (bag / "metadata.yaml").is_file()  # record_node closed the bag
+
+
+def test_every_simulator_adapter_is_a_launch_source() -> None:
+    from sim2real.runtime.launch_description import SIMULATORS
+    from sim_bridge.adapters import ADAPTERS
+
+    assert sorted(SIMULATORS) == sorted(ADAPTERS)
+    spec = describe(LaunchConfig(source="carla_ros_bridge"))[0]
+    assert spec.parameters == {"simulator": "carla_ros_bridge", "output_prefix": "sim/camera"}

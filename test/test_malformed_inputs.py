@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
 from frame_driver import FrameDriver, make_checkpoint, sim_frame, stamp_ns
 
 from sim2real.io.conversions import array_to_compressed, array_to_image
-from sim2real.nodes.translate_node import Frame, FrameError, decode_frame
+from sim2real.nodes.translate.frames import Frame, FrameError, decode_frame
 
 H, W = 48, 64
 NS = "/sim/camera"
@@ -186,6 +186,21 @@ def _padded_rgb(i: int) -> Any:
     return raw_image(i, encoding="rgb8", height=H, width=W, step=step, data=bytes(buf))
 
 
+def _camera_info(d: FrameDriver, i: int, height: int, width: int) -> Any:
+    """Frame ``i``'s camera_info, calibrated for a ``width`` x ``height`` image."""
+    info = good(d, i)["camera_info"]
+    info.height, info.width = height, width
+    return info
+
+
+def _binned_roi_info(d: FrameDriver, i: int) -> Any:
+    """A camera_info of a 4x bigger sensor whose 2x-binned ROI is exactly the W x H image (REP 104)."""
+    info = _camera_info(d, i, 4 * H, 4 * W)
+    info.binning_x = info.binning_y = 2
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 8, 4, 2 * W, 2 * H
+    return info
+
+
 def _too_large(d: FrameDriver, i: int) -> list[tuple[str, Any]]:
     msgs = good(d, i, 120, 160)  # 19 200 pixels > MAX_PIXELS, a perfectly valid frame otherwise
     return [(name, msgs[name]) for name in ("image", "semantic", "instance", "camera_info")]
@@ -266,6 +281,10 @@ CASES: list[Case] = [
          "image", "accepted", accepted=True, logged=False),
     Case("image_absurd_dimensions_memory_guard", _too_large, reason="too_large"),
     Case("image_empty_default_message", _empty_default),  # no encoding: rejected on arrival
+    Case("camera_info_size_differs", lambda d, i: with_(d, i, camera_info=_camera_info(d, i, H, W + 16)),
+         "camera_info", "size_mismatch"),
+    Case("camera_info_binned_roi_is_accepted", lambda d, i: with_(d, i, camera_info=_binned_roi_info(d, i)),
+         "camera_info", "accepted", accepted=True, logged=False),
     Case("instance_8UC1_is_accepted", lambda d, i: with_(d, i, instance=labelled(
         i, sim_frame(i, H, W)[2].astype(np.uint8), "8UC1")), "instance", "accepted", accepted=True, logged=False),
     Case("burst_1000_frames_in_one_second", lambda d, i: [], reason="burst", counter="drop.superseded",
@@ -308,11 +327,7 @@ class Run:
 
 def diag_values(driver: FrameDriver) -> dict[str, str]:
     """The key/values of the newest translate_node diagnostics status."""
-    for arr in reversed(driver.diagnostics):
-        for st in arr.status:
-            if "translate_node" in st.name:
-                return {kv.key: kv.value for kv in st.values}
-    return {}
+    return driver.diagnostic_values("translate_node")
 
 
 def fresh_diag(driver: FrameDriver, n: int = 3, timeout: float = 5.0) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
+from ros_testing import isolated_env, ros2_cli
 
 REPO = Path(__file__).resolve().parents[1]
 IGNORED = shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "out", "runs", ".ros",
@@ -60,7 +63,59 @@ def test_colcon_build_installs_scripts_and_share_files(tmp_path: Path) -> None:
     assert (share / "models" / "default.safetensors").is_file(), "the default model must be installed"
     scripts = console_scripts()
     assert scripts, "setup.py declares no console_scripts"
-    for name in scripts:
-        exe = prefix / "lib" / "sim2real" / name
-        assert exe.is_file(), f"console script {name} not installed in lib/sim2real"
-        assert exe.stat().st_mode & 0o111, f"{exe} is not executable"
+    for name in scripts:  # the command-line tools: on PATH (colcon adds install/sim2real/bin)
+        exe = prefix / "bin" / name
+        assert exe.is_file() and exe.stat().st_mode & 0o111, f"console script {name} not installed in bin/"
+    executables = sorted(p.name for p in (prefix / "lib" / "sim2real").iterdir())
+    assert executables == NODES, f"lib/sim2real must hold the node executables only, got {executables}"
+    for name in executables:
+        assert (prefix / "lib" / "sim2real" / name).stat().st_mode & 0o111, f"{name} is not executable"
+    # the installed executable runs the node: the procedural simulator publishes 2 frames and exits 0
+    result = subprocess.run(
+        [str(prefix / "lib" / "sim2real" / "sim_node"), "--ros-args", "-p", "width:=32", "-p", "height:=32",
+         "-p", "rate_hz:=50.0", "-p", "max_frames:=2"],
+        env=isolated_env(tmp_path / "ros_home"), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "max_frames=2 reached" in result.stdout + result.stderr
+    # after `colcon build`, `. install/setup.bash` makes ros2 find the installed package and its launch files
+    ros2_cli()  # skips here only where the ROS 2 CLI wheels do not exist
+    script = ". install/setup.bash && ros2 pkg prefix sim2real && ros2 launch sim2real translate.launch.py --show-args"
+    result = subprocess.run(["bash", "-c", script], cwd=ws, env=isolated_env(tmp_path / "ros_home"),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0] == str(prefix), result.stdout
+    assert "'namespace':" in result.stdout and "'record_compression':" in result.stdout
+
+
+NODES = sorted(["monitor_node", "record_node", "sim_adapter_node", "sim_node", "trainer_node", "translate_node"])
+
+
+def test_node_executables_are_not_console_scripts_and_the_venv_prefix_has_them() -> None:
+    """`ros2 run sim2real <node>` finds the nodes in <prefix>/lib/sim2real; the CLIs are console scripts only."""
+    scripts = console_scripts()
+    assert not set(scripts) & set(NODES), f"node executables must not be console scripts: {scripts}"
+    assert sorted(p.name for p in (REPO / "scripts" / "nodes").iterdir()) == NODES
+    venv_lib = Path(sys.prefix) / "lib" / "sim2real"  # scripts/setup.sh links them into the venv prefix
+    assert sorted(p.name for p in venv_lib.iterdir()) == NODES, "re-run scripts/setup.sh"
+    for name in NODES:
+        assert os.access(venv_lib / name, os.X_OK), f"{venv_lib / name} is not executable"
+
+
+def test_ros2_pkg_executables_lists_only_the_nodes(tmp_path: Path) -> None:
+    ros2 = ros2_cli()
+    result = subprocess.run([ros2, "pkg", "executables", "sim2real"], env=isolated_env(tmp_path / "ros_home"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(line.split()[1] for line in result.stdout.splitlines()) == NODES
+
+
+def test_colcon_sees_no_warning_from_the_environment_script(tmp_path: Path) -> None:
+    """.venv is on AMENT_PREFIX_PATH (env.sh): colcon accepts it as a prefix (it has local_setup.* files)."""
+    colcon = shutil.which("colcon", path=str(Path(sys.executable).parent))
+    assert colcon is not None
+    ws = tmp_path / "ws"
+    (ws / "src").mkdir(parents=True)
+    result = subprocess.run([colcon, "build"], cwd=ws, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "AMENT_PREFIX_PATH": sys.prefix})
+    assert result.returncode == 0, result.stderr
+    assert "WARNING" not in result.stderr and "local_setup" not in result.stderr, result.stderr

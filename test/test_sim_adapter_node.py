@@ -86,14 +86,14 @@ def test_carla_messages_become_canonical_topics(ros_context: Any) -> None:
                           and helper.count_publishers("/sim/camera/instance") > 0)
         rgb, semantic, instance = carla_frame()
 
-        def send(stamp: int, *, skip: str | None = None, bad_semantic: bool = False) -> None:
+        def send(stamp: int, *, skip: str | None = None, bad_semantic: bool = False, info_width: int = W) -> None:
             header = Header(stamp=Time(sec=stamp, nanosec=500), frame_id="ego_vehicle/rgb_front")
             msgs = {
                 "rgb": array_to_image(rgb, "bgra8", header),
                 "semantic": (array_to_image(np.zeros((H, W), np.float32), "32FC1", header) if bad_semantic
                              else array_to_image(semantic, "bgra8", header)),
                 "instance": array_to_image(instance, "bgra8", header),
-                "camera_info": CameraInfo(header=header, width=W, height=H),
+                "camera_info": CameraInfo(header=header, width=info_width, height=H),
             }
             for key, msg in msgs.items():
                 if key != skip:
@@ -120,6 +120,17 @@ def test_carla_messages_become_canonical_topics(ros_context: Any) -> None:
         assert node.stats.unknown.get("tag 40", 0) >= 1
         assert node.bad["frame"] == 1
         assert all(len(v) == 1 for v in received.values())  # stamps 1 and 2 produced nothing
+
+        send(4, info_width=W + 2)  # camera_info of another image size: a bad frame (#17 finding 11)
+        assert spin_until(executor, lambda: node.bad["frame"] == 2)
+        for stamp in (150, 151, 152):
+            send(stamp)
+        assert spin_until(executor, lambda: node.published == 4)
+        for stamp in (10, 11, 12, 13):  # the simulator restarted: the 3rd older frame in a row resets the pairing
+            send(stamp)
+        assert spin_until(executor, lambda: [m.header.stamp.sec for m in received["image"][-2:]] == [12, 13]), \
+            (node.published, node.time_jumps)
+        assert node.time_jumps == 1 and node.published == 6
     finally:
         executor.shutdown()
         helper.destroy_node()

@@ -100,7 +100,7 @@ def check_sets(sets: dict[int, dict[str, Any]], config: SimConfig, frame_id: str
 def test_node_publishes_library_frames_with_one_header(tmp_path: Path) -> None:
     env = node_env(tmp_path)
     cmd = node_cmd(width=CONFIG.width, height=CONFIG.height, seed=CONFIG.seed, rate_hz=CONFIG.rate_hz,
-                   time_of_day=CONFIG.time_of_day, use_sim_stamps=True, namespace=NS, frame_id="cam_t")
+                   time_of_day=CONFIG.time_of_day, use_sim_stamps=True, output_prefix=NS, frame_id="cam_t")
     listener = Listener(int(env["ROS_DOMAIN_ID"]))
     try:
         with running(cmd, env, tmp_path / "node.log") as proc:

@@ -264,3 +264,70 @@ def test_diagnostic_levels() -> None:
     stats.drop("unmatched")
     diag = build_diagnostic_status("n", stats.snapshot())
     assert diag.level == DIAG_ERROR and diag.message.startswith("no frame translated yet")
+
+
+# ------------------------------------------------------------------------------------------ time jumps (#17)
+
+S = 1_000_000_000
+
+
+def feed(sync: StampSynchronizer, stamp: int, tag: str = "") -> list:
+    """One complete frame set (image first, as a camera driver publishes); the sets it completed."""
+    out = []
+    for topic in TOPICS:
+        out += sync.add(topic, stamp, f"{topic}{tag}@{stamp}")
+    return out
+
+
+def test_without_jump_handling_a_clock_reset_stalls_for_good() -> None:
+    sync, dropped = make_sync()
+    for k in range(3):
+        assert len(feed(sync, 150 * S + k * S)) == 1
+    assert all(feed(sync, 1 * S + k * S // 30) == [] for k in range(30))  # the simulator restarted at 1 s
+    assert {reason for _, reason, _ in dropped} == {"unmatched"}
+
+
+def test_a_clock_reset_resets_the_synchroniser_after_jump_confirm_frames() -> None:
+    jumps: list[tuple[str, int, int]] = []
+    sync, dropped = make_sync(jump_threshold=1.0, jump_confirm=3, on_jump=lambda *a: jumps.append(a))
+    for k in range(3):
+        assert len(feed(sync, 150 * S + k * S)) == 1
+    sync.add("semantic", 153 * S, "pending")  # queued when the clock jumps: dropped as time_jump
+    emitted = [m.stamp_ns for k in range(10) for m in feed(sync, 1 * S + k * S // 30)]
+    # frames 0 and 1 of the new time line are unmatched, frame 2 confirms the jump and is the first set
+    assert emitted == [1 * S + k * S // 30 for k in range(2, 10)]
+    assert jumps == [("backward", 152 * S, 1 * S + 2 * S // 30)]
+    assert sync.jumps == {"backward": 1}
+    assert ("semantic", "time_jump", "pending") in dropped
+    assert sum(1 for _, r, _ in dropped if r == "unmatched") == 6  # frames 0, 1 on each of the three topics
+
+
+def test_one_old_set_is_unmatched_not_a_time_jump() -> None:
+    sync, dropped = make_sync(jump_threshold=1.0, jump_confirm=3)
+    for k in (0, 1, 2):
+        feed(sync, 150 * S + k * S)
+    assert feed(sync, 130 * S) == []  # a stray old set (20 s late)
+    assert [m.stamp_ns for m in feed(sync, 153 * S)] == [153 * S]
+    assert feed(sync, 131 * S) == [] and feed(sync, 132 * S) == []  # not in a row: a new set came between
+    assert sync.jumps == {} and {r for _, r, _ in dropped} == {"unmatched"}
+    assert feed(sync, 153 * S - S // 2) == []  # within the threshold: late, never a jump
+    assert sync.jumps == {}
+
+
+def test_a_stamp_near_2_pow_31_s_is_reported_and_does_not_stall() -> None:
+    jumps: list[tuple[str, int, int]] = []
+    sync, _ = make_sync(jump_threshold=1.0, jump_confirm=3, on_jump=lambda *a: jumps.append(a))
+    feed(sync, 150 * S)
+    absurd = (2**31 - 1) * S
+    assert [m.stamp_ns for m in feed(sync, absurd)] == [absurd]  # emitted, as stamped
+    assert jumps == [("forward", 150 * S, absurd)]
+    emitted = [m.stamp_ns for k in range(1, 6) for m in feed(sync, 150 * S + k * S // 30)]
+    assert emitted == [150 * S + k * S // 30 for k in range(3, 6)]
+    assert jumps[1] == ("backward", absurd, 150 * S + 3 * S // 30)
+
+
+def test_jump_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="jump_threshold"):
+        StampSynchronizer(TOPICS, jump_threshold=0.0)
+    with pytest.raises(ValueError, match="jump_confirm"):
+        StampSynchronizer(TOPICS, jump_threshold=1.0, jump_confirm=0)

@@ -255,3 +255,48 @@ def test_errors_name_what_was_wrong(bags: dict[str, Path], checkpoint: Path, tmp
     assert "output topic '/chatter' exists" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="must differ"):
         TranslateBagConfig(semantic_topic=IMAGE).validate()
+
+
+def _with_qos(src: Path, dst: Path) -> Any:
+    """A copy of ``src`` whose every connection offers one reliable, transient-local profile; that profile."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    never = QosTime(sec=9223372036, nsec=854775807)
+    qos = Qos(QosHistory.UNKNOWN, 0, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, never, never,
+              QosLiveliness.AUTOMATIC, never, False)
+    with BagReader(src) as reader, BagWriter(dst, storage="mcap") as writer:
+        for conn, ts, raw in reader.raw_messages():
+            msgdef = conn.msgdef.data if conn.msgtype == CUSTOM_TYPE else None
+            writer.write_raw(conn.topic, conn.msgtype, raw, ts, msgdef=msgdef,
+                             rihs01=conn.digest if msgdef else None, offered_qos=(qos,))
+    return qos
+
+
+@pytest.mark.parametrize("codec", ["png", "jpeg"])
+def test_compress_writes_compressed_translations_and_keeps_offered_qos(bags: dict[str, Path], translator: Translator,
+                                                                      tmp_path: Path, codec: str) -> None:
+    from rosbags.rosbag2 import Reader
+
+    from sim2real.io.conversions import array_to_compressed, compressed_to_array
+
+    src = tmp_path / "in_qos"
+    qos = _with_qos(bags["mcap"], src)
+    raw = translate_bag(src, tmp_path / "raw", translator, TranslateBagConfig(), progress=False)
+    result = translate_bag(src, tmp_path / "out", translator, TranslateBagConfig(compress=codec), progress=False)
+    assert (result.translated, result.copied) == (raw.translated, raw.copied) == (FRAMES, 1)
+    with Reader(tmp_path / "out") as reader:
+        conns = {c.topic: c for c in reader.connections}
+        assert IMAGE not in conns and conns[f"{IMAGE}/compressed"].msgtype == "sensor_msgs/msg/CompressedImage"
+        assert all(list(c.ext.offered_qos_profiles) == [qos] for c in conns.values()), "QoS not carried over"
+    expected = {stamp: (pixels, frame_id) for _, stamp, frame_id, pixels, _ in images(tmp_path / "raw")}
+    with BagReader(tmp_path / "out") as reader:
+        out = [(m.stamp_ns, m.msg) for m in reader.messages([f"{IMAGE}/compressed"])]
+    assert sorted(stamp for stamp, _ in out) == sorted(expected)  # the translations and the copied stray image
+    for stamp, msg in out:
+        pixels, frame_id = expected[stamp]
+        assert msg.format == f"rgb8; {codec} compressed bgr8" and msg.header.frame_id == frame_id
+        decoded = compressed_to_array(msg)
+        if codec == "png":  # lossless: the very pixels of the raw run
+            np.testing.assert_array_equal(decoded, pixels)
+        else:  # jpeg q95 (lossy): exactly what the encoder makes of the raw run's pixels
+            np.testing.assert_array_equal(decoded, compressed_to_array(array_to_compressed(pixels, "rgb8", "jpeg", 95)))

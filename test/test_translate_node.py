@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
 from frame_driver import FrameDriver, make_checkpoint, sim_frame, stamp_ns
 
 from sim2real.io.conversions import array_to_image
-from sim2real.nodes.translate_node import (
+from sim2real.nodes.translate.frames import (
     Frame,
     FrameError,
     camera_topics,
@@ -428,3 +428,72 @@ def test_one_node_serves_two_cameras_with_batched_inference(tmp_path: Path) -> N
     assert stats["accounted"] and stats["frames_out"] == sum(len(d.raw["image"]) for d in cams.values())
     assert stats["counters"].get("batch_size_2", 0) >= 1, stats["counters"]
     assert "/cam_a/image" in stats["cameras"] and "/cam_b/image" in stats["cameras"]
+
+
+def test_check_camera_info_against_the_image_size() -> None:
+    from sensor_msgs.msg import CameraInfo
+
+    from sim2real.nodes.translate.frames import check_camera_info
+
+    assert check_camera_info(CameraInfo(width=W, height=H), H, W) is None
+    assert check_camera_info(CameraInfo(), H, W) is None  # uncalibrated (0 x 0): any size
+    reason = check_camera_info(CameraInfo(width=2 * W, height=H), H, W)
+    assert reason is not None and f"describes a {2 * W}x{H} image" in reason and f"image is {W}x{H}" in reason
+    binned = CameraInfo(width=4 * W, height=4 * H, binning_x=4, binning_y=4)
+    assert check_camera_info(binned, H, W) is None
+    binned.binning_y = 2
+    assert check_camera_info(binned, H, W) is not None
+    with pytest.raises(FrameError) as info:
+        decode_frame(frame_of(5, camera_info=CameraInfo(width=W + 1, height=H)))
+    assert (info.value.topic, info.value.reason) == ("camera_info", "size_mismatch")
+
+
+def _png(array: np.ndarray, encoding: str = "rgb8") -> object:
+    from sim2real.io.conversions import array_to_compressed
+
+    return array_to_compressed(array, encoding, "png")
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A grey 8-bit PNG header of ``width`` x ``height`` with almost no pixel data (a few dozen bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def check_message_detail(side: int) -> str:
+    from sensor_msgs.msg import CompressedImage
+
+    with pytest.raises(FrameError) as info:
+        check_image_message(CompressedImage(format="png", data=_png_header(side, side)), max_pixels=3840 * 2160)
+    return info.value.detail
+
+
+def test_compressed_image_is_checked_from_its_header_without_decoding() -> None:
+    from sensor_msgs.msg import CompressedImage
+
+    from sim2real.nodes.translate.frames import compressed_size, input_encoding
+
+    rgb = sim_frame(6, H, W)[0]
+    msg = _png(rgb)
+    assert compressed_size(msg) == (W, H) and input_encoding(msg) == "rgb8"
+    check_image_message(msg, max_pixels=H * W)
+    # decompression bombs: PNG headers claiming 9000x9000 and 20000x20000 pixels in a few dozen bytes are
+    # refused from the header (the second by Pillow's own limit too), never decoded
+    for side in (9_000, 20_000):
+        bomb = CompressedImage(format="mono8; png compressed ", data=_png_header(side, side))
+        with pytest.raises(FrameError) as info:
+            check_image_message(bomb, max_pixels=3840 * 2160)
+        assert (info.value.topic, info.value.reason) == ("image", "too_large"), info.value.detail
+    assert "9000x9000 = 81000000 pixels" in check_message_detail(9_000)
+    for data in (b"", b"not an image at all"):
+        with pytest.raises(FrameError) as info:
+            check_image_message(CompressedImage(format="jpeg", data=data), max_pixels=None)
+        assert info.value.reason == "conversion"
+    decoded = decode_frame(frame_of(6, image=msg))
+    np.testing.assert_array_equal(decoded[0], rgb)  # png: the very pixels

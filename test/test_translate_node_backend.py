@@ -11,23 +11,24 @@ from ros_testing import isolated_env, python_cmd
 
 
 def test_backend_parameter_is_declared_read_only_with_its_choices() -> None:
-    from sim2real.nodes.translate_node import BACKENDS, _check_choice, _parameter_table
+    from sim2real.nodes.translate.params import BACKENDS, check_choice, parameter_table
 
-    table = {name: (default, desc) for name, default, desc in _parameter_table()}
+    table = {name: (default, desc) for name, default, desc in parameter_table()}
     default, desc = table["backend"]
     assert default == "auto" and desc.read_only
     assert desc.additional_constraints == "auto | torch | onnxruntime"
     assert BACKENDS == ("auto", "torch", "onnxruntime")
-    assert _check_choice("backend", "onnxruntime", BACKENDS) is None
-    assert "backend must be one of auto, torch, onnxruntime" in (_check_choice("backend", "trt", BACKENDS) or "")
+    assert check_choice("backend", "onnxruntime", BACKENDS) is None
+    assert "backend must be one of auto, torch, onnxruntime" in (check_choice("backend", "trt", BACKENDS) or "")
 
 
 def test_threads_parameter_and_its_auto_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from sim2real.nodes.translate_node import _parameter_table, inference_threads
+    from sim2real.nodes.translate.model import inference_threads
+    from sim2real.nodes.translate.params import parameter_table
 
-    default, desc = {name: (d, x) for name, d, x in _parameter_table()}["threads"]
+    default, desc = {name: (d, x) for name, d, x in parameter_table()}["threads"]
     assert default == 0 and desc.read_only and desc.integer_range[0].from_value == 0
     assert inference_threads(3) == 3  # explicit wins over everything
     monkeypatch.setenv("OMP_NUM_THREADS", "5")
@@ -58,3 +59,20 @@ def test_invalid_backend_stops_the_node_with_the_reason(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, env=isolated_env(tmp_path / "ros_home"), capture_output=True, timeout=120)
     assert proc.returncode == 1
     assert b"backend must be one of auto, torch, onnxruntime; got 'tensorrt'" in proc.stdout + proc.stderr
+
+
+def test_default_memory_guard_admits_4k_and_refuses_8k() -> None:
+    """#17 finding 3: the old default admitted a 7680x4320 frame (~9 GB, 108 s); the default is now 4K UHD."""
+    from sensor_msgs.msg import Image
+
+    from sim2real.nodes.translate.frames import FrameError, check_image_message
+    from sim2real.nodes.translate.params import MAX_IMAGE_PIXELS, parameter_table
+
+    default, desc = {name: (d, x) for name, d, x in parameter_table()}["max_image_pixels"]
+    assert default == MAX_IMAGE_PIXELS == 3840 * 2160 and desc.read_only and "GB" in desc.description
+    uhd = Image(height=2160, width=3840, encoding="rgb8", step=3 * 3840)
+    uhd.data = bytes(3 * 3840 * 2160)
+    check_image_message(uhd, default)
+    with pytest.raises(FrameError, match="above max_image_pixels") as info:
+        check_image_message(Image(height=4320, width=7680, encoding="rgb8", step=3 * 7680), default)
+    assert info.value.reason == "too_large"

@@ -4,16 +4,19 @@
         [--semantic-topic /sim/camera/semantic] [--instance-topic /sim/camera/instance]
         [--output-topic TOPIC] [--storage mcap|sqlite3] [--batch 8] [--device auto|cpu|cuda:N]
         [--precision auto|fp32|fp16|bf16] [--tolerance S] [--unmatched copy|drop|error] [--adapter NAME]
+        [--compress jpeg|png [--jpeg-quality 95] [--png-level 3]]
 
 What OUT holds (a new recording; an existing OUT is never overwritten):
 
 * ``--output-topic`` (default: the image topic itself, i.e. replaced): one ``sensor_msgs/msg/Image`` (rgb8)
   per translated frame, whose header is the input image's (same stamp and frame_id) and whose bag timestamp
   is the input image's. When ``--output-topic`` names another topic, the input images are kept as well.
+  With ``--compress jpeg|png`` the translated images are ``sensor_msgs/msg/CompressedImage`` on
+  ``<output topic>/compressed`` instead (image_transport's name and format string; same header and bag time).
 * every other topic (semantic, instance, camera_info, tf, ...) copied unchanged: the serialized bytes, the
   bag timestamps and the per-topic message counts and order are the input's. Message definitions are
-  taken from the input's connections, so types the ROS 2 Kilted typestore does not know are copied too.
-  (QoS profiles of the connections are not carried over.)
+  taken from the input's connections, so types the ROS 2 Kilted typestore does not know are copied too; so are
+  their offered QoS profiles (the translated images take the input image topic's).
 * images whose semantic + instance never arrive (header stamps matched within ``--tolerance`` seconds by
   :func:`sim2real.data.datasets.match_triplets`) follow ``--unmatched``: ``copy`` (default) writes the
   original image unchanged (a CompressedImage is decoded to rgb8 when it replaces its own topic), ``drop``
@@ -58,7 +61,7 @@ from sim2real.core.errors import BagError, BagWriteError, ConfigError, ImageConv
 from sim2real.data.datasets import LabelDecoder, MatchStats, adapter_label_decoder, canonical_labels, match_triplets
 from sim2real.io.bag_reader import IMAGE_TYPES, BagMessage, BagReader, decode_image
 from sim2real.io.bag_writer import STORAGES, BagWriter
-from sim2real.io.conversions import image_fields, to_rgb8
+from sim2real.io.conversions import array_to_compressed, image_fields, to_rgb8
 from sim2real.io.split_bag import lock_bag
 
 __all__ = [
@@ -74,6 +77,7 @@ __all__ = [
 
 UNMATCHED_POLICIES: Final[tuple[str, ...]] = ("copy", "drop", "error")
 IMAGE: Final = "sensor_msgs/msg/Image"
+COMPRESSED: Final = "sensor_msgs/msg/CompressedImage"
 PROG: Final = "sim2real-translate-bag"
 #: upper bound of --max-buffer-mb (1 TiB): a limit, not a way to disable buffering limits with inf
 MAX_BUFFER_MB: Final = float(2**20)
@@ -105,11 +109,26 @@ class TranslateBagConfig:
     window: int = 64
     #: buffered input bytes above which a partial batch is translated early
     max_buffer_mb: float = 512.0
+    #: None: translated images as raw Image; "jpeg" / "png": CompressedImage on <output topic>/compressed
+    compress: str | None = None
+    jpeg_quality: int = 95
+    png_level: int = 3
 
     @property
     def out_topic(self) -> str:
         """The topic translated images are written to."""
-        return self.output_topic or self.image_topic
+        base = self.output_topic or self.image_topic
+        return f"{base}/compressed" if self.compress else base
+
+    @property
+    def replaces_input(self) -> bool:
+        """Whether the translated images take the input images' place (no ``--output-topic`` of another name)."""
+        return self.output_topic in (None, self.image_topic)
+
+    @property
+    def out_type(self) -> str:
+        """The message type of the translated images."""
+        return COMPRESSED if self.compress else IMAGE
 
     @property
     def triplet_topics(self) -> list[str]:
@@ -143,6 +162,14 @@ class TranslateBagConfig:
             raise ConfigError(f"window must be >= 1, got {self.window}")
         if not 0 < self.max_buffer_mb <= MAX_BUFFER_MB:
             raise ConfigError(f"--max-buffer-mb must be > 0 and <= {MAX_BUFFER_MB:g}, got {self.max_buffer_mb}")
+        self._validate_codec()
+
+    def _validate_codec(self) -> None:
+        if self.compress not in (None, "jpeg", "png"):
+            raise ConfigError(f"compress must be jpeg or png, got {self.compress!r}")
+        if not 1 <= self.jpeg_quality <= 100 or not 0 <= self.png_level <= 9:
+            raise ConfigError(f"jpeg quality must be 1..100 and png level 0..9, got {self.jpeg_quality}, "
+                              f"{self.png_level}")
 
 
 @dataclass
@@ -199,6 +226,7 @@ class _Record:
     timestamp: int
     msgdef: str | None = None
     rihs01: str | None = None
+    qos: tuple[Any, ...] = ()  # the offered QoS profiles of the input connection
 
 
 @dataclass
@@ -252,6 +280,8 @@ class _BagTranslation:
         self.pending: OrderedDict[int, _Slot] = OrderedDict()
         self.batch: list[tuple[_Slot, tuple[BagMessage, ...]]] = []
         self.unmatched_seen = 0
+        #: offered QoS profiles of each input topic (the translated images take the image topic's)
+        self.qos: dict[str, tuple[Any, ...]] = {}
 
     # -- input ---------------------------------------------------------------------------------------------
     def feed(self) -> Iterator[BagMessage]:
@@ -262,7 +292,9 @@ class _BagTranslation:
         for conn, timestamp, raw in self.reader.raw_messages():
             self.reconcile_unmatched()
             msgdef, rihs01 = _definition(conn)
-            copy = _Record(conn.topic, conn.msgtype, raw, int(timestamp), msgdef, rihs01)
+            qos = tuple(getattr(conn.ext, "offered_qos_profiles", ()) or ())
+            self.qos.setdefault(conn.topic, qos)
+            copy = _Record(conn.topic, conn.msgtype, raw, int(timestamp), msgdef, rihs01, qos)
             if conn.topic not in triplet:
                 self.push(_Slot(len(raw), [copy]))
                 continue
@@ -273,7 +305,7 @@ class _BagTranslation:
                                f"in {self.reader.path}: {exc}") from exc
             message = BagMessage(conn.topic, int(timestamp), msg)
             if conn.topic == cfg.image_topic:
-                keep = copy if cfg.out_topic != cfg.image_topic else None
+                keep = None if cfg.replaces_input else copy
                 slot = _Slot(len(raw), None, message, raw, conn.msgtype, keep)
                 self.pending[id(message)] = slot
                 self.push(slot)
@@ -320,9 +352,10 @@ class _BagTranslation:
                            f"{slot.image.timestamp_ns} ns) in {self.reader.path} has no {cfg.semantic_topic} + "
                            f"{cfg.instance_topic} within {cfg.tolerance_s} s (--unmatched error)")
         if cfg.unmatched == "copy":
-            if slot.msgtype == IMAGE:
-                records.append(_Record(cfg.out_topic, IMAGE, slot.raw, slot.image.timestamp_ns))
-            else:  # a CompressedImage cannot share the output topic's Image type: decoded, untranslated
+            if slot.msgtype == cfg.out_type == IMAGE:
+                records.append(_Record(cfg.out_topic, IMAGE, slot.raw, slot.image.timestamp_ns,
+                                       qos=self.qos.get(cfg.image_topic, ())))
+            else:  # another type than the output topic's: decoded, untranslated, in the output's type
                 records.append(self.image_record(slot.image, self.converted(slot.image, lambda m: to_rgb8(m.msg))))
             self.result.copied += 1
         else:
@@ -380,14 +413,22 @@ class _BagTranslation:
             start = end
 
     def image_record(self, image: BagMessage, rgb: np.ndarray) -> _Record:
-        """An rgb8 Image of ``rgb`` with ``image``'s header, at ``image``'s bag time, on the output topic."""
+        """An rgb8 Image of ``rgb`` (or its jpeg / png CompressedImage with ``--compress``) with ``image``'s
+        header, at ``image``'s bag time, on the output topic."""
+        cfg = self.config
         header = image.msg.header
         stamp_ns = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
         types = self.writer.typestore.types
-        msg = types[IMAGE](header=self.writer.header(stamp_ns, str(header.frame_id)),
-                           **image_fields(np.ascontiguousarray(rgb), "rgb8", data_type="numpy"))
-        data = self.writer.typestore.serialize_cdr(msg, IMAGE)
-        return _Record(self.config.out_topic, IMAGE, data, image.timestamp_ns)
+        out_header = self.writer.header(stamp_ns, str(header.frame_id))
+        rgb = np.ascontiguousarray(rgb)
+        if cfg.compress:
+            packed = array_to_compressed(rgb, "rgb8", cfg.compress, cfg.jpeg_quality, png_level=cfg.png_level)
+            msg = types[COMPRESSED](header=out_header, format=packed.format,
+                                    data=np.frombuffer(bytes(packed.data), dtype=np.uint8))
+        else:
+            msg = types[IMAGE](header=out_header, **image_fields(rgb, "rgb8", data_type="numpy"))
+        data = self.writer.typestore.serialize_cdr(msg, cfg.out_type)
+        return _Record(cfg.out_topic, cfg.out_type, data, image.timestamp_ns, qos=self.qos.get(cfg.image_topic, ()))
 
     # -- output --------------------------------------------------------------------------------------------
     def flush(self) -> None:
@@ -397,7 +438,8 @@ class _BagTranslation:
             self.buffered -= slot.nbytes
             for rec in slot.records or ():
                 self.writer.write_raw(rec.topic, rec.msgtype, rec.data, rec.timestamp, msgdef=rec.msgdef,
-                                      rihs01=rec.rihs01, another_type_ok=True)  # copies keep every connection
+                                      rihs01=rec.rihs01, another_type_ok=True,  # copies keep every connection
+                                      offered_qos=rec.qos)
                 self.result.messages[rec.topic] = self.result.messages.get(rec.topic, 0) + 1
 
     def run(self) -> None:
@@ -520,6 +562,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=d.window, help=f"matcher window per topic (default {d.window})")
     p.add_argument("--max-buffer-mb", type=float, default=d.max_buffer_mb,
                    help=f"buffered input above which a partial batch is translated (default {d.max_buffer_mb:g})")
+    p.add_argument("--compress", choices=("jpeg", "png"), default=None,
+                   help="write the translated images as sensor_msgs/CompressedImage on <output topic>/compressed")
+    p.add_argument("--jpeg-quality", type=int, default=d.jpeg_quality, help=f"with --compress jpeg (default "
+                                                                            f"{d.jpeg_quality})")
+    p.add_argument("--png-level", type=int, default=d.png_level, help=f"with --compress png (default {d.png_level})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -531,7 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = TranslateBagConfig(
         image_topic=args.image_topic, semantic_topic=args.semantic_topic, instance_topic=args.instance_topic,
         output_topic=args.output_topic, storage=args.storage, batch=args.batch, tolerance_s=args.tolerance,
-        unmatched=args.unmatched, window=args.window, max_buffer_mb=args.max_buffer_mb)
+        unmatched=args.unmatched, window=args.window, max_buffer_mb=args.max_buffer_mb, compress=args.compress,
+        jpeg_quality=args.jpeg_quality, png_level=args.png_level)
     try:
         config.validate()
         decoder: LabelDecoder = canonical_labels if args.adapter is None else adapter_label_decoder(args.adapter)

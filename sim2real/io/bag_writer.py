@@ -20,11 +20,13 @@ import contextlib
 import os
 import sqlite3
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
 import numpy as np
+from rosbags.interfaces import Qos
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 
@@ -126,7 +128,7 @@ class BagWriter:
 
     # ------------------------------------------------------------------ writing
     def _connection(self, topic: str, msgtype: str, msgdef: str | None = None, rihs01: str | None = None,
-                    another_type_ok: bool = False) -> Any:
+                    *, another_type_ok: bool = False, offered_qos: Sequence[Qos] = ()) -> Any:
         if self.failure is not None:
             raise self.failure
         if self._writer is None:
@@ -141,7 +143,7 @@ class BagWriter:
             try:
                 conn = self._writer.add_connection(
                     topic, msgtype, typestore=None if msgdef is not None else self.typestore,
-                    msgdef=msgdef, rihs01=rihs01)
+                    msgdef=msgdef, rihs01=rihs01, offered_qos_profiles=tuple(offered_qos))
             except STORAGE_ERRORS as exc:
                 self.failure = storage_failure(self.path, "write to", exc)
                 raise self.failure from exc
@@ -162,14 +164,18 @@ class BagWriter:
         self.write_raw(topic, msg.__msgtype__, raw, timestamp)
 
     def write_raw(self, topic: str, msgtype: str, rawdata: bytes | memoryview, timestamp: int, *,
-                  msgdef: str | None = None, rihs01: str | None = None, another_type_ok: bool = False) -> None:
+                  msgdef: str | None = None, rihs01: str | None = None, another_type_ok: bool = False,
+                  offered_qos: Sequence[Qos] = ()) -> None:
         """Copy already-serialized CDR bytes (e.g. from another bag); ``msgdef`` for types not in the store.
 
         A topic keeps the type it was first written with (BagError otherwise) unless ``another_type_ok``: a copy
         of a bag whose topic has connections of several types (rosbag2 allows it) keeps them all.
-        Raises BagWriteError when the storage fails (the bag is broken from then on).
+        ``offered_qos``: the QoS profiles the topic's publishers offered (metadata.yaml's
+        ``offered_qos_profiles``, what ``ros2 bag play`` republishes with), taken when the topic's first
+        message makes its connection. Raises BagWriteError when the storage fails (the bag is broken from then on).
         """
-        conn = self._connection(topic, msgtype, msgdef, rihs01, another_type_ok)
+        conn = self._connection(topic, msgtype, msgdef, rihs01, another_type_ok=another_type_ok,
+                                offered_qos=offered_qos)
         assert self._writer is not None
         try:
             self._writer.write(conn, int(timestamp), rawdata)

@@ -30,10 +30,10 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from sim2real.core.errors import BagError, BagWriteError
 from sim2real.io.bag_index import (
@@ -151,10 +151,10 @@ class SplitBagWriter:
 
     # ------------------------------------------------------------------ writing
     def write_raw(self, topic: str, msgtype: str, rawdata: bytes | memoryview, timestamp: int, *,
-                  msgdef: str | None = None, rihs01: str | None = None) -> None:
-        """Write serialized CDR bytes (see :meth:`BagWriter.write_raw`) to the open split, opening one (and
-        closing a due one) first. BagWriteError when the storage fails; BagError for a per-message problem (a
-        topic written with another type), which leaves the bag usable."""
+                  msgdef: str | None = None, rihs01: str | None = None, offered_qos: Sequence[Any] = ()) -> None:
+        """Write serialized CDR bytes (see :meth:`BagWriter.write_raw`, ``offered_qos`` too) to the open split,
+        opening one (and closing a due one) first. BagWriteError when the storage fails; BagError for a
+        per-message problem (a topic written with another type), which leaves the bag usable."""
         if self.failure is not None:
             raise self.failure
         if self._lock_fd is None:
@@ -164,7 +164,8 @@ class SplitBagWriter:
             self._open_split()
         assert self._split is not None
         try:
-            self._split.write_raw(topic, msgtype, rawdata, timestamp, msgdef=msgdef, rihs01=rihs01)
+            self._split.write_raw(topic, msgtype, rawdata, timestamp, msgdef=msgdef, rihs01=rihs01,
+                                  offered_qos=offered_qos)
         except BagWriteError as exc:
             self._fail(exc)
 

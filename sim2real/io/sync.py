@@ -10,7 +10,15 @@
   set is emitted, every queued item that is older than the item its topic contributed can never complete
   a set and is dropped with reason ``"unmatched"``; an item arriving with a stamp not newer than the last
   emitted one on its topic is dropped ``"unmatched"`` at once;
-* a second item with a stamp already queued on the same topic replaces the first (``"duplicate_stamp"``).
+* a second item with a stamp already queued on the same topic replaces the first (``"duplicate_stamp"``);
+* time jumps (opt-in, ``jump_threshold``): a clock that goes back (a simulator reset, a bag replayed in a loop,
+  or the normal stamps after one set stamped far in the future) would otherwise make every later item
+  "not newer than the last emitted" and stall the synchroniser for good. When ``jump_confirm`` items in a row
+  on the reference topic are each more than ``jump_threshold`` seconds older than the last emitted set, the
+  synchroniser resets (queued items dropped as ``"time_jump"``, no last emitted stamp) and the item that
+  confirmed the jump is queued as the first of the new time line; ``on_jump("backward", last, new)`` is
+  called. A single old item is still ``"unmatched"``. A set more than ``jump_threshold`` newer than the last
+  one is emitted as usual and reported as ``on_jump("forward", last, new)``.
 
 Every dropped item is reported to the optional ``on_drop(topic, reason, item)`` callback and counted in
 :attr:`StampSynchronizer.drops` as ``{(topic, reason): n}``, so the caller can account for every message.
@@ -33,6 +41,7 @@ from typing import Generic, TypeVar
 __all__ = [
     "DROP_DUPLICATE",
     "DROP_OVERFLOW",
+    "DROP_TIME_JUMP",
     "DROP_UNMATCHED",
     "KeyedLatestSlots",
     "LatestSlot",
@@ -47,6 +56,7 @@ K = TypeVar("K")
 DROP_OVERFLOW = "sync_overflow"
 DROP_UNMATCHED = "unmatched"
 DROP_DUPLICATE = "duplicate_stamp"
+DROP_TIME_JUMP = "time_jump"
 
 _NS = 1_000_000_000
 
@@ -81,12 +91,19 @@ class StampSynchronizer(Generic[T]):
         slop: float = 0.0,
         queue_size: int = 10,
         on_drop: Callable[[str, str, T], None] | None = None,
+        jump_threshold: float | None = None,
+        jump_confirm: int = 3,
+        on_jump: Callable[[str, int, int], None] | None = None,
     ) -> None:
         """Args:
         topics: the topic keys, at least one, distinct; the first is the reference topic.
         slop: largest stamp difference (seconds) between items of one set; 0 = exact match.
         queue_size: items kept per topic before the oldest is dropped (``"sync_overflow"``), >= 1.
         on_drop: called as ``on_drop(topic, reason, item)`` for every dropped item.
+        jump_threshold: seconds; None = no time-jump handling (see the module docstring).
+        jump_confirm: reference items in a row, each older than the last set by more than ``jump_threshold``,
+            that make a backward jump (>= 1).
+        on_jump: called as ``on_jump("backward" | "forward", last_stamp_ns, new_stamp_ns)``.
         """
         topics = list(topics)
         if not topics:
@@ -97,7 +114,15 @@ class StampSynchronizer(Generic[T]):
             raise ValueError(f"slop must be >= 0 seconds, got {slop}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+        if jump_threshold is not None and jump_threshold <= 0:
+            raise ValueError(f"jump_threshold must be > 0 seconds (or None), got {jump_threshold}")
+        if jump_confirm < 1:
+            raise ValueError(f"jump_confirm must be >= 1, got {jump_confirm}")
         self._topics = topics
+        self._jump_ns = None if jump_threshold is None else round(jump_threshold * _NS)
+        self._jump_confirm = int(jump_confirm)
+        self._on_jump = on_jump
+        self._behind = 0  # reference items in a row older than the last set by more than the jump threshold
         self._slop_ns = round(slop * _NS)
         self._queue_size = int(queue_size)
         self._on_drop = on_drop
@@ -107,6 +132,8 @@ class StampSynchronizer(Generic[T]):
         self.drops: Counter[tuple[str, str]] = Counter()
         #: number of sets emitted so far.
         self.emitted = 0
+        #: time jumps seen so far: ``{"backward": n, "forward": n}``.
+        self.jumps: Counter[str] = Counter()
 
     @property
     def topics(self) -> list[str]:
@@ -136,8 +163,11 @@ class StampSynchronizer(Generic[T]):
         stamp_ns = int(stamp_ns)
         last = self._last_emitted[topic]
         if last is not None and stamp_ns <= last:
-            self._drop(topic, DROP_UNMATCHED, item)
-            return []
+            if not self._backward_jump(topic, stamp_ns, last):
+                self._drop(topic, DROP_UNMATCHED, item)
+                return []
+        elif topic == self._topics[0]:
+            self._behind = 0
         queue = self._queues[topic]
         for k, (s, old) in enumerate(queue):
             if s == stamp_ns:
@@ -152,6 +182,27 @@ class StampSynchronizer(Generic[T]):
                 self._drop(topic, DROP_OVERFLOW, oldest)
         matched = self._match(topic, stamp_ns)
         return [] if matched is None else [matched]
+
+    def _backward_jump(self, topic: str, stamp_ns: int, last: int) -> bool:
+        """Whether this old reference item confirms a backward time jump; if so, reset (and report it)."""
+        if self._jump_ns is None or topic != self._topics[0] or last - stamp_ns <= self._jump_ns:
+            return False
+        self._behind += 1
+        if self._behind < self._jump_confirm:
+            return False
+        self.reset(DROP_TIME_JUMP)
+        self.jumps["backward"] += 1
+        if self._on_jump is not None:
+            self._on_jump("backward", last, stamp_ns)
+        return True
+
+    def reset(self, reason: str = DROP_TIME_JUMP) -> int:
+        """Drop every queued item with ``reason`` and forget the last emitted stamps: the next items start a
+        new time line. Returns how many items were dropped."""
+        n = self.clear(reason)
+        self._last_emitted = dict.fromkeys(self._topics)
+        self._behind = 0
+        return n
 
     def _closest(self, topic: str, stamp_ns: int) -> int | None:
         """Index of the queued item on ``topic`` closest to ``stamp_ns`` within the slop, or None."""
@@ -169,6 +220,7 @@ class StampSynchronizer(Generic[T]):
             if k is None:
                 return None
             chosen[t] = k
+        reference_last = self._last_emitted[self._topics[0]]
         items: dict[str, T] = {}
         stamps: dict[str, int] = {}
         for t, k in chosen.items():
@@ -180,7 +232,12 @@ class StampSynchronizer(Generic[T]):
             del queue[: k + 1]
             self._last_emitted[t] = s
         self.emitted += 1
-        return MatchedSet(stamp_ns=stamps[self._topics[0]], items=items, stamps=stamps)
+        set_stamp = stamps[self._topics[0]]
+        if self._jump_ns is not None and reference_last is not None and set_stamp - reference_last > self._jump_ns:
+            self.jumps["forward"] += 1
+            if self._on_jump is not None:
+                self._on_jump("forward", reference_last, set_stamp)
+        return MatchedSet(stamp_ns=set_stamp, items=items, stamps=stamps)
 
     def clear(self, reason: str = DROP_UNMATCHED) -> int:
         """Drop every queued item with ``reason`` (e.g. at shutdown); return how many were dropped."""

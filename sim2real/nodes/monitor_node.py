@@ -61,7 +61,6 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -80,9 +79,9 @@ from sim2real.evaluation.monitor import (
     score_frame,
 )
 from sim2real.io.sync import LatestSlot, StampSynchronizer, stamp_to_ns
+from sim2real.nodes.common import OrderlyMultiThreadedExecutor, run_node
 from sim2real.nodes.common import descriptor as _descriptor
-from sim2real.nodes.common import run_node
-from sim2real.nodes.translate_node import Frame, FrameError, decode_frame
+from sim2real.nodes.translate.frames import Frame, FrameError, decode_frame
 from sim2real.runtime.node_stats import LogRateLimiter
 from sim2real.translator.device import resolve_device
 
@@ -332,7 +331,7 @@ class MonitorNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point (``monitor_node``): run until SIGINT/SIGTERM; 1 when the configuration is invalid."""
-    return run_node(MonitorNode, NODE_NAME, lambda: MultiThreadedExecutor(num_threads=3), args)
+    return run_node(MonitorNode, NODE_NAME, lambda: OrderlyMultiThreadedExecutor(num_threads=3), args)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,15 @@ Parameters (declared once, read-only; validated at start):
     Length of a bag split (default 10 s): the most a SIGKILL or power cut can lose (see Durability).
 ``stats_file``
     Where to write the per-topic message counts as JSON at shutdown (empty = off).
+``compress_topics`` (string array, default none), ``compressed_format`` (``jpeg`` | ``png``), ``jpeg_quality``
+(95), ``png_level`` (3)
+    Image topics (among ``topics``) stored compressed, as ``<topic>/compressed`` of type
+    ``sensor_msgs/msg/CompressedImage`` with image_transport's format string and the image's header (a 1080p
+    rgb8 stream is 6.2 MB a frame raw; docs/BENCHMARKS.md has the sizes and encode times). Use png, which is
+    lossless, for label maps.
+
+Each topic's connection in the bag carries the QoS profiles its publishers offered (``offered_qos_profiles`` in
+metadata.yaml, read when its first message arrives), so ``ros2 bag play`` can offer the same.
 
 Messages are subscribed with ``raw=True`` and the serialized bytes are written as they are
 (:meth:`sim2real.io.split_bag.SplitBagWriter.write_raw`): no deserialize / serialize round trip, so the message
@@ -69,8 +78,9 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sim2real.core.errors import BagWriteError, ConfigError
 from sim2real.io.bag_writer import STORAGES
 from sim2real.io.split_bag import DEFAULT_SPLIT_SECONDS, SplitBagWriter
+from sim2real.nodes.common import check_writable_file, run_node
 from sim2real.nodes.common import read_only_descriptor as _descriptor
-from sim2real.nodes.common import run_node
+from sim2real.nodes.record_extras import COMPRESSED_FORMATS, COMPRESSED_TYPE, ImageCompressor, offered_qos
 from sim2real.runtime.node_stats import LogRateLimiter
 
 __all__ = ["NODE_NAME", "BagThread", "RecordNode", "import_message_type", "main", "parse_topic_spec"]
@@ -108,8 +118,8 @@ def import_message_type(msgtype: str) -> Any:
 
 class BagThread:
     """Owns a :class:`SplitBagWriter` on one thread (open, every write, close: sqlite3 objects are bound to the
-    thread that made them) and takes ``(topic, msgtype, data, timestamp)`` from a bounded queue, so callbacks
-    never wait for the disk. A full queue refuses the message (the caller counts it). The thread wakes when a
+    thread that made them) and takes ``(topic, msgtype, data, timestamp, offered QoS)`` from a bounded queue, so
+    callbacks never wait for the disk. A full queue refuses the message (the caller counts it). The thread wakes when a
     split is due, so a split closes on time without traffic too.
 
     ``on_error(topic, exc)``: one message could not be written (the recording goes on). ``on_fatal(exc)``: the
@@ -127,7 +137,8 @@ class BagThread:
         self.rejected: Counter[str] = Counter()  # per-message write errors (not in the bag, logged)
         self.failure: BaseException | None = None
         self._on_error, self._on_fatal = on_error, on_fatal
-        self._queue: queue.Queue[tuple[str, str, bytes, int] | None] = queue.Queue(maxsize=max_pending)
+        self._queue: queue.Queue[tuple[str, str, bytes, int, tuple[Any, ...]] | None] = queue.Queue(
+            maxsize=max_pending)
         self._opened = threading.Event()
         self._open_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="bag_writer", daemon=True)
@@ -172,9 +183,9 @@ class BagThread:
                 continue
             if item is None:
                 return
-            topic, msgtype, data, timestamp = item
+            topic, msgtype, data, timestamp, qos = item
             try:
-                self.bag.write_raw(topic, msgtype, data, timestamp)
+                self.bag.write_raw(topic, msgtype, data, timestamp, offered_qos=qos)
             except BagWriteError:
                 raise
             except Exception as exc:  # one bad message does not end the recording
@@ -187,10 +198,11 @@ class BagThread:
             if self._on_fatal is not None:
                 self._on_fatal(exc)
 
-    def put(self, topic: str, msgtype: str, data: bytes, timestamp: int) -> bool:
-        """Queue one message; False when the writer is ``max_pending`` messages behind."""
+    def put(self, topic: str, msgtype: str, data: bytes, timestamp: int, offered_qos: tuple[Any, ...] = ()) -> bool:
+        """Queue one message (``offered_qos``: the topic's, used with its first message); False when the writer
+        is ``max_pending`` messages behind."""
         try:
-            self._queue.put_nowait((topic, msgtype, data, timestamp))
+            self._queue.put_nowait((topic, msgtype, data, timestamp, offered_qos))
         except queue.Full:
             return False
         return True
@@ -222,6 +234,16 @@ def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
             float_range=(0.1, 3600.0))),
         ("stats_file", "", _descriptor("per-topic counts as JSON at shutdown; empty = off",
                                        ParameterType.PARAMETER_STRING)),
+        ("compress_topics", [""], _descriptor(
+            "image topics (of 'topics') stored as <topic>/compressed (sensor_msgs/msg/CompressedImage)",
+            ParameterType.PARAMETER_STRING_ARRAY)),
+        ("compressed_format", "jpeg", _descriptor(
+            "codec for compress_topics (png is lossless)", ParameterType.PARAMETER_STRING,
+            constraints=" | ".join(COMPRESSED_FORMATS))),
+        ("jpeg_quality", 95, _descriptor("JPEG quality for compress_topics", ParameterType.PARAMETER_INTEGER,
+                                         int_range=(1, 100))),
+        ("png_level", 3, _descriptor("PNG compression level for compress_topics", ParameterType.PARAMETER_INTEGER,
+                                     int_range=(0, 9))),
     ]
 
 
@@ -252,6 +274,8 @@ class RecordNode(Node):
         self._reliability: str = p["reliability"]
         self._depth: int = p["depth"]
         self._stats_file: str = p["stats_file"]
+        if self._stats_file:
+            check_writable_file("stats_file", self._stats_file)
         self._wanted: dict[str, str | None] = {}
         for entry in entries:
             name, msgtype = parse_topic_spec(entry)
@@ -259,6 +283,14 @@ class RecordNode(Node):
             self._wanted[resolved] = msgtype
             if msgtype is not None:
                 import_message_type(msgtype)  # fail at start, not at the first message
+        self._compress = ImageCompressor(p["compressed_format"], p["jpeg_quality"], p["png_level"])
+        self._compressed: set[str] = set()
+        for entry in (e.strip() for e in p["compress_topics"] if e.strip()):
+            resolved = self.resolve_topic_name(entry)
+            if resolved not in self._wanted or self._wanted[resolved] not in (None, "sensor_msgs/msg/Image"):
+                raise ConfigError(f"compress_topics entry {entry!r} is not a sensor_msgs/msg/Image topic of 'topics'")
+            self._compressed.add(resolved)
+        self._qos: dict[str, tuple[Any, ...]] = {}
         self.counts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self._errors_lock = threading.Lock()
@@ -361,8 +393,22 @@ class RecordNode(Node):
         if allowed:
             self.get_logger().error(message)
 
+    def stored_as(self, topic: str) -> str:
+        """The bag topic a recorded topic is written to (``<topic>/compressed`` for ``compress_topics``)."""
+        return f"{topic}/compressed" if topic in self._compressed else topic
+
     def _on_message(self, topic: str, data: bytes) -> None:
-        if self.bag.put(topic, self._types[topic], data, self.get_clock().now().nanoseconds):
+        stamp = self.get_clock().now().nanoseconds
+        msgtype = self._types[topic]
+        if topic not in self._qos:  # the publishers' offered QoS, once per topic (its bag connection's metadata)
+            self._qos[topic] = offered_qos(self.get_publishers_info_by_topic(topic), msgtype)
+        if topic in self._compressed:
+            try:
+                data, msgtype = self._compress(data), COMPRESSED_TYPE
+            except Exception as exc:  # an encoding the codec cannot take: counted and logged, never fatal
+                self._write_error(topic, exc)
+                return
+        if self.bag.put(self.stored_as(topic), msgtype, data, stamp, self._qos[topic]):
             self.counts[topic] += 1
         else:
             self._write_error(topic, RuntimeError("writer queue full: the disk is slower than the topics"))
@@ -392,9 +438,10 @@ class RecordNode(Node):
         written, rejected = self.bag.written, self.bag.rejected
         summary = {
             "output": str(self.bag.path), "storage": self.bag.storage,
-            "counts": {t: written[t] for t in self._wanted}, "received": dict(self.counts),
+            "counts": {t: written[self.stored_as(t)] for t in self._wanted}, "received": dict(self.counts),
             "errors": dict(self.errors),
-            "lost": {t: n - written[t] - rejected[t] for t, n in self.counts.items() if n - written[t] - rejected[t]},
+            "lost": {t: lost for t, n in self.counts.items()
+                     if (lost := n - written[self.stored_as(t)] - rejected[self.stored_as(t)])},
             "splits": len(self.bag.bag.splits),
             "failure": None if self.failure is None else str(self.failure),
             "never_seen": [t for t in self._wanted if t not in self._subs or t in self._waiting],

@@ -21,26 +21,23 @@ native label JSON (Isaac Sim)       std_msgs/String        not paired: the lates
 Native topic names come from the adapter's topic profile (parameter ``profile``) and can be overridden one by
 one (``rgb_topic`` ...). Unknown native class ids never stop the node: they become 255 and are counted; the
 counts are logged every ``stats_period_s`` as a warning while new unknown pixels appear. A message that cannot
-be decoded (wrong encoding, corrupt data) is logged (rate-limited), counted, and skipped; so is a publish
-failure. Decoding runs in the subscription callback (the adapters are vectorised: ~80 ms for 2048x1024).
+be decoded (wrong encoding, corrupt data, a label JSON nested too deeply, a camera_info whose size is not the
+image's) is logged (rate-limited), counted, and skipped; so is a publish failure: no message stops the node, and
+if its executor thread dies anyway the process exits 1 with a FATAL line (:mod:`sim2real.nodes.common`).
+Decoding runs in the subscription callback (the adapters are vectorised: ~80 ms for 2048x1024).
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
 from collections import Counter
 from typing import Any, Final
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 
@@ -48,6 +45,9 @@ from sim2real.core.errors import ConfigError, Sim2RealError
 from sim2real.io.conversions import array_to_image, decode_compressed, image_to_array
 from sim2real.io.sync import MatchedSet, StampSynchronizer, stamp_to_ns
 from sim2real.nodes.common import read_only_descriptor as _descriptor
+from sim2real.nodes.common import run_node
+from sim2real.nodes.translate.frames import check_camera_info
+from sim2real.runtime.launch_description import check_topic_prefix
 from sim2real.runtime.node_stats import LogRateLimiter
 from sim_bridge.adapters import ADAPTERS, DecodeStats, SimulatorAdapter, get_adapter, parse_isaac_labels
 from sim_bridge.adapters.base import TopicSet
@@ -72,11 +72,16 @@ def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
         ("camera_info_topic", "", _descriptor(f"camera_info {override}; 'none' = do not subscribe", _STR)),
         ("semantic_labels_topic", "", _descriptor(f"semantic id->label JSON {override}", _STR)),
         ("instance_labels_topic", "", _descriptor(f"instance id->label JSON {override}", _STR)),
-        ("output_prefix", "/sim/camera", _descriptor("namespace of the canonical outputs", _STR)),
+        ("output_prefix", "sim/camera", _descriptor(
+            "topic prefix of the canonical outputs (relative: under the node's namespace)", _STR)),
         ("class_table_file", "", _descriptor(
             "class colour table JSON (required for morai; see docs/simulators/morai.md)", _STR)),
         ("sync_queue_size", 10, _descriptor(
             "messages kept per topic while waiting for partners with the same stamp", _INT, int_range=(1, 1000))),
+        ("time_jump_s", 1.0, _descriptor(
+            "native stamps that go back by more than this for 3 RGB messages in a row (a simulator reset) reset the"
+            " pairing instead of leaving every later frame unpaired; logged; 0 = off", _DBL,
+            float_range=(0.0, 3600.0))),
         ("stats_period_s", 10.0, _descriptor(
             "period of the decode statistics log (warning while unknown ids appear)", _DBL,
             float_range=(0.1, 3600.0))),
@@ -144,8 +149,10 @@ class SimAdapterNode(Node):
         self._reported_unknown = 0
 
         keys = [RGB, SEMANTIC] + [k for k in (INSTANCE, CAMERA_INFO) if getattr(self.topics, k)]
-        self._sync: StampSynchronizer[Any] = StampSynchronizer(keys, queue_size=p["sync_queue_size"])
-        prefix = p["output_prefix"].rstrip("/")
+        self.time_jumps = 0
+        self._sync: StampSynchronizer[Any] = StampSynchronizer(
+            keys, queue_size=p["sync_queue_size"], jump_threshold=p["time_jump_s"] or None, on_jump=self._on_jump)
+        prefix = check_topic_prefix("output_prefix", p["output_prefix"])
         out_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self._pubs = {
             RGB: self.create_publisher(Image, f"{prefix}/image", out_qos),
@@ -156,7 +163,8 @@ class SimAdapterNode(Node):
         self.create_timer(p["stats_period_s"], self._log_stats)
         self._subscribe()
         self.get_logger().info(
-            f"{adapter.title}: {', '.join(f'{k}={getattr(self.topics, k)}' for k in keys)} -> {prefix}/*"
+            f"{adapter.title}: {', '.join(f'{k}={getattr(self.topics, k)}' for k in keys)}"
+            f" -> {self._pubs[RGB].topic_name.rsplit('/', 1)[0]}/*"
         )
 
     def _subscribe(self) -> None:
@@ -188,10 +196,16 @@ class SimAdapterNode(Node):
         self.stats.bad_messages += 1
         self._warn(f"bad:{key}", f"bad {key} message skipped: {exc}")
 
+    def _on_jump(self, direction: str, last_ns: int, new_ns: int) -> None:
+        if direction == "backward":
+            self.time_jumps += 1
+            self.get_logger().warning(f"time jump: native stamps went back from {last_ns / 1e9:.9f} s to"
+                                      f" {new_ns / 1e9:.9f} s: pairing reset")
+
     def _on_labels(self, key: str, msg: String) -> None:
         try:
             self._labels[key] = parse_isaac_labels(msg.data)
-        except Sim2RealError as exc:
+        except Exception as exc:  # LabelError, or anything unforeseen: one bad message never stops the node
             self._bad(f"{key}_labels", exc)
 
     def _on_message(self, key: str, msg: Any) -> None:
@@ -200,8 +214,11 @@ class SimAdapterNode(Node):
         except (AttributeError, TypeError, ValueError) as exc:
             self._bad(key, exc)
             return
-        for matched in self._sync.add(key, stamp, msg):
-            self._process(matched)
+        try:
+            for matched in self._sync.add(key, stamp, msg):
+                self._process(matched)
+        except Exception as exc:  # never let one message kill the node
+            self._bad(f"{key} (unexpected)", exc)
 
     def _decode(self, items: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rgb_array, rgb_encoding = _array(items[RGB])
@@ -218,6 +235,8 @@ class SimAdapterNode(Node):
         if not rgb.shape[:2] == semantic.shape == instance.shape:
             raise ConfigError(
                 f"image sizes differ: rgb {rgb.shape[:2]}, semantic {semantic.shape}, instance {instance.shape}")
+        if CAMERA_INFO in items and (reason := check_camera_info(items[CAMERA_INFO], *rgb.shape[:2])):
+            raise ConfigError(reason)
         return rgb, semantic, instance
 
     def _process(self, matched: MatchedSet[Any]) -> None:
@@ -249,43 +268,14 @@ class SimAdapterNode(Node):
             self.get_logger().info(line)
 
 
+    def stop(self) -> None:
+        """The final statistics line (called after spinning, the context still valid)."""
+        self.get_logger().info(f"final: {self.published} frames published; {self.stats.summary()}")
+
+
 def main(args: list[str] | None = None) -> int:
-    """Entry point: spin until SIGINT / SIGTERM; 1 when the configuration is invalid.
-
-    The executor spins on a thread while the main thread waits for a signal (no polling), so the node and
-    its context are still valid for the final statistics line.
-    """
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        try:
-            node = SimAdapterNode()
-        except Sim2RealError as exc:
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-            return 1
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-
-        def spin() -> None:
-            with contextlib.suppress(ExternalShutdownException):
-                executor.spin()
-            stop.set()
-
-        thread = threading.Thread(target=spin, name="executor", daemon=True)
-        thread.start()
-        try:
-            stop.wait()
-        finally:
-            executor.shutdown(timeout_sec=5.0)
-            thread.join(timeout=5.0)
-        node.get_logger().info(f"final: {node.published} frames published; {node.stats.summary()}")
-        node.destroy_node()
-        return 0
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        rclpy.try_shutdown()
+    """Entry point: spin until SIGINT / SIGTERM; 1 when the configuration is invalid or a thread died."""
+    return run_node(SimAdapterNode, NODE_NAME, SingleThreadedExecutor, args)
 
 
 if __name__ == "__main__":

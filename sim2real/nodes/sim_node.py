@@ -3,7 +3,8 @@
     python -m sim2real.nodes.sim_node --ros-args -p width:=640 -p height:=360 -p rate_hz:=30.0 \\
         -p seed:=0 -p time_of_day:=18.5 -p use_sim_stamps:=true -p max_frames:=0
 
-Topics (sensor-data QoS), under ``namespace`` (default ``/sim/camera``):
+Topics (sensor-data QoS), under ``output_prefix`` (default ``sim/camera``: relative, so ``/sim/camera`` in the
+root namespace and ``/car1/sim/camera`` for a node started in ``/car1``):
 ``image`` (rgb8), ``semantic`` (mono8, Cityscapes train ids), ``instance`` (16UC1, 0 = none) and
 ``camera_info``. The four messages of a frame carry ONE header: the same stamp (node clock, or the
 simulator's frame time ``index / rate_hz`` with ``use_sim_stamps``) and ``frame_id``.
@@ -19,31 +20,30 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
 from typing import Any
 
-import rclpy
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import (
     ParameterDescriptor,
     ParameterType,
     SetParametersResult,
 )
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
-from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from sim2real.core.errors import ConfigError
 from sim2real.io.conversions import array_to_image
 from sim2real.nodes.common import descriptor as _descriptor
+from sim2real.nodes.common import run_node
+from sim2real.runtime.launch_description import check_topic_prefix
 from sim2real.runtime.node_stats import LogRateLimiter
 from sim_bridge.procedural import ProceduralSimulator, SimConfig, SimFrame
 from sim_bridge.procedural.config import MAX_SIZE, MIN_SIZE
-from sim_bridge.record_cli import topic_names
 
 __all__ = ["NODE_NAME", "SimNode", "camera_info_message", "main"]
 
@@ -60,9 +60,9 @@ def _parameter_table() -> list[tuple[str, Any, ParameterDescriptor]]:
     """Every parameter of the node: (name, default, descriptor)."""
     d = SimConfig()
     return [
-        ("namespace", "/sim/camera", _descriptor(
-            "topic namespace of image, semantic, instance, camera_info", _STR, read_only=True,
-            constraints="absolute ROS namespace, e.g. /sim/camera")),
+        ("output_prefix", "sim/camera", _descriptor(
+            "topic prefix of image, semantic, instance, camera_info (relative: under the node's namespace)", _STR,
+            read_only=True, constraints="a topic prefix, e.g. sim/camera or /sim/camera")),
         ("frame_id", "sim_camera", _descriptor("header frame_id of all four topics", _STR,
                                                constraints="non-empty")),
         ("width", d.width, _descriptor("image width in pixels", _INT, read_only=True,
@@ -112,7 +112,8 @@ class SimNode(Node):
         self._config = SimConfig(**{field: p[name] for name, field in _CONFIG_PARAMS.items()})
         if not p["frame_id"]:
             raise ConfigError("frame_id must not be empty")
-        self._topics = topic_names(p["namespace"])
+        prefix = check_topic_prefix("output_prefix", p["output_prefix"])
+        self._topics = {name: f"{prefix}/{name}" for name in ("image", "semantic", "instance", "camera_info")}
         self._frame_id: str = p["frame_id"]
         self._max_frames: int = p["max_frames"]
         self._use_sim_stamps: bool = p["use_sim_stamps"]
@@ -131,12 +132,13 @@ class SimNode(Node):
         self.index = 0
         self.frames_published = 0
         self.publish_errors = 0
-        self.finished: Future = Future()
+        #: set after max_frames frames: the entry point then stops the node and exits 0
+        self.done = threading.Event()
         self._log_limit = LogRateLimiter(period=5.0)
         self._timer = self.create_timer(1.0 / self._config.rate_hz, self._tick)
         c = self._config
         self.get_logger().info(
-            f"publishing {c.width}x{c.height} at {c.rate_hz} Hz on {self._topics['image'].rsplit('/', 1)[0]}/"
+            f"publishing {c.width}x{c.height} at {c.rate_hz} Hz on {self._pubs['image'].topic_name.rsplit('/', 1)[0]}/"
             f"{{image,semantic,instance,camera_info}} (seed {c.seed}, time_of_day {c.time_of_day} h, "
             f"{'sim' if self._use_sim_stamps else 'node clock'} stamps, max_frames {self._max_frames or 'inf'})")
 
@@ -188,7 +190,7 @@ class SimNode(Node):
         return True
 
     def _tick(self) -> None:
-        if self.finished.done():
+        if self.done.is_set():
             return
         try:
             frame = self._sim.frame(self.index)
@@ -209,30 +211,17 @@ class SimNode(Node):
             self._timer.cancel()
             self.get_logger().info(f"max_frames={self._max_frames} reached: {self.frames_published} frames "
                                    f"published, {self.publish_errors} publish errors; exiting")
-            self.finished.set_result(True)
+            self.done.set()
+
+    def stop(self) -> None:
+        """The last log line (called by the entry point after spinning, the context still valid)."""
+        self.get_logger().info(f"stopping: {self.frames_published} frames published, "
+                               f"{self.publish_errors} publish errors")
 
 
 def main(args: list[str] | None = None) -> int:
     """Entry point: spin until max_frames is reached or SIGINT/SIGTERM; 1 when the parameters are invalid."""
-    rclpy.init(args=args)
-    try:
-        try:
-            node = SimNode()
-        except (ConfigError, ValueError, ParameterException) as exc:  # invalid parameters: say why
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-            return 1
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        try:
-            executor.spin_until_future_complete(node.finished)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            node.get_logger().info(f"stopping: {node.frames_published} frames published, "
-                                   f"{node.publish_errors} publish errors")
-        executor.remove_node(node)
-        node.destroy_node()
-        return 0
-    finally:
-        rclpy.try_shutdown()
+    return run_node(SimNode, NODE_NAME, SingleThreadedExecutor, args)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -78,6 +78,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from sim2real.core.errors import ConfigError
+from sim2real.nodes.common import OrderlyMultiThreadedExecutor
 from sim2real.nodes.common import read_only_descriptor as _descriptor
 from sim2real.training.config import TrainConfig, load_train_config
 
@@ -513,7 +514,7 @@ class TrainerNode(Node):
 
 def _spin_until_done(node: TrainerNode) -> int:
     """Spin on a thread until the run ends; SIGINT/SIGTERM = graceful stop, a second one = quit now."""
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = OrderlyMultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     signals = 0
     lingering = threading.Event()

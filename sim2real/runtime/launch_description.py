@@ -1,22 +1,28 @@
 """The node set of ``translate``: one small, pure description shared by the launch file and the runner.
 
-``launch/translate.launch.py`` turns it into ``launch_ros.actions.Node`` actions (full ROS 2 installs);
+``launch/translate.launch.py`` turns it into ``launch_ros.actions.Node`` actions (``ros2 launch``);
 ``sim2real-launch translate`` (:mod:`sim2real.runtime.launcher`) starts the same nodes as ``python -m`` processes
-(works with the PyPI wheels, where launch / launch_ros do not exist). No launch or rclpy import here.
+(works without launch / launch_ros). No launch or rclpy import here.
+
+Names: every node runs in the ROS namespace ``namespace`` (default: none), so two launches with different
+namespaces run side by side without crossing (node names ``/<namespace>/translate_node`` ...). Topics are
+relative by default and resolve under it: the simulator topics ``<input_namespace>/{image,semantic,instance,
+camera_info}`` (default ``sim/camera``) and the outputs ``<output_namespace>/...`` (default ``translated``); an
+absolute ``input_namespace`` / ``output_namespace`` (``/carla/front``) points outside the namespace (remapped).
 
 Per ``source``:
 
-* ``builtin``: ``sim_node`` (the procedural simulator) publishing ``<namespace>/{image,semantic,instance,
-  camera_info}``;
-* ``carla`` | ``isaac`` | ``morai`` | ``airsim``: ``sim_adapter_node`` with ``simulator:=<source>``, turning
-  the simulator's native topics into the same four canonical topics under ``<namespace>``;
-* ``none``: no source node (something else publishes ``<namespace>/*``, e.g. a bag being played);
+* ``builtin``: ``sim_node`` (the procedural simulator) publishing the four simulator topics;
+* ``carla`` | ``carla_ros_bridge`` | ``isaac`` | ``morai`` | ``airsim``: ``sim_adapter_node`` with
+  ``simulator:=<source>``, turning the simulator's native topics (absolute, its topic profile's; per-topic
+  parameters ``rgb_topic`` ... in the params file) into the same four topics;
+* ``none``: no source node (something else publishes them, e.g. a bag being played);
 
-then ``translate_node`` with its generic topic names remapped (``image`` -> ``<namespace>/image`` ...,
+then ``translate_node`` with its generic topic names remapped (``image`` -> ``<input_namespace>/image`` ...,
 ``translated/image`` -> ``<output_namespace>/image`` ...) and the params file (default
 ``share/sim2real/config/translate.yaml``) plus the ``model`` / ``device`` overrides; and, with
 ``record:=true``, ``record_node`` writing ``<output_namespace>/{image,semantic,instance,camera_info}`` to the
-bag directory ``output`` (it refuses to overwrite one).
+bag directory ``output`` (it refuses to overwrite one). ``ESSENTIAL`` nodes end the whole launch when they exit.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from sim2real.core.errors import ConfigError
 
 __all__ = [
     "ARGUMENTS",
+    "ESSENTIAL",
     "GENERIC_INPUTS",
     "SIMULATORS",
     "SOURCES",
@@ -39,25 +46,53 @@ __all__ = [
     "LaunchArgument",
     "LaunchConfig",
     "NodeSpec",
+    "check_namespace",
+    "check_topic_prefix",
     "default_params_file",
     "describe",
     "format_param_value",
     "ros_args",
 ]
 
-SIMULATORS: Final = ("carla", "isaac", "morai", "airsim")
+#: the sim_adapter_node adapters (sim_bridge.adapters.ADAPTERS; test_launch checks they agree)
+SIMULATORS: Final = ("carla", "carla_ros_bridge", "isaac", "morai", "airsim")
 SOURCES: Final = ("builtin", *SIMULATORS, "none")
 STORAGES: Final = ("mcap", "sqlite3")
-GENERIC_INPUTS: Final = ("image", "semantic", "instance", "camera_info")
-TRANSLATED_OUTPUTS: Final = ("image", "semantic", "instance", "camera_info", "preview")
+GENERIC_INPUTS: Final = ("image", "image/compressed", "semantic", "instance", "camera_info")
+TRANSLATED_OUTPUTS: Final = ("image", "image/compressed", "semantic", "instance", "camera_info", "preview")
+TRANSPORTS: Final = ("raw", "compressed")
+RECORD_COMPRESSION: Final = ("none", "jpeg", "png")
 #: what record:=true records, with types: record_node subscribes typed topics at start, so the first
 #: translated frames are not lost while it discovers translate_node's publishers
 RECORDED: Final[Mapping[str, str]] = MappingProxyType({
     "image": "sensor_msgs/msg/Image", "semantic": "sensor_msgs/msg/Image", "instance": "sensor_msgs/msg/Image",
     "camera_info": "sensor_msgs/msg/CameraInfo",
 })
-_NAMESPACE: Final = re.compile(r"^(/[A-Za-z_][A-Za-z0-9_]*)+$")
+#: every node of the set: when one exits, the launch (and the runner) stops the others
+ESSENTIAL: Final = ("sim_node", "sim_adapter_node", "translate_node", "record_node")
+_NAME_PATH: Final = re.compile(r"^/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 _NODE_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_namespace(value: str) -> str:
+    """A ROS namespace as ``__ns`` wants it: ``""`` (none) or absolute ``/a/b`` (``a/b`` and ``/a/b/`` are
+    accepted); raises :class:`ConfigError` for anything else."""
+    text = value.strip().rstrip("/")
+    if not text:
+        return ""
+    if not _NAME_PATH.match(text):
+        raise ConfigError(f"namespace must be a ROS namespace like /robot1 or /fleet/car2, got {value!r}")
+    return "/" + text.lstrip("/")
+
+
+def check_topic_prefix(name: str, value: str) -> str:
+    """A topic prefix, relative (``sim/camera``: under the node's namespace) or absolute (``/sim/camera``),
+    without a trailing slash; raises :class:`ConfigError` naming ``name`` for anything else."""
+    text = value.strip().rstrip("/")
+    if not _NAME_PATH.match(text):
+        raise ConfigError(f"{name} must be a topic prefix like sim/camera (relative: under the namespace) or"
+                          f" /sim/camera (absolute), got {value!r}")
+    return text
 
 
 @dataclass(frozen=True)
@@ -73,10 +108,12 @@ class LaunchArgument:
 ARGUMENTS: Final[Mapping[str, LaunchArgument]] = {
     "source": LaunchArgument("builtin", "what publishes the simulator topics: builtin (procedural sim_node), a "
                              "simulator adapter, or none (something else publishes them)", SOURCES),
-    "namespace": LaunchArgument("/sim/camera", "namespace of the simulator topics image, semantic, instance, "
-                                "camera_info"),
-    "output_namespace": LaunchArgument("/translated", "namespace of the translated image, the republished "
-                                       "labels and the preview"),
+    "namespace": LaunchArgument("", "ROS namespace of every node (their names and relative topics resolve under"
+                                " it; e.g. /car1); empty: none"),
+    "input_namespace": LaunchArgument("sim/camera", "prefix of the simulator topics image, semantic, instance,"
+                                      " camera_info: relative (under namespace) or absolute (remapped to it)"),
+    "output_namespace": LaunchArgument("translated", "prefix of the translated image, the republished labels and"
+                                       " the preview: relative (under namespace) or absolute"),
     "model": LaunchArgument("", "generator checkpoint (.safetensors); empty: the params file / the node default "
                             "share/sim2real/models/default.safetensors"),
     "device": LaunchArgument("", "inference device auto | cpu | cuda | cuda:N; empty: the params file"),
@@ -84,6 +121,12 @@ ARGUMENTS: Final[Mapping[str, LaunchArgument]] = {
     "output": LaunchArgument("", "bag directory for record:=true (must not exist); empty: "
                              "sim2real_<date>_<time> in the working directory"),
     "storage": LaunchArgument("mcap", "bag storage for record:=true", STORAGES),
+    "record_compression": LaunchArgument("none", "record:=true stores the translated image as <output_namespace>/"
+                                         "image/compressed (sensor_msgs/CompressedImage, jpeg or png) instead of"
+                                         " raw; the labels stay raw (lossless)", RECORD_COMPRESSION),
+    "input_transport": LaunchArgument("raw", "the simulator image as sensor_msgs/Image (raw) or as"
+                                      " sensor_msgs/CompressedImage on <input_namespace>/image/compressed",
+                                      TRANSPORTS),
     "params_file": LaunchArgument("", "parameters YAML for the nodes; empty: share/sim2real/config/translate.yaml"),
 }
 
@@ -111,13 +154,16 @@ class LaunchConfig:
     """The evaluated arguments. ``node_parameters[node][param]`` adds per-node parameter overrides."""
 
     source: str = "builtin"
-    namespace: str = "/sim/camera"
-    output_namespace: str = "/translated"
+    namespace: str = ""
+    input_namespace: str = "sim/camera"
+    output_namespace: str = "translated"
     model: str = ""
     device: str = ""
     record: bool = False
     output: str = ""
     storage: str = "mcap"
+    record_compression: str = "none"
+    input_transport: str = "raw"
     params_file: str = ""
     node_parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -125,14 +171,18 @@ class LaunchConfig:
         """Validate every field (ConfigError lists the valid choices)."""
         if self.source not in SOURCES:
             raise ConfigError(f"source must be one of {', '.join(SOURCES)}; got {self.source!r}")
-        for name in ("namespace", "output_namespace"):
-            value = getattr(self, name)
-            if not _NAMESPACE.match(value):
-                raise ConfigError(f"{name} must be an absolute ROS namespace like /sim/camera, got {value!r}")
-        if self.namespace == self.output_namespace:
-            raise ConfigError(f"namespace and output_namespace must differ, both are {self.namespace!r}")
-        if self.storage not in STORAGES:
-            raise ConfigError(f"storage must be one of {', '.join(STORAGES)}; got {self.storage!r}")
+        if check_namespace(self.namespace) != self.namespace:
+            raise ConfigError(f"namespace must be empty or absolute without a trailing slash (as from_strings"
+                              f" gives it), got {self.namespace!r}")
+        for name in ("input_namespace", "output_namespace"):
+            if check_topic_prefix(name, getattr(self, name)) != getattr(self, name):
+                raise ConfigError(f"{name} must have no trailing slash, got {getattr(self, name)!r}")
+        if self.input_namespace.lstrip("/") == self.output_namespace.lstrip("/"):
+            raise ConfigError(f"input_namespace and output_namespace must differ, both are {self.input_namespace!r}")
+        for name, choices in (("storage", STORAGES), ("record_compression", RECORD_COMPRESSION),
+                              ("input_transport", TRANSPORTS)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
         if self.model and not self.model.endswith(".safetensors"):
             raise ConfigError(f"model must be a .safetensors checkpoint, got {self.model!r}")
         for node in self.node_parameters:
@@ -158,16 +208,20 @@ class LaunchConfig:
         if record and not output:
             output = time.strftime("sim2real_%Y%m%d_%H%M%S", time.localtime(now))
         return cls(
-            source=v["source"], namespace=v["namespace"].rstrip("/") or "/",
-            output_namespace=v["output_namespace"].rstrip("/") or "/", model=v["model"], device=v["device"],
-            record=record, output=output, storage=v["storage"], params_file=v["params_file"],
+            source=v["source"], namespace=check_namespace(v["namespace"]),
+            input_namespace=check_topic_prefix("input_namespace", v["input_namespace"]),
+            output_namespace=check_topic_prefix("output_namespace", v["output_namespace"]),
+            model=v["model"], device=v["device"],
+            record=record, output=output, storage=v["storage"], record_compression=v["record_compression"],
+            input_transport=v["input_transport"], params_file=v["params_file"],
             node_parameters=dict(node_parameters or {}),
         )
 
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """One node to start: name, console script, module, parameters (files first, then overrides), remaps."""
+    """One node to start: name, executable, module, parameters (files first, then overrides), remaps and the
+    ROS namespace (``""``: none)."""
 
     name: str
     executable: str
@@ -175,6 +229,7 @@ class NodeSpec:
     parameters: Mapping[str, Any]
     params_files: tuple[str, ...] = ()
     remappings: tuple[tuple[str, str], ...] = ()
+    namespace: str = ""
 
 
 def describe(config: LaunchConfig) -> list[NodeSpec]:
@@ -182,35 +237,41 @@ def describe(config: LaunchConfig) -> list[NodeSpec]:
     params_file = config.params_file or default_params_file()
     extra = config.node_parameters
     nodes: list[NodeSpec] = []
-    ns, out = config.namespace, config.output_namespace
+    ns, inp, out = config.namespace, config.input_namespace, config.output_namespace
     if config.source == "builtin":
         nodes.append(NodeSpec(
             "sim_node", "sim_node", "sim2real.nodes.sim_node",
-            {"namespace": ns, **extra.get("sim_node", {})}, (params_file,),
+            {"output_prefix": inp, **extra.get("sim_node", {})}, (params_file,), namespace=ns,
         ))
     elif config.source in SIMULATORS:
         nodes.append(NodeSpec(
             "sim_adapter_node", "sim_adapter_node", "sim2real.nodes.sim_adapter_node",
-            {"simulator": config.source, "output_prefix": ns, **extra.get("sim_adapter_node", {})}, (params_file,),
+            {"simulator": config.source, "output_prefix": inp, **extra.get("sim_adapter_node", {})}, (params_file,),
+            namespace=ns,
         ))
     overrides: dict[str, Any] = {}
     if config.model:
         overrides["model"] = config.model
     if config.device:
         overrides["device"] = config.device
-    remaps = tuple((name, f"{ns}/{name}") for name in GENERIC_INPUTS) + tuple(
+    if config.input_transport != "raw":
+        overrides["input_transport"] = config.input_transport
+    remaps = tuple((name, f"{inp}/{name}") for name in GENERIC_INPUTS) + tuple(
         (f"translated/{name}", f"{out}/{name}") for name in TRANSLATED_OUTPUTS
     )
     nodes.append(NodeSpec(
         "translate_node", "translate_node", "sim2real.nodes.translate_node",
-        {**overrides, **extra.get("translate_node", {})}, (params_file,), remaps,
+        {**overrides, **extra.get("translate_node", {})}, (params_file,), remaps, namespace=ns,
     ))
     if config.record:
+        compression = {} if config.record_compression == "none" else {
+            "compress_topics": [f"{out}/image"], "compressed_format": config.record_compression}
         nodes.append(NodeSpec(
             "record_node", "record_node", "sim2real.nodes.record_node",
             {"output": config.output, "storage": config.storage,
-             "topics": [f"{out}/{n}:{t}" for n, t in RECORDED.items()], **extra.get("record_node", {})},
-            (params_file,),
+             "topics": [f"{out}/{n}:{t}" for n, t in RECORDED.items()], **compression,
+             **extra.get("record_node", {})},
+            (params_file,), namespace=ns,
         ))
     known = {n.name for n in nodes}
     stray = sorted(set(extra) - known)
@@ -244,11 +305,13 @@ def format_param_value(value: Any) -> str:
 
 
 def ros_args(spec: NodeSpec) -> list[str]:
-    """``--ros-args -r __node:=<name> -r a:=b ... --params-file F ... -p k:=v ...`` for ``spec``.
+    """``--ros-args -r __node:=<name> [-r __ns:=<ns>] -r a:=b ... --params-file F ... -p k:=v ...`` for ``spec``.
 
     Params files come before the ``-p`` overrides, so the overrides win.
     """
     args = ["--ros-args", "-r", f"__node:={spec.name}"]
+    if spec.namespace:
+        args += ["-r", f"__ns:={spec.namespace}"]
     for src, dst in spec.remappings:
         args += ["-r", f"{src}:={dst}"]
     for path in spec.params_files:

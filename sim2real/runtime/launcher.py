@@ -1,18 +1,19 @@
 """``sim2real-launch``: start the ``translate`` node set as processes, without launch / launch_ros.
 
-    sim2real-launch translate [source:=builtin] [namespace:=/sim/camera] [model:=M.safetensors] [device:=cpu]
-                              [record:=true] [output:=DIR] [storage:=mcap] [params_file:=F] [duration:=S]
-                              [<node>.<param>:=<value> ...]
+    sim2real-launch translate [source:=builtin] [namespace:=/car1] [input_namespace:=sim/camera]
+                              [model:=M.safetensors] [device:=cpu] [record:=true] [output:=DIR] [storage:=mcap]
+                              [params_file:=F] [duration:=S] [<node>.<param>:=<value> ...]
 
 The arguments are those of ``launch/translate.launch.py`` (:data:`sim2real.runtime.launch_description.ARGUMENTS`) plus
 ``duration`` (seconds; stop after it, default: run until SIGINT / SIGTERM) and per-node parameter overrides such
 as ``sim_node.width:=96`` or ``translate_node.warmup_width:=96`` (values read as YAML, like ``-p``).
 
-Each node runs as ``python -m sim2real.nodes.<node> --ros-args -r __node:=<node> -r from:=to ... --params-file F
--p k:=v ...`` (:func:`sim2real.runtime.launch_description.ros_args`), inheriting this process's environment and
-output. Start order: record_node, translate_node, then the source (so nothing the source publishes is missed
-while the others start); stop order is the reverse: the source first, then translate_node (it finishes its
-frame), then record_node (it closes the bag), each with SIGINT and up to ``STOP_TIMEOUT_S`` before SIGKILL.
+Each node runs as ``python -m sim2real.nodes.<node> --ros-args -r __node:=<node> [-r __ns:=<namespace>]
+-r from:=to ... --params-file F -p k:=v ...`` (:func:`sim2real.runtime.launch_description.ros_args`), inheriting
+this process's environment and output. Start order: record_node, translate_node, then the source (so nothing the
+source publishes is missed while the others start); stop order is the reverse: the source first, then
+translate_node (it finishes its frame), then record_node (it closes the bag), each with SIGINT and up to
+``STOP_TIMEOUT_S`` before SIGKILL.
 
 SIGINT / SIGTERM / ``duration`` stop everything and exit 0 when every node exited cleanly. A node that exits on
 its own stops the others: exit status 0 when it exited with 0 (e.g. ``sim_node.max_frames:=N``), 1 otherwise.

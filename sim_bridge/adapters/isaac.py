@@ -54,13 +54,16 @@ def parse_isaac_labels(text: str | Mapping[str, object]) -> dict[int, str]:
     path ``"/World/car_01"``. Non-integer keys (``time_stamp``) are skipped.
 
     Raises:
-        LabelError: not JSON, not an object, or a value that is neither a string nor a class dict.
+        LabelError: not JSON (or nested too deeply), not an object, or a value that is neither a string nor a
+            class dict.
     """
     if isinstance(text, str):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise LabelError(f"Isaac labels are not valid JSON: {exc}") from exc
+        except RecursionError:  # e.g. thousands of nested arrays: refused, never a crash of the caller
+            raise LabelError(f"Isaac labels are nested too deeply to parse ({len(text)} characters)") from None
     else:
         data = text
     if not isinstance(data, Mapping):

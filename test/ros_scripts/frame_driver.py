@@ -8,8 +8,9 @@ byte for byte, and deserialised where the content is checked.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +119,8 @@ class FrameDriver:
         assert ok, "node under test did not come up (subscriptions/publishers not matched)"
         self.spin_for(0.5)  # let the shared-memory locators settle both ways
 
-    def messages(self, i: int, height: int, width: int) -> dict[str, Any]:
-        """The four messages of frame ``i`` (one shared header)."""
+    def messages(self, i: int, height: int, width: int, stamp: tuple[int, int] | None = None) -> dict[str, Any]:
+        """The four messages of frame ``i`` (one shared header; ``stamp`` (sec, nanosec) replaces frame i's)."""
         rgb, semantic, instance = sim_frame(i, height, width)
         msgs = {
             "image": array_to_image(rgb, "rgb8"),
@@ -128,16 +129,17 @@ class FrameDriver:
             "camera_info": CameraInfo(height=height, width=width, distortion_model="plumb_bob",
                                       k=[50.0, 0.0, width / 2, 0.0, 50.0, height / 2, 0.0, 0.0, 1.0]),
         }
-        sec, nsec = stamp_of(i)
+        sec, nsec = stamp or stamp_of(i)
         for msg in msgs.values():
             msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nsec
             msg.header.frame_id = "sim_cam"
         return msgs
 
     def send(self, i: int, height: int, width: int, *, only: tuple[str, ...] | None = None,
-             override: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Publish frame ``i`` (``only`` some topics; ``override`` replaces messages); return what was sent."""
-        msgs = self.messages(i, height, width)
+             override: dict[str, Any] | None = None, stamp: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Publish frame ``i`` (``only`` some topics; ``override`` replaces messages; ``stamp`` (sec, nanosec)
+        replaces its stamp); return what was sent."""
+        msgs = self.messages(i, height, width, stamp)
         msgs.update(override or {})
         for name in only or ("image", *LABELS):
             self.pubs[name].publish(msgs[name])
@@ -173,6 +175,14 @@ class FrameDriver:
         self.node.destroy_client(client)
         return list(future.result().results)
 
+    def diagnostic_values(self, node: str = "translate_node") -> dict[str, str]:
+        """The key / values of the newest ``/diagnostics`` status whose name contains ``node`` ({} before one)."""
+        for arr in reversed(self.diagnostics):
+            for st in arr.status:
+                if node in st.name:
+                    return {kv.key: kv.value for kv in st.values}
+        return {}
+
     def close(self) -> None:
         """Destroy the driver node (and its executor when it made it)."""
         if self._own_executor:
@@ -180,3 +190,18 @@ class FrameDriver:
         else:
             self.executor.remove_node(self.node)
         self.node.destroy_node()
+
+
+@contextlib.contextmanager
+def driver_on(domain: int, **kwargs: Any) -> Iterator[FrameDriver]:
+    """A :class:`FrameDriver` on its own rclpy context on ``domain``; both shut down on exit."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    driver = FrameDriver(context, **kwargs)
+    try:
+        yield driver
+    finally:
+        driver.close()
+        context.try_shutdown()
