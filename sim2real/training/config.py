@@ -82,9 +82,16 @@ class TargetDataConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Adam with GAN betas for generator / discriminators / critics, a schedule and gradient clipping."""
+    """Adam with GAN betas for generator / discriminators / critics, a schedule and gradient clipping.
+
+    ``lr_camera``: the learning rate of the camera model's parameters (a handful of physical scalars: blur width,
+    vignetting, aberration, noise, tone curve), in the generator's optimiser. At the generator's rate Adam moves
+    each by at most ~2e-4 a step, thousands of steps to reach a real camera's blur; these few numbers can move
+    faster without destabilising anything.
+    """
 
     lr_generator: float = 2e-4
+    lr_camera: float = 5e-3
     lr_discriminator: float = 2e-4
     lr_aux: float = 1e-3
     betas: tuple[float, float] = (0.5, 0.999)

@@ -32,6 +32,16 @@ def lr_factor(schedule: str, step: int, steps: int, warmup: int, decay_start: fl
     raise ConfigError(f"unknown LR schedule {schedule!r}; valid: constant, linear, cosine")
 
 
+def _generator_groups(nets: Networks, lr: float, lr_camera: float) -> list[dict[str, Any]]:
+    """The generator optimiser's parameter groups: the network (+ PatchNCE projector) at ``lr``, the camera
+    model's few physical parameters at ``lr_camera`` (each group keeps its own rate under the schedule)."""
+    camera = [p for n, p in nets.gen.named_parameters() if p.requires_grad and n.startswith("camera.")]
+    ids = {id(p) for p in camera}
+    rest = [p for p in trainable(nets.gen) if id(p) not in ids]
+    rest += trainable(nets.projector) if nets.projector is not None else []
+    return [{"params": rest, "lr": lr}] + ([{"params": camera, "lr": lr_camera}] if camera else [])
+
+
 class Optimization:
     """Three optimisers by name (``"aux"``, ``"g"``, ``"d"``), their LR schedules and one GradScaler.
 
@@ -44,8 +54,7 @@ class Optimization:
         adam = dict(betas=opt.betas, weight_decay=opt.weight_decay)
         discs = [nets.disc_target, nets.disc_source, nets.content_disc]
         self.optimizers: dict[str, torch.optim.Optimizer] = {
-            "g": torch.optim.Adam(trainable(nets.gen) + (trainable(nets.projector) if nets.projector else []),
-                                  lr=opt.lr_generator, **adam),
+            "g": torch.optim.Adam(_generator_groups(nets, opt.lr_generator, opt.lr_camera), **adam),
             "d": torch.optim.Adam([p for d in discs for p in trainable(d)], lr=opt.lr_discriminator, **adam),
             "aux": torch.optim.Adam(trainable(nets.aux), lr=opt.lr_aux, **adam),
         }
