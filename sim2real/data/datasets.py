@@ -230,7 +230,18 @@ def _encoding(msg: Any) -> str:
     return msg.format.split(";")[0].strip() if ";" in msg.format else ""
 
 
-class BagSourceDataset(IterableDataset):
+class EpochAugmented:
+    """Datasets whose random crops / flips are a function of (seed, epoch, index): ``set_epoch`` moves to the next
+    epoch's (the trainer's batch stream calls it at every pass, so exact resume holds)."""
+
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation stream (like DistributedSampler.set_epoch)."""
+        self.epoch = epoch
+
+
+class BagSourceDataset(EpochAugmented, IterableDataset):
     """Streams (RGB, semantic, instance) triplets from rosbag2 recordings, matched by header stamp.
 
     ``label_decoder`` turns the stored label arrays into canonical ones (default: already canonical; pass a
@@ -262,9 +273,6 @@ class BagSourceDataset(IterableDataset):
                 if empty:
                     raise BagError(f"bag {bag} has no messages on {empty}")
 
-    def set_epoch(self, epoch: int) -> None:
-        """Change the augmentation stream (call once per epoch, like DistributedSampler.set_epoch)."""
-        self.epoch = epoch
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         shard, nshards = _shard()
@@ -305,7 +313,7 @@ class BagSourceDataset(IterableDataset):
         return to_sample(rgb, semantic, instance)
 
 
-class ProceduralSourceDataset(Dataset):
+class ProceduralSourceDataset(EpochAugmented, Dataset):
     """The built-in procedural simulator as a map-style dataset: item i = frame i (random access).
 
     Frames are spread over ``frames`` indices with a stride, so a small dataset still covers varied scenes;
@@ -323,9 +331,6 @@ class ProceduralSourceDataset(Dataset):
         hours = (8.0, 12.0, 16.0, 18.5) if vary_time_of_day else (base.time_of_day,)
         self.sims = [ProceduralSimulator(dataclasses.replace(base, time_of_day=h)) for h in hours]
 
-    def set_epoch(self, epoch: int) -> None:
-        """Change the augmentation stream (the trainer's batch stream calls it at every epoch)."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.frames
@@ -342,7 +347,7 @@ class ProceduralSourceDataset(Dataset):
         return to_sample(rgb, semantic, instance)
 
 
-class CityscapesSourceDataset(Dataset):
+class CityscapesSourceDataset(EpochAugmented, Dataset):
     """Labelled frames in Cityscapes naming: ``X_leftImg8bit.png`` + ``X_gtFine_labelIds.png`` (+ instances).
 
     Files are matched by the prefix before ``_leftImg8bit``; frames without a label file are an error that
@@ -368,9 +373,6 @@ class CityscapesSourceDataset(Dataset):
         self.seed = seed
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Change the augmentation stream (the trainer's batch stream calls it at every epoch)."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -405,7 +407,7 @@ def _read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
 
 
-class ImageFolderDataset(Dataset):
+class ImageFolderDataset(EpochAugmented, Dataset):
     """Unlabelled target frames: every image file under ``roots`` (recursive, sorted). Each sample also carries
     ``dataset``: the index of its root in ``roots`` (a style per target dataset, ``TargetDataConfig.styles``)."""
 
@@ -421,9 +423,6 @@ class ImageFolderDataset(Dataset):
         self.seed = seed
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Change the augmentation stream (the trainer's batch stream calls it at every epoch)."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.files)
@@ -439,7 +438,7 @@ class ImageFolderDataset(Dataset):
         return sample
 
 
-class CamVidDataset(Dataset):
+class CamVidDataset(EpochAugmented, Dataset):
     """Labelled real frames in a CamVid-style split: ``root/images/X.jpg`` + ``root/labels/X.png`` (same stems).
 
     Labels are SegNet's 11 CamVid classes (11 = unlabelled); samples carry them as Cityscapes train ids, each
@@ -463,9 +462,6 @@ class CamVidDataset(Dataset):
         self.pairs = [(image_files[stem], label_files[stem]) for stem in sorted(image_files)]
         self.transform, self.seed, self.epoch = transform, seed, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Change the augmentation stream (the trainer's batch stream calls it at every epoch)."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -485,7 +481,7 @@ class CamVidDataset(Dataset):
         return to_sample(rgb, semantic)
 
 
-class BagTargetDataset(IterableDataset):
+class BagTargetDataset(EpochAugmented, IterableDataset):
     """Streams unlabelled camera frames from one or more topics of one or more rosbag2 recordings.
 
     Bad frames: as :class:`BagSourceDataset` (raise naming bag and stamp, or ``skip_bad_frames``)."""
@@ -503,9 +499,6 @@ class BagTargetDataset(IterableDataset):
                 if not present:
                     reader.require_topics(self.topics)  # raises, listing the topics that exist
                 reader.require_topics(present, IMAGE_TYPES)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         shard, nshards = _shard()

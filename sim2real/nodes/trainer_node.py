@@ -80,6 +80,7 @@ from std_srvs.srv import Trigger
 from sim2real.core.errors import ConfigError
 from sim2real.nodes.common import OrderlyMultiThreadedExecutor
 from sim2real.nodes.common import read_only_descriptor as _descriptor
+from sim2real.runtime.launch_description import parse_bool
 from sim2real.training.config import TrainConfig, load_train_config
 
 if TYPE_CHECKING:
@@ -138,24 +139,13 @@ def _check_override(entry: str) -> None:
         raise ConfigError(f"override {entry!r} must look like key.sub=value (e.g. steps=100, losses.bbox=2)")
 
 
-def _parse_bool(name: str, value: str | bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = value.strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {value!r}")
-
-
 def launch_parameters(config: str, overrides: str, resume: str | bool = True, export: str = "") -> dict[str, Any]:
     """The node's parameters from launch-argument strings (what ``launch/train.launch.py`` passes).
 
     ``overrides`` is one string of whitespace-separated ``key=value`` entries (quote entries with spaces);
     it is left out when empty (an empty list has no type in a parameters file).
     """
-    params: dict[str, Any] = {"config": config, "resume": _parse_bool("resume", resume)}
+    params: dict[str, Any] = {"config": config, "resume": parse_bool("resume", resume)}
     entries = split_overrides(overrides)
     if entries:
         params["overrides"] = entries

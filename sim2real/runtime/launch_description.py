@@ -51,6 +51,7 @@ __all__ = [
     "default_params_file",
     "describe",
     "format_param_value",
+    "parse_bool",
     "ros_args",
 ]
 
@@ -138,13 +139,15 @@ def default_params_file() -> str:
     return str(share_dir() / "config" / "translate.yaml")
 
 
-def _parse_bool(name: str, value: str | bool) -> bool:
+def parse_bool(name: str, value: str | bool, *, empty_is_false: bool = False) -> bool:
+    """A launch-argument boolean: true / 1 / yes / on or false / 0 / no / off (any case; "" too when
+    ``empty_is_false``); ConfigError naming ``name`` otherwise."""
     if isinstance(value, bool):
         return value
     text = value.strip().lower()
     if text in ("true", "1", "yes", "on"):
         return True
-    if text in ("false", "0", "no", "off", ""):
+    if text in ("false", "0", "no", "off") or (empty_is_false and text == ""):
         return False
     raise ConfigError(f"{name} must be true or false, got {value!r}")
 
@@ -203,7 +206,7 @@ class LaunchConfig:
         for name, arg in ARGUMENTS.items():
             if arg.choices is not None and v[name] not in arg.choices:
                 raise ConfigError(f"{name} must be one of {', '.join(arg.choices)}; got {v[name]!r}")
-        record = _parse_bool("record", v["record"])
+        record = parse_bool("record", v["record"], empty_is_false=True)
         output = v["output"]
         if record and not output:
             output = time.strftime("sim2real_%Y%m%d_%H%M%S", time.localtime(now))
