@@ -1,0 +1,52 @@
+"""The learnability check, short: train sim -> camera look unpaired for a few hundred steps and check the model
+already beats the colour baselines against the known answer (a regression guard; the full check is
+benchmarks/learnability.py, docs/BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from sim2real.evaluation.baselines import apply_baseline, fit_real_stats
+from sim2real.evaluation.known_answer import psnr, render_look_set, write_look_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = (176, 320)  # multiples of the lite stride (8)
+STEPS = 300
+#: the short run's bound: the full check needs +3 dB over class-wise transfer after 4000 steps at 360x640.
+MARGIN_DB = 1.0
+
+
+@pytest.mark.timeout(1200)
+def test_a_short_unpaired_run_beats_the_colour_baselines_on_the_known_answer(tmp_path: Path) -> None:
+    from sim2real.training.cli import build_datasets
+    from sim2real.training.config import load_train_config
+    from sim2real.training.trainer import Trainer
+
+    torch.manual_seed(0)
+    target = render_look_set(48, SIZE, 1)  # world 1; training source is world 0, scoring world 2
+    folder = write_look_folder(target, tmp_path / "look")
+    cfg = load_train_config(str(ROOT / "config" / "learnability.yaml"), [
+        f"out_dir={tmp_path / 'run'}", f"steps={STEPS}", f"target.paths=[{folder}]", "crop=[96,192]",
+        f"source.sim_width={SIZE[1]}", f"source.sim_height={SIZE[0]}", "source.frames=400", "num_workers=0",
+        f"val_every={STEPS + 1}", f"checkpoint_every={STEPS + 1}", f"image_every={STEPS + 1}", "log_every=50",
+        "validation_judge=null"])
+    source, tgt, _ = build_datasets(cfg)
+    trainer = Trainer(cfg, source, tgt, None, resume=False, progress=False)
+    trainer.fit()
+    gen = trainer.nets.gen_ema.eval()
+
+    looks = render_look_set(4, SIZE, 2)
+    with torch.no_grad():
+        model = gen.translate(looks.sim, looks.semantic, looks.instance)
+    stats = fit_real_stats(target.full, target.semantic, num_classes=256)
+    scores = {name: psnr(torch.cat([apply_baseline(name, looks.sim[i : i + 1], looks.semantic[i : i + 1], stats,
+                                                   class_lut=torch.arange(256)) for i in range(len(looks))]),
+                         looks.deterministic) for name in ("identity", "reinhard", "classwise")}
+    scores["model"] = psnr(model, looks.deterministic)
+    print(f"\nshort learnability ({STEPS} steps, {SIZE[1]}x{SIZE[0]}): " +
+          ", ".join(f"{k} {v:.2f} dB" for k, v in scores.items()))
+    assert scores["model"] >= scores["classwise"] + MARGIN_DB, scores
+    assert scores["model"] > scores["identity"], scores
