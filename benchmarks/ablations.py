@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: variant -> sim2real-train overrides switching one component off.
+#: variant -> sim2real-train overrides switching one component off (or, last, one on: layout-matched crops).
 VARIANTS: dict[str, list[str]] = {
     "full": [],
     "no_instance_branch": ["generator.use_instance_branch=false"],
@@ -29,6 +29,7 @@ VARIANTS: dict[str, list[str]] = {
     "no_semantic_term": ["losses.semantic=0"],
     "no_detail_path": ["generator.detail_channels=0"],
     "no_camera_model": ["generator.use_camera=false", "discriminator.coordinates=false"],
+    "layout_matching": ["layout_candidates=4"],
 }
 COLUMNS = ("judge_miou", "car", "pedestrian", "pole", "sign/symbol", "instance_recall", "kid_judge", "kid_colour")
 

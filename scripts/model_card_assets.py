@@ -1,45 +1,116 @@
 """Build the model card's pictures and tables from a training run and the exported model.
 
-    python scripts/model_card_assets.py RUN_DIR MODEL.safetensors OUT_DIR
+    python scripts/model_card_assets.py RUN_DIR MODEL.safetensors OUT_DIR [--style NAME]
 
-Writes OUT_DIR/before_after_<k>.png (procedural frames of a held-out seed: sim | translated | label overlay),
-OUT_DIR/loss_curves.png (generator / discriminator / critic totals, drawn with OpenCV), and prints a Markdown
-table of the losses every ~10 % of the run for the card.
+Writes into OUT_DIR:
+
+* ``before_after_<k>.png``: held-apart procedural frames (world 2718, 12:00 / 16:00 / 18:30), rows of
+  simulator | class-wise colour transfer | the model, then zooms (x3) on the smallest objects (people, riders,
+  bicycles, poles, signs) in the same three columns;
+* ``carla_<k>.png``: real CARLA frames (``../shared/data/carla`` through the CARLA adapter, half resolution):
+  simulator | model, then zooms;
+* ``loss_curves.png`` (generator / discriminator / critic totals, drawn with OpenCV);
+
+and prints a Markdown table of the losses every ~10 % of the run and the last validation row.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
-from sim2real.core.labels import overlay
+from sim2real.core.labels import TRAIN_ID
+from sim2real.evaluation.baselines import apply_baseline, fit_real_stats
+from sim2real.evaluation.frames import load_real_frames, load_source_frames
+from sim2real.runtime.paths import data_dir
+from sim2real.translator.frames import to_uint8_image
 from sim2real.translator.inference import Translator
-from sim_bridge.procedural import ProceduralSimulator, SimConfig
 
 CURVES = {"g/total": (40, 40, 220), "d/total": (40, 160, 40), "aux/total": (200, 120, 30)}
+SMALL = tuple(TRAIN_ID[n] for n in ("person", "rider", "bicycle", "motorcycle", "pole", "traffic sign",
+                                    "traffic light"))
+ZOOM, CROP = 3, 64
 
 
-def _write_png(path: Path, bgr: np.ndarray) -> None:
-    """cv2.imwrite, which only returns False on failure (e.g. a missing directory): raise instead."""
+def _write_png(path: Path, rgb: np.ndarray) -> Path:
+    """cv2.imwrite of an RGB image, which only returns False on failure: raise instead."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), bgr):
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write {path}")
+    return path
 
 
-def before_after(model: Path, out: Path, frames: tuple[int, ...] = (30, 300, 900)) -> list[Path]:
-    translator = Translator.from_checkpoint(model, device="cpu")
+def small_object_windows(semantic: np.ndarray, instance: np.ndarray, count: int = 4) -> list[tuple[int, int]]:
+    """Top-left corners of up to ``count`` CROP x CROP windows centred on the smallest objects of the small
+    classes (instances by pixel count, then pole / sign blobs), not overlapping."""
+    h, w = semantic.shape
+    centres: list[tuple[int, int, int]] = []
+    for obj in np.unique(instance[instance > 0]):
+        ys, xs = np.nonzero(instance == obj)
+        if int(np.bincount(semantic[ys, xs]).argmax()) in SMALL and ys.size >= 30:
+            centres.append((ys.size, int(ys.mean()), int(xs.mean())))
+    mask = np.isin(semantic, [TRAIN_ID["pole"], TRAIN_ID["traffic sign"], TRAIN_ID["traffic light"]])
+    count_cc, _, stats, cents = cv2.connectedComponentsWithStats(mask.astype(np.uint8))
+    centres += [(int(stats[c, 4]), int(cents[c, 1]), int(cents[c, 0])) for c in range(1, count_cc)
+                if stats[c, 4] >= 30]
+    windows: list[tuple[int, int]] = []
+    for _, cy, cx in sorted(centres):
+        y, x = min(max(cy - CROP // 2, 0), h - CROP), min(max(cx - CROP // 2, 0), w - CROP)
+        if all(abs(y - a) >= CROP or abs(x - b) >= CROP for a, b in windows):
+            windows.append((y, x))
+        if len(windows) == count:
+            break
+    return windows
+
+
+def _zoom_row(images: list[np.ndarray], windows: list[tuple[int, int]], width: int) -> np.ndarray:
+    """For each column image, its windows side by side, enlarged x ZOOM (nearest), padded to ``width``."""
+    cols = []
+    for img in images:
+        tiles = [cv2.resize(img[y : y + CROP, x : x + CROP], (CROP * ZOOM, CROP * ZOOM),
+                            interpolation=cv2.INTER_NEAREST) for y, x in windows] or [np.zeros((8, 8, 3), np.uint8)]
+        strip = np.concatenate(tiles, 1)
+        scale = min(1.0, width / strip.shape[1])
+        strip = cv2.resize(strip, (round(strip.shape[1] * scale), round(strip.shape[0] * scale)),
+                           interpolation=cv2.INTER_AREA)
+        pad = np.full((strip.shape[0], width - strip.shape[1], 3), 255, np.uint8)
+        cols.append(np.concatenate([strip, pad], 1))
+    return np.concatenate(cols, 1)
+
+
+def _panel(columns: list[np.ndarray], semantic: np.ndarray, instance: np.ndarray) -> np.ndarray:
+    top = np.concatenate(columns, 1)
+    zoom = _zoom_row(columns, small_object_windows(semantic, instance), columns[0].shape[1])
+    return np.concatenate([top, zoom], 0)
+
+
+def procedural_panels(translator: Translator, out: Path) -> list[Path]:
+    frames = load_source_frames("procedural:3", size=(360, 640), sim_seed=2718, hours=(12.0, 16.0, 18.5))
+    real, labels = load_real_frames(data_dir() / "camvid" / "train", 360, labels=True)
+    stats = fit_real_stats(real, labels)
     paths = []
-    for k, (index, hour) in enumerate(zip(frames, (12.0, 16.0, 18.5), strict=True)):
-        frame = ProceduralSimulator(SimConfig(seed=4242, time_of_day=hour)).frame(index)
-        fake = translator.translate(frame.rgb, frame.semantic, frame.instance)
-        row = np.concatenate([frame.rgb, fake, overlay(fake, frame.semantic, 0.45)], axis=1)
-        path = out / f"before_after_{k}.png"
-        _write_png(path, cv2.cvtColor(row, cv2.COLOR_RGB2BGR))
-        paths.append(path)
+    for k in range(len(frames)):
+        rgb, sem, inst = frames.rgb[k : k + 1], frames.semantic[k : k + 1], frames.instance[k : k + 1]
+        model = translator.translate_normalized(rgb, sem, inst).float().cpu()
+        columns = [to_uint8_image(t[0]) for t in (rgb, apply_baseline("classwise", rgb, sem, stats), model)]
+        paths.append(_write_png(out / f"before_after_{k}.png", _panel(columns, sem[0].numpy(), inst[0].numpy())))
+    return paths
+
+
+def carla_panels(translator: Translator, out: Path) -> list[Path]:
+    frames = load_source_frames(f"carla:{data_dir() / 'carla'}", size=(360, 640))
+    paths = []
+    for k, i in enumerate((1, 7)):  # one window of each CARLA frame
+        rgb, sem, inst = frames.rgb[i : i + 1], frames.semantic[i : i + 1], frames.instance[i : i + 1]
+        model = translator.translate_normalized(rgb, sem, inst).float().cpu()
+        columns = [to_uint8_image(rgb[0]), to_uint8_image(model[0])]
+        paths.append(_write_png(out / f"carla_{k}.png", _panel(columns, sem[0].numpy(), inst[0].numpy())))
     return paths
 
 
@@ -66,30 +137,34 @@ def loss_curves(rows: list[dict], out: Path, size: tuple[int, int] = (900, 360))
                     cv2.LINE_AA)
     cv2.putText(img, f"step {int(steps.min())} .. {int(steps.max())} (each curve scaled to its own range)",
                 (40, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (80, 80, 80), 1, cv2.LINE_AA)
-    path = out / "loss_curves.png"
-    _write_png(path, img)
-    return path
+    return _write_png(out / "loss_curves.png", img[..., ::-1].copy())
 
 
 def loss_table(rows: list[dict]) -> str:
-    keys = ["g/total", "g/adv", "g/self_recon", "g/cycle", "g/bbox", "g/semantic", "d/total", "aux/segmenter",
-            "aux/box"]
+    keys = ["g/total", "g/adv", "g/nce", "g/self_recon", "g/bbox", "g/bbox_class", "g/semantic", "d/total",
+            "aux/total"]
     picks = [rows[i] for i in sorted({round(j) for j in np.linspace(0, len(rows) - 1, 11)})]
     head = "| step | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1) + "\n"
     return head + "\n".join(
         f"| {r['step']} | " + " | ".join(f"{r[k]:.3f}" if k in r else "-" for k in keys) + " |" for r in picks)
 
 
-def main() -> int:
-    run, model, out = (Path(a) for a in sys.argv[1:4])
-    out.mkdir(parents=True, exist_ok=True)
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run", type=Path)
+    p.add_argument("model", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--style", help="the model's named target style to render in")
+    args = p.parse_args(argv)
+    torch.set_num_threads(2)
+    translator = Translator.from_checkpoint(args.model, device="cpu", precision="fp32", style=args.style)
+    for path in procedural_panels(translator, args.out) + carla_panels(translator, args.out):
+        print(f"wrote {path}")
+    rows = [json.loads(line) for line in (args.run / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "g/total" in r]
-    val_rows = [r for r in rows if "val/flip_rate" in r]
-    for p in before_after(model, out):
-        print(f"wrote {p}")
-    print(f"wrote {loss_curves(train_rows, out)}")
+    print(f"wrote {loss_curves(train_rows, args.out)}")
     print(loss_table(train_rows))
+    val_rows = [r for r in rows if any(k.startswith("val/") for k in r)]
     if val_rows:
         print("\nvalidation:", json.dumps(val_rows[-1]))
     return 0

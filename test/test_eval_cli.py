@@ -170,6 +170,8 @@ def test_frames_overlapping_the_training_data_are_refused_unless_allowed(
 
 def test_user_errors_exit_2_with_one_line(lite_checkpoint: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.safetensors"
+    empty.write_bytes(b"")  # a 0-byte judge file
     cases = [
         (["--model", str(lite_checkpoint), "--source", str(tmp_path / "missing")],
          "neither 'procedural[:N]', 'carla:DIR' nor an existing bag or folder"),
@@ -177,6 +179,7 @@ def test_user_errors_exit_2_with_one_line(lite_checkpoint: Path, tmp_path: Path,
         (["--source", "procedural:2"], "give --model, or --baselines-only"),
         (["--model", str(lite_checkpoint), "--judge", str(lite_checkpoint)], "is not a sim2real judge"),
         (["--model", str(lite_checkpoint), "--frames", "1"], "frames must be >= 2"),
+        (["--model", str(lite_checkpoint), "--judge", str(empty)], "is not a readable safetensors file"),
     ]
     for argv, message in cases:
         assert main([*argv, "--out", str(tmp_path / "o")]) == 2, argv

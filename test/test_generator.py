@@ -157,15 +157,26 @@ def test_work_resolution_labels_give_cell_aligned_boxes_and_ignore_sub_cell_deta
 
 
 # ------------------------------------------------------------------------------------------- gradients
-TRANSLATE_MODULES = ("stems.source", "content_body", "instance_branch", "memory_query", "decoders.target")
+TRANSLATE_MODULES = ("stems.source", "content_body", "instance_branch", "memory_query", "decoders.target", "camera")
 UNUSED_MODULES = ("stems.target", "style_encoders", "decoders.source")
+
+
+def trained_detail_paths(gen: TranslatorGenerator) -> None:
+    """The detail paths' output convs start at zero (a no-op), which by design holds back the gradient of the conv
+    before them; perturb them as training does."""
+    with torch.no_grad():
+        for decoder in gen.decoders.values():
+            if decoder.detail is not None:
+                decoder.detail.out.weight.normal_(0, 0.1)
 
 
 def test_gradients_reach_every_translate_parameter() -> None:
     gen = model("lite").train()
+    trained_detail_paths(gen)
     rgb, semantic, instance = make_batch(gen.cfg, 5, 7)
     gen.zero_grad()
-    out = gen.translate(rgb, semantic, instance, style=torch.randn(2, gen.cfg.style_dim))
+    noise = torch.randn(2, 4, *rgb.shape[-2:])  # the random part too (the camera's noise level, the detail noise)
+    out = gen.translate(rgb, semantic, instance, style=torch.randn(2, gen.cfg.style_dim), noise=noise)
     (out * torch.randn_like(out)).sum().backward()
     checked = 0
     for name, p in gen.named_parameters():
@@ -181,6 +192,7 @@ def test_gradients_reach_every_translate_parameter() -> None:
 def test_cycle_and_style_paths_carry_gradient() -> None:
     """s->t with an encoded target style, then s->t->s reconstruction with the known source labels."""
     gen = model("lite").train()
+    trained_detail_paths(gen)
     x_s, sem, inst = make_batch(gen.cfg, 5, 7, seed=1)
     x_t, _, _ = make_batch(gen.cfg, 5, 7, seed=2)
     z_t, values_t = gen.encode_style_and_values(x_t, "target")

@@ -30,12 +30,9 @@ import numpy as np
 import torch
 
 from sim2real.core.errors import ConfigError, Sim2RealError
+from sim2real.translator.frames import to_uint8_image
 
 __all__ = ["gap_closed", "main", "run_check"]
-
-
-def _uint8(rgb: torch.Tensor) -> np.ndarray:
-    return ((rgb.float() + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
 
 
 def _labelled_rows(args: argparse.Namespace) -> Iterator[tuple[str, Iterator[tuple[np.ndarray, np.ndarray,
@@ -49,7 +46,7 @@ def _labelled_rows(args: argparse.Namespace) -> Iterator[tuple[str, Iterator[tup
 
     def frames(rgb: torch.Tensor) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         for i in range(len(source)):
-            yield _uint8(rgb[i]), source.semantic[i].numpy(), source.instance[i].numpy()
+            yield to_uint8_image(rgb[i]), source.semantic[i].numpy(), source.instance[i].numpy()
 
     yield "source", frames(source.rgb)
     if args.translator is not None:
@@ -62,7 +59,7 @@ def _labelled_rows(args: argparse.Namespace) -> Iterator[tuple[str, Iterator[tup
         yield "translated", frames(out)
     if args.translated is not None:
         recorded = load_source_frames(str(args.translated), args.frames, size, topic_prefix="/translated")
-        yield "recorded", ((_uint8(recorded.rgb[i]), recorded.semantic[i].numpy(), recorded.instance[i].numpy())
+        yield "recorded", ((to_uint8_image(recorded.rgb[i]), recorded.semantic[i].numpy(), recorded.instance[i].numpy())
                            for i in range(len(recorded)))
     if args.real is not None:
         from sim2real.evaluation.judge_training import load_camvid_split

@@ -14,6 +14,7 @@ from torch import Tensor
 from sim2real.core.labels import CAMVID_CLASS_NAMES, PALETTE
 from sim2real.evaluation.judge import JudgeNet
 from sim2real.evaluation.judging import judge_frames
+from sim2real.translator.frames import to_uint8_image
 
 __all__ = ["METRICS", "REPORTED_CLASSES", "render_markdown", "verdicts", "write_grid"]
 
@@ -139,10 +140,6 @@ def _overlap_line(meta: dict[str, Any]) -> str:
     return "- frames disjoint from the model's training data (checked against its recorded config)"
 
 
-def _uint8(rgb: Tensor) -> np.ndarray:
-    return ((rgb.float() + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
-
-
 def _classes_image(classes: Tensor) -> np.ndarray:
     colours = PALETTE[list(_CAMVID_COLOUR_ID)]
     return colours[classes.clamp(0, len(colours) - 1).numpy()]
@@ -157,7 +154,7 @@ def write_grid(path: Path, source: Any, outputs: dict[str, dict[int, Tensor]], j
         src = source.rgb[i]
         tiles = [src] + [outputs[m][i] for m in columns]
         judged = [judge_frames(judge, t[None])[0][0] for t in (src, outputs[columns[-1]][i] if columns else src)]
-        images = [_uint8(t) for t in tiles] + [_classes_image(c) for c in judged]
+        images = [to_uint8_image(t) for t in tiles] + [_classes_image(c) for c in judged]
         rows.append(np.concatenate([_half(im) for im in images], 1))
     if not rows:
         return

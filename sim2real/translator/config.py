@@ -216,12 +216,14 @@ class GeneratorConfig:
 
 
 #: Explicit preset registry. ``lite``: CPU / embedded, < 2 GMACs per 640x360 frame; the network works at
-#: 1/4 of the input (labels sampled there too) and pads with zeros, so nothing but the affine colour head
-#: runs at full resolution (docs/BENCHMARKS.md). ``full``: GPU quality (tens of GMACs at 640x360), every
-#: pixel's labels, replicate padding. Figures: ``python -m sim2real.translator.complexity``.
+#: 1/4 of the input (labels sampled there too) and pads with zeros, so at full resolution only the affine colour
+#: head, the small detail path and the camera model run (docs/BENCHMARKS.md). ``full``: GPU quality (tens of
+#: GMACs at 640x360), every pixel's labels, replicate padding. Both have the detail path (D = 4) and the camera
+#: model. Figures: ``python -m sim2real.translator.complexity``.
 GENERATOR_PRESETS: Final[dict[str, GeneratorConfig]] = {
     "lite": GeneratorConfig(
-        name="lite", work_scale=4, num_downsamples=1, padding_mode="zeros", label_resolution="work"
+        name="lite", work_scale=4, num_downsamples=1, padding_mode="zeros", label_resolution="work",
+        detail_channels=4, use_camera=True,
     ),
     "full": GeneratorConfig(
         name="full",
@@ -240,6 +242,8 @@ GENERATOR_PRESETS: Final[dict[str, GeneratorConfig]] = {
         memory_slots=8,
         memory_key_dim=64,
         memory_value_dim=64,
+        detail_channels=4,
+        use_camera=True,
     ),
 }
 
