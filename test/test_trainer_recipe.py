@@ -92,19 +92,20 @@ def test_a_mean_style_per_target_dataset_and_rendering_in_one_of_them(tmp_path: 
     from sim2real.translator.config import get_generator_config
     from sim2real.translator.generator import TranslatorGenerator
     from sim2real.translator.inference import Translator
+    from sim2real.translator.styles import update_dataset_styles, use_target_style
 
     cfg = dataclasses.replace(get_generator_config("lite"), target_styles=("cityscapes", "camvid"), style_momentum=0.5)
     gen = TranslatorGenerator(cfg)
     styles = torch.tensor([[1.0] * 8, [3.0] * 8, [-2.0] * 8])
-    gen.update_dataset_styles(styles, torch.tensor([0, 0, 1]))
+    update_dataset_styles(gen, styles, torch.tensor([0, 0, 1]))
     assert torch.allclose(gen.target_style_means[0], torch.full((8,), 1.0))  # 0.5 * 0 + 0.5 * mean(1, 3)
     assert torch.allclose(gen.target_style_means[1], torch.full((8,), -1.0))
-    gen.update_dataset_styles(styles[:1], torch.tensor([0]))  # only dataset 0 moves
+    update_dataset_styles(gen, styles[:1], torch.tensor([0]))  # only dataset 0 moves
     assert torch.allclose(gen.target_style_means[1], torch.full((8,), -1.0))
-    gen.use_target_style("camvid")
+    use_target_style(gen, "camvid")
     assert torch.equal(gen.style_mean[1], gen.target_style_means[1])
     with pytest.raises(ConfigError, match="'kitti' is not one of this model's target styles"):
-        gen.use_target_style("kitti")
+        use_target_style(gen, "kitti")
     path = save_checkpoint(tmp_path / "m.safetensors", gen, cfg)
     rgb = torch.rand(1, 3, 64, 128) * 2 - 1
     sem, inst = torch.zeros(1, 64, 128, dtype=torch.long), torch.zeros(1, 64, 128, dtype=torch.long)

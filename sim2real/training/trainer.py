@@ -52,6 +52,7 @@ from sim2real.translator.objective import (
     translate_one_sided,
     update_generator_state,
 )
+from sim2real.translator.styles import update_dataset_styles
 
 __all__ = ["Trainer", "lr_factor", "preview_row"]
 
@@ -142,7 +143,7 @@ class Trainer:
         opt.optimize(g["total"], "g", accumulate=k, step=last)
         update_generator_state(n.gen, out, reduce=self.replicas.reduce_sum())
         if tgt.dataset is not None:
-            n.gen.update_dataset_styles(out.style_target, tgt.dataset, reduce=self.replicas.reduce_sum())
+            update_dataset_styles(n.gen, out.style_target, tgt.dataset, reduce=self.replicas.reduce_sum())
         with self.precision.autocast():
             d = discriminator_losses(n.gen, n.disc_target, n.disc_source, n.aux, src, tgt, w,
                                      content_disc=n.content_disc, outputs=out)

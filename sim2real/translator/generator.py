@@ -541,36 +541,6 @@ class TranslatorGenerator(nn.Module):
         m = self.cfg.style_momentum
         row.mul_(m).add_(total[:-1] / total[-1], alpha=1.0 - m)
 
-    @torch.no_grad()
-    def update_dataset_styles(self, style: Tensor, dataset: Tensor,
-                              reduce: Callable[[Tensor], Tensor] | None = None) -> None:
-        """EMA per named target dataset: for each k with samples in the batch, mean_k <- m * mean_k + (1 - m) *
-        mean of the styles (B, S) of the samples with ``dataset`` (B,) == k. No-op without ``target_styles``."""
-        if not self.cfg.target_styles:
-            return
-        k = len(self.cfg.target_styles)
-        style = style.detach().float()
-        onehot = torch.nn.functional.one_hot(dataset.long().clamp(0, k - 1), k).float()  # (B, K)
-        total = torch.cat([onehot.T @ style, onehot.sum(0, keepdim=True).T], 1)  # (K, S + 1)
-        if reduce is not None:
-            total = reduce(total)
-        seen = total[:, -1] > 0
-        m = self.cfg.style_momentum
-        means = total[:, :-1] / total[:, -1:].clamp(min=1)
-        self.target_style_means[seen] = m * self.target_style_means[seen] + (1 - m) * means[seen]
-
-    def use_target_style(self, name: str) -> None:
-        """Make the named target dataset's mean style the one ``translate(style=None)`` renders with.
-
-        Raises:
-            ConfigError: an unknown name (the message lists the model's styles).
-        """
-        if name not in self.cfg.target_styles:
-            raise ConfigError(f"style {name!r} is not one of this model's target styles "
-                              f"{list(self.cfg.target_styles) or '(none: it has one mean target style)'}")
-        with torch.no_grad():
-            self.style_mean[domain_index("target")] = self.target_style_means[self.cfg.target_styles.index(name)]
-
     # ------------------------------------------------------------------------------------------ memory
     def memory_queries(self, content: ContentCode) -> Tensor:
         """L2-normalised memory queries: -> (B, Dk, h, w). Raises ConfigError without a memory."""

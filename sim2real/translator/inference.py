@@ -52,6 +52,7 @@ from sim2real.translator.frames import (
     padded_size,
 )
 from sim2real.translator.onnx_cache import default_onnx_cache_dir, model_digest, state_digest
+from sim2real.translator.styles import use_target_style
 
 __all__ = [
     "BACKENDS",
@@ -142,7 +143,7 @@ class Translator:
         loaded = load_checkpoint(path, map_location="cpu")
         generator = build_generator(loaded)
         if style is not None:
-            generator.use_target_style(style)  # changes the weights' digest: its own ONNX cache entry
+            use_target_style(generator, style)  # changes the weights' digest: its own ONNX cache entry
         return cls(generator, loaded.config, device=dev, precision=precision,
                    channels_last=channels_last, compile=compile, metadata=loaded.metadata, **options)
 

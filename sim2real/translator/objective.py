@@ -416,24 +416,13 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
     generator gradients. Diagnostics (``bbox_l1`` ...) are detached and not part of the total.
     """
     out = outputs if outputs is not None else translate_batches(gen, aux, batch_source, batch_target)
-    x_s, x_t = batch_source.rgb, batch_target.rgb
-    two_sided = out.fake_source is not None
     losses: dict[str, Tensor] = {}
     critics = [m for m in (disc_target, disc_source, content_disc, aux) if m is not None]
     with frozen(*critics):
         if weights.adv > 0:
             losses["adv"] = _adversarial_term(disc_target, disc_source, out, batch_source, batch_target,
                                               mode=weights.adversarial_mode)
-        if weights.self_recon > 0:
-            losses["self_recon"] = self_reconstruction_loss(out.rec_target, x_t)
-            if out.rec_source is not None:
-                losses["self_recon"] = losses["self_recon"] + self_reconstruction_loss(out.rec_source, x_s)
-        if weights.cycle > 0 and out.cycle_source is not None:
-            losses["cycle"] = cross_cycle_loss(out.cycle_source, x_s) + cross_cycle_loss(out.cycle_target, x_t)
-        if weights.latent > 0:
-            losses.update(_latent_terms(out))
-        if weights.kl > 0:
-            losses["kl"] = kl_loss(out.style_target) + (kl_loss(out.style_source) if two_sided else 0.0)
+        losses.update(_reconstruction_terms(out, batch_source.rgb, batch_target.rgb, weights))
         if weights.nce > 0 and projector is not None:
             losses["nce"] = patch_nce_loss([out.content_fake_target.global_features],
                                            [out.content_source.global_features], projector)
@@ -446,7 +435,7 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
             losses["memory"] = memory_contrastive_loss(gen.memory, gen.memory_queries(c_s), batch_source.semantic)
         if aux is not None:
             losses.update(_critic_terms(aux, out.fake_target, batch_source, weights))
-    total = x_s.new_zeros(())
+    total = batch_source.rgb.new_zeros(())
     for term, field in TERM_WEIGHTS.items():
         if term in losses:
             total = total + getattr(weights, field) * losses[term]
@@ -478,6 +467,23 @@ def _critic_terms(aux: AuxNets, fake_target: Tensor, batch_source: SourceBatch, 
     if weights.semantic > 0:
         losses["semantic"] = semantic_critic_loss(aux, fake_target, batch_source,
                                                   small_class_weight=weights.small_class_weight)
+    return losses
+
+
+def _reconstruction_terms(out: Translations, x_s: Tensor, x_t: Tensor, weights: LossWeights) -> dict[str, Tensor]:
+    """self_recon, cycle, latent_* and kl (the halves a one-sided pass has)."""
+    losses: dict[str, Tensor] = {}
+    if weights.self_recon > 0:
+        losses["self_recon"] = self_reconstruction_loss(out.rec_target, x_t)
+        if out.rec_source is not None:
+            losses["self_recon"] = losses["self_recon"] + self_reconstruction_loss(out.rec_source, x_s)
+    if weights.cycle > 0 and out.cycle_source is not None:
+        losses["cycle"] = cross_cycle_loss(out.cycle_source, x_s) + cross_cycle_loss(out.cycle_target, x_t)
+    if weights.latent > 0:
+        losses.update(_latent_terms(out))
+    if weights.kl > 0:
+        losses["kl"] = kl_loss(out.style_target) + (kl_loss(out.style_source) if out.style_source is not None
+                                                    else 0.0)
     return losses
 
 
