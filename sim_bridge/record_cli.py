@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 
 from sim2real.core.errors import BagError, BagWriteError, ConfigError
+from sim2real.io.bag_reader import WORLD_SEED_KEY
 from sim2real.io.bag_writer import STORAGES, BagWriter
 from sim_bridge.procedural import ProceduralSimulator, SimConfig
 
@@ -51,6 +52,7 @@ def record(config: SimConfig, out: str, frames: int, *, storage: str = "mcap", n
     sim = ProceduralSimulator(config)
     bag = BagWriter(out, storage=storage).open()
     try:
+        bag.set_custom_data(WORLD_SEED_KEY, str(config.seed))  # evaluation checks it against a model's training world
         for index in range(start, start + frames):
             f = sim.frame(index)
             bag.write_image(topics["image"], f.rgb, "rgb8", f.stamp_ns, frame_id)

@@ -25,6 +25,8 @@ def test_record_reads_back(tmp_path: Path, storage: str, capsys: pytest.CaptureF
                "--height", "91", "--seed", "4", "--rate", "20", "--namespace", "/test/cam", "--start", "7"])
     assert rc == 0
     assert "wrote 5 frames" in capsys.readouterr().out
+    from sim2real.io.bag_reader import WORLD_SEED_KEY, bag_custom_data
+    assert bag_custom_data(out) == {WORLD_SEED_KEY: "4"}  # which world it shows, for evaluation's disjointness check
     sim = ProceduralSimulator(SimConfig(width=161, height=91, seed=4, rate_hz=20.0))
     topics = {"/test/cam/image": "sensor_msgs/msg/Image", "/test/cam/semantic": "sensor_msgs/msg/Image",
               "/test/cam/instance": "sensor_msgs/msg/Image", "/test/cam/camera_info": "sensor_msgs/msg/CameraInfo"}

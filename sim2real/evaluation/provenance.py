@@ -3,7 +3,8 @@
 A translator checkpoint written by the trainer records its training config (``training_data.config``):
 the procedural world seed, the source bags / folders, the target real frames. :func:`check_disjoint` refuses
 an evaluation whose source frames or real reference frames overlap them (the same procedural world, the same or a
-nested path), and one whose baselines are fitted on the reference frames themselves, unless overlap is allowed
+nested path; a bag that ``sim2real-sim record`` made from a trained world, by the seed it records), and one whose
+baselines are fitted on the reference frames themselves, unless overlap is allowed
 explicitly; the result is recorded in the report either way.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sim2real.core.errors import ConfigError
+from sim2real.io.bag_reader import WORLD_SEED_KEY, bag_custom_data
 from sim2real.runtime.paths import share_dir
 
 __all__ = ["check_disjoint", "paths_overlap", "training_provenance"]
@@ -74,23 +76,43 @@ def _source_overlaps(cfg: Any, prov: dict[str, Any]) -> list[str]:
     return [f"source {path} overlaps the training source {p}" for p in prov["source_paths"] if paths_overlap(path, p)]
 
 
+def _bag_world_unknowns(cfg: Any, prov: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(overlaps, unknowns) of a bag source against a model trained on procedural worlds: a bag recorded by
+    ``sim2real-sim record`` names its world seed in metadata.yaml; any other bag may hold the same world."""
+    kind = cfg.source.partition(":")[0]
+    if kind in ("procedural", "carla") or prov["source_kind"] != "procedural" or not Path(cfg.source).is_dir():
+        return [], []
+    seed = bag_custom_data(cfg.source).get(WORLD_SEED_KEY)
+    if seed is None:
+        return [], [f"source bag {cfg.source} does not record which procedural world it shows; the model trained "
+                    f"on procedural worlds {prov['world_seeds']}"]
+    if seed.lstrip("-").isdigit() and int(seed) in prov["world_seeds"]:
+        return [f"source bag {cfg.source} shows procedural world seed {seed}, one the model trained or validated "
+                f"on ({prov['world_seeds']})"], []
+    return [], []
+
+
 def check_disjoint(cfg: Any, prov: dict[str, Any] | None) -> dict[str, Any]:
     """Check an :class:`~sim2real.evaluation.evaluate.EvalConfig` (paths resolved) against the model's provenance.
 
-    Returns {"overlap": bool, "reasons": [...], "allowed": bool, "known": bool}.
+    Returns {"overlap": bool, "reasons": [...], "allowed": bool, "known": bool, "unknown": [...]}: ``known`` is
+    False when the checkpoint records no training data or the source cannot be checked (``unknown`` says why).
 
     Raises:
         ConfigError: an overlap (each reason listed) while ``cfg.allow_overlap`` is False.
     """
     reasons: list[str] = []
+    unknown: list[str] = []
     if cfg.real is not None and cfg.real_stats is not None and paths_overlap(cfg.real, cfg.real_stats):
         reasons.append(f"the baselines' real statistics ({cfg.real_stats}) overlap the reference frames ({cfg.real})")
     if prov is not None:
         reasons += _source_overlaps(cfg, prov)
+        bag_overlaps, unknown = _bag_world_unknowns(cfg, prov)
+        reasons += bag_overlaps
         reasons += [f"reference real frames {cfg.real} overlap the model's training targets {p}"
                     for p in prov["target_paths"] if cfg.real is not None and paths_overlap(cfg.real, p)]
     if reasons and not cfg.allow_overlap:
         raise ConfigError("evaluation frames overlap training data: " + "; ".join(reasons)
                           + " (choose held-apart frames, or pass --allow-overlap and say so)")
     return {"overlap": bool(reasons), "reasons": reasons, "allowed": bool(reasons and cfg.allow_overlap),
-            "known": prov is not None}
+            "known": prov is not None and not unknown, "unknown": unknown}

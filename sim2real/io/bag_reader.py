@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+import yaml
 from rosbags.interfaces import MessageDefinitionFormat
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
@@ -21,7 +22,7 @@ from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_
 from sim2real.core.errors import BagError
 from sim2real.io.conversions import compressed_to_array, image_to_array
 
-__all__ = ["IMAGE_TYPES", "BagMessage", "BagReader", "TopicInfo", "decode_image"]
+__all__ = ["IMAGE_TYPES", "WORLD_SEED_KEY", "BagMessage", "BagReader", "TopicInfo", "bag_custom_data", "decode_image"]
 
 IMAGE_TYPES = frozenset({"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"})
 
@@ -57,6 +58,22 @@ def decode_image(msgtype: str, msg: Any) -> np.ndarray:
     if msgtype == "sensor_msgs/msg/CompressedImage":
         return compressed_to_array(msg)
     raise BagError(f"not an image type: {msgtype!r} (expected one of {sorted(IMAGE_TYPES)})")
+
+
+#: metadata.yaml ``custom_data`` key under which ``sim2real-sim record`` stores the procedural world seed
+WORLD_SEED_KEY = "sim2real.procedural_world_seed"
+
+
+def bag_custom_data(path: str | Path) -> dict[str, str]:
+    """The ``custom_data`` map of a bag directory's metadata.yaml ({} when absent, unreadable or not a bag)."""
+    meta = Path(path) / "metadata.yaml"
+    try:
+        doc = yaml.safe_load(meta.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    info = doc.get("rosbag2_bagfile_information") if isinstance(doc, dict) else None
+    data = info.get("custom_data") if isinstance(info, dict) else None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 class BagReader:

@@ -85,6 +85,12 @@ class BagWriter:
         self._writer = writer
         return self
 
+    def set_custom_data(self, key: str, value: str) -> None:
+        """Record ``key: value`` in metadata.yaml's ``custom_data`` (e.g. what produced the bag); after open()."""
+        if self._writer is None:
+            raise BagError(f"bag {self.path} is not open")
+        self._writer.set_custom_data(key, value)
+
     def close(self) -> None:
         """Finish the bag (storage index, then metadata.yaml). Idempotent.
 
