@@ -13,6 +13,7 @@ from sim2real.evaluation.baselines import (
     apply_baseline,
     classwise_transfer,
     fit_real_stats,
+    fit_source_stats,
     histogram_match,
     lab_to_rgb,
     reinhard_transfer,
@@ -111,12 +112,69 @@ def test_apply_baseline_dispatch_and_identity() -> None:
     rgb, labels = real_set()
     stats = fit_real_stats(rgb, labels)
     sem = torch.full((2, 16, 32), TRAIN_ID["road"], dtype=torch.long)
-    assert BASELINES == ("identity", "reinhard", "histogram", "classwise")
+    assert BASELINES == ("identity", "reinhard", "histogram", "classwise", "classwise_pooled")
     assert torch.equal(apply_baseline("identity", rgb, sem, stats), rgb)
+    pooled = fit_source_stats(rgb, sem)
     for name in BASELINES:
-        out = apply_baseline(name, rgb, sem, stats)
+        out = apply_baseline(name, rgb, sem, stats, source_stats=pooled)
         assert out.shape == rgb.shape and out.min() >= -1 and out.max() <= 1
     with pytest.raises(ConfigError, match="unknown baseline 'cut'.*identity, reinhard, histogram, classwise"):
         apply_baseline("cut", rgb, sem, stats)
+    with pytest.raises(ConfigError, match="pooled source statistics"):
+        apply_baseline("classwise_pooled", rgb, sem, stats)
     with pytest.raises(ConfigError, match="real frames"):
         fit_real_stats(torch.zeros(3, 16, 32))
+
+
+def test_pooled_classwise_applies_one_map_per_class_to_every_frame() -> None:
+    rgb, labels = real_set()
+    stats = fit_real_stats(rgb, labels)
+    semantic = torch.full((2, 16, 32), TRAIN_ID["road"], dtype=torch.long)
+    noise = 0.05 * torch.randn(2, 3, 16, 32, generator=torch.Generator().manual_seed(3))
+    sim = torch.stack((torch.full((3, 16, 32), -0.4), torch.full((3, 16, 32), 0.2))) + noise  # dark, bright frame
+    pooled = fit_source_stats(sim, semantic)
+    road = CAMVID_CLASS_NAMES.index("road")
+    per_frame = rgb_to_lab(classwise_transfer(sim, semantic, stats))
+    one_map = rgb_to_lab(classwise_transfer(sim, semantic, stats, source_stats=pooled))
+    # per frame, each frame's road is moved to the real road colour: the brightness difference is erased
+    for b in range(2):
+        np.testing.assert_allclose(per_frame[b].flatten(1).mean(1).numpy(), stats.class_mean[road], atol=0.5)
+    # one map for both: the pooled road lands on the real road colour, the dark frame stays darker
+    np.testing.assert_allclose(one_map.flatten(2).mean((0, 2)).numpy(), stats.class_mean[road], atol=1.5)
+    assert one_map[0, 0].mean() < one_map[1, 0].mean() - 5
+
+
+def test_the_std_ratio_is_capped_so_a_flat_class_is_not_stretched_into_noise() -> None:
+    rgb, labels = real_set()
+    stats = fit_real_stats(rgb, labels)
+    semantic = torch.full((1, 16, 32), TRAIN_ID["road"], dtype=torch.long)
+    sim = 0.001 * torch.randn(1, 3, 16, 32, generator=torch.Generator().manual_seed(4))  # nearly flat
+    src_std = rgb_to_lab(sim)[0].flatten(1).std(1)
+    out_std = rgb_to_lab(classwise_transfer(sim, semantic, stats))[0].flatten(1).std(1)
+    assert (out_std <= 4 * src_std + 0.05).all(), (out_std, src_std)  # uncapped it would be the real road's std
+    assert (torch.from_numpy(stats.class_std[CAMVID_CLASS_NAMES.index("road")]) > 10 * src_std).any()
+
+
+def test_the_ignore_label_is_not_a_class_even_in_train_id_space() -> None:
+    rgb, _ = real_set()
+    labels = torch.full(rgb.shape[:1] + rgb.shape[2:], 255, dtype=torch.long)
+    labels[:, :8] = 0
+    stats = fit_real_stats(rgb, labels, num_classes=256)
+    assert stats.class_pixels[255] == 0 and np.isnan(stats.class_mean[255]).all()
+    assert stats.class_pixels[0] == labels[:, :8].numel()
+
+
+def test_painted_labels_are_the_real_class_colours_and_nothing_else() -> None:
+    from sim2real.evaluation.baselines import paint_labels
+
+    rgb, labels = real_set()
+    stats = fit_real_stats(rgb, labels)
+    semantic = torch.full((1, 16, 32), TRAIN_ID["road"], dtype=torch.long)
+    semantic[:, :, 20:] = TRAIN_ID["vegetation"]
+    semantic[:, :4] = TRAIN_ID["terrain"]  # no CamVid class: the global mean
+    lab = rgb_to_lab(paint_labels(semantic, stats))[0]
+    road, tree = (stats.class_mean[CAMVID_CLASS_NAMES.index(n)] for n in ("road", "tree"))
+    np.testing.assert_allclose(lab[:, 8, 5].numpy(), road, atol=1.0)
+    np.testing.assert_allclose(lab[:, 8, 25].numpy(), tree, atol=1.0)
+    np.testing.assert_allclose(lab[:, 0, 5].numpy(), stats.lab_mean, atol=1.0)
+    assert lab[:, 4:, :20].std(dim=(1, 2)).max() < 0.5  # flat inside a class: no texture at all

@@ -15,13 +15,13 @@ import cv2
 import pytest
 import torch
 
-from sim2real.evaluation.baselines import BASELINES
+from sim2real.evaluation.baselines import BASELINES, CONTROLS
 from sim2real.evaluation.evaluate import main
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"judge_miou", "kid_judge", "kid_judge_std", "fd_judge", "kid_colour", "kid_colour_std",
                 "instance_recall", "box_recall50", "box_miou", "ssim_instances", "edge_instances", "static_flicker",
-                "iou", "groups", "ms_per_frame"}
+                "iou", "groups", "ms_per_frame", "judge_miou_std", "iou_std"}
 
 
 def save_model(path: Path, shared: Path) -> Path:
@@ -47,7 +47,8 @@ def eval_run(lite_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from sim_bridge.record_cli import main as record_main
 
     bag = tmp_path_factory.mktemp("simbag") / "sim"  # a small sim bag, as a user would record it
-    assert record_main(["record", "--frames", "8", "--out", str(bag), "--width", "256", "--height", "128"]) == 0
+    assert record_main(["record", "--frames", "8", "--out", str(bag), "--width", "256", "--height", "128",
+                        "--seed", "7"]) == 0  # a world the model did not train on (it trained on world 0)
     out = tmp_path_factory.mktemp("eval")
     t0 = time.perf_counter()
     rc = main(["--model", str(lite_checkpoint), "--source", str(bag), "--height", "128", "--width", "256",
@@ -71,22 +72,27 @@ def test_eval_reports_every_baseline_with_the_judges_and_verdicts(eval_run: tupl
     for name in ("report.json", "report.md", "grid.png"):
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
-    assert list(report["summary"]) == [*BASELINES, "model", "model (smoothed)"]
-    for row in report["summary"].values():
-        assert set(row) == SUMMARY_KEYS
+    assert list(report["summary"]) == [*BASELINES, *CONTROLS, "model", "model (smoothed)"]
+    for name, row in report["summary"].items():
+        assert set(row) == SUMMARY_KEYS | ({"paired_std"} if name == "model" else set()), name
+        assert row["judge_miou_std"] is not None and row["judge_miou_std"] > 0, name  # bootstrap spread
         for key in ("judge_miou", "kid_judge", "fd_judge", "kid_colour", "ssim_instances"):
             assert row[key] is not None and math.isfinite(row[key]), key
+    paired = report["summary"]["model"]["paired_std"]
+    assert set(paired) == {*BASELINES, *CONTROLS} and all(p["judge_miou"] > 0 for p in paired.values())
     for where, value in _walk_numbers(report):  # JSON has no NaN / inf anywhere (missing = null)
         assert math.isfinite(value), where
     meta = report["meta"]
     assert meta["size"] == [128, 256] and meta["source"]["frames"] == 8 and meta["model_name"] == "lite"
     assert meta["judge"]["validation"]["miou"] > 0.4  # the judge's real-frame ceiling travels with the report
-    assert meta["overlap"] == {"overlap": False, "reasons": [], "allowed": False, "known": True}
+    assert meta["overlap"] == {"overlap": False, "reasons": [], "allowed": False, "known": True, "unknown": []}
     assert set(report["real"]) == {"reference", "real_stats", "floor"}
     verdicts = report["verdicts"]
     assert verdicts[0].startswith("judge mIoU ↑: model")
     assert any(v.startswith("KID (judge features) ↓") for v in verdicts)
     assert any(v.startswith("IoU car ↑") for v in verdicts)
+    assert verdicts[-1].startswith("judge mIoU and judge KID jointly: model beats") and "control painted_labels" in \
+        verdicts[-1]
     for line in verdicts:  # every verdict names every baseline, as beaten, tied or lost to
         assert all(b in line for b in BASELINES), line
     md = (out / "report.md").read_text()
@@ -166,6 +172,31 @@ def test_frames_overlapping_the_training_data_are_refused_unless_allowed(
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["meta"]["overlap"]["overlap"] and report["meta"]["overlap"]["allowed"]
     assert "OVERLAP with training data, allowed by --allow-overlap" in (tmp_path / "o" / "report.md").read_text()
+
+
+@pytest.mark.timeout(600)
+def test_a_bag_of_a_trained_world_is_refused_and_an_unlabelled_bag_is_reported_unknown(
+        lite_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from sim_bridge.record_cli import main as record_main
+
+    small = ["--height", "64", "--width", "128", "--real-frames", "4", "--kid-subsets", "2", "--baselines",
+             "identity"]
+    world0 = tmp_path / "world0"  # recorded with the default seed: the model's training world
+    assert record_main(["record", "--frames", "2", "--out", str(world0), "--width", "128", "--height", "64"]) == 0
+    capsys.readouterr()
+    rc = main(["--model", str(lite_checkpoint), "--source", str(world0), *small, "--out", str(tmp_path / "a")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "shows procedural world seed 0" in err, err
+    meta = yaml.safe_load((world0 / "metadata.yaml").read_text())  # a bag from elsewhere: no world recorded
+    meta["rosbag2_bagfile_information"]["custom_data"] = None
+    (world0 / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    assert main(["--model", str(lite_checkpoint), "--source", str(world0), *small, "--out", str(tmp_path / "b")]) == 0
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert not report["meta"]["overlap"]["known"] and "does not record" in report["meta"]["overlap"]["unknown"][0]
+    text = (tmp_path / "b" / "report.md").read_text()
+    assert "**unknown**" in text and "frames disjoint" not in text
 
 
 def test_user_errors_exit_2_with_one_line(lite_checkpoint: Path, tmp_path: Path,

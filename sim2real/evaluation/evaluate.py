@@ -30,6 +30,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,14 @@ from torch import Tensor
 
 from sim2real.core.errors import ConfigError, Sim2RealError
 from sim2real.core.labels import CAMVID_CLASS_NAMES, IGNORE_ID
-from sim2real.evaluation.baselines import BASELINES, RealColourStats, apply_baseline, fit_real_stats
+from sim2real.evaluation.baselines import (
+    BASELINES,
+    RealColourStats,
+    apply_baseline,
+    fit_real_stats,
+    fit_source_stats,
+    paint_labels,
+)
 from sim2real.evaluation.frames import DEFAULT_HOURS, SourceFrames, load_real_frames, load_source_frames
 from sim2real.evaluation.judge import JudgeNet, load_judge
 from sim2real.evaluation.judging import JudgeTally
@@ -58,6 +66,7 @@ from sim2real.evaluation.metrics import (
 )
 from sim2real.evaluation.provenance import check_disjoint, training_provenance
 from sim2real.evaluation.report import render_markdown, verdicts, write_grid
+from sim2real.evaluation.uncertainty import block_bootstrap, bootstrap_ious
 from sim2real.runtime.paths import data_dir, share_dir
 
 __all__ = ["DEFAULT_JUDGE", "EVAL_SIM_SEED", "EvalConfig", "evaluate", "main", "score_method"]
@@ -88,7 +97,8 @@ class EvalConfig:
         temporal_alpha: also score the model through ``TemporalSmoother(alpha)`` (None = off).
         real_frames: at most this many frames of each real set (None = all).
         kid_subsets: subsets for the KID mean ± std.
-        style: render in this named target style of the model (trained with ``target.styles``); None = mean.
+        style: render in this named target style of the model (trained with ``target.styles``); "mean" = its
+            mean style; None = the style named like a folder of ``real`` (:func:`matching_style`), else the mean.
         grid_frames, device, precision, seed: as usual.
     """
 
@@ -158,6 +168,16 @@ class MethodScores:
     seconds: float = 0.0
 
 
+def matching_style(model: Path, reference: Path | None) -> str | None:
+    """The model's named target style whose name is a folder of the reference frames' path (e.g. ``camvid`` for
+    ``.../camvid/val``), or None (the mean style): the model is then judged in the domain it is compared with."""
+    from sim2real.translator.checkpoint import read_checkpoint_document
+
+    styles = (read_checkpoint_document(model).get("config") or {}).get("target_styles") or []
+    parts = {p.lower() for p in Path(reference).resolve().parts} if reference is not None else set()
+    return next((name for name in styles if name.lower() in parts), None)
+
+
 def score_method(translate: Callable[[int], Tensor], source: SourceFrames, judge: JudgeNet,
                  grid_frames: Sequence[int] = ()) -> MethodScores:
     """Translate every source frame with ``translate(i) -> (1, 3, H, W)`` and score it with the judge."""
@@ -165,7 +185,7 @@ def score_method(translate: Callable[[int], Tensor], source: SourceFrames, judge
     prev: Tensor | None = None
     for i in range(len(source)):
         t0 = time.perf_counter()
-        out = translate(i).float().cpu()
+        out = to_8bit_levels(translate(i).float().cpu())  # scored as published: rgb8
         scores.seconds += time.perf_counter() - t0
         sl = slice(i, i + 1)
         sem, inst, src = source.semantic[sl], source.instance[sl], source.rgb[sl]
@@ -184,6 +204,11 @@ def score_method(translate: Callable[[int], Tensor], source: SourceFrames, judge
             scores.grid[i] = out[0]
         prev = out
     return scores
+
+
+def to_8bit_levels(x: Tensor) -> Tensor:
+    """Frames in [-1, 1] quantised as the node publishes them (rgb8), back in [-1, 1]: (B, 3, H, W) -> same."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
 
 
 def _finite(x: float) -> float | None:
@@ -211,6 +236,31 @@ def _summary(scores: MethodScores, real_feats: Tensor, real_colour: Tensor, subs
                        "frames": t.frames} for g, t in scores.groups.items()},
         "ms_per_frame": 1000.0 * scores.seconds / max(len(scores.judge.features), 1),
     }
+
+
+def _add_bootstrap(summary: dict[str, dict[str, Any]], scores: dict[str, MethodScores], sequence: Sequence[int],
+                   seed: int) -> None:
+    """Block-bootstrap standard deviations (uncertainty.py) into ``summary``: per method ``judge_miou_std`` and
+    ``iou_std``; for the model, ``paired_std`` {baseline: {"judge_miou": s, "iou": {class: s}}} of the
+    differences model - baseline on the same resamples."""
+    resamples = block_bootstrap(sequence, seed=seed)
+    boot = {name: bootstrap_ious(np.stack(s.judge.frame_confusions), resamples) for name, s in scores.items()}
+
+    def std(x: np.ndarray) -> float | None:
+        x = x[np.isfinite(x)]
+        return float(x.std()) if x.size > 1 else None
+
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN resamples of absent classes
+        miou = {name: np.nanmean(b, axis=1) for name, b in boot.items()}
+        for name, b in boot.items():
+            summary[name]["judge_miou_std"] = std(miou[name])
+            summary[name]["iou_std"] = {c: std(b[:, k]) for k, c in enumerate(CAMVID_CLASS_NAMES)}
+        if MODEL in boot:
+            summary[MODEL]["paired_std"] = {
+                name: {"judge_miou": std(miou[MODEL] - miou[name]),
+                       "iou": {c: std(boot[MODEL][:, k] - b[:, k]) for k, c in enumerate(CAMVID_CLASS_NAMES)}}
+                for name, b in boot.items() if not name.startswith(MODEL)}
 
 
 def _real_rows(cfg: EvalConfig, judge: JudgeNet, real: Tensor, real_labels: Tensor | None, *,
@@ -245,15 +295,19 @@ def _real_rows(cfg: EvalConfig, judge: JudgeNet, real: Tensor, real_labels: Tens
 def _methods(cfg: EvalConfig, source: SourceFrames, stats: RealColourStats, log: Callable[[str], None]
              ) -> tuple[dict[str, Callable[[int], Tensor]], dict[str, Any]]:
     methods: dict[str, Callable[[int], Tensor]] = {}
+    pooled = fit_source_stats(source.rgb, source.semantic) if "classwise_pooled" in cfg.baselines else None
     for name in cfg.baselines:
         methods[name] = (lambda i, n=name: apply_baseline(n, source.rgb[i : i + 1], source.semantic[i : i + 1],
-                                                          stats))
+                                                          stats, source_stats=pooled))
+    methods["painted_labels"] = lambda i: paint_labels(source.semantic[i : i + 1], stats)  # negative control
     info: dict[str, Any] = {}
     if cfg.model is not None:
         from sim2real.translator.inference import Translator
 
+        style = (None if cfg.style == "mean" else cfg.style if cfg.style is not None
+                 else matching_style(cfg.model, cfg.real))
         translator = Translator.from_checkpoint(cfg.model, device=cfg.device, precision=cfg.precision,
-                                                style=cfg.style)
+                                                style=style)
         translator.warmup(cfg.height, cfg.width)
 
         def run_model(i: int) -> Tensor:
@@ -262,7 +316,10 @@ def _methods(cfg: EvalConfig, source: SourceFrames, stats: RealColourStats, log:
 
         methods[MODEL] = run_model
         info = {"model_name": translator.model_name, "device": str(translator.device),
-                "precision": translator.precision}
+                "precision": translator.precision, "style": style}
+        if style is not None and cfg.style is None:
+            log(f"sim2real-eval: rendering in the model's {style!r} style (the reference frames' dataset; --style "
+                "to choose another)")
         if cfg.temporal_alpha is not None:
             from sim2real.evaluation.temporal import TemporalSmoother
 
@@ -297,6 +354,7 @@ def evaluate(cfg: EvalConfig, log: Callable[[str], None] = print) -> dict[str, A
         scores[name] = score_method(translate, source, judge, grid_idx)
         log(f"sim2real-eval: scored {name} (judge mIoU {scores[name].judge.miou():.4f})")
     summary = {name: _summary(s, real_feats, real_colour, cfg.kid_subsets, cfg.seed) for name, s in scores.items()}
+    _add_bootstrap(summary, scores, source.sequence, cfg.seed)
     if cfg.inception_weights is not None:
         _add_inception(cfg, summary, source, methods, real)
     report = {
@@ -367,7 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-overlap", action="store_true",
                    help="evaluate even if the frames overlap the model's training data")
     p.add_argument("--temporal-alpha", type=float, help="also score the model through TemporalSmoother(alpha)")
-    p.add_argument("--style", help="the model's named target style to render in (default: its mean style)")
+    p.add_argument("--style", help="the model's named target style to render in, or 'mean' (what translate_node"
+                                   " renders without its style parameter); default: the style named like a folder"
+                                   " of --real, else the mean style")
     p.add_argument("--grid-frames", type=int, default=4, help="frames in grid.png (default 4)")
     p.add_argument("--device", default="auto", help="translator device: auto | cpu | cuda[:N]")
     p.add_argument("--precision", default="fp32", help="translator precision: auto | fp32 | fp16 | bf16")

@@ -146,6 +146,8 @@ class JudgeTally:
     features: list[Tensor] = field(default_factory=list)
     colour: list[Tensor] = field(default_factory=list)
     frames: int = 0
+    #: the confusion matrix of each :meth:`add` call (one frame each in sim2real-eval): for the bootstrap
+    frame_confusions: list[np.ndarray] = field(default_factory=list)
     last_confusion: np.ndarray | None = None
     last_objects: ObjectTally | None = None
 
@@ -155,7 +157,9 @@ class JudgeTally:
         objects = ObjectTally()
         for b in range(rgb.shape[0]):
             objects = objects + object_tally(pred[b], semantic[b], instance[b])
-        self.add_counts(confusion_matrix(pred, camvid_labels(semantic), CAMVID_NUM_CLASSES), objects, rgb.shape[0])
+        confusion = confusion_matrix(pred, camvid_labels(semantic), CAMVID_NUM_CLASSES)
+        self.frame_confusions.append(confusion)
+        self.add_counts(confusion, objects, rgb.shape[0])
         self.features.append(feats)
         self.colour.append(colour_features(rgb))
         return pred

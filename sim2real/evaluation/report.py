@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sim2real.core.labels import CAMVID_CLASS_NAMES, PALETTE
+from sim2real.evaluation.baselines import CONTROLS
 from sim2real.evaluation.judge import JudgeNet
 from sim2real.evaluation.judging import judge_frames
 from sim2real.translator.frames import to_uint8_image
@@ -29,6 +30,8 @@ METRICS: Final[dict[str, tuple[str, int, str | None]]] = {
     "fid_inception": ("FID (Inception)", -1, None),
     "kid_inception": ("KID (Inception)", -1, "kid_inception_std"),
 }
+#: a paired bootstrap difference smaller than this many standard deviations is a tie (about 95 %)
+NOISE_SIGMAS: Final = 2.0
 #: classes reported apart (small or safety-critical); their IoU gets a verdict against every baseline too.
 REPORTED_CLASSES: Final = ("car", "pedestrian", "bicyclist", "pole", "sign/symbol")
 #: CamVid class -> the Cityscapes train id whose palette colour draws it.
@@ -41,22 +44,33 @@ def _fmt(v: float | None, digits: int = 4) -> str:
     return f"{v:.{digits}g}" if v == 0 or 1e-3 <= abs(v) < 1e5 else f"{v:.2e}"
 
 
-def _verdict(title: str, direction: int, values: dict[str, float | None], stds: dict[str, float | None],
-             model: str) -> str:
+def _compare(direction: int, values: dict[str, float | None], noise: dict[str, float | None], model: str
+             ) -> dict[str, tuple[str, float, float]]:
+    """name -> ("win" | "tie" | "loss", gain, spread) for every baseline with a value (not the model's own rows,
+    not the controls); gain = (model - name) x direction; a |gain| below ``noise[name]`` is a tie."""
+    mine = values.get(model)
+    out: dict[str, tuple[str, float, float]] = {}
+    if mine is None:
+        return out
+    for name, v in values.items():
+        if name == model or v is None or name.startswith(model) or name in CONTROLS:
+            continue
+        gain, spread = (mine - v) * direction, noise.get(name) or 0.0
+        out[name] = ("tie" if gain == 0 or abs(gain) < spread else "win" if gain > 0 else "loss", gain, spread)
+    return out
+
+
+def _verdict(title: str, direction: int, values: dict[str, float | None], noise: dict[str, float | None],
+             model: str) -> tuple[str, set[str]]:
+    """One verdict line and the baselines beaten; ``noise[name]``: the spread below which model - name is a tie."""
     mine = values.get(model)
     if mine is None:
-        return f"{title}: model –, not scored"
-    wins, ties, losses = [], [], []
-    for name, v in values.items():
-        if name == model or v is None or name.startswith(model):
-            continue
-        gain = (mine - v) * direction
-        noise = max(stds.get(model) or 0.0, stds.get(name) or 0.0)
-        note = " (within noise)" if noise and abs(mine - v) < noise else ""
-        if gain == 0:
-            ties.append(name)
-            continue
-        (wins if gain > 0 else losses).append(f"{name} ({'+' if gain > 0 else '−'}{_fmt(abs(mine - v), 3)}{note})")
+        return f"{title}: model –, not scored", set()
+    result = _compare(direction, values, noise, model)
+    wins = [f"{n} (+{_fmt(g, 3)})" for n, (k, g, _) in result.items() if k == "win"]
+    losses = [f"{n} (−{_fmt(-g, 3)})" for n, (k, g, _) in result.items() if k == "loss"]
+    ties = [f"{n} ({'+' if g >= 0 else '−'}{_fmt(abs(g), 3)}, within noise ±{_fmt(sp, 2)})" if g else n
+            for n, (k, g, sp) in result.items() if k == "tie"]
     arrow = "↑" if direction > 0 else "↓"
     text = f"{title} {arrow}: model {_fmt(mine)}"
     text += " — beats " + (", ".join(wins) if wins else "no baseline")
@@ -64,26 +78,58 @@ def _verdict(title: str, direction: int, values: dict[str, float | None], stds: 
         text += "; ties with " + ", ".join(ties)
     if losses:
         text += "; LOSES to " + ", ".join(losses)
-    return text
+    return text, {n for n, (k, _, _) in result.items() if k == "win"}
 
 
 def verdicts(summary: dict[str, dict[str, Any]], model: str) -> list[str]:
-    """One line per metric (and per reported class IoU): the baselines the model beats / loses to, by how much.
+    """One line per metric (and per reported class IoU): the baselines the model beats, ties with or loses to;
+    then the joint line (judge mIoU AND judge KID), the one that counts.
 
-    Differences of KIDs smaller than the larger of the two subset standard deviations are marked "within noise".
+    A difference is a tie ("within noise") when it is smaller than NOISE_SIGMAS x the paired block-bootstrap
+    standard deviation of model - baseline (judge mIoU and class IoUs, uncertainty.py), or than the larger of the
+    two KID subset standard deviations (KIDs).
     """
-    lines = []
+    lines: list[str] = []
+    beaten: dict[str, set[str]] = {}
+    paired = summary.get(model, {}).get("paired_std") or {}
     for key, (title, direction, std_key) in METRICS.items():
         if key not in summary.get(model, {}):
             continue
         values = {name: row.get(key) for name, row in summary.items()}
-        stds = {name: row.get(std_key) for name, row in summary.items()} if std_key else {}
-        lines.append(_verdict(title, direction, values, stds, model))
+        if key == "judge_miou":
+            noise = {name: NOISE_SIGMAS * (p.get("judge_miou") or 0.0) for name, p in paired.items()}
+        elif std_key:
+            noise = {name: max(row.get(std_key) or 0.0, summary[model].get(std_key) or 0.0)
+                     for name, row in summary.items()}
+        else:
+            noise = {}
+        line, beaten[key] = _verdict(title, direction, values, noise, model)
+        lines.append(line)
     for cls in REPORTED_CLASSES:
         values = {name: row["iou"].get(cls) for name, row in summary.items()}
         if values.get(model) is not None:
-            lines.append(_verdict(f"IoU {cls}", 1, values, {}, model))
+            noise = {name: NOISE_SIGMAS * ((p.get("iou") or {}).get(cls) or 0.0) for name, p in paired.items()}
+            lines.append(_verdict(f"IoU {cls}", 1, values, noise, model)[0])
+    if "judge_miou" in beaten and "kid_judge" in beaten:
+        lines.append(_joint_verdict(beaten["judge_miou"] & beaten["kid_judge"], summary, model))
     return lines
+
+
+def _joint_verdict(both: set[str], summary: dict[str, dict[str, Any]], model: str) -> str:
+    """Labels and realism together: painting real class colours onto the label map (the ``painted_labels``
+    control) can win judge mIoU alone, so a win counts only where the model is better on judge mIoU AND KID."""
+    others = [n for n in summary if n != model and not n.startswith(model) and n not in CONTROLS]
+    text = "judge mIoU and judge KID jointly: model beats " + (", ".join(n for n in others if n in both)
+                                                                or "no baseline")
+    rest = [n for n in others if n not in both]
+    if rest:
+        text += "; not on both: " + ", ".join(rest)
+    for name in CONTROLS:
+        if name in summary:
+            row = summary[name]
+            text += (f" (control {name}: mIoU {_fmt(row.get('judge_miou'))}, KID {_fmt(row.get('kid_judge'))}: "
+                     "mIoU alone can be won without realism)")
+    return text
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -94,7 +140,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     val = meta["judge"].get("validation", {})
     lines = ["# sim2real evaluation", "",
              f"- source: `{cfg['source']}` — {meta['source']['frames']} frames at {w}x{h} ({meta['source']['kind']})",
-             f"- model: `{cfg['model']}`" + (f" ({meta.get('model_name')}, {meta.get('device')})"
+             f"- model: `{cfg['model']}`" + (f" ({meta.get('model_name')}, {meta.get('device')}, style "
+                                              f"{meta.get('style') or 'mean'})"
                                               if cfg["model"] else " (none: baselines only)"),
              f"- judge: `{meta['judge']['path']}` (real-trained, never a training loss; CamVid-val mIoU "
              f"{_fmt(val.get('miou'))}: the ceiling on real frames)",
@@ -133,6 +180,8 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 def _overlap_line(meta: dict[str, Any]) -> str:
     ov = meta["overlap"]
+    if ov.get("unknown"):
+        return "- disjointness from the model's training data **unknown**: " + "; ".join(ov["unknown"])
     if not ov["known"] and meta["config"]["model"]:
         return "- training data of the model: **not recorded in the checkpoint** (disjointness unchecked)"
     if ov["overlap"]:
