@@ -134,3 +134,22 @@ def test_user_errors_exit_2_with_one_line(setup, tmp_path: Path, capsys: pytest.
         assert rc == 2 and message in err and err.count("\n") == 1, (name, err)
     assert main(["--perception", str(setup["yaml"]), "--source", "procedural:2"]) == 2
     assert "give --translator" in capsys.readouterr().err
+
+
+def test_one_prediction_matches_one_instance_and_small_gaps_give_no_share() -> None:
+    from sim2real.evaluation.perception import DetectionOutput, PerceptionTally, camvid_to_train_ids
+
+    instance = np.zeros((40, 80), np.int64)
+    instance[10:30, 10:30] = 1  # two touching cars of equal size
+    instance[10:30, 30:50] = 2
+    target = np.where(instance > 0, 0, -1)
+    one_box = DetectionOutput(np.array([[10.0, 10, 50, 30]]), np.array([0]), np.array([0.9]))  # covers both
+    tally = PerceptionTally(1)
+    tally.add_detection(one_box, target, instance, score_threshold=0.5, min_pixels=16)
+    assert tally.instances[0] == 2 and tally.hits[0] == 1  # IoU 0.5 with each, but it stands for one car only
+    two = DetectionOutput(np.array([[10.0, 10, 30, 30], [10.0, 10, 30, 30]]), np.array([0, 0]), np.array([0.9, 0.8]))
+    tally = PerceptionTally(1)
+    tally.add_detection(two, target, instance, score_threshold=0.5, min_pixels=16)
+    assert tally.hits[0] == 1 and tally.unmatched == 1  # a duplicate box cannot find the second car
+    assert gap_closed(0.50, 0.60, 0.51) is None and gap_closed(0.50, 0.60, 0.60) == pytest.approx(1.0)
+    assert camvid_to_train_ids(np.array([[10]]))[0, 0] == 255  # CamVid bicyclist: rider + bike, not scored

@@ -29,7 +29,8 @@ callable returning that triple; boxes are scaled back to the frame.
 Scores, in the model's class space (classes without a ``class_map`` entry are not scored): segmentation IoU per
 class against the simulator's semantic map (simulator classes not in any entry are ignored); detection recall@0.5
 of the simulator's instances (thing classes, >= ``min_pixels``) by predictions of their class with score >=
-``score_threshold``, and unmatched predictions per frame.
+``score_threshold`` (one prediction matches at most one instance, larger instances first), and unmatched
+predictions per frame. Means over classes use only the classes every compared row scores.
 """
 
 from __future__ import annotations
@@ -60,19 +61,22 @@ __all__ = [
 ]
 
 #: CamVid class -> the Cityscapes train id that stands for it when real CamVid labels are scored.
+#: CamVid's bicyclist (rider and bicycle as one region) has no single counterpart (the simulator labels the rider
+#: person-like ``rider`` and the bike ``bicycle``), so it is not scored on real frames.
 _CAMVID_REPRESENTATIVE: Final = {"sky": "sky", "building": "building", "pole": "pole", "road": "road",
                                   "pavement": "sidewalk", "tree": "vegetation", "sign/symbol": "traffic sign",
-                                  "fence": "fence", "car": "car", "pedestrian": "person", "bicyclist": "bicycle"}
+                                  "fence": "fence", "car": "car", "pedestrian": "person", "bicyclist": None}
 
 
 def camvid_to_train_ids(labels: np.ndarray) -> np.ndarray:
     """CamVid class ids -> the Cityscapes train id standing for each (255 elsewhere): (H, W) -> (H, W) uint8.
 
     Lets real CamVid labels be scored in any model's class space through its ``class_map`` (CamVid merges some
-    classes, e.g. car / truck / bus, bicyclist = rider + bicycle; they map to one representative)."""
+    classes, e.g. car / truck / bus map to car; bicyclist = rider + bicycle is left unscored)."""
     lut = np.full(256, IGNORE_ID, np.uint8)
     for k, name in enumerate(CAMVID_CLASS_NAMES):
-        lut[k] = TRAIN_ID[_CAMVID_REPRESENTATIVE[name]]
+        if _CAMVID_REPRESENTATIVE[name] is not None:
+            lut[k] = TRAIN_ID[_CAMVID_REPRESENTATIVE[name]]
     return lut[np.clip(labels, 0, 255).astype(np.int64)]
 
 
@@ -271,7 +275,8 @@ class PerceptionTally:
         keep = det.scores >= score_threshold
         boxes, labels = det.boxes[keep], det.labels[keep]
         matched = np.zeros(len(boxes), bool)
-        for obj in np.unique(instance[instance > 0]):
+        objects, sizes = np.unique(instance[instance > 0], return_counts=True)
+        for obj in objects[np.argsort(-sizes, kind="stable")]:  # larger instances claim predictions first
             ys, xs = np.nonzero(instance == obj)
             cls = int(np.bincount(target[ys, xs][target[ys, xs] >= 0], minlength=1).argmax()) if (
                 target[ys, xs] >= 0).any() else -1
@@ -279,7 +284,7 @@ class PerceptionTally:
                 continue
             self.instances[cls] += 1
             gt = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
-            ious = _ious(gt, boxes) * (labels == cls)
+            ious = _ious(gt, boxes) * (labels == cls) * ~matched  # one prediction matches one instance
             if ious.size and ious.max() >= 0.5:
                 self.hits[cls] += 1
                 matched[int(ious.argmax())] = True

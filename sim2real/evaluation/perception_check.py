@@ -24,7 +24,7 @@ import math
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import torch
@@ -69,9 +69,14 @@ def _labelled_rows(args: argparse.Namespace) -> Iterator[tuple[str, Iterator[tup
         yield "real", ((split.rgb[i], camvid_to_train_ids(split.labels[i]), None) for i in range(len(split)))
 
 
+#: below this source-to-real gap (IoU / recall points) the share closed is not reported: it would be noise
+MIN_GAP: Final = 0.02
+
+
 def gap_closed(source: float | None, translated: float | None, real: float | None) -> float | None:
-    """Share of the source-to-real gap that translation closes: (t - s) / (r - s); None when undefined."""
-    if None in (source, translated, real) or abs(real - source) < 1e-9:
+    """Share of the source-to-real gap that translation closes: (t - s) / (r - s); None when undefined or when
+    |r - s| < MIN_GAP (a tiny gap makes any change look like hundreds of percent)."""
+    if None in (source, translated, real) or abs(real - source) < MIN_GAP:
         return None
     return (translated - source) / (real - source)
 
@@ -107,9 +112,12 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         per_class[name] = {**values, **{f"gap_closed_{row}": gap_closed(values.get("source"), values.get(row),
                                                                           values.get("real"))
                                         for row in ("translated", "recorded") if row in values}}
-    means = {row: _finite(float(np.nanmean([per_class[c][row] for c in per_class if per_class[c][row] is not None]
-                                           or [math.nan]))) for row in tallies}
+    # means over the classes every row scores, so the rows' means compare like with like
+    common = [c for c in per_class if all(per_class[c][row] is not None for row in tallies)]
+    means = {row: _finite(float(np.mean([per_class[c][row] for c in common]))) if common else None
+             for row in tallies}
     report = {"model": spec.name, "task": spec.task, "metric": metric, "rows": list(tallies),
+              "mean_over_classes": common,
               "frames": {row: t.frames for row, t in tallies.items()}, "mean": means, "per_class": per_class,
               "unmatched_detections_per_frame": ({row: t.unmatched / max(t.frames, 1) for row, t in tallies.items()}
                                                  if spec.task == "detection" else None),
