@@ -103,10 +103,28 @@ def test_coordinate_planes_and_a_coordinate_discriminator() -> None:
     x = torch.zeros(2, 3, 4, 8)
     planes = coordinate_planes(x, torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.5, 0.5, 1.0, 1.0]]))
     assert planes.shape == (2, 2, 4, 8)
-    assert planes[0, 0, 0, 0] == pytest.approx(-1 + 1 / 8) and planes[0, 1, 3, 0] == pytest.approx(1 - 1 / 4)
-    assert planes[1, 0, 0, 0] == pytest.approx(1 / 16) and planes[1, 1, 0, 0] == pytest.approx(1 / 8)
+    # a 2:1 frame: x runs over [-2, 2] in half frame heights, y over [-1, 1]
+    assert planes[0, 0, 0, 0] == pytest.approx(-2 + 1 / 4) and planes[0, 1, 3, 0] == pytest.approx(1 - 1 / 4)
+    assert planes[1, 0, 0, 0] == pytest.approx(1 / 8) and planes[1, 1, 0, 0] == pytest.approx(1 / 8)
+    # 64x64 crops of a 640x360 and of a 480x360 frame: the same step per pixel on both axes
+    crops = coordinate_planes(torch.zeros(2, 3, 64, 64), torch.tensor([[0.1, 0.2, 0.1 + 64 / 640, 0.2 + 64 / 360],
+                                                                        [0.1, 0.2, 0.1 + 64 / 480, 0.2 + 64 / 360]]))
+    steps = crops.diff(dim=3)[:, 0, 0, 0], crops.diff(dim=2)[:, 1, 0, 0]
+    assert torch.allclose(steps[0], torch.full((2,), 2 / 360)) and torch.allclose(steps[1], torch.full((2,), 2 / 360))
     assert torch.allclose(frame_coordinates(4, torch.tensor([[0.0, 0.0, 1.0, 1.0]]), 0),
                           torch.tensor([[0.125, 0.375, 0.625, 0.875]]))
     d = MultiScaleDiscriminator(DiscriminatorConfig(base_channels=8, num_classes=0, coordinates=True))
     a, b = d(torch.zeros(1, 3, 32, 32)), d(torch.zeros(1, 3, 32, 32), frame_box=torch.tensor([[0.5, 0.5, 1, 1]]))
     assert not torch.allclose(a[0], b[0])  # the same pixels at another place in the frame look different to it
+
+
+def test_a_brightening_tone_curve_saturates_at_white_instead_of_leaving_the_range() -> None:
+    cam = CameraModel(domains=1)
+    with torch.no_grad():
+        cam.tone[0] = math.log(math.expm1(2.0))  # every slope 2: the curve reaches 2 at u = 1
+        cam.blur[0] = -20.0
+    assert cam.tone_curve(torch.ones(1), 0).item() == pytest.approx(2.0)
+    x = torch.linspace(-1, 1, 64).expand(1, 3, 8, 64)
+    out = cam(x, 0)
+    assert out.max().item() == 1.0 and out.min().item() == -1.0
+    assert (out[..., 40:] == 1).all() and (out[..., :16] < 0.5).all()  # highlights clip, shadows are brightened

@@ -12,7 +12,8 @@ Applied to the decoder's image x in [-1, 1] (u = (x + 1) / 2 in [0, 1]), in the 
 4. **sensor noise** — u <- u + n sqrt(s_shot u + s_read^2) with n ~ N(0, 1) supplied by the caller (None = the
    mean output, no noise), (s_shot, s_read) = softplus(p_noise) * (0.01, 0.05);
 5. **tone curve** — a monotone piecewise-linear curve through ``knots`` equally spaced knots, slopes =
-   softplus(p_tone) (initialised to the identity), applied to every channel.
+   softplus(p_tone) (initialised to the identity), applied to every channel; its output saturates at 1 (a
+   curve whose slopes sum above ``knots`` clips the highlights, as a sensor does).
 
 Every parameter starts at the identity camera (no aberration, ~0.3 px blur, no vignetting, almost no noise,
 identity tone curve), so a model with a camera behaves like one without until training moves it.
@@ -120,7 +121,7 @@ class CameraModel(nn.Module):
         if noise is not None:
             shot, read = F.softplus(self.noise[domain]) * self.noise.new_tensor(_NOISE_SCALE)
             u = u + noise.to(u.dtype) * torch.sqrt(shot * u.clamp(min=0) + read * read)
-        return self.tone_curve(u.clamp(0, 1), domain) * 2 - 1
+        return self.tone_curve(u.clamp(0, 1), domain).clamp(0, 1) * 2 - 1  # saturates at white, like a sensor
 
     def _aberration(self, u: Tensor, domain: int, box: Tensor) -> Tensor:
         c = _CA_MAX * torch.tanh(self.ca[domain])

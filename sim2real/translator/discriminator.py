@@ -83,8 +83,9 @@ class DiscriminatorConfig:
         num_classes: 0 = unconditional; > 0 = projection-conditioned on semantic labels 0..num_classes-1
             (255 = ignore).
         feature_channels: channels of the per-patch feature phi(x) that psi and the projection read.
-        coordinates: also feed each pixel's position in its full frame (normalised x, y in [-1, 1], from the
-            window's ``frame_box``) as 2 extra input channels (CoordConv, Liu et al. 2018), so position-dependent
+        coordinates: also feed each pixel's position in its full frame (x, y in half frame heights from the
+            centre, from the window's ``frame_box``; :func:`coordinate_planes`) as 2 extra input channels
+            (CoordConv, Liu et al. 2018), so position-dependent
             camera effects (vignetting, chromatic aberration) are visible on random crops.
     """
 
@@ -224,11 +225,16 @@ class MultiScaleDiscriminator(nn.Module):
 
 
 def coordinate_planes(x: Tensor, frame_box: Tensor | None) -> Tensor:
-    """Each pixel's full-frame position: (B, C, H, W), (B, 4) normalised boxes or None -> (B, 2, H, W) in
-    [-1, 1] (x then y; the frame centre is 0)."""
+    """Each pixel's full-frame position in units of half the frame height: (B, C, H, W), (B, 4) normalised
+    boxes or None -> (B, 2, H, W) (x then y; the frame centre is 0; y in [-1, 1], x in [-aspect, aspect]).
+
+    Both planes step by the same amount per pixel whatever the frame's aspect ratio (the full frame's size is
+    the crop's divided by its box), so the planes say where a pixel is without telling a 16:9 dataset from a
+    4:3 one by their slope."""
     B, _, H, W = x.shape
     box = (frame_box if frame_box is not None else x.new_tensor([0.0, 0.0, 1.0, 1.0]).expand(B, 4)).to(x.dtype)
-    xs = frame_coordinates(W, box, 0) * 2 - 1  # (B, W)
+    aspect = (W / (box[:, 2] - box[:, 0]).clamp(min=1e-6)) / (H / (box[:, 3] - box[:, 1]).clamp(min=1e-6))
+    xs = (frame_coordinates(W, box, 0) * 2 - 1) * aspect[:, None]  # (B, W)
     ys = frame_coordinates(H, box, 1) * 2 - 1  # (B, H)
     return torch.stack([xs[:, None, :].expand(B, H, W), ys[:, :, None].expand(B, H, W)], 1)
 
