@@ -406,9 +406,9 @@ def test_one_node_serves_two_cameras_with_batched_inference(tmp_path: Path) -> N
                 msg = next(m for m in d.received("image") if m.header.stamp.sec == 100 + k)
                 assert msg.header.frame_id == "sim_cam"
                 assert_close(pixels(msg), expect.translate(*sim_frame(k, H, W)))
-        for i in range(10, 30):  # both cameras at once, faster than inference: batches of 2
+        for i in range(10, 30):  # both cameras at once, larger frames so inference is slower: batches of 2
             for c, d in cams.items():
-                d.send(offset[c] + i, H, W)
+                d.send(offset[c] + i, 6 * H, 6 * W)
         for c, d in cams.items():
             d.spin_until(lambda d=d, c=c: stamp_ns(offset[c] + 29) in d.received_stamps(), 20)
             stamps = d.received_stamps()

@@ -58,6 +58,7 @@ checks), ``model`` (load, warm-up, run-time switch), ``inputs`` (subscriptions, 
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any, Final
@@ -111,7 +112,9 @@ class TranslateNode(Node):
         torch.set_num_threads(self._threads)  # the Translator's onnxruntime sessions take the same count
         self.get_logger().info(
             f"loading model {p['model']} (device={p['device']}, precision={p['precision']},"
-            f" backend={p['backend']}, {self._threads} CPU thread(s))")
+            f" backend={p['backend']}, style={p['style'] or 'mean'}, {self._threads} CPU thread(s))")
+        if p["style"]:  # read-only: every model this node loads renders in that style
+            translator_factory = functools.partial(translator_factory, style=p["style"])
         self.model = ModelSlot(translator_factory, p["model"], device=p["device"], precision=p["precision"],
                                backend=p["backend"], logger=self.get_logger())
         if p["warmup_width"] > 0 and p["warmup_height"] > 0:

@@ -59,11 +59,13 @@ def inference_threads(requested: int) -> int:
     return max(1, len(os.sched_getaffinity(0)) - 1)
 
 
-def load_translator(path: str, device: str, precision: str, backend: str = "auto") -> TranslatorLike:
+def load_translator(path: str, device: str, precision: str, backend: str = "auto", *, style: str = ""
+                    ) -> TranslatorLike:
     """Load a ``.safetensors`` checkpoint; raise :class:`Sim2RealError` naming the path when it cannot.
 
     ``backend`` (:data:`BACKENDS`): ``auto`` runs onnxruntime on the CPU (the graph is exported for the frame
-    size at warm-up or on the first frame of a new size, and cached on disk) and torch on CUDA.
+    size at warm-up or on the first frame of a new size, and cached on disk) and torch on CUDA. ``style``: the
+    model's named target style to render in ("" = its mean style; an unknown name raises ConfigError).
     """
     p = Path(path)
     if p.suffix != ".safetensors":
@@ -75,7 +77,7 @@ def load_translator(path: str, device: str, precision: str, backend: str = "auto
         )
     from sim2real.translator.inference import Translator
 
-    return Translator.from_checkpoint(p, device=device, precision=precision, backend=backend)
+    return Translator.from_checkpoint(p, device=device, precision=precision, backend=backend, style=style or None)
 
 
 class ModelSlot:

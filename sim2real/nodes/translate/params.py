@@ -64,6 +64,10 @@ def _model_parameters() -> list[tuple[str, Any, ParameterDescriptor]]:
             "inference backend: auto = onnxruntime on the CPU (fp32; graph exported per frame size at warm-up /"
             " first frame and cached under ~/.cache/sim2real/onnx), torch on CUDA; torch = eager PyTorch;"
             " onnxruntime = always (CPU, fp32 only)", _STR, read_only=True, constraints=" | ".join(BACKENDS))),
+        ("style", "", _descriptor(
+            "target style to render in, for a model trained with several target datasets (target.styles,"
+            " e.g. camvid | cityscapes); empty = the model's mean target style. A name the model does not have"
+            " fails the start (or a model change) with the model's list", _STR, read_only=True)),
         ("threads", 0, _descriptor(
             "CPU threads for inference (torch intra-op and onnxruntime); 0 = auto: OMP_NUM_THREADS when set,"
             " else one less than the CPU cores this process may use (at least 1), leaving a core to the ROS"
