@@ -1,6 +1,10 @@
-"""The learnability check, short: train sim -> camera look unpaired for a few hundred steps and check the model
-already beats the colour baselines against the known answer (a regression guard; the full check is
-benchmarks/learnability.py, docs/BENCHMARKS.md)."""
+"""The learnability check, short: train sim -> camera look unpaired for a few hundred steps and score it against the
+known answer beside the colour baselines (a regression guard; the full check is benchmarks/learnability.py,
+docs/BENCHMARKS.md).
+
+What it guards, honestly: the model must beat identity and per-frame class-wise transfer by MARGIN_DB, and stay
+within POOLED_SLACK_DB of the pooled class-wise transfer (one fixed colour map per class), which it does not beat
+yet, not even after the full 4000-step run (docs/BENCHMARKS.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sim2real.evaluation.baselines import apply_baseline, fit_real_stats
+from sim2real.evaluation.baselines import apply_baseline, fit_real_stats, fit_source_stats
 from sim2real.evaluation.known_answer import psnr, render_look_set, write_look_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,6 +21,8 @@ SIZE = (176, 320)  # multiples of the lite stride (8)
 STEPS = 300
 #: the short run's bound: the full check needs +3 dB over class-wise transfer after 4000 steps at 360x640.
 MARGIN_DB = 1.0
+#: how far below the pooled class-wise transfer the short run may stay (measured: 0.3 dB below it)
+POOLED_SLACK_DB = 1.0
 
 
 @pytest.mark.timeout(1200)
@@ -42,11 +48,14 @@ def test_a_short_unpaired_run_beats_the_colour_baselines_on_the_known_answer(tmp
     with torch.no_grad():
         model = gen.translate(looks.sim, looks.semantic, looks.instance)
     stats = fit_real_stats(target.full, target.semantic, num_classes=256)
+    lut = torch.arange(256)
+    pooled = fit_source_stats(looks.sim, looks.semantic, class_lut=lut)
     scores = {name: psnr(torch.cat([apply_baseline(name, looks.sim[i : i + 1], looks.semantic[i : i + 1], stats,
-                                                   class_lut=torch.arange(256)) for i in range(len(looks))]),
-                         looks.deterministic) for name in ("identity", "reinhard", "classwise")}
+                                                   class_lut=lut, source_stats=pooled) for i in range(len(looks))]),
+                         looks.deterministic) for name in ("identity", "reinhard", "classwise", "classwise_pooled")}
     scores["model"] = psnr(model, looks.deterministic)
     print(f"\nshort learnability ({STEPS} steps, {SIZE[1]}x{SIZE[0]}): " +
           ", ".join(f"{k} {v:.2f} dB" for k, v in scores.items()))
     assert scores["model"] >= scores["classwise"] + MARGIN_DB, scores
-    assert scores["model"] > scores["identity"], scores
+    assert scores["model"] > scores["identity"] + MARGIN_DB, scores
+    assert scores["model"] >= scores["classwise_pooled"] - POOLED_SLACK_DB, scores
