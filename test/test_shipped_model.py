@@ -25,7 +25,8 @@ def test_default_model_translates_a_sim_frame() -> None:
 def test_model_card_is_shipped_with_its_pictures() -> None:
     card = share_dir() / "models" / "README.md"
     text = card.read_text()
-    for needed in ("steps", "CPU", "sim2real-train config/train_lite.yaml", "sim2real-eval"):
+    for needed in ("steps", "CPU", "sim2real-train config/train_default.yaml", "sim2real-eval", "classwise_pooled",
+                   "carla:"):
         assert needed in text, needed
-    for picture in ("card/before_after_0.png", "card/loss_curves.png", "card/eval_grid.png"):
+    for picture in ("card/before_after_0.png", "card/loss_curves.png", "card/eval_grid.png", "card/carla_0.png"):
         assert picture in text and (card.parent / picture).is_file(), picture
