@@ -3,8 +3,8 @@ known answer beside the colour baselines (a regression guard; the full check is 
 docs/BENCHMARKS.md).
 
 What it guards, honestly: the model must beat identity and per-frame class-wise transfer by MARGIN_DB, and stay
-within POOLED_SLACK_DB of the pooled class-wise transfer (one fixed colour map per class), which it does not beat
-yet, not even after the full 4000-step run (docs/BENCHMARKS.md)."""
+within POOLED_SLACK_DB of the pooled class-wise transfer (one fixed colour map per class), which the full
+4000-step run only ties (docs/BENCHMARKS.md)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ SIZE = (176, 320)  # multiples of the lite stride (8)
 STEPS = 300
 #: the short run's bound: the full check needs +3 dB over class-wise transfer after 4000 steps at 360x640.
 MARGIN_DB = 1.0
-#: how far below the pooled class-wise transfer the short run may stay (measured: 0.3 dB below it)
+#: how far below the pooled class-wise transfer the short run may stay (measured: 1.5 dB above it here, on 4
+#: frames at 320x176; the full check at 360x640 ties it)
 POOLED_SLACK_DB = 1.0
 
 

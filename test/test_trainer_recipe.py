@@ -61,6 +61,12 @@ def test_accumulated_micro_batches_step_once_with_their_mean_gradient(tmp_path: 
     trainer.train_step(*batches[1])
     assert trainer.step == 1 and any(not torch.equal(v, w0[k]) for k, v in gen.named_parameters())
     assert all(p.grad is None for p in gen.parameters())  # zeroed after the step
+    # the held gradient is the mean of the micro-batches' gradients (each loss / k), not their sum
+    w = next(p for p in gen.parameters() if p.requires_grad)
+    a, b = torch.randn_like(w), torch.randn_like(w)
+    trainer.optimization.optimize((w * a).sum(), "g", accumulate=2, step=False)
+    trainer.optimization.optimize((w * b).sum(), "g", accumulate=2, step=False)
+    assert torch.allclose(w.grad, (a + b) / 2)
 
 
 @pytest.mark.timeout(600)
