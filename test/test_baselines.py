@@ -142,6 +142,15 @@ def test_pooled_classwise_applies_one_map_per_class_to_every_frame() -> None:
     # one map for both: the pooled road lands on the real road colour, the dark frame stays darker
     np.testing.assert_allclose(one_map.flatten(2).mean((0, 2)).numpy(), stats.class_mean[road], atol=1.5)
     assert one_map[0, 0].mean() < one_map[1, 0].mean() - 5
+    # a class with only a few pixels in a frame still gets its fixed map (per frame it falls back to global)
+    small = semantic.clone()
+    small[:, :2, :3] = TRAIN_ID["vegetation"]  # 6 pixels of tree in each frame
+    sim_small = sim.clone()
+    sim_small[:, :, :2, :3] = 0.3
+    pooled_small = fit_source_stats(sim_small, small)
+    tree = CAMVID_CLASS_NAMES.index("tree")
+    out = rgb_to_lab(classwise_transfer(sim_small, small, stats, source_stats=pooled_small))
+    np.testing.assert_allclose(out[:, :, :2, :3].flatten(2).mean((0, 2)).numpy(), stats.class_mean[tree], atol=1.5)
 
 
 def test_the_std_ratio_is_capped_so_a_flat_class_is_not_stretched_into_noise() -> None:

@@ -93,18 +93,22 @@ def test_onnx_scores_equal_the_judge_run_directly(setup) -> None:
             assert entry["source"] == pytest.approx(direct[name], abs=2e-3), name
 
 
-def test_python_entry_points_detector_and_a_broken_segmenter(setup, tmp_path: Path) -> None:
+def test_python_entry_points_detector_and_a_broken_segmenter(setup, tmp_path: Path, shared_data: Path) -> None:
     det = {"name": "judge-detector", "task": "detection", "runtime": "python",
            "entry_point": "perception_models.judge_detector:detect", "classes": ["car"],
            "class_map": {"car": ["car", "truck", "bus"]}, "input": {"mean": [0.5] * 3, "std": [0.5] * 3},
            "min_pixels": 64}
     (tmp_path / "det.yaml").write_text(yaml.safe_dump(det))
-    rc, report = run(setup, "--translated", str(setup["tmp"] / "translated_bag"), perception=tmp_path / "det.yaml",
+    rc, report = run(setup, "--translated", str(setup["tmp"] / "translated_bag"), "--real",
+                     str(shared_data / "camvid" / "val"), "--real-frames", "2", perception=tmp_path / "det.yaml",
                      out="det")
     assert rc == 0 and report["metric"] == "recall" and set(report["per_class"]) == {"car"}
+    # real frames have no instance masks, so no recall: that row has no mean and does not empty the others'
+    assert report["per_class"]["car"]["real"] is None and report["mean"]["real"] is None
+    assert report["mean"]["source"] == report["per_class"]["car"]["source"] and report["mean_over_classes"] == ["car"]
     car = report["per_class"]["car"]
     assert car["source"] is not None and 0.0 <= car["source"] <= 1.0 and car["recorded"] == car["source"]
-    assert set(report["unmatched_detections_per_frame"]) == {"source", "recorded"}
+    assert set(report["unmatched_detections_per_frame"]) == {"source", "recorded", "real"}
     broken = yaml.safe_load(setup["yaml"].read_text()) | {"runtime": "python", "path": None,
                                                           "entry_point": "perception_models.judge_detector:"
                                                                          "constant_road"}

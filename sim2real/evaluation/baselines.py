@@ -231,7 +231,9 @@ def classwise_transfer(rgb: Tensor, semantic: Tensor, stats: RealColourStats, *,
         classes = lut[semantic[b].long().clamp(0, 255)]
         for k in range(stats.class_mean.shape[0]):
             mask = classes == k
-            if int(mask.sum()) < min_pixels or np.isnan(stats.class_mean[k]).any():
+            # per frame, a class needs min_pixels for its own statistics; the pooled map applies to any pixel
+            few = int(mask.sum()) < (min_pixels if source_stats is None else 1)
+            if few or np.isnan(stats.class_mean[k]).any():
                 continue
             src = None
             if source_stats is not None:

@@ -171,11 +171,15 @@ class MethodScores:
 def matching_style(model: Path, reference: Path | None) -> str | None:
     """The model's named target style whose name is a folder of the reference frames' path (e.g. ``camvid`` for
     ``.../camvid/val``), or None (the mean style): the model is then judged in the domain it is compared with."""
+    parts = {p.lower() for p in Path(reference).resolve().parts} if reference is not None else set()
+    return next((name for name in translator_styles(model) if name.lower() in parts), None)
+
+
+def translator_styles(model: Path) -> list[str]:
+    """The named target styles a checkpoint was trained with ([] for one mean target style)."""
     from sim2real.translator.checkpoint import read_checkpoint_document
 
-    styles = (read_checkpoint_document(model).get("config") or {}).get("target_styles") or []
-    parts = {p.lower() for p in Path(reference).resolve().parts} if reference is not None else set()
-    return next((name for name in styles if name.lower() in parts), None)
+    return list((read_checkpoint_document(model).get("config") or {}).get("target_styles") or [])
 
 
 def score_method(translate: Callable[[int], Tensor], source: SourceFrames, judge: JudgeNet,
@@ -238,13 +242,19 @@ def _summary(scores: MethodScores, real_feats: Tensor, real_colour: Tensor, subs
     }
 
 
-def _add_bootstrap(summary: dict[str, dict[str, Any]], scores: dict[str, MethodScores], sequence: Sequence[int],
+def _add_bootstrap(summary: dict[str, dict[str, Any]], scores: dict[str, MethodScores], source: SourceFrames,
                    seed: int) -> None:
     """Block-bootstrap standard deviations (uncertainty.py) into ``summary``: per method ``judge_miou_std`` and
     ``iou_std``; for the model, ``paired_std`` {baseline: {"judge_miou": s, "iou": {class: s}}} of the
-    differences model - baseline on the same resamples."""
-    resamples = block_bootstrap(sequence, seed=seed)
-    boot = {name: bootstrap_ious(np.stack(s.judge.frame_confusions), resamples) for name, s in scores.items()}
+    differences model - baseline on the same resamples. Every one is None when the frames hold too few
+    independent blocks (e.g. CARLA windows of two frames: clusters resampled whole)."""
+    if source.clusters is not None:
+        resamples = block_bootstrap(source.clusters, seed=seed, block=len(source))
+    else:
+        resamples = block_bootstrap(source.sequence.tolist(), seed=seed)
+    k = len(CAMVID_CLASS_NAMES)
+    boot = {name: (bootstrap_ious(np.stack(s.judge.frame_confusions), resamples) if resamples
+                   else np.full((0, k), np.nan)) for name, s in scores.items()}
 
     def std(x: np.ndarray) -> float | None:
         x = x[np.isfinite(x)]
@@ -255,11 +265,11 @@ def _add_bootstrap(summary: dict[str, dict[str, Any]], scores: dict[str, MethodS
         miou = {name: np.nanmean(b, axis=1) for name, b in boot.items()}
         for name, b in boot.items():
             summary[name]["judge_miou_std"] = std(miou[name])
-            summary[name]["iou_std"] = {c: std(b[:, k]) for k, c in enumerate(CAMVID_CLASS_NAMES)}
+            summary[name]["iou_std"] = {c: std(b[:, j]) for j, c in enumerate(CAMVID_CLASS_NAMES)}
         if MODEL in boot:
             summary[MODEL]["paired_std"] = {
                 name: {"judge_miou": std(miou[MODEL] - miou[name]),
-                       "iou": {c: std(boot[MODEL][:, k] - b[:, k]) for k, c in enumerate(CAMVID_CLASS_NAMES)}}
+                       "iou": {c: std(boot[MODEL][:, j] - b[:, j]) for j, c in enumerate(CAMVID_CLASS_NAMES)}}
                 for name, b in boot.items() if not name.startswith(MODEL)}
 
 
@@ -320,6 +330,9 @@ def _methods(cfg: EvalConfig, source: SourceFrames, stats: RealColourStats, log:
         if style is not None and cfg.style is None:
             log(f"sim2real-eval: rendering in the model's {style!r} style (the reference frames' dataset; --style "
                 "to choose another)")
+        elif cfg.style is None and translator_styles(cfg.model):
+            log(f"sim2real-eval: no style of the model {translator_styles(cfg.model)} is named like a folder of "
+                f"{cfg.real}: rendering in its mean style (--style to choose one)")
         if cfg.temporal_alpha is not None:
             from sim2real.evaluation.temporal import TemporalSmoother
 
@@ -354,7 +367,7 @@ def evaluate(cfg: EvalConfig, log: Callable[[str], None] = print) -> dict[str, A
         scores[name] = score_method(translate, source, judge, grid_idx)
         log(f"sim2real-eval: scored {name} (judge mIoU {scores[name].judge.miou():.4f})")
     summary = {name: _summary(s, real_feats, real_colour, cfg.kid_subsets, cfg.seed) for name, s in scores.items()}
-    _add_bootstrap(summary, scores, source.sequence, cfg.seed)
+    _add_bootstrap(summary, scores, source, cfg.seed)
     if cfg.inception_weights is not None:
         _add_inception(cfg, summary, source, methods, real)
     report = {
@@ -389,7 +402,8 @@ def _add_inception(cfg: EvalConfig, summary: dict[str, Any], source: SourceFrame
     net = load_inception(cfg.inception_weights)
     real_f = inception_features(net, real)
     for name, translate in methods.items():
-        f = inception_features(net, torch.cat([translate(i).float().cpu() for i in range(len(source))]))
+        outputs = [to_8bit_levels(translate(i).float().cpu()) for i in range(len(source))]
+        f = inception_features(net, torch.cat(outputs))
         k, k_std = kid(f, real_f, num_subsets=cfg.kid_subsets, seed=cfg.seed)
         summary[name].update({"fid_inception": _finite(fid(f, real_f)), "kid_inception": _finite(k),
                               "kid_inception_std": _finite(k_std)})

@@ -52,7 +52,9 @@ class SourceFrames:
 
     ``sequence`` (T,) int64: frames with the same value are consecutive frames of one sequence (temporal metrics
     pair frame t with t - 1 only inside a sequence); ``groups`` (T,) str: the breakdown each frame belongs to
-    (e.g. ``"08:00"``; "all" when the source has none).
+    (e.g. ``"08:00"``; "all" when the source has none). ``clusters``: frames that are not independent of each
+    other share a name (CARLA: the overlapping windows of one frame), and the bootstrap resamples whole clusters;
+    None = blocks of consecutive frames within a sequence.
     """
 
     rgb: Tensor
@@ -61,6 +63,7 @@ class SourceFrames:
     sequence: Tensor
     groups: list[str]
     description: dict[str, Any] = field(default_factory=dict)
+    clusters: list[str] | None = None
 
     def __len__(self) -> int:
         return int(self.rgb.shape[0])
@@ -151,7 +154,7 @@ def _carla(folder: Path, size: tuple[int, int]) -> SourceFrames:
             groups.append(name)
     out = _from_samples(samples, None, {"kind": "carla", "path": str(folder), "frames_on_disk": len(names),
                                         "windows_per_frame": len(_CARLA_WINDOWS), "scale": 0.5})
-    out.sequence, out.groups = torch.tensor(sequence), groups
+    out.sequence, out.groups, out.clusters = torch.tensor(sequence), groups, list(groups)
     return out
 
 

@@ -112,10 +112,12 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         per_class[name] = {**values, **{f"gap_closed_{row}": gap_closed(values.get("source"), values.get(row),
                                                                           values.get("real"))
                                         for row in ("translated", "recorded") if row in values}}
-    # means over the classes every row scores, so the rows' means compare like with like
-    common = [c for c in per_class if all(per_class[c][row] is not None for row in tallies)]
-    means = {row: _finite(float(np.mean([per_class[c][row] for c in common]))) if common else None
-             for row in tallies}
+    # means over the classes every scoring row scores, so the rows' means compare like with like (a row that
+    # scores nothing, e.g. real frames for a detector: no instance masks, has no mean and constrains nothing)
+    scoring = [row for row in tallies if any(per_class[c][row] is not None for c in per_class)]
+    common = [c for c in per_class if all(per_class[c][row] is not None for row in scoring)]
+    means = {row: _finite(float(np.mean([per_class[c][row] for c in common]))) if common and row in scoring
+             else None for row in tallies}
     report = {"model": spec.name, "task": spec.task, "metric": metric, "rows": list(tallies),
               "mean_over_classes": common,
               "frames": {row: t.frames for row, t in tallies.items()}, "mean": means, "per_class": per_class,

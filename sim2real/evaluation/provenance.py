@@ -80,14 +80,16 @@ def _bag_world_unknowns(cfg: Any, prov: dict[str, Any]) -> tuple[list[str], list
     """(overlaps, unknowns) of a bag source against a model trained on procedural worlds: a bag recorded by
     ``sim2real-sim record`` names its world seed in metadata.yaml; any other bag may hold the same world."""
     kind = cfg.source.partition(":")[0]
-    if kind in ("procedural", "carla") or prov["source_kind"] != "procedural" or not Path(cfg.source).is_dir():
+    if kind in ("procedural", "carla") or prov["source_kind"] != "procedural":
         return [], []
-    seed = bag_custom_data(cfg.source).get(WORLD_SEED_KEY)
+    path = Path(cfg.source)
+    bag = path if path.is_dir() else path.parent  # a lone .mcap / .db3: its recording's metadata.yaml, if any
+    seed = bag_custom_data(bag).get(WORLD_SEED_KEY)
     if seed is None:
-        return [], [f"source bag {cfg.source} does not record which procedural world it shows; the model trained "
+        return [], [f"source {cfg.source} does not record which procedural world it shows; the model trained "
                     f"on procedural worlds {prov['world_seeds']}"]
     if seed.lstrip("-").isdigit() and int(seed) in prov["world_seeds"]:
-        return [f"source bag {cfg.source} shows procedural world seed {seed}, one the model trained or validated "
+        return [f"source {cfg.source} shows procedural world seed {seed}, one the model trained or validated "
                 f"on ({prov['world_seeds']})"], []
     return [], []
 

@@ -44,10 +44,14 @@ def _fmt(v: float | None, digits: int = 4) -> str:
     return f"{v:.{digits}g}" if v == 0 or 1e-3 <= abs(v) < 1e5 else f"{v:.2e}"
 
 
-def _compare(direction: int, values: dict[str, float | None], noise: dict[str, float | None], model: str
+def _compare(direction: int, values: dict[str, float | None], noise: dict[str, float | None] | None, model: str
              ) -> dict[str, tuple[str, float, float]]:
-    """name -> ("win" | "tie" | "loss", gain, spread) for every baseline with a value (not the model's own rows,
-    not the controls); gain = (model - name) x direction; a |gain| below ``noise[name]`` is a tie."""
+    """name -> ("win" | "tie" | "loss" | "undecided", gain, spread) for every baseline with a value (not the
+    model's own rows, not the controls); gain = (model - name) x direction.
+
+    ``noise`` None: the metric has no noise model, the sign decides. Else a |gain| below ``noise[name]`` is a
+    tie, and a baseline without a noise estimate (``noise[name]`` None) is undecided, never a win or a loss.
+    """
     mine = values.get(model)
     out: dict[str, tuple[str, float, float]] = {}
     if mine is None:
@@ -55,30 +59,40 @@ def _compare(direction: int, values: dict[str, float | None], noise: dict[str, f
     for name, v in values.items():
         if name == model or v is None or name.startswith(model) or name in CONTROLS:
             continue
-        gain, spread = (mine - v) * direction, noise.get(name) or 0.0
-        out[name] = ("tie" if gain == 0 or abs(gain) < spread else "win" if gain > 0 else "loss", gain, spread)
+        gain = (mine - v) * direction
+        spread = 0.0 if noise is None else noise.get(name)
+        if spread is None:
+            out[name] = ("undecided", gain, 0.0)
+        else:
+            out[name] = ("tie" if gain == 0 or abs(gain) < spread else "win" if gain > 0 else "loss", gain, spread)
     return out
 
 
-def _verdict(title: str, direction: int, values: dict[str, float | None], noise: dict[str, float | None],
+def _signed(gain: float) -> str:
+    return f"{'+' if gain >= 0 else '−'}{_fmt(abs(gain), 3)}"
+
+
+def _verdict(title: str, direction: int, values: dict[str, float | None], noise: dict[str, float | None] | None,
              model: str) -> tuple[str, set[str]]:
-    """One verdict line and the baselines beaten; ``noise[name]``: the spread below which model - name is a tie."""
+    """One verdict line and the baselines beaten (see :func:`_compare` for ``noise``)."""
     mine = values.get(model)
     if mine is None:
         return f"{title}: model –, not scored", set()
     result = _compare(direction, values, noise, model)
-    wins = [f"{n} (+{_fmt(g, 3)})" for n, (k, g, _) in result.items() if k == "win"]
-    losses = [f"{n} (−{_fmt(-g, 3)})" for n, (k, g, _) in result.items() if k == "loss"]
-    ties = [f"{n} ({'+' if g >= 0 else '−'}{_fmt(abs(g), 3)}, within noise ±{_fmt(sp, 2)})" if g else n
-            for n, (k, g, sp) in result.items() if k == "tie"]
+    by_kind = {kind: [(n, g, sp) for n, (k, g, sp) in result.items() if k == kind]
+               for kind in ("win", "tie", "loss", "undecided")}
     arrow = "↑" if direction > 0 else "↓"
-    text = f"{title} {arrow}: model {_fmt(mine)}"
-    text += " — beats " + (", ".join(wins) if wins else "no baseline")
-    if ties:
-        text += "; ties with " + ", ".join(ties)
-    if losses:
-        text += "; LOSES to " + ", ".join(losses)
-    return text, {n for n, (k, _, _) in result.items() if k == "win"}
+    text = f"{title} {arrow}{' (no noise estimate)' if noise is None else ''}: model {_fmt(mine)}"
+    text += " — beats " + (", ".join(f"{n} ({_signed(g)})" for n, g, _ in by_kind["win"]) or "no baseline")
+    if by_kind["tie"]:
+        text += "; ties with " + ", ".join(f"{n} ({_signed(g)}, within noise ±{_fmt(sp, 2)})" if g else n
+                                           for n, g, sp in by_kind["tie"])
+    if by_kind["undecided"]:
+        text += "; undecided (no noise estimate) against " + ", ".join(f"{n} ({_signed(g)})"
+                                                                       for n, g, _ in by_kind["undecided"])
+    if by_kind["loss"]:
+        text += "; LOSES to " + ", ".join(f"{n} ({_signed(g)})" for n, g, _ in by_kind["loss"])
+    return text, {n for n, _, _ in by_kind["win"]}
 
 
 def verdicts(summary: dict[str, dict[str, Any]], model: str) -> list[str]:
@@ -86,8 +100,9 @@ def verdicts(summary: dict[str, dict[str, Any]], model: str) -> list[str]:
     then the joint line (judge mIoU AND judge KID), the one that counts.
 
     A difference is a tie ("within noise") when it is smaller than NOISE_SIGMAS x the paired block-bootstrap
-    standard deviation of model - baseline (judge mIoU and class IoUs, uncertainty.py), or than the larger of the
-    two KID subset standard deviations (KIDs).
+    standard deviation of model - baseline (judge mIoU and class IoUs, uncertainty.py; "undecided" when the
+    frames are too few for one), or than the larger of the two KID subset standard deviations (KIDs). Metrics
+    without a noise model (FD, recalls, FID) say so in their line.
     """
     lines: list[str] = []
     beaten: dict[str, set[str]] = {}
@@ -96,23 +111,28 @@ def verdicts(summary: dict[str, dict[str, Any]], model: str) -> list[str]:
         if key not in summary.get(model, {}):
             continue
         values = {name: row.get(key) for name, row in summary.items()}
+        noise: dict[str, float | None] | None
         if key == "judge_miou":
-            noise = {name: NOISE_SIGMAS * (p.get("judge_miou") or 0.0) for name, p in paired.items()}
+            noise = {name: _scaled((paired.get(name) or {}).get("judge_miou")) for name in summary}
         elif std_key:
             noise = {name: max(row.get(std_key) or 0.0, summary[model].get(std_key) or 0.0)
                      for name, row in summary.items()}
         else:
-            noise = {}
+            noise = None
         line, beaten[key] = _verdict(title, direction, values, noise, model)
         lines.append(line)
     for cls in REPORTED_CLASSES:
         values = {name: row["iou"].get(cls) for name, row in summary.items()}
         if values.get(model) is not None:
-            noise = {name: NOISE_SIGMAS * ((p.get("iou") or {}).get(cls) or 0.0) for name, p in paired.items()}
+            noise = {name: _scaled(((paired.get(name) or {}).get("iou") or {}).get(cls)) for name in summary}
             lines.append(_verdict(f"IoU {cls}", 1, values, noise, model)[0])
     if "judge_miou" in beaten and "kid_judge" in beaten:
         lines.append(_joint_verdict(beaten["judge_miou"] & beaten["kid_judge"], summary, model))
     return lines
+
+
+def _scaled(std: float | None) -> float | None:
+    return None if std is None else NOISE_SIGMAS * std
 
 
 def _joint_verdict(both: set[str], summary: dict[str, dict[str, Any]], model: str) -> str:

@@ -2,9 +2,11 @@
 
 Consecutive frames of one sequence are near duplicates, so frames are not resampled one by one: each sequence is
 cut into blocks of ``block`` consecutive frames (default round(sqrt(N))), and a resample draws as many blocks, with
-replacement, as there are. Every method is scored on the same resamples, so the spread of a *difference* between
-two methods (paired) is much smaller than the spread of either figure: that paired standard deviation decides
-whether the model beats a baseline or ties with it within noise (report.py).
+replacement, as there are. Frames that are not independent at all (the overlapping windows of one CARLA frame)
+form one cluster, resampled whole; with fewer than MIN_BLOCKS blocks there is no estimate. Every method is scored
+on the same resamples, so the spread of a *difference* between two methods (paired) is much smaller than the
+spread of either figure: that paired standard deviation decides whether the model beats a baseline or ties with
+it within noise (report.py).
 """
 
 from __future__ import annotations
@@ -15,15 +17,20 @@ import numpy as np
 
 from sim2real.evaluation.judge_training import iou_from_confusion
 
-__all__ = ["block_bootstrap", "bootstrap_ious"]
+__all__ = ["MIN_BLOCKS", "block_bootstrap", "bootstrap_ious"]
 
 
-def block_bootstrap(sequence: Sequence[int], resamples: int = 200, seed: int = 0, block: int | None = None
+#: fewer independent blocks than this and there is no noise estimate (the verdicts then say "undecided")
+MIN_BLOCKS = 8
+
+
+def block_bootstrap(sequence: Sequence[int | str], resamples: int = 200, seed: int = 0, block: int | None = None
                     ) -> list[np.ndarray]:
-    """Resamples of frame indices: ``sequence`` (N,) the sequence id of each frame, in order.
+    """Resamples of frame indices: ``sequence`` (N,) the sequence (or cluster) id of each frame, in order.
 
     Returns ``resamples`` int arrays of frame indices (each about N long) drawn as blocks of consecutive frames
-    of one sequence, with replacement.
+    of one sequence, with replacement; ``block`` = N or more makes every sequence one block (clusters). Returns
+    [] when there are fewer than :data:`MIN_BLOCKS` blocks: too few independent samples to estimate a spread.
     """
     n = len(sequence)
     if n == 0:
@@ -35,6 +42,8 @@ def block_bootstrap(sequence: Sequence[int], resamples: int = 200, seed: int = 0
         if i == n or sequence[i] != sequence[start]:
             blocks += [np.arange(b, min(b + size, i)) for b in range(start, i, size)]
             start = i
+    if len(blocks) < MIN_BLOCKS:
+        return []
     rng = np.random.default_rng(seed)
     return [np.concatenate([blocks[j] for j in rng.integers(0, len(blocks), len(blocks))]) for _ in range(resamples)]
 

@@ -38,8 +38,9 @@ class TranslatorLike(Protocol):
     def warmup(self, height: int, width: int, batch: int = 1) -> None: ...
 
 
-#: (model path, device, precision, backend) -> translator.
-TranslatorFactory = Callable[[str, str, str, str], TranslatorLike]
+#: (model path, device, precision, backend) -> translator; with the node's ``style`` parameter set it is also
+#: called with ``style=NAME`` (as :func:`load_translator` accepts), so a custom factory must take that keyword.
+TranslatorFactory = Callable[..., TranslatorLike]
 
 
 def default_model_path() -> Path:
