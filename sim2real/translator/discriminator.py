@@ -230,7 +230,8 @@ def coordinate_planes(x: Tensor, frame_box: Tensor | None) -> Tensor:
 
     Both planes step by the same amount per pixel whatever the frame's aspect ratio (the full frame's size is
     the crop's divided by its box), so the planes say where a pixel is without telling a 16:9 dataset from a
-    4:3 one by their slope."""
+    4:3 one by their slope. The x range still differs (a crop at the side edge of a 16:9 frame reaches |x| 1.78,
+    a 4:3 frame 1.33): only crops within |x| <= 1.33 carry no hint of the dataset."""
     B, _, H, W = x.shape
     box = (frame_box if frame_box is not None else x.new_tensor([0.0, 0.0, 1.0, 1.0]).expand(B, 4)).to(x.dtype)
     aspect = (W / (box[:, 2] - box[:, 0]).clamp(min=1e-6)) / (H / (box[:, 3] - box[:, 1]).clamp(min=1e-6))
