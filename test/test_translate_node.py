@@ -220,8 +220,8 @@ def test_model_switch_at_run_time_takes_effect(session: Session) -> None:
 @pytest.mark.ros
 def test_frames_faster_than_inference_never_go_backwards(session: Session) -> None:
     s = session
-    for i in range(10, 50):  # as fast as we can publish: far above the CPU model's rate
-        s.driver.send(i, H, W)
+    for i in range(10, 50):  # as fast as we can publish, frames large enough that inference is slower
+        s.driver.send(i, 6 * H, 6 * W)
     s.driver.spin_until(lambda: stamp_ns(49) in s.driver.received_stamps(), 20.0)
     stamps = s.driver.received_stamps()
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps), "an older frame followed a newer one"
