@@ -225,8 +225,8 @@ def classwise_transfer(rgb: Tensor, semantic: Tensor, stats: RealColourStats, *,
     lab = rgb_to_lab(rgb)
     out = torch.empty_like(lab)
     every = torch.ones(lab.shape[-2:], dtype=torch.bool)
+    glob = None if source_stats is None else (source_stats.lab_mean, source_stats.lab_std)
     for b in range(lab.shape[0]):
-        glob = None if source_stats is None else (source_stats.lab_mean, source_stats.lab_std)
         out[b] = _transfer(lab[b], every, stats.lab_mean, stats.lab_std, glob).view_as(lab[b])
         classes = lut[semantic[b].long().clamp(0, 255)]
         for k in range(stats.class_mean.shape[0]):

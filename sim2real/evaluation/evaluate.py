@@ -68,6 +68,7 @@ from sim2real.evaluation.provenance import check_disjoint, training_provenance
 from sim2real.evaluation.report import render_markdown, verdicts, write_grid
 from sim2real.evaluation.uncertainty import block_bootstrap, bootstrap_ious
 from sim2real.runtime.paths import data_dir, share_dir
+from sim2real.translator.frames import denormalize_rgb, normalize_rgb
 
 __all__ = ["DEFAULT_JUDGE", "EVAL_SIM_SEED", "EvalConfig", "evaluate", "main", "score_method"]
 
@@ -168,11 +169,12 @@ class MethodScores:
     seconds: float = 0.0
 
 
-def matching_style(model: Path, reference: Path | None) -> str | None:
-    """The model's named target style whose name is a folder of the reference frames' path (e.g. ``camvid`` for
-    ``.../camvid/val``), or None (the mean style): the model is then judged in the domain it is compared with."""
+def matching_style(styles: Sequence[str], reference: Path | None) -> str | None:
+    """The one of a model's named target ``styles`` whose name is a folder of the reference frames' path (e.g.
+    ``camvid`` for ``.../camvid/val``), or None (the mean style): the model is then judged in the domain it is
+    compared with."""
     parts = {p.lower() for p in Path(reference).resolve().parts} if reference is not None else set()
-    return next((name for name in translator_styles(model) if name.lower() in parts), None)
+    return next((name for name in styles if name.lower() in parts), None)
 
 
 def translator_styles(model: Path) -> list[str]:
@@ -212,7 +214,7 @@ def score_method(translate: Callable[[int], Tensor], source: SourceFrames, judge
 
 def to_8bit_levels(x: Tensor) -> Tensor:
     """Frames in [-1, 1] quantised as the node publishes them (rgb8), back in [-1, 1]: (B, 3, H, W) -> same."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+    return normalize_rgb(denormalize_rgb(x))
 
 
 def _finite(x: float) -> float | None:
@@ -314,8 +316,9 @@ def _methods(cfg: EvalConfig, source: SourceFrames, stats: RealColourStats, log:
     if cfg.model is not None:
         from sim2real.translator.inference import Translator
 
+        styles = translator_styles(cfg.model)
         style = (None if cfg.style == "mean" else cfg.style if cfg.style is not None
-                 else matching_style(cfg.model, cfg.real))
+                 else matching_style(styles, cfg.real))
         translator = Translator.from_checkpoint(cfg.model, device=cfg.device, precision=cfg.precision,
                                                 style=style)
         translator.warmup(cfg.height, cfg.width)
@@ -330,8 +333,8 @@ def _methods(cfg: EvalConfig, source: SourceFrames, stats: RealColourStats, log:
         if style is not None and cfg.style is None:
             log(f"sim2real-eval: rendering in the model's {style!r} style (the reference frames' dataset; --style "
                 "to choose another)")
-        elif cfg.style is None and translator_styles(cfg.model):
-            log(f"sim2real-eval: no style of the model {translator_styles(cfg.model)} is named like a folder of "
+        elif cfg.style is None and styles:
+            log(f"sim2real-eval: no style of the model {styles} is named like a folder of "
                 f"{cfg.real}: rendering in its mean style (--style to choose one)")
         if cfg.temporal_alpha is not None:
             from sim2real.evaluation.temporal import TemporalSmoother

@@ -57,7 +57,7 @@ def _compare(direction: int, values: dict[str, float | None], noise: dict[str, f
     if mine is None:
         return out
     for name, v in values.items():
-        if name == model or v is None or name.startswith(model) or name in CONTROLS:
+        if v is None or not _is_baseline(name, model):
             continue
         gain = (mine - v) * direction
         spread = 0.0 if noise is None else noise.get(name)
@@ -66,6 +66,11 @@ def _compare(direction: int, values: dict[str, float | None], noise: dict[str, f
         else:
             out[name] = ("tie" if gain == 0 or abs(gain) < spread else "win" if gain > 0 else "loss", gain, spread)
     return out
+
+
+def _is_baseline(name: str, model: str) -> bool:
+    """A row the model is compared with: not the model's own rows ("model", "model (smoothed)"), not a control."""
+    return not name.startswith(model) and name not in CONTROLS
 
 
 def _signed(gain: float) -> str:
@@ -138,7 +143,7 @@ def _scaled(std: float | None) -> float | None:
 def _joint_verdict(both: set[str], summary: dict[str, dict[str, Any]], model: str) -> str:
     """Labels and realism together: painting real class colours onto the label map (the ``painted_labels``
     control) can win judge mIoU alone, so a win counts only where the model is better on judge mIoU AND KID."""
-    others = [n for n in summary if n != model and not n.startswith(model) and n not in CONTROLS]
+    others = [n for n in summary if _is_baseline(n, model)]
     text = "judge mIoU and judge KID jointly: model beats " + (", ".join(n for n in others if n in both)
                                                                 or "no baseline")
     rest = [n for n in others if n not in both]
