@@ -144,8 +144,15 @@ class FrameInputs:
             action = "synchroniser reset, translating the new time line"
         else:
             action = "translated as stamped; stamps that then go back reset the synchroniser"
-        self._logger.warning(f"time jump on {cam.topic(IMAGE)}: stamps went {direction} from {last_ns / 1e9:.9f} s"
-                             f" to {new_ns / 1e9:.9f} s: {action}")
+        # backward resets state: WARN; forward changes nothing and is also what lost messages look like on a
+        # loaded machine (a starved subscriber misses a second of frames): INFO, still counted
+        # (one call site per severity: rclpy refuses to change a call site's severity)
+        text = (f"time jump on {cam.topic(IMAGE)}: stamps went {direction} from {last_ns / 1e9:.9f} s"
+                f" to {new_ns / 1e9:.9f} s: {action}")
+        if direction == "backward":
+            self._logger.warning(text)
+        else:
+            self._logger.info(text)
 
     def _on_image(self, cam: Camera, msg: Any) -> None:
         received = time.monotonic()
