@@ -5,8 +5,10 @@
 
 1. Renders the target domain: ``--target-frames`` frames of procedural world 1 in the camera look
    (:mod:`sim_bridge.procedural.look`: per-class colour and texture, chromatic aberration, blur, vignetting,
-   sensor noise, tone curve), written as an unlabelled image folder. The source domain is world 0 (training
-   config). No source frame's look is ever shown: the pairs never meet.
+   sensor noise, tone curve), written as an image folder; their label maps go to a folder beside it, which only
+   the generator's class-wise colour prior reads (``generator.use_colour_prior``: fitted from them at the start,
+   as the class-wise baselines are). The source domain is world 0 (training config). No source frame's look is
+   ever shown: the pairs never meet.
 2. Trains with ``sim2real-train`` (the config plus overrides) and exports the EMA generator.
 3. Renders ``--eval-frames`` frames of a held-apart world 2 with their look, and scores against the look's
    deterministic part (:mod:`sim2real.evaluation.known_answer`): identity, the colour baselines (fitted on the
@@ -95,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     model = args.score_only
     train_s = 0.0
     if model is None:
-        folder = write_look_folder(target, args.out / "target_look")
-        overrides = [f"out_dir={args.out / 'run'}", f"target.paths=[{folder}]", *args.overrides]
+        labels = args.out / "target_look_labels"  # for a colour prior (generator.use_colour_prior); else unused
+        folder = write_look_folder(target, args.out / "target_look", labels)
+        overrides = [f"out_dir={args.out / 'run'}", f"target.paths=[{folder}]", f"colour_prior.images=[{folder}]",
+                     f"colour_prior.labels=[{labels}]", "colour_prior.label_space=train_id", *args.overrides]
         if args.steps:
             overrides.append(f"steps={args.steps}")
         t1 = time.time()

@@ -34,9 +34,11 @@ def test_a_short_unpaired_run_beats_the_colour_baselines_on_the_known_answer(tmp
 
     torch.manual_seed(0)
     target = render_look_set(48, SIZE, 1)  # world 1; training source is world 0, scoring world 2
-    folder = write_look_folder(target, tmp_path / "look")
+    labels = tmp_path / "look_labels"  # what the colour prior is fitted from (the class-wise baselines' view)
+    folder = write_look_folder(target, tmp_path / "look", labels)
     cfg = load_train_config(str(ROOT / "config" / "learnability.yaml"), [
         f"out_dir={tmp_path / 'run'}", f"steps={STEPS}", f"target.paths=[{folder}]", "crop=[96,192]",
+        f"colour_prior.images=[{folder}]", f"colour_prior.labels=[{labels}]", "colour_prior.label_space=train_id",
         f"source.sim_width={SIZE[1]}", f"source.sim_height={SIZE[0]}", "source.frames=400", "num_workers=0",
         f"val_every={STEPS + 1}", f"checkpoint_every={STEPS + 1}", f"image_every={STEPS + 1}", "log_every=50",
         "validation_judge=null"])

@@ -28,6 +28,7 @@ simulator class) is not stretched into noise.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -37,6 +38,7 @@ from torch import Tensor
 
 from sim2real.core.errors import ConfigError
 from sim2real.core.labels import CAMVID_NUM_CLASSES, IGNORE_ID, TRAIN_ID_TO_CAMVID
+from sim2real.translator.colour_prior import PRIOR_ROWS, lab_to_srgb, srgb_to_lab
 
 __all__ = [
     "BASELINES",
@@ -47,9 +49,11 @@ __all__ = [
     "classwise_transfer",
     "fit_real_stats",
     "fit_source_stats",
+    "fit_stats_of_frames",
     "histogram_match",
     "lab_to_rgb",
     "paint_labels",
+    "pooled_lab_maps",
     "reinhard_transfer",
     "rgb_to_lab",
 ]
@@ -62,38 +66,16 @@ _EPS: Final = 1e-6
 #: bounds of the std ratio sigma_real / sigma_src of every transfer
 _MAX_STD_RATIO: Final = 4.0
 _LEVELS: Final = 256
-# sRGB (D65) <-> CIE XYZ, and the D65 white point.
-_RGB2XYZ: Final = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
-                                [0.2126729, 0.7151522, 0.0721750],
-                                [0.0193339, 0.1191920, 0.9503041]], dtype=torch.float64)
-_WHITE: Final = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)
-
-
-def _to_linear(u: Tensor) -> Tensor:
-    return torch.where(u <= 0.04045, u / 12.92, ((u + 0.055) / 1.055) ** 2.4)
-
-
-def _to_srgb(v: Tensor) -> Tensor:
-    v = v.clamp(min=0)
-    return torch.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055)
 
 
 def rgb_to_lab(rgb: Tensor) -> Tensor:
     """sRGB in [-1, 1] -> CIE Lab (D65; L in [0, 100]): (B, 3, H, W) -> (B, 3, H, W) float64."""
-    lin = _to_linear(((rgb.double() + 1) * 0.5).clamp(0, 1))
-    xyz = torch.einsum("ij,bjhw->bihw", _RGB2XYZ, lin) / _WHITE.view(1, 3, 1, 1)
-    f = torch.where(xyz > (6 / 29) ** 3, xyz.clamp(min=1e-12) ** (1 / 3), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return torch.stack((116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])), 1)
+    return srgb_to_lab(rgb.double())
 
 
 def lab_to_rgb(lab: Tensor) -> Tensor:
     """CIE Lab (D65) -> sRGB in [-1, 1] (clamped to the gamut): (B, 3, H, W) -> (B, 3, H, W) float32."""
-    lab = lab.double()
-    fy = (lab[:, 0] + 16) / 116
-    f = torch.stack((fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200), 1)
-    xyz = torch.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * _WHITE.view(1, 3, 1, 1)
-    lin = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_RGB2XYZ), xyz)
-    return (_to_srgb(lin).clamp(0, 1) * 2 - 1).float()
+    return lab_to_srgb(lab.double()).float()
 
 
 @dataclass(frozen=True)
@@ -124,22 +106,34 @@ def fit_real_stats(rgb: Tensor, labels: Tensor | None = None, num_classes: int =
     (255 = ignore; None = no class statistics)."""
     if rgb.ndim != 4 or rgb.shape[1] != 3 or rgb.shape[0] < 1:
         raise ConfigError(f"fit_real_stats needs real frames (N, 3, H, W), got {tuple(rgb.shape)}")
+    return fit_stats_of_frames(((rgb[i], None if labels is None else labels[i]) for i in range(rgb.shape[0])),
+                               num_classes)
+
+
+def fit_stats_of_frames(frames: Iterable[tuple[Tensor, Tensor | None]], num_classes: int = CAMVID_NUM_CLASSES
+                        ) -> RealColourStats:
+    """:func:`fit_real_stats` over a stream of frames, one at a time: (rgb (3, H, W) in [-1, 1], labels (H, W)
+    class ids or None); frames may differ in size. Raises ConfigError for an empty stream."""
     sums = torch.zeros(num_classes + 1, 3, dtype=torch.float64)
     sq = torch.zeros_like(sums)
     counts = torch.zeros(num_classes + 1, dtype=torch.float64)
     hist = torch.zeros(3, _LEVELS, dtype=torch.float64)
-    for i in range(rgb.shape[0]):
-        lab = rgb_to_lab(rgb[i : i + 1])[0].flatten(1).T  # (P, 3)
-        cls = (labels[i].flatten().long() if labels is not None
+    frames_seen = 0
+    for rgb, labels in frames:
+        lab = rgb_to_lab(rgb[None])[0].flatten(1).T  # (P, 3)
+        cls = (labels.flatten().long() if labels is not None
                else torch.full((lab.shape[0],), IGNORE_ID, dtype=torch.long))
         valid = (cls >= 0) & (cls < num_classes) & (cls != IGNORE_ID)
         cls = torch.where(valid, cls, num_classes)  # last row: unlabelled
         sums.index_add_(0, cls, lab)
         sq.index_add_(0, cls, lab * lab)
         counts += torch.bincount(cls, minlength=num_classes + 1).double()
-        levels = _to_levels(rgb[i]).flatten(1)
+        levels = _to_levels(rgb).flatten(1)
         for c in range(3):
             hist[c] += torch.bincount(levels[c], minlength=_LEVELS).double()
+        frames_seen += 1
+    if frames_seen == 0:
+        raise ConfigError("colour statistics need at least one frame, got none")
     total = counts.sum()
     mean = sums.sum(0) / total
     std = (sq.sum(0) / total - mean**2).clamp(min=0).sqrt()
@@ -149,7 +143,35 @@ def fit_real_stats(rgb: Tensor, labels: Tensor | None = None, num_classes: int =
     cm[counts[:num_classes].numpy() == 0] = np.nan
     cs[counts[:num_classes].numpy() == 0] = np.nan
     cdf = (hist.cumsum(1) / hist.sum(1, keepdim=True)).numpy()
-    return RealColourStats(mean.numpy(), std.numpy(), cm, cs, counts[:num_classes].numpy(), cdf, int(rgb.shape[0]))
+    return RealColourStats(mean.numpy(), std.numpy(), cm, cs, counts[:num_classes].numpy(), cdf, frames_seen)
+
+
+def _affine(mean: np.ndarray, std: np.ndarray, source: tuple[np.ndarray, np.ndarray]) -> tuple[Tensor, Tensor]:
+    """(gain, offset) (3,) float64 of out = (x - mu_src) * ratio + mu_real (see :func:`_transfer`)."""
+    mu, sd = (torch.from_numpy(np.asarray(v, np.float64)) for v in source)
+    ratio = (torch.from_numpy(np.asarray(std, np.float64)) / (sd + _EPS)).clamp(1 / _MAX_STD_RATIO, _MAX_STD_RATIO)
+    return ratio, torch.from_numpy(np.asarray(mean, np.float64)) - mu * ratio
+
+
+def pooled_lab_maps(stats: RealColourStats, source_stats: RealColourStats, class_lut: Tensor | None = None
+                    ) -> tuple[Tensor, Tensor]:
+    """The ``classwise_pooled`` transfer as a table: (gain, offset), each (256, 3) float64, row = train id, with
+    lab(out) = gain[t] * lab(x) + offset[t]. An id whose class lacks real or source statistics (or that
+    ``class_lut`` maps to none) takes the global map. For :class:`~sim2real.translator.colour_prior.
+    ClassColourPrior`."""
+    lut = camvid_lut() if class_lut is None else class_lut
+    gain_glob, offset_glob = _affine(stats.lab_mean, stats.lab_std, (source_stats.lab_mean, source_stats.lab_std))
+    gain = gain_glob.repeat(PRIOR_ROWS, 1)
+    offset = offset_glob.repeat(PRIOR_ROWS, 1)
+    for train_id in range(PRIOR_ROWS):
+        k = int(lut[train_id])
+        if k < 0 or k >= min(len(stats.class_mean), len(source_stats.class_mean)):
+            continue
+        if np.isnan(stats.class_mean[k]).any() or np.isnan(source_stats.class_mean[k]).any():
+            continue
+        gain[train_id], offset[train_id] = _affine(stats.class_mean[k], stats.class_std[k],
+                                                   (source_stats.class_mean[k], source_stats.class_std[k]))
+    return gain, offset
 
 
 def _transfer(lab: Tensor, mask: Tensor, mean: np.ndarray, std: np.ndarray,

@@ -74,13 +74,20 @@ def render_look_set(count: int, size: tuple[int, int], world_seed: int, *, hours
                    torch.stack(rows["full"]), torch.stack(rows["det"]), rows["idx"])
 
 
-def write_look_folder(looks: LookSet, folder: Path) -> Path:
-    """The full look frames as PNG files (an unlabelled target domain for ``sim2real-train``)."""
+def write_look_folder(looks: LookSet, folder: Path, labels: Path | None = None) -> Path:
+    """The full look frames as PNG files (an unlabelled target domain for ``sim2real-train``); with ``labels``,
+    their semantic maps (train ids, mode L) under the same names there (for ``colour_prior.labels``)."""
     folder.mkdir(parents=True, exist_ok=True)
+    if labels is not None:
+        labels.mkdir(parents=True, exist_ok=True)
     for i in range(len(looks)):
         rgb = ((looks.full[i] + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
-        if not cv2.imwrite(str(folder / f"look_{i:05d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"cannot write {folder / f'look_{i:05d}.png'}")
+        written = cv2.imwrite(str(folder / f"look_{i:05d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if labels is not None:
+            semantic = looks.semantic[i].clamp(0, 255).numpy().astype(np.uint8)
+            written = written and cv2.imwrite(str(labels / f"look_{i:05d}.png"), semantic)
+        if not written:
+            raise OSError(f"cannot write look frame {i} under {folder}")
     return folder
 
 

@@ -23,8 +23,8 @@ from sim2real.translator.discriminator import DiscriminatorConfig
 from sim2real.translator.objective import LossWeights
 
 __all__ = [
-    "OptimConfig", "SourceDataConfig", "TargetDataConfig", "TrainConfig", "build", "load_train_config",
-    "to_plain",
+    "ColourPriorConfig", "OptimConfig", "SourceDataConfig", "TargetDataConfig", "TrainConfig", "build",
+    "load_train_config", "to_plain",
 ]
 
 
@@ -78,6 +78,33 @@ class TargetDataConfig:
         if self.styles and (self.kind != "folder" or len(self.styles) != len(self.paths)):
             raise ConfigError(f"target.styles needs target.kind 'folder' and one name per path: {len(self.paths)} "
                               f"path(s), styles {list(self.styles)}")
+
+
+@dataclass(frozen=True)
+class ColourPriorConfig:
+    """Labelled frames the class-wise colour prior is fitted from at the start of a run (generator field
+    ``use_colour_prior``; :mod:`sim2real.training.colour_prior_fit`).
+
+    ``images`` / ``labels``: folders of real (target-domain) frames and their label maps, file stems matched
+    (e.g. ``camvid/train/images`` and ``camvid/train/labels``); ``label_space``: "camvid" (SegNet's 11 CamVid
+    ids, as the ``classwise`` baselines use) or "train_id" (the simulator's own ids). ``max_frames``: at most
+    this many labelled frames (evenly spaced); ``source_frames``: simulator frames of the run's source data
+    whose pooled statistics the map starts from.
+    """
+
+    images: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    label_space: Literal["camvid", "train_id"] = "camvid"
+    max_frames: int = 400
+    source_frames: int = 200
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.labels):
+            raise ConfigError(f"colour_prior.images and colour_prior.labels need one label folder per image "
+                              f"folder, got {len(self.images)} and {len(self.labels)}")
+        for name in ("max_frames", "source_frames"):
+            if not 1 <= getattr(self, name) <= 100_000:
+                raise ConfigError(f"colour_prior.{name} must be in [1, 100000], got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -162,6 +189,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     source: SourceDataConfig = field(default_factory=SourceDataConfig)
     target: TargetDataConfig = field(default_factory=TargetDataConfig)
+    colour_prior: ColourPriorConfig = field(default_factory=ColourPriorConfig)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "image_every", "val_every", "checkpoint_every",
@@ -183,7 +211,9 @@ class TrainConfig:
             raise ConfigError(f"max_bad_frames must be >= 0, got {self.max_bad_frames}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        self.generator_config()  # validates the overrides now, not at step 0 of a long run
+        if self.generator_config().use_colour_prior and not self.colour_prior.images:  # also validates overrides
+            raise ConfigError("generator.use_colour_prior needs labelled frames to fit it from: set "
+                              "colour_prior.images and colour_prior.labels")
 
     def generator_config(self) -> GeneratorConfig:
         """The preset with ``generator`` overrides applied (validated by GeneratorConfig)."""

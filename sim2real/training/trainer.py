@@ -84,15 +84,17 @@ class Trainer:
         self.nets = build_networks(cfg, self.device)
         freeze_generator(self.nets.gen, cfg.freeze)
         load_initial_weights(self.nets, cfg.init_from, self.log)
+        self.checkpoints = CheckpointDir(self.out_dir / "checkpoints", cfg.keep_last, self.is_main)
+        path = self.checkpoints.resumable() if resume else None
+        if path is None:  # a resumed run reads its prior from the checkpoint
+            self._fit_colour_prior(source)
         self.replicas.broadcast_parameters(self.nets.named().values())
         self.optimization = Optimization(self.nets, cfg, self.precision, self.replicas)
-        self.checkpoints = CheckpointDir(self.out_dir / "checkpoints", cfg.keep_last, self.is_main)
         self.run_log = RunLog(self.out_dir, self.is_main)
         self.judge = load_validation_judge(cfg.validation_judge, self.device) if val_source is not None else None
         self.step = 0
         self._micro = 0  # micro-batches since the last optimiser step (cfg.accumulate)
         consumed, bad_seen = {"source": 0, "target": 0}, ()
-        path = self.checkpoints.resumable() if resume else None
         if path is not None:
             consumed, bad_seen = self._load_state(path)
             self.run_log.truncate(self.step)
@@ -101,6 +103,21 @@ class Trainer:
                                     bad_frames=BadFrameTally(cfg.max_bad_frames, bad_seen), log=self.log)
         self._last_preview: tuple[SourceBatch, torch.Tensor] | None = None
         self._tick = time.monotonic()
+
+    def _fit_colour_prior(self, source: Any) -> None:
+        """Fit the generator's class-wise colour prior (``generator.use_colour_prior``) unless it came fitted
+        with ``init_from``; the EMA generator gets the same maps."""
+        prior = self.nets.gen.colour_prior
+        if prior is None or bool(prior.fitted.item()):
+            return
+        from sim2real.training.colour_prior_fit import fit_colour_prior
+
+        started = time.monotonic()
+        gain, offset, real = fit_colour_prior(self.cfg.colour_prior, source)
+        for gen in (self.nets.gen, self.nets.gen_ema):
+            gen.colour_prior.set_maps(gain.to(self.device), offset.to(self.device))
+        self.log(f"colour prior fitted in {time.monotonic() - started:.1f} s: {real.frames} labelled real frames, "
+                 f"{self.cfg.colour_prior.source_frames} source frames")
 
     # --- what the run has logged -------------------------------------------------------------------------
     @property

@@ -111,6 +111,9 @@ class GeneratorConfig:
         camera_knots: knots of the camera's tone curve.
         target_styles: names of the target datasets whose mean styles are kept apart (e.g. ("cityscapes",
             "camvid")); ``Translator(style=name)`` renders in one of them. Empty = one mean target style.
+        use_colour_prior: a fixed class-wise Lab colour map applied to the source frame before the target
+            decoder (:mod:`~sim2real.translator.colour_prior`; fitted by the trainer at the start of a run);
+            the decoder then learns the residual.
     """
 
     name: str = "custom"
@@ -145,6 +148,7 @@ class GeneratorConfig:
     use_camera: bool = False
     camera_knots: int = 8
     target_styles: tuple[str, ...] = ()
+    use_colour_prior: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not 0 < len(self.name) <= 64:
@@ -154,7 +158,7 @@ class GeneratorConfig:
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"GeneratorConfig.{field} must be an int in [{low}, {high}], got {value!r}")
         self._check_target_styles()
-        for field in ("use_instance_branch", "use_memory", "use_camera"):
+        for field in ("use_instance_branch", "use_memory", "use_camera", "use_colour_prior"):
             if not isinstance(getattr(self, field), bool):
                 raise ConfigError(f"GeneratorConfig.{field} must be true or false, got {getattr(self, field)!r}")
         if self.work_scale not in VALID_WORK_SCALES:

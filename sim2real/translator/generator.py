@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from sim2real.core.errors import ConfigError, LabelError
 from sim2real.translator.boxes import InstanceBoxes, instance_boundary_count
 from sim2real.translator.camera import CameraModel
+from sim2real.translator.colour_prior import ClassColourPrior
 from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.instance_branch import InstanceBranch
 from sim2real.translator.layers import (
@@ -116,6 +117,8 @@ class ContentCode:
         instance_delta: (B, C, h, w) fused instance features (0 outside instances), None without branch
             or instance map. Replace it with zeros (``dataclasses.replace``) to ablate the branch.
         guide: (B, 3, H, W) the encoded image in [-1, 1]; the decoder's affine colour head acts on it.
+        target_guide: (B, 3, H, W) the source image through the class-wise colour prior: what the *target*
+            decoder's colour head acts on (None = ``guide``; only source codes with labels carry one).
         semantic: (B, H, W) int64 labels used for the memory read / update / contrastive loss, or None.
         instances: kept instance boxes (input pixels) or None.
         instance_masks: (B, N, h, w) instance coverage at feature resolution, or None.
@@ -127,6 +130,11 @@ class ContentCode:
     semantic: Tensor | None = None
     instances: InstanceBoxes | None = None
     instance_masks: Tensor | None = None
+    target_guide: Tensor | None = None
+
+    def guide_for(self, domain: str) -> Tensor:
+        """The image the decoder of ``domain`` transforms: ``target_guide`` for the target when present."""
+        return self.target_guide if domain == "target" and self.target_guide is not None else self.guide
 
     @property
     def features(self) -> Tensor:
@@ -447,6 +455,7 @@ class TranslatorGenerator(nn.Module):
             for d in DOMAINS
         })
         self.camera = CameraModel(len(DOMAINS), cfg.camera_knots) if cfg.use_camera else None
+        self.colour_prior = ClassColourPrior() if cfg.use_colour_prior else None
         self.register_buffer("style_mean", torch.zeros(len(DOMAINS), cfg.style_dim))
         if cfg.target_styles:  # one EMA mean style per named target dataset (absent in older checkpoints)
             self.register_buffer("target_style_means", torch.zeros(len(cfg.target_styles), cfg.style_dim))
@@ -499,12 +508,15 @@ class TranslatorGenerator(nn.Module):
         else:
             x = self.stems["target"](rgb)
         features = self.content_body(x)
+        target_guide = None
+        if idx == DOMAINS["source"] and self.colour_prior is not None and semantic is not None:
+            target_guide = self.colour_prior(rgb, semantic)
         if self.instance_branch is None or instance is None:
-            return ContentCode(global_features=features, guide=rgb, semantic=semantic)
+            return ContentCode(global_features=features, guide=rgb, semantic=semantic, target_guide=target_guide)
         fusion = self.instance_branch(features, instance)
         return ContentCode(
             global_features=features, guide=rgb, instance_delta=fusion.delta, semantic=semantic,
-            instances=fusion.instances, instance_masks=fusion.masks,
+            instances=fusion.instances, instance_masks=fusion.masks, target_guide=target_guide,
         )
 
     # ------------------------------------------------------------------------------------------- style
@@ -603,7 +615,7 @@ class TranslatorGenerator(nn.Module):
             )
         if style_map is None:
             style_map = self.read_memory(content, domain)
-        image = self.decoders[domain](content.features, style, content.guide, style_map,
+        image = self.decoders[domain](content.features, style, content.guide_for(domain), style_map,
                                       None if noise is None else noise[:, :1])
         if self.camera is None or not camera:
             return image

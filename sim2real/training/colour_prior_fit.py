@@ -1,0 +1,82 @@
+"""Fitting the generator's class-wise colour prior at the start of a run (``generator.use_colour_prior``).
+
+The prior is the ``classwise_pooled`` baseline's map (:func:`~sim2real.evaluation.baselines.pooled_lab_maps`):
+per class, the Lab mean / std of the run's simulator frames pooled over ``colour_prior.source_frames`` samples,
+mapped to those of the labelled real frames of ``colour_prior.images`` / ``colour_prior.labels``. Fitted once,
+stored in the generator's buffers (so in every checkpoint and export), never trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from sim2real.core.errors import ConfigError
+from sim2real.core.labels import CAMVID_NUM_CLASSES
+from sim2real.data.datasets import IMAGE_SUFFIXES
+from sim2real.evaluation.baselines import RealColourStats, camvid_lut, fit_stats_of_frames, pooled_lab_maps
+from sim2real.training.config import ColourPriorConfig
+
+__all__ = ["fit_colour_prior", "labelled_pairs", "read_labelled_frames"]
+
+
+def labelled_pairs(images: Path, labels: Path) -> list[tuple[Path, Path]]:
+    """(image, label) files of two folders paired by file stem, sorted. Raises ConfigError when a folder is
+    missing, holds no image, or an image has no label."""
+    if not images.is_dir() or not labels.is_dir():
+        raise ConfigError(f"colour_prior: {images} and {labels} must both be folders")
+    label_of = {p.stem: p for p in labels.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ConfigError(f"colour_prior: no image files in {images}")
+    missing = [p.name for p in files if p.stem not in label_of]
+    if missing:
+        raise ConfigError(f"colour_prior: {len(missing)} image(s) in {images} have no label in {labels} "
+                          f"(e.g. {missing[:3]})")
+    return [(p, label_of[p.stem]) for p in files]
+
+
+def read_labelled_frames(pairs: list[tuple[Path, Path]], max_frames: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """At most ``max_frames`` evenly spaced pairs as (rgb (3, H, W) in [-1, 1], labels (H, W) int64), one at a
+    time. Raises ConfigError for an unreadable file or a label map of another size."""
+    step = max(1, -(-len(pairs) // max_frames))
+    for image, label in pairs[::step][:max_frames]:
+        bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        ids = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
+        if bgr is None or ids is None or ids.ndim != 2 or ids.shape != bgr.shape[:2]:
+            raise ConfigError(f"colour_prior: cannot read {image.name} with its label {label} as one frame "
+                              "(both must decode, the label as one channel of the same size)")
+        rgb = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(2, 0, 1).float() / 127.5 - 1
+        yield rgb, torch.from_numpy(ids.astype(np.int64))
+
+
+def _source_frames(source: object, count: int, lut: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+    """The first ``count`` samples of a source dataset (map-style or streaming) with their labels mapped by
+    ``lut`` (train id -> class, -1 = none)."""
+    samples = (source[i] for i in range(min(count, len(source)))) if hasattr(source, "__getitem__") \
+        else islice(iter(source), count)  # type: ignore[call-overload]
+    for sample in samples:
+        if "semantic" not in sample:
+            raise ConfigError("colour_prior: the source frames carry no semantic labels")
+        yield sample["rgb"], lut[sample["semantic"].long().clamp(0, 255)]
+
+
+def fit_colour_prior(cfg: ColourPriorConfig, source: object) -> tuple[Tensor, Tensor, RealColourStats]:
+    """(gain, offset) (256, 3) float32 for :meth:`~sim2real.translator.colour_prior.ClassColourPrior.set_maps`,
+    and the real statistics they map to, from ``cfg``'s labelled frames and ``source`` (a source dataset)."""
+    if cfg.label_space == "camvid":
+        lut, classes = camvid_lut(), CAMVID_NUM_CLASSES
+    else:
+        lut, classes = torch.arange(256), 255  # 255 = ignore
+    pairs = [pair for images, labels in zip(cfg.images, cfg.labels, strict=True)
+             for pair in labelled_pairs(Path(images), Path(labels))]
+    real = fit_stats_of_frames(read_labelled_frames(pairs, cfg.max_frames), classes)
+    simulated = fit_stats_of_frames(_source_frames(source, cfg.source_frames, lut), classes)
+    gain, offset = pooled_lab_maps(real, simulated, lut)
+    return gain.float(), offset.float(), real

@@ -1,0 +1,164 @@
+"""The class-wise colour prior: Lab conversions with known answers, the prior equal to the ``classwise_pooled``
+baseline it is fitted as, where it acts in the generator, checkpoints, ONNX, and fitting at training start."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sim2real.core.errors import ConfigError
+from sim2real.evaluation.baselines import (
+    classwise_transfer,
+    fit_real_stats,
+    fit_source_stats,
+    pooled_lab_maps,
+)
+from sim2real.translator.colour_prior import ClassColourPrior, lab_to_srgb, srgb_to_lab
+from sim2real.translator.config import get_generator_config
+from sim2real.translator.generator import TranslatorGenerator
+
+
+def _frames(count: int, seed: int, size: tuple[int, int] = (64, 96)) -> tuple[torch.Tensor, torch.Tensor]:
+    from sim_bridge.procedural import ProceduralSimulator, SimConfig
+
+    sim = ProceduralSimulator(SimConfig(width=size[1], height=size[0], seed=seed))
+    frames = [sim.frame(7 * i) for i in range(count)]
+    rgb = torch.stack([torch.from_numpy(f.rgb).permute(2, 0, 1).float() / 127.5 - 1 for f in frames])
+    return rgb, torch.stack([torch.from_numpy(f.semantic.astype(np.int64)) for f in frames])
+
+
+def _prior_like_baseline() -> tuple[ClassColourPrior, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A prior fitted as classwise_pooled on frames of one world (their colours shifted: the 'real' ones),
+    mapping frames of another; returns (prior, rgb, semantic, baseline output)."""
+    real_rgb, real_sem = _frames(6, seed=1)
+    real_rgb = (real_rgb * torch.tensor([0.8, 0.9, 1.1]).view(1, 3, 1, 1) + 0.1).clamp(-1, 1)
+    rgb, sem = _frames(4, seed=2)
+    lut = torch.arange(256)
+    stats = fit_real_stats(real_rgb, real_sem, num_classes=255)
+    pooled = fit_source_stats(rgb, sem, class_lut=lut)
+    expected = classwise_transfer(rgb, sem, stats, class_lut=lut, source_stats=pooled)
+    prior = ClassColourPrior()
+    prior.set_maps(*(t.float() for t in pooled_lab_maps(stats, pooled, lut)))
+    return prior, rgb, sem, expected
+
+
+def test_lab_conversion_known_values_and_round_trip() -> None:
+    colours = torch.tensor([[1.0, 1.0, 1.0], [1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]]).view(3, 3, 1, 1)
+    lab = srgb_to_lab(colours.double())[..., 0, 0]
+    # white, sRGB red (L 53.24, a 80.09, b 67.20), black
+    assert torch.allclose(lab, torch.tensor([[100.0, 0, 0], [53.24, 80.09, 67.20], [0, 0, 0]],
+                                            dtype=torch.float64), atol=0.02)
+    rgb = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert (lab_to_srgb(srgb_to_lab(rgb)) - rgb).abs().max() < 1e-4  # float32 throughout
+
+
+def test_the_fitted_prior_is_the_pooled_classwise_baseline() -> None:
+    prior, rgb, sem, expected = _prior_like_baseline()
+    out = prior(rgb, sem)
+    assert out.dtype == torch.float32
+    assert (out - expected).abs().max() < 2e-3  # float32 here, float64 in the baseline
+    assert (rgb - expected).abs().mean() > 0.03  # and the map does change the frames (the check can fail)
+
+
+def test_a_fresh_prior_is_the_identity_and_bad_maps_are_refused() -> None:
+    prior = ClassColourPrior()
+    rgb, sem = _frames(1, seed=3)
+    assert (prior(rgb, sem) - rgb).abs().max() < 1e-4 and prior.fitted.item() == 0
+    with pytest.raises(ValueError, match=r"\(256, 3\)"):
+        prior.set_maps(torch.ones(19, 3), torch.zeros(19, 3))
+    with pytest.raises(ValueError, match="finite"):
+        prior.set_maps(torch.full((256, 3), float("nan")), torch.zeros(256, 3))
+
+
+def _generator_pair() -> tuple[TranslatorGenerator, TranslatorGenerator]:
+    """The same lite weights without and with a fitted prior."""
+    torch.manual_seed(0)
+    plain = TranslatorGenerator(get_generator_config("lite")).eval()
+    with_prior = TranslatorGenerator(dataclasses.replace(plain.cfg, use_colour_prior=True)).eval()
+    with_prior.load_state_dict(plain.state_dict(), strict=False)
+    prior, *_ = _prior_like_baseline()
+    with_prior.colour_prior.load_state_dict(prior.state_dict())
+    return plain, with_prior
+
+
+def test_the_prior_feeds_only_the_target_decoder_of_source_content() -> None:
+    plain, with_prior = _generator_pair()
+    rgb, sem = _frames(1, seed=4, size=(64, 96))
+    with torch.no_grad():
+        code = with_prior.encode_content(rgb, "source", sem)
+        assert torch.equal(code.guide, rgb)
+        assert (code.target_guide - with_prior.colour_prior(rgb, sem)).abs().max() == 0
+        assert code.guide_for("target") is code.target_guide and code.guide_for("source") is code.guide
+        assert with_prior.encode_content(rgb, "target").target_guide is None  # a real frame is not re-coloured
+        assert with_prior.encode_content(rgb, "source").target_guide is None  # no labels, no prior
+        # the source decoder (reconstruction) is untouched; the target translation changes
+        style = plain.mean_style("source", 1)
+        same = plain.decode(plain.encode_content(rgb, "source", sem), style, "source")
+        assert torch.allclose(with_prior.decode(code, style, "source"), same, atol=1e-6)
+        assert (with_prior.translate(rgb, sem, None) - plain.translate(rgb, sem, None)).abs().mean() > 0.02
+
+
+def test_the_prior_survives_checkpoint_and_onnx(tmp_path: Path) -> None:
+    from sim2real.translator.checkpoint import build_generator, load_checkpoint, save_checkpoint
+    from sim2real.translator.onnx_export import OnnxTranslator, export_onnx, onnx_parity
+
+    _, with_prior = _generator_pair()
+    path = save_checkpoint(tmp_path / "prior.safetensors", with_prior, with_prior.cfg)
+    loaded = build_generator(load_checkpoint(path, map_location="cpu")).eval()
+    assert loaded.cfg.use_colour_prior and loaded.colour_prior.fitted.item() == 1
+    assert torch.equal(loaded.colour_prior.gain, with_prior.colour_prior.gain)
+    runner = OnnxTranslator(export_onnx(loaded, tmp_path / "prior.onnx", 64, 96), intra_op_threads=1)
+    assert onnx_parity(loaded, runner) < 1e-3
+    loaded.colour_prior.gain.mul_(1.2)  # a different prior: parity must see it
+    assert onnx_parity(loaded, runner) > 1e-2
+
+
+def _write_labelled_folder(root: Path, rgb: torch.Tensor, sem: torch.Tensor) -> tuple[Path, Path]:
+    images, labels = root / "images", root / "labels"
+    images.mkdir(parents=True)
+    labels.mkdir()
+    for i in range(rgb.shape[0]):
+        frame = ((rgb[i] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        cv2.imwrite(str(images / f"f{i:03d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(labels / f"f{i:03d}.png"), sem[i].numpy().astype(np.uint8))
+    return images, labels
+
+
+def test_training_start_fits_the_prior_from_labelled_frames(tmp_path: Path) -> None:
+    from sim2real.data.datasets import ProceduralSourceDataset
+    from sim2real.training.config import ColourPriorConfig, load_train_config
+    from sim2real.training.trainer import Trainer
+
+    real_rgb, real_sem = _frames(4, seed=1)
+    real_rgb = (real_rgb * 0.5 - 0.4).clamp(-1, 1)  # a darker 'real' domain
+    images, labels = _write_labelled_folder(tmp_path / "real", real_rgb, real_sem)
+    with pytest.raises(ConfigError, match="colour_prior.images"):
+        load_train_config(None, ["generator.use_colour_prior=true"])
+    with pytest.raises(ConfigError, match="one label folder per image folder"):
+        ColourPriorConfig(images=(str(images),))
+    overrides = [f"out_dir={tmp_path / 'run'}", "steps=1", "batch_size=1", "crop=[64,96]", "resize_short=null",
+                 "amp=false", "device=cpu", "validation_judge=null", "generator.use_colour_prior=true",
+                 f"colour_prior.images=[{images}]", f"colour_prior.labels=[{labels}]",
+                 "colour_prior.label_space=train_id", "colour_prior.source_frames=4", f"target.paths=[{images}]"]
+    cfg = load_train_config(None, overrides)
+    from sim2real.data.datasets import ImageFolderDataset
+
+    source = ProceduralSourceDataset(8, 96, 64, 0)
+    logs: list[str] = []
+    trainer = Trainer(cfg, source, ImageFolderDataset([str(images)]), None, log=logs.append, progress=False)
+    prior = trainer.nets.gen.colour_prior
+    assert prior.fitted.item() == 1 and torch.equal(trainer.nets.gen_ema.colour_prior.gain, prior.gain)
+    rgb, sem = _frames(1, seed=0)
+    lightness = srgb_to_lab(rgb)[:, 0], srgb_to_lab(prior(rgb, sem))[:, 0]
+    assert lightness[1].mean() < lightness[0].mean() - 5  # darker real frames: the prior darkens the frame
+    assert any("colour prior fitted" in line for line in logs)
+    wrong = dataclasses.replace(cfg.colour_prior, labels=(str(tmp_path),))
+    from sim2real.training.colour_prior_fit import fit_colour_prior
+
+    with pytest.raises(ConfigError, match="have no label"):
+        fit_colour_prior(wrong, source)
