@@ -162,3 +162,19 @@ def test_training_start_fits_the_prior_from_labelled_frames(tmp_path: Path) -> N
 
     with pytest.raises(ConfigError, match="have no label"):
         fit_colour_prior(wrong, source)
+
+
+def test_the_prior_frames_count_as_training_targets_for_the_evaluation(tmp_path: Path) -> None:
+    from sim2real.evaluation.provenance import paths_overlap, training_provenance
+    from sim2real.translator.checkpoint import save_checkpoint
+
+    _, with_prior = _generator_pair()
+    config = {"generator": {"use_colour_prior": True}, "target": {"paths": ["real"]},
+              "colour_prior": {"images": [str(tmp_path / "camvid" / "val" / "images")],
+                               "labels": [str(tmp_path / "camvid" / "val" / "labels")]}}
+    path = save_checkpoint(tmp_path / "m.safetensors", with_prior, with_prior.cfg, training_data={"config": config})
+    targets = training_provenance(path)["target_paths"]
+    assert targets[0] == "real" and any(paths_overlap(tmp_path / "camvid" / "val", p) for p in targets)
+    config["generator"]["use_colour_prior"] = False  # a prior section without a prior is not training data
+    path = save_checkpoint(tmp_path / "n.safetensors", with_prior, with_prior.cfg, training_data={"config": config})
+    assert training_provenance(path)["target_paths"] == ["real"]

@@ -24,7 +24,7 @@ def training_provenance(model: Path) -> dict[str, Any] | None:
     """What a checkpoint says about its training data, or None when it records nothing.
 
     Returns {"source_kind", "world_seeds" (procedural worlds used for training and validation), "source_paths",
-    "target_paths", "steps"}.
+    "target_paths" (the target frames and the labelled real frames a colour prior was fitted from), "steps"}.
     """
     from sim2real.translator.checkpoint import read_checkpoint_document
 
@@ -34,6 +34,9 @@ def training_provenance(model: Path) -> dict[str, Any] | None:
         return None
     source = config.get("source") or {}
     target = config.get("target") or {}
+    prior = config.get("colour_prior") or {}
+    prior_paths = [*prior.get("images", []), *prior.get("labels", [])] if (config.get("generator") or {}).get(
+        "use_colour_prior") else []
     kind = source.get("kind")
     seeds: list[int] = []
     if kind == "procedural":
@@ -43,7 +46,7 @@ def training_provenance(model: Path) -> dict[str, Any] | None:
         "source_kind": kind,
         "world_seeds": seeds,
         "source_paths": [*source.get("paths", []), *source.get("val_paths", [])],
-        "target_paths": list(target.get("paths", [])),
+        "target_paths": [*target.get("paths", []), *prior_paths],
         "steps": (doc.get("training_data") or {}).get("steps"),
     }
 
