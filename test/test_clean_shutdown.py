@@ -96,3 +96,29 @@ def test_every_node_stops_on_sigint_without_error_traceback_or_rosout_warning(tm
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+_HUNG_EXIT = """
+import atexit, sys, threading, time
+from sim2real.nodes.common import exit_node
+
+def middleware_destructor_that_hangs():
+    threading.Event().wait(60)  # what a stuck DDS participant's destructor looks like from Python
+
+if sys.argv[1] == "hang":
+    atexit.register(middleware_destructor_that_hangs)
+exit_node(0, timeout_s=1.0)
+"""
+
+
+@pytest.mark.parametrize("hang", [True, False])
+def test_a_hung_node_exit_dumps_its_stacks_and_ends_within_the_teardown_bound(hang: bool) -> None:
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", _HUNG_EXIT, "hang" if hang else "clean"], capture_output=True,
+                         text=True, timeout=30)
+    took = time.monotonic() - started
+    if hang:  # ends on its own (no SIGKILL needed) with exit 1 and the stack that hung
+        assert out.returncode == 1 and took < 20, (out.returncode, took)
+        assert "Timeout (0:00:01)!" in out.stderr and "middleware_destructor_that_hangs" in out.stderr, out.stderr
+    else:  # a clean exit is untouched: its own code, nothing on stderr
+        assert out.returncode == 0 and out.stderr == "", out.stderr

@@ -12,13 +12,15 @@ line: a stop prints no traceback and no rosout warning.
 
 from __future__ import annotations
 
+import faulthandler
 import functools
 import os
 import signal
+import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final, NoReturn
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -192,10 +194,26 @@ def spin_until_signal(node: Node, executor: Any, on_stop: Callable[[], Any] | No
     return 0 if watch.fatal is None else 1
 
 
+#: seconds a node's teardown may take after its final log line (destroying the node, shutting rclpy down, and the
+#: interpreter's exit with the middleware's destructors; all normally well under a second). Past it, every thread's
+#: stack goes to stderr and the process exits 1: a hung teardown says where it hung, before ``ros2 launch``
+#: escalates to SIGTERM / SIGKILL (5 s each).
+TEARDOWN_TIMEOUT_S: Final = 5.0
+
+
+def exit_node(code: int, timeout_s: float = TEARDOWN_TIMEOUT_S) -> NoReturn:
+    """``sys.exit(code)`` for a node executable, with the interpreter's exit bounded by ``timeout_s`` (see
+    :data:`TEARDOWN_TIMEOUT_S`; faulthandler's watchdog thread needs no GIL, so it fires even when the main
+    thread is stuck in C)."""
+    faulthandler.dump_traceback_later(timeout_s, exit=True)
+    sys.exit(code)
+
+
 def run_node(make_node: Callable[[], Any], name: str, make_executor: Callable[[], Any],
              args: list[str] | None = None) -> int:
     """A node's entry point: init rclpy (without its signal handlers), build the node, spin it until
-    SIGINT/SIGTERM (or its ``done`` event, when it has one) with ``node.stop`` as the final step, shut down.
+    SIGINT/SIGTERM (or its ``done`` event, when it has one) with ``node.stop`` as the final step, shut down
+    (bounded by :data:`TEARDOWN_TIMEOUT_S`).
     Returns 0; 1 (logged as fatal with the reason) when the node cannot be built (bad parameters, a missing
     model, an existing output, ...) or when one of its threads died.
     """
@@ -209,8 +227,10 @@ def run_node(make_node: Callable[[], Any], name: str, make_executor: Callable[[]
             rclpy.logging.get_logger(name).fatal(f"cannot start: {exc}")
             return 1
         code = spin_until_signal(node, make_executor(), node.stop, getattr(node, "done", None), fresh=False)
+        faulthandler.dump_traceback_later(TEARDOWN_TIMEOUT_S, exit=True)  # a hung teardown: stacks, exit 1
         node.destroy_node()
         return code
     finally:
         _restore(previous)
         rclpy.try_shutdown()
+        faulthandler.cancel_dump_traceback_later()

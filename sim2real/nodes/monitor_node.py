@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -79,7 +78,7 @@ from sim2real.evaluation.monitor import (
     score_frame,
 )
 from sim2real.io.sync import LatestSlot, StampSynchronizer, stamp_to_ns
-from sim2real.nodes.common import OrderlyMultiThreadedExecutor, run_node
+from sim2real.nodes.common import OrderlyMultiThreadedExecutor, exit_node, run_node
 from sim2real.nodes.common import descriptor as _descriptor
 from sim2real.nodes.translate.frames import Frame, FrameError, decode_frame
 from sim2real.runtime.node_stats import LogRateLimiter
@@ -335,4 +334,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_node(main())

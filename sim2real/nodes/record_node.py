@@ -63,7 +63,6 @@ import os
 import queue
 import re
 import signal
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -78,7 +77,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sim2real.core.errors import BagWriteError, ConfigError
 from sim2real.io.bag_writer import STORAGES
 from sim2real.io.split_bag import DEFAULT_SPLIT_SECONDS, SplitBagWriter
-from sim2real.nodes.common import check_writable_file, run_node
+from sim2real.nodes.common import check_writable_file, exit_node, run_node
 from sim2real.nodes.common import read_only_descriptor as _descriptor
 from sim2real.nodes.record_extras import COMPRESSED_FORMATS, COMPRESSED_TYPE, ImageCompressor, offered_qos
 from sim2real.runtime.node_stats import LogRateLimiter
@@ -472,4 +471,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_node(main())

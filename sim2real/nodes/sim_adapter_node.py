@@ -29,7 +29,6 @@ Decoding runs in the subscription callback (the adapters are vectorised: ~80 ms 
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from typing import Any, Final
 
@@ -44,8 +43,8 @@ from std_msgs.msg import String
 from sim2real.core.errors import ConfigError, Sim2RealError
 from sim2real.io.conversions import array_to_image, decode_compressed, image_to_array
 from sim2real.io.sync import MatchedSet, StampSynchronizer, stamp_to_ns
+from sim2real.nodes.common import exit_node, run_node
 from sim2real.nodes.common import read_only_descriptor as _descriptor
-from sim2real.nodes.common import run_node
 from sim2real.nodes.translate.frames import check_camera_info
 from sim2real.runtime.launch_description import check_topic_prefix
 from sim2real.runtime.node_stats import LogRateLimiter
@@ -279,4 +278,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_node(main())

@@ -19,7 +19,6 @@ the node logs and exits 0 after that many frames.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import threading
 from typing import Any
 
@@ -39,7 +38,7 @@ from std_msgs.msg import Header
 from sim2real.core.errors import ConfigError
 from sim2real.io.conversions import array_to_image
 from sim2real.nodes.common import descriptor as _descriptor
-from sim2real.nodes.common import run_node
+from sim2real.nodes.common import exit_node, run_node
 from sim2real.runtime.launch_description import check_topic_prefix
 from sim2real.runtime.node_stats import LogRateLimiter
 from sim_bridge.procedural import ProceduralSimulator, SimConfig, SimFrame
@@ -225,4 +224,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_node(main())

@@ -78,7 +78,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from sim2real.core.errors import ConfigError
-from sim2real.nodes.common import OrderlyMultiThreadedExecutor
+from sim2real.nodes.common import OrderlyMultiThreadedExecutor, exit_node
 from sim2real.nodes.common import read_only_descriptor as _descriptor
 from sim2real.runtime.launch_description import parse_bool
 from sim2real.training.config import TrainConfig, load_train_config
@@ -567,4 +567,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_node(main())

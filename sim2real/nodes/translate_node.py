@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from typing import Any, Final
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -73,7 +72,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sim2real.core.errors import Sim2RealError
-from sim2real.nodes.common import OrderlyMultiThreadedExecutor, check_writable_file, run_node
+from sim2real.nodes.common import OrderlyMultiThreadedExecutor, check_writable_file, exit_node, run_node
 from sim2real.nodes.translate.frames import CAMERA_INFO, COMPRESSED, IMAGE, INSTANCE, SEMANTIC
 from sim2real.nodes.translate.inputs import FrameInputs
 from sim2real.nodes.translate.model import ModelSlot, TranslatorFactory, inference_threads, load_translator
@@ -229,4 +228,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_node(main())
