@@ -1,6 +1,6 @@
 """Bare-model frames/s of the translator presets vs the CycleGAN/CUT ResNet-9 generator (not a test).
 
-    .venv/bin/python benchmarks/bench_model.py [--sizes 640x360,1280x720,1920x1080] [--presets lite,full]
+    .venv/bin/python benchmarks/bench_model.py [--sizes 640x360,1280x720,1920x1080] [--presets lite,full,lite+prior]
         [--threads 2] [--warmup 3] [--frames 10] [--budget 8] [--devices cpu,cuda]
         [--compile-sizes all] [--onnx-cuda-sizes all]
 
@@ -23,6 +23,7 @@ for itself): with busy-waiting OpenMP threads the eager rows at 2 threads are ~1
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import subprocess
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from resnet9 import resnet9_generator
 
-from sim2real.translator.config import get_generator_config
+from sim2real.translator.config import GeneratorConfig, get_generator_config
 from sim2real.translator.generator import TranslatorGenerator
 from sim2real.translator.inference import Translator
 
@@ -165,6 +166,22 @@ def torch_variants(dev: torch.device, preset: str, size: str, compile_here: bool
     return variants
 
 
+#: ``--presets`` suffixes: ``lite+prior`` = the lite preset with the class-wise colour prior (identity maps: the
+#: cost does not depend on their values).
+PRESET_OPTIONS = {"prior": {"use_colour_prior": True}}
+
+
+def preset_config(spec: str) -> GeneratorConfig:
+    """A preset name with optional ``+option`` suffixes (:data:`PRESET_OPTIONS`) -> its GeneratorConfig."""
+    name, *options = spec.split("+")
+    cfg = get_generator_config(name)
+    for option in options:
+        if option not in PRESET_OPTIONS:
+            raise SystemExit(f"unknown preset option +{option}; valid: {sorted(PRESET_OPTIONS)}")
+        cfg = dataclasses.replace(cfg, **PRESET_OPTIONS[option])
+    return cfg
+
+
 def bench_size(b: Bench, width: int, height: int, dev: torch.device, *, presets: list[str], onnx: bool,
                compile_here: bool = True, onnx_cuda_here: bool = True, torch_rows: bool = True) -> None:
     """All rows of one frame size on one device: the ResNet-9 baseline first, then every preset."""
@@ -173,7 +190,7 @@ def bench_size(b: Bench, width: int, height: int, dev: torch.device, *, presets:
     rgb, sem, inst = frame(height, width, dev)
     base_s = resnet9_rows(b, size, dev, rgb, sync) if torch_rows else None
     for preset in presets:
-        cfg = get_generator_config(preset)
+        cfg = preset_config(preset)
         torch.manual_seed(0)
         gen = TranslatorGenerator(cfg)
         for label, precision, cl, comp in torch_variants(dev, preset, size, compile_here) if torch_rows else []:

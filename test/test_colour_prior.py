@@ -65,6 +65,17 @@ def test_the_fitted_prior_is_the_pooled_classwise_baseline() -> None:
     assert (rgb - expected).abs().mean() > 0.03  # and the map does change the frames (the check can fail)
 
 
+def test_the_fast_forward_equals_the_reference_lab_round_trip() -> None:
+    torch.manual_seed(0)
+    prior = ClassColourPrior()
+    prior.set_maps(torch.rand(256, 3) * 0.6 + 0.7, torch.randn(256, 3) * 5)
+    rgb = torch.randint(0, 256, (2, 3, 32, 48)).float() / 127.5 - 1  # 8-bit frames, dark levels included
+    sem = torch.randint(0, 256, (2, 32, 48))
+    gain, offset = (t[sem].permute(0, 3, 1, 2) for t in (prior.gain, prior.offset))
+    reference = lab_to_srgb(srgb_to_lab(rgb.double()) * gain + offset).float()
+    assert (prior(rgb, sem) - reference).abs().max() < 1e-4
+
+
 def test_a_fresh_prior_is_the_identity_and_bad_maps_are_refused() -> None:
     prior = ClassColourPrior()
     rgb, sem = _frames(1, seed=3)
