@@ -57,10 +57,13 @@ def read_labelled_frames(pairs: list[tuple[Path, Path]], max_frames: int) -> Ite
 
 
 def _source_frames(source: object, count: int, lut: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
-    """The first ``count`` samples of a source dataset (map-style or streaming) with their labels mapped by
-    ``lut`` (train id -> class, -1 = none)."""
-    samples = (source[i] for i in range(min(count, len(source)))) if hasattr(source, "__getitem__") \
-        else islice(iter(source), count)  # type: ignore[call-overload]
+    """``count`` samples of a source dataset with their labels mapped by ``lut`` (train id -> class, -1 = none):
+    evenly spaced over a map-style dataset, the first ones of a stream."""
+    if hasattr(source, "__getitem__"):
+        size = len(source)  # type: ignore[arg-type]
+        samples = (source[i * size // min(count, size)] for i in range(min(count, size)))  # type: ignore[index]
+    else:
+        samples = islice(iter(source), count)  # type: ignore[call-overload]
     for sample in samples:
         if "semantic" not in sample:
             raise ConfigError("colour_prior: the source frames carry no semantic labels")
