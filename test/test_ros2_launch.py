@@ -52,14 +52,21 @@ def params_file(path: Path, frame_id: str, stats: Path, width: int = W, height: 
     return path
 
 
+#: runs argv[1:] with SIGINT at its default disposition (exec keeps a default, as it keeps an ignore)
+_WITH_DEFAULT_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                        "os.execvp(sys.argv[1], sys.argv[1:])")
+
+
 class Launch:
     """One ``ros2 launch sim2real <file> <args>`` process with its log."""
 
     def __init__(self, file: str, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         with open(log, "wb") as out:
-            self.proc = subprocess.Popen([ros2_cli(), "launch", "sim2real", file, *args], env=env, stdout=out,
-                                         stderr=subprocess.STDOUT)
+            # SIGINT restored to its default: a runner started as a background job (nohup ... &) passes SIGINT
+            # down ignored, and ros2 launch never installs a handler of its own (README, "Stop with SIGINT")
+            self.proc = subprocess.Popen([sys.executable, "-c", _WITH_DEFAULT_SIGINT, ros2_cli(), "launch", "sim2real",
+                                          file, *args], env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
