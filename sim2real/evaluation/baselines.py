@@ -183,13 +183,9 @@ def _transfer(lab: Tensor, mask: Tensor, mean: np.ndarray, std: np.ndarray,
     """
     px = lab[:, mask]
     if source is None:
-        mu, sd = px.mean(1, keepdim=True), px.std(1, unbiased=False, keepdim=True)
-    else:
-        mu, sd = (torch.from_numpy(np.asarray(v, np.float64)).view(3, 1) for v in source)
-    target_mu = torch.from_numpy(np.asarray(mean, np.float64)).view(3, 1)
-    target_sd = torch.from_numpy(np.asarray(std, np.float64)).view(3, 1)
-    ratio = (target_sd / (sd + _EPS)).clamp(1 / _MAX_STD_RATIO, _MAX_STD_RATIO)
-    return (px - mu) * ratio + target_mu
+        source = (px.mean(1).numpy(), px.std(1, unbiased=False).numpy())
+    gain, offset = _affine(mean, std, source)
+    return px * gain.view(3, 1) + offset.view(3, 1)
 
 
 def reinhard_transfer(rgb: Tensor, stats: RealColourStats) -> Tensor:
