@@ -1,6 +1,7 @@
 """Bare-model frames/s of the translator presets vs the CycleGAN/CUT ResNet-9 generator (not a test).
 
-    .venv/bin/python benchmarks/bench_model.py [--sizes 640x360,1280x720,1920x1080] [--presets lite,full,lite+prior]
+    .venv/bin/python benchmarks/bench_model.py [--sizes 640x360,1280x720,1920x1080]
+        [--presets lite,full,lite+prior,lite+frame_prior]
         [--threads 2] [--warmup 3] [--frames 10] [--budget 8] [--devices cpu,cuda]
         [--compile-sizes all] [--onnx-cuda-sizes all]
 
@@ -166,9 +167,10 @@ def torch_variants(dev: torch.device, preset: str, size: str, compile_here: bool
     return variants
 
 
-#: ``--presets`` suffixes: ``lite+prior`` = the lite preset with the class-wise colour prior (identity maps: the
-#: cost does not depend on their values).
-PRESET_OPTIONS = {"prior": {"use_colour_prior": True}}
+#: ``--presets`` suffixes: ``lite+prior`` = the lite preset with the fixed class-wise colour prior,
+#: ``lite+frame_prior`` with the per-frame one (unfitted: the cost does not depend on the statistics' values).
+PRESET_OPTIONS = {"prior": {"use_colour_prior": True},
+                  "frame_prior": {"use_colour_prior": True, "colour_prior_per_frame": True}}
 
 
 def preset_config(spec: str) -> GeneratorConfig:

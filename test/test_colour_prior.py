@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from procedural_frames import procedural_frames as _frames
 
 from sim2real.core.errors import ConfigError
 from sim2real.evaluation.baselines import (
@@ -21,15 +22,6 @@ from sim2real.evaluation.baselines import (
 from sim2real.translator.colour_prior import ClassColourPrior, lab_to_srgb, srgb_to_lab
 from sim2real.translator.config import get_generator_config
 from sim2real.translator.generator import TranslatorGenerator
-
-
-def _frames(count: int, seed: int, size: tuple[int, int] = (64, 96)) -> tuple[torch.Tensor, torch.Tensor]:
-    from sim_bridge.procedural import ProceduralSimulator, SimConfig
-
-    sim = ProceduralSimulator(SimConfig(width=size[1], height=size[0], seed=seed))
-    frames = [sim.frame(7 * i) for i in range(count)]
-    rgb = torch.stack([torch.from_numpy(f.rgb).permute(2, 0, 1).float() / 127.5 - 1 for f in frames])
-    return rgb, torch.stack([torch.from_numpy(f.semantic.astype(np.int64)) for f in frames])
 
 
 def _prior_like_baseline() -> tuple[ClassColourPrior, torch.Tensor, torch.Tensor, torch.Tensor]:

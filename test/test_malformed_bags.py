@@ -479,12 +479,18 @@ def test_mixed_type_topic_is_refused_by_the_reader_naming_both_types(tmp_path: P
 
 
 def test_shipped_configs_name_files_that_are_shipped() -> None:
-    """config/*.yaml: every init_from (a checkpoint to start from) names a file of the repository."""
-    for path in sorted((REPO / "config").glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text()) or {}
+    """config/*.yaml: every init_from (a checkpoint to start from) names a file of the repository, or the last
+    training checkpoint of another shipped config's run (a two-stage recipe: <out_dir>/checkpoints/step_<steps>)."""
+    docs = {path.name: yaml.safe_load(path.read_text()) or {} for path in sorted((REPO / "config").glob("*.yaml"))}
+    last_checkpoints = {f"{doc['out_dir']}/checkpoints/step_{int(doc['steps']):08d}" for doc in docs.values()
+                        if isinstance(doc, dict) and "out_dir" in doc and "steps" in doc}
+    chained = 0
+    for name, doc in docs.items():
         init = doc.get("init_from") if isinstance(doc, dict) else None
         if init:
-            assert (REPO / init).is_file(), f"{path.name}: init_from {init} is not shipped"
+            chained += init in last_checkpoints
+            assert (REPO / init).is_file() or init in last_checkpoints, f"{name}: init_from {init} is not shipped"
+    assert chained == 1  # the shipped default's second stage (config/train_default_per_frame.yaml)
 
 
 BAG_WRITER_UNDER_LIMIT = """

@@ -1,14 +1,17 @@
 """Fitting the generator's class-wise colour prior at the start of a run (``generator.use_colour_prior``).
 
-The prior is the ``classwise_pooled`` baseline's map (:func:`~sim2real.evaluation.baselines.pooled_lab_maps`):
-per class, the Lab mean / std of the run's simulator frames pooled over ``colour_prior.source_frames`` samples,
-mapped to those of the labelled real frames of ``colour_prior.images`` / ``colour_prior.labels``. Fitted once,
-stored in the generator's buffers (so in every checkpoint and export), never trained.
+The fixed prior is the ``classwise_pooled`` baseline's map (:func:`~sim2real.evaluation.baselines.
+pooled_lab_maps`): per class, the Lab mean / std of the run's simulator frames pooled over
+``colour_prior.source_frames`` samples, mapped to those of the labelled real frames of ``colour_prior.images`` /
+``colour_prior.labels``. The per-frame prior (``generator.colour_prior_per_frame``) keeps both statistics per
+class (:func:`frame_tables`) and maps each frame's own. Fitted once, stored in the generator's buffers (so in
+every checkpoint and export), never trained.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -22,8 +25,20 @@ from sim2real.core.labels import CAMVID_NUM_CLASSES
 from sim2real.data.datasets import IMAGE_SUFFIXES
 from sim2real.evaluation.baselines import RealColourStats, camvid_lut, fit_stats_of_frames, pooled_lab_maps
 from sim2real.training.config import ColourPriorConfig
+from sim2real.translator.colour_prior import FRAME_ROWS, ClassColourPrior
 
-__all__ = ["fit_colour_prior", "labelled_pairs", "read_labelled_frames"]
+__all__ = ["PriorStatistics", "fit_colour_prior", "frame_tables", "install_colour_prior", "labelled_pairs",
+           "read_labelled_frames"]
+
+
+@dataclass(frozen=True)
+class PriorStatistics:
+    """What a colour prior is fitted from: Lab statistics of the labelled real frames and of the simulator
+    frames, per class of one label space, and ``lut`` (256,) train id -> class (-1 = none)."""
+
+    real: RealColourStats
+    simulated: RealColourStats
+    lut: Tensor
 
 
 def labelled_pairs(images: Path, labels: Path) -> list[tuple[Path, Path]]:
@@ -70,9 +85,8 @@ def _source_frames(source: object, count: int, lut: Tensor) -> Iterator[tuple[Te
         yield sample["rgb"], lut[sample["semantic"].long().clamp(0, 255)]
 
 
-def fit_colour_prior(cfg: ColourPriorConfig, source: object) -> tuple[Tensor, Tensor, RealColourStats]:
-    """(gain, offset) (256, 3) float32 for :meth:`~sim2real.translator.colour_prior.ClassColourPrior.set_maps`,
-    and the real statistics they map to, from ``cfg``'s labelled frames and ``source`` (a source dataset)."""
+def fit_colour_prior(cfg: ColourPriorConfig, source: object) -> PriorStatistics:
+    """The statistics of ``cfg``'s labelled real frames and of ``source`` (a source dataset) per class."""
     if cfg.label_space == "camvid":
         lut, classes = camvid_lut(), CAMVID_NUM_CLASSES
     else:
@@ -81,5 +95,42 @@ def fit_colour_prior(cfg: ColourPriorConfig, source: object) -> tuple[Tensor, Te
              for pair in labelled_pairs(Path(images), Path(labels))]
     real = fit_stats_of_frames(read_labelled_frames(pairs, cfg.max_frames), classes)
     simulated = fit_stats_of_frames(_source_frames(source, cfg.source_frames, lut), classes)
-    gain, offset = pooled_lab_maps(real, simulated, lut)
-    return gain.float(), offset.float(), real
+    return PriorStatistics(real, simulated, lut)
+
+
+def frame_tables(stats: PriorStatistics) -> tuple[Tensor, tuple[Tensor, Tensor], tuple[Tensor, Tensor], Tensor]:
+    """The per-frame prior's tables (:meth:`ClassColourPrior.set_statistics`): every class with real and source
+    statistics gets a row (in class order), the last row holds the global statistics for every other train id.
+    Raises ConfigError when more classes have statistics than the prior has rows."""
+    both = [k for k in range(min(len(stats.real.class_mean), len(stats.simulated.class_mean)))
+            if not (np.isnan(stats.real.class_mean[k]).any() or np.isnan(stats.simulated.class_mean[k]).any())]
+    if len(both) > FRAME_ROWS - 1:
+        raise ConfigError(f"colour_prior: {len(both)} classes have statistics; a per-frame prior holds at most "
+                          f"{FRAME_ROWS - 1}")
+
+    def table(of: RealColourStats, field: str, glob: np.ndarray) -> Tensor:
+        rows = np.tile(np.asarray(glob, np.float64), (FRAME_ROWS, 1))
+        for row, k in enumerate(both):
+            rows[row] = getattr(of, field)[k]
+        return torch.from_numpy(rows).float()
+
+    row_of_class = {k: row for row, k in enumerate(both)}
+    class_of_id = torch.tensor([row_of_class.get(int(k), FRAME_ROWS - 1) for k in stats.lut.tolist()])
+    adapts = torch.zeros(FRAME_ROWS)
+    adapts[: len(both)] = 1
+    real = (table(stats.real, "class_mean", stats.real.lab_mean), table(stats.real, "class_std", stats.real.lab_std))
+    source = (table(stats.simulated, "class_mean", stats.simulated.lab_mean),
+              table(stats.simulated, "class_std", stats.simulated.lab_std))
+    return class_of_id, real, source, adapts
+
+
+def install_colour_prior(prior: ClassColourPrior, stats: PriorStatistics) -> None:
+    """Fit ``prior`` from ``stats``: the pooled map for a fixed prior, the class tables for a per-frame one."""
+    if prior.per_frame:
+        class_of_id, real, source, adapts = frame_tables(stats)
+        device = prior.fitted.device
+        prior.set_statistics(class_of_id.to(device), tuple(t.to(device) for t in real),  # type: ignore[arg-type]
+                             tuple(t.to(device) for t in source), adapts.to(device))  # type: ignore[arg-type]
+    else:
+        gain, offset = pooled_lab_maps(stats.real, stats.simulated, stats.lut)
+        prior.set_maps(gain.float().to(prior.fitted.device), offset.float().to(prior.fitted.device))

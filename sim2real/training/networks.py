@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from sim2real.training.config import TrainConfig
 from sim2real.training.state_io import read_state
 from sim2real.translator.aux_nets import AuxNets
 from sim2real.translator.checkpoint import build_generator, load_checkpoint
+from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.discriminator import ContentDiscriminator, MultiScaleDiscriminator
 from sim2real.translator.generator import TranslatorGenerator
 from sim2real.translator.patch_nce import PatchProjector
@@ -86,22 +88,48 @@ def freeze_generator(gen: nn.Module, prefixes: Iterable[str]) -> None:
             param.requires_grad_(False)
 
 
+def _other_prior_only(loaded: GeneratorConfig, run: GeneratorConfig) -> bool:
+    """Whether two generator configs differ only in the kind of colour prior (fixed or per frame)."""
+    fields = ("colour_prior_per_frame", "colour_prior_pooled_share")
+    return (loaded.use_colour_prior and run.use_colour_prior and loaded != run
+            and dataclasses.replace(loaded, **{f: getattr(run, f) for f in fields}) == run)
+
+
+def _load_generator(gen: nn.Module, state: dict[str, torch.Tensor], source: Path, log: Callable[[str], Any]
+                    ) -> None:
+    """Load a generator state; a colour prior of another kind (other buffers) is left out and stays unfitted,
+    so the run fits its own at the start. Anything else that does not fit is a CheckpointError."""
+    prior = {k for k in state if k.startswith("colour_prior.")}
+    own = {k for k in gen.state_dict() if k.startswith("colour_prior.")}
+    if prior and own and prior != own:
+        state = {k: v for k, v in state.items() if k not in prior}
+        log(f"init_from {source}: its colour prior is of another kind; this run fits its own")
+    missing, unexpected = gen.load_state_dict(state, strict=False)
+    if unexpected or any(k not in own or prior == own for k in missing):
+        raise CheckpointError(f"init_from {source}: the generator state does not fit this run's (missing "
+                              f"{missing}, unexpected {unexpected})")
+
+
 def load_initial_weights(nets: Networks, path: str | None, log: Callable[[str], Any]) -> None:
     """Fine-tune: start the generator (and EMA) from an inference checkpoint, or every network from a training
-    checkpoint directory. Nothing when ``path`` is empty."""
+    checkpoint directory. Nothing when ``path`` is empty. The checkpoint's colour prior may be of another kind
+    than the run's (fixed -> per frame): the run then fits its own."""
     if not path:
         return
     source = Path(path)
     if source.suffix == ".safetensors":
         loaded = build_generator(load_checkpoint(source, map_location="cpu"))
-        if loaded.cfg != nets.gen.cfg:
+        if loaded.cfg != nets.gen.cfg and not _other_prior_only(loaded.cfg, nets.gen.cfg):
             raise CheckpointError(f"init_from {source}: its generator config differs from this run's "
                                   f"({loaded.cfg} vs {nets.gen.cfg})")
         state = loaded.state_dict()
-        nets.gen.load_state_dict(state)
-        nets.gen_ema.load_state_dict(state)
+        for gen in (nets.gen, nets.gen_ema):
+            _load_generator(gen, state, source, log)
     else:
         models = read_state(source)["models"]
         for name, module in nets.named().items():
-            module.load_state_dict(models[name])
+            if name in ("gen", "gen_ema"):
+                _load_generator(module, models[name], source, log)
+            else:
+                module.load_state_dict(models[name])
     log(f"initialised from {source}")

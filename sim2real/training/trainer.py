@@ -110,14 +110,15 @@ class Trainer:
         prior = self.nets.gen.colour_prior
         if prior is None or bool(prior.fitted.item()):
             return
-        from sim2real.training.colour_prior_fit import fit_colour_prior
+        from sim2real.training.colour_prior_fit import fit_colour_prior, install_colour_prior
 
         started = time.monotonic()
-        gain, offset, real = fit_colour_prior(self.cfg.colour_prior, source)
+        stats = fit_colour_prior(self.cfg.colour_prior, source)
         for gen in (self.nets.gen, self.nets.gen_ema):
-            gen.colour_prior.set_maps(gain.to(self.device), offset.to(self.device))
-        self.log(f"colour prior fitted in {time.monotonic() - started:.1f} s: {real.frames} labelled real frames, "
-                 f"{self.cfg.colour_prior.source_frames} source frames")
+            install_colour_prior(gen.colour_prior, stats)
+        kind = "per-frame" if prior.per_frame else "fixed"
+        self.log(f"{kind} colour prior fitted in {time.monotonic() - started:.1f} s: {stats.real.frames} labelled "
+                 f"real frames, {self.cfg.colour_prior.source_frames} source frames")
 
     # --- what the run has logged -------------------------------------------------------------------------
     @property

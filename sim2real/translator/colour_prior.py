@@ -9,6 +9,18 @@ map: gain = clamp(sigma_real / sigma_sim, 1/4, 4), offset = mu_real - gain * mu_
 for ids without statistics) and then stay fixed: the decoder, detail path and camera model learn the residual
 (shading, texture, optics) on top. Fresh, the prior is the identity (gain 1, offset 0).
 
+**Per-frame variant** (``per_frame=True``): the source statistics of each class are those of the frame itself,
+shrunk toward the pooled ones, so a simulator whose colours differ from the training world's (CARLA's
+photographic palms vs the procedural world's flat trees) is still mapped to the real statistics. Per class row
+k (classes of the fit's label space, the last row for pixels of no class), over every ``STATS_STRIDE``-th pixel
+of the frame (N of them, n_k of class k)::
+
+    mu_k  = (sum x + w mu_pooled) / (n_k + w),   E[x^2]_k = (sum x^2 + w (sigma_pooled^2 + mu_pooled^2)) / (n_k + w)
+    gain  = clamp(sigma_real / (sigma_k + eps), 1/4, 4),   offset = mu_real - gain * mu_k,   w = pooled_share * N
+
+A row that does not adapt (a class without real or source statistics, and the no-class row) counts no frame
+pixel (n_k = 0): it is the pooled map, as in the fixed prior.
+
 The sRGB <-> Lab conversions here are the project's one implementation (the baselines use them in float64);
 they keep the input dtype and export to ONNX (Pow, MatMul, Where, Gather).
 """
@@ -20,10 +32,17 @@ from typing import Final
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ClassColourPrior", "lab_to_srgb", "srgb_to_lab"]
+__all__ = ["FRAME_ROWS", "STATS_STRIDE", "ClassColourPrior", "lab_to_srgb", "srgb_to_lab"]
 
 #: train ids 0..255 (255 = ignore): one map per possible label value.
 PRIOR_ROWS: Final = 256
+#: class rows of the per-frame prior's tables: up to FRAME_ROWS - 1 classes, the last row for no class.
+FRAME_ROWS: Final = 32
+#: the per-frame prior's statistics read every STATS_STRIDE-th pixel along each axis (1/16 of the pixels).
+STATS_STRIDE: Final = 4
+#: as the baselines: sigma ratio eps and cap.
+_EPS: Final = 1e-6
+_MAX_GAIN: Final = 4.0
 # sRGB (D65) <-> CIE XYZ, and the D65 white point.
 _RGB2XYZ: Final = ((0.4124564, 0.3575761, 0.1804375),
                    (0.2126729, 0.7151522, 0.0721750),
@@ -99,7 +118,10 @@ def _encode_srgb(linear: Tensor) -> Tensor:
 
 
 class ClassColourPrior(nn.Module):
-    """Per-class affine Lab map (module docstring): buffers ``gain`` and ``offset`` (256, 3), ``fitted`` (1,).
+    """Per-class affine Lab map (module docstring), fixed (``per_frame=False``: buffers ``gain`` and ``offset``
+    (256, 3), row = train id) or fitted to each frame (``per_frame=True``: buffers ``class_of_id`` (256,) train id
+    -> class row, and per class row (FRAME_ROWS, 3) ``real_mean`` / ``real_std`` / ``source_mean`` /
+    ``source_std`` in Lab, ``adapts`` (FRAME_ROWS,) 1 where a row follows the frame); ``fitted`` (1,).
 
     The forward pass is the Lab round trip of :func:`srgb_to_lab` / :func:`lab_to_srgb` arranged for speed at
     full resolution (it runs on every pixel of every frame; 20 -> ~11 ms per 640x360 frame in ONNX Runtime on 2
@@ -108,21 +130,31 @@ class ClassColourPrior(nn.Module):
     Equal to the reference functions to ~1e-5 on 8-bit frames (``test/test_colour_prior.py``).
     """
 
-    gain: Tensor
-    offset: Tensor
     fitted: Tensor
 
-    def __init__(self) -> None:
+    def __init__(self, per_frame: bool = False, pooled_share: float = 0.01) -> None:
         super().__init__()
-        self.register_buffer("gain", torch.ones(PRIOR_ROWS, 3))
-        self.register_buffer("offset", torch.zeros(PRIOR_ROWS, 3))
+        if not 0.0 < pooled_share <= 1.0:
+            raise ValueError(f"pooled_share must be in (0, 1], got {pooled_share}")
+        self.per_frame, self.pooled_share = per_frame, float(pooled_share)
+        if per_frame:
+            self.register_buffer("class_of_id", torch.full((PRIOR_ROWS,), FRAME_ROWS - 1, dtype=torch.long))
+            for name, fill in (("real_mean", 0.0), ("real_std", 1.0), ("source_mean", 0.0), ("source_std", 1.0)):
+                self.register_buffer(name, torch.full((FRAME_ROWS, 3), fill))
+            self.register_buffer("adapts", torch.zeros(FRAME_ROWS))
+        else:
+            self.register_buffer("gain", torch.ones(PRIOR_ROWS, 3))
+            self.register_buffer("offset", torch.zeros(PRIOR_ROWS, 3))
         self.register_buffer("fitted", torch.zeros(1))
         for name, value in _constants().items():  # derived constants: not part of the state dict
             self.register_buffer(f"_{name}", value, persistent=False)
+        self.register_buffer("_rows", torch.arange(FRAME_ROWS), persistent=False)
 
     @torch.no_grad()
     def set_maps(self, gain: Tensor, offset: Tensor) -> None:
-        """Install fitted maps: gain, offset (256, 3) (row = train id); marks the prior fitted."""
+        """Install fitted maps of the fixed prior: gain, offset (256, 3) (row = train id); marks it fitted."""
+        if self.per_frame:
+            raise ValueError("a per-frame colour prior takes class statistics (set_statistics), not maps")
         if gain.shape != (PRIOR_ROWS, 3) or offset.shape != (PRIOR_ROWS, 3):
             raise ValueError(f"colour prior maps must be ({PRIOR_ROWS}, 3), got {tuple(gain.shape)} and "
                              f"{tuple(offset.shape)}")
@@ -132,12 +164,60 @@ class ClassColourPrior(nn.Module):
         self.offset.copy_(offset)
         self.fitted.fill_(1.0)
 
+    @torch.no_grad()
+    def set_statistics(self, class_of_id: Tensor, real: tuple[Tensor, Tensor], source: tuple[Tensor, Tensor],
+                       adapts: Tensor) -> None:
+        """Install the per-frame prior's tables: ``class_of_id`` (256,) ints in [0, FRAME_ROWS); ``real`` and
+        ``source`` = (mean, std) (FRAME_ROWS, 3) Lab each (the pooled source statistics); ``adapts``
+        (FRAME_ROWS,) bool / 0-1. Marks the prior fitted. Raises ValueError for wrong shapes, ids out of
+        range, or non-finite / negative statistics."""
+        if not self.per_frame:
+            raise ValueError("a fixed colour prior takes maps (set_maps), not class statistics")
+        if class_of_id.shape != (PRIOR_ROWS,) or not bool(((class_of_id >= 0) & (class_of_id < FRAME_ROWS)).all()):
+            raise ValueError(f"class_of_id must be ({PRIOR_ROWS},) ints in [0, {FRAME_ROWS})")
+        tables = (*real, *source)
+        if adapts.shape != (FRAME_ROWS,) or any(t.shape != (FRAME_ROWS, 3) for t in tables):
+            raise ValueError(f"colour prior statistics must be ({FRAME_ROWS}, 3) and adapts ({FRAME_ROWS},)")
+        if not all(bool(torch.isfinite(t).all()) for t in tables) or bool((real[1] < 0).any() | (source[1] < 0).any()):
+            raise ValueError("colour prior statistics must be finite, the standard deviations >= 0")
+        self.class_of_id.copy_(class_of_id.long())
+        for name, value in zip(("real_mean", "real_std", "source_mean", "source_std"), tables, strict=True):
+            getattr(self, name).copy_(value)
+        self.adapts.copy_(adapts.float())
+        self.fitted.fill_(1.0)
+
+    def frame_maps(self, lab: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """The per-frame maps (module docstring): lab (B, H, W, 3), rows (B, h, w) the class rows of the sampled
+        pixels ``lab[:, ::STATS_STRIDE, ::STATS_STRIDE]`` -> (gain, offset), (B, FRAME_ROWS, 3) each."""
+        s = STATS_STRIDE
+        sample = lab[:, ::s, ::s].reshape(lab.shape[0], -1, 3)  # (B, N, 3)
+        moments = torch.cat([torch.ones_like(sample[..., :1]), sample, sample * sample], -1)  # (B, N, 7)
+        member = (rows.reshape(lab.shape[0], -1, 1) == self._rows).to(lab.dtype)  # (B, N, R)
+        sums = (member.transpose(1, 2) @ moments) * self.adapts[:, None]  # (B, R, 7): rows that adapt count pixels
+        weight = self.pooled_share * sample.shape[1]
+        count = sums[..., :1] + weight
+        mean = (sums[..., 1:4] + weight * self.source_mean) / count
+        square = (sums[..., 4:] + weight * (self.source_std**2 + self.source_mean**2)) / count
+        std = (square - mean * mean).clamp(min=0).sqrt()
+        gain = (self.real_std / (std + _EPS)).clamp(1 / _MAX_GAIN, _MAX_GAIN)
+        return gain, self.real_mean - gain * mean
+
     def forward(self, rgb: Tensor, semantic: Tensor) -> Tensor:
         """rgb (B, 3, H, W) in [-1, 1] (read as 8-bit levels), semantic (B, H, W) train ids -> (B, 3, H, W) in
-        [-1, 1], float32. Works channels-last ((B, H, W, 3) rows times 3x3 matrices) inside."""
+        [-1, 1], float32. Works channels-last ((B, H, W, 3) rows times 3x3 matrices) inside; each pixel gathers
+        its (gain, offset) from one (256, 6) table per frame."""
         level = (rgb.float() * 127.5 + 127.5).round().clamp(0, 255).long().permute(0, 2, 3, 1)
         f = _lab_f(self._linear_of_level[level] @ self._to_xyz)  # (B, H, W, 3)
         index = semantic.long().clamp(0, PRIOR_ROWS - 1)
-        lab = (f @ self._to_lab + self._lab_bias) * self.gain[index] + self.offset[index]
+        lab = f @ self._to_lab + self._lab_bias
+        if self.per_frame:
+            s = STATS_STRIDE
+            gain, offset = self.frame_maps(lab, self.class_of_id[index[:, ::s, ::s]])
+            table = torch.cat([gain, offset], 2)[:, self.class_of_id].reshape(-1, 6)  # (B * 256, 6)
+            index = index + torch.arange(index.shape[0], device=index.device).view(-1, 1, 1) * PRIOR_ROWS
+        else:
+            table = torch.cat([self.gain, self.offset], 1)  # (256, 6)
+        maps = table[index]  # (B, H, W, 6)
+        lab = lab * maps[..., :3] + maps[..., 3:]
         linear = (_lab_f_inverse(lab @ self._to_f + self._f_bias) @ self._to_linear).clamp(min=0)
         return _encode_srgb(linear).clamp(-1, 1).permute(0, 3, 1, 2)

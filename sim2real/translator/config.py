@@ -68,6 +68,12 @@ INT_BOUNDS: Final[dict[str, tuple[int, int]]] = {
 }
 
 
+#: float fields of GeneratorConfig: (name, low, high, low end open).
+_FLOAT_BOUNDS: Final = (("label_dropout", 0.0, 1.0, False), ("memory_momentum", 0.0, 1.0, False),
+                        ("style_momentum", 0.0, 1.0, False), ("memory_temperature", 1e-3, 100.0, False),
+                        ("colour_prior_pooled_share", 0.0, 1.0, True))
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Every dimension of :class:`TranslatorGenerator`; see docs/translator.md for the data flow.
@@ -114,6 +120,11 @@ class GeneratorConfig:
         use_colour_prior: a fixed class-wise Lab colour map applied to the source frame before the target
             decoder (:mod:`~sim2real.translator.colour_prior`; fitted by the trainer at the start of a run);
             the decoder then learns the residual.
+        colour_prior_per_frame: the prior's source statistics are each frame's own per class, shrunk toward
+            the pooled ones (adapts to simulators whose colours differ from the training world's); False = one
+            fixed map per class.
+        colour_prior_pooled_share: in the per-frame prior, the pooled statistics weigh as this share of the
+            frame's pixels in every class, in (0, 1].
     """
 
     name: str = "custom"
@@ -149,6 +160,8 @@ class GeneratorConfig:
     camera_knots: int = 8
     target_styles: tuple[str, ...] = ()
     use_colour_prior: bool = False
+    colour_prior_per_frame: bool = False
+    colour_prior_pooled_share: float = 0.01
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not 0 < len(self.name) <= 64:
@@ -158,7 +171,8 @@ class GeneratorConfig:
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"GeneratorConfig.{field} must be an int in [{low}, {high}], got {value!r}")
         self._check_target_styles()
-        for field in ("use_instance_branch", "use_memory", "use_camera", "use_colour_prior"):
+        for field in ("use_instance_branch", "use_memory", "use_camera", "use_colour_prior",
+                      "colour_prior_per_frame"):
             if not isinstance(getattr(self, field), bool):
                 raise ConfigError(f"GeneratorConfig.{field} must be true or false, got {getattr(self, field)!r}")
         if self.work_scale not in VALID_WORK_SCALES:
@@ -168,14 +182,12 @@ class GeneratorConfig:
         for field, valid in (("padding_mode", PADDING_MODES), ("label_resolution", LABEL_RESOLUTIONS)):
             if getattr(self, field) not in valid:
                 raise ConfigError(f"GeneratorConfig.{field} must be one of {list(valid)}, got {getattr(self, field)!r}")
-        for field in ("label_dropout", "memory_momentum", "style_momentum"):
+        for field, low, high, open_low in _FLOAT_BOUNDS:
             value = getattr(self, field)
-            if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
-                raise ConfigError(f"GeneratorConfig.{field} must be in [0, 1], got {value!r}")
-        if not isinstance(self.memory_temperature, int | float) or not 1e-3 <= self.memory_temperature <= 100.0:
-            raise ConfigError(
-                f"GeneratorConfig.memory_temperature must be in [0.001, 100], got {self.memory_temperature!r}"
-            )
+            if (not isinstance(value, int | float) or isinstance(value, bool) or value > high
+                    or (value <= low if open_low else value < low)):
+                raise ConfigError(f"GeneratorConfig.{field} must be in {'(' if open_low else '['}{low:g}, {high:g}], "
+                                  f"got {value!r}")
         if self.base_channels > self.content_channels:
             raise ConfigError(
                 f"GeneratorConfig.base_channels ({self.base_channels}) must not exceed "

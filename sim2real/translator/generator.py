@@ -455,7 +455,8 @@ class TranslatorGenerator(nn.Module):
             for d in DOMAINS
         })
         self.camera = CameraModel(len(DOMAINS), cfg.camera_knots) if cfg.use_camera else None
-        self.colour_prior = ClassColourPrior() if cfg.use_colour_prior else None
+        self.colour_prior = (ClassColourPrior(cfg.colour_prior_per_frame, cfg.colour_prior_pooled_share)
+                             if cfg.use_colour_prior else None)
         self.register_buffer("style_mean", torch.zeros(len(DOMAINS), cfg.style_dim))
         if cfg.target_styles:  # one EMA mean style per named target dataset (absent in older checkpoints)
             self.register_buffer("target_style_means", torch.zeros(len(cfg.target_styles), cfg.style_dim))

@@ -1,0 +1,192 @@
+"""The per-frame colour prior: its maps against a float64 reference of the module docstring's equations, equal to
+the fixed prior on the frames the pooled statistics came from, adapting to a simulator with other colours (the
+fixed prior does not), rows without statistics unaffected by the frame, ONNX, and fine-tuning from a fixed prior.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from procedural_frames import procedural_frames as _frames
+
+from sim2real.core.errors import ConfigError
+from sim2real.evaluation.baselines import fit_real_stats, fit_source_stats
+from sim2real.training.colour_prior_fit import PriorStatistics, frame_tables, install_colour_prior
+from sim2real.translator.colour_prior import FRAME_ROWS, STATS_STRIDE, ClassColourPrior, lab_to_srgb, srgb_to_lab
+from sim2real.translator.config import GeneratorConfig, get_generator_config
+from sim2real.translator.generator import TranslatorGenerator
+
+LUT = torch.arange(256)
+
+
+def _statistics(source_rgb: torch.Tensor, source_sem: torch.Tensor) -> PriorStatistics:
+    """Real = frames of world 1 darkened and tinted; simulated = the given frames (train-id classes)."""
+    real_rgb, real_sem = _frames(6, seed=1)
+    real_rgb = (real_rgb * torch.tensor([0.8, 0.9, 1.1]).view(1, 3, 1, 1) + 0.1).clamp(-1, 1)
+    real = fit_real_stats(real_rgb, real_sem, num_classes=255)
+    return PriorStatistics(real, fit_source_stats(source_rgb, source_sem, class_lut=LUT), LUT)
+
+
+def _priors(stats: PriorStatistics, share: float = 0.01) -> tuple[ClassColourPrior, ClassColourPrior]:
+    fixed, per_frame = ClassColourPrior(), ClassColourPrior(per_frame=True, pooled_share=share)
+    install_colour_prior(fixed, stats)
+    install_colour_prior(per_frame, stats)
+    return fixed, per_frame
+
+
+def _reference(rgb: torch.Tensor, sem: torch.Tensor, stats: PriorStatistics, share: float) -> torch.Tensor:
+    """The module docstring's equations in float64, one class at a time (frames of one image)."""
+    class_of_id, mu_r, sd_r, mu_s, sd_s, adapts = (t.double() if t.is_floating_point() else t
+                                                    for t in _flatten(frame_tables(stats)))
+    lab = srgb_to_lab(((rgb + 1) * 127.5).round() / 127.5 - 1).double()[0]  # (3, H, W) of the 8-bit levels
+    rows = class_of_id[sem[0].long()]
+    sample, sample_rows = lab[:, ::STATS_STRIDE, ::STATS_STRIDE].flatten(1), rows[::STATS_STRIDE, ::STATS_STRIDE]
+    weight = share * sample.shape[1]
+    out = torch.empty_like(lab)
+    for row in rows.unique().tolist():
+        px = sample[:, sample_rows.flatten() == row] if adapts[row] else sample[:, :0]
+        mean = (px.sum(1) + weight * mu_s[row]) / (px.shape[1] + weight)
+        square = (px.pow(2).sum(1) + weight * (sd_s[row] ** 2 + mu_s[row] ** 2)) / (px.shape[1] + weight)
+        gain = (sd_r[row] / ((square - mean**2).clamp(min=0).sqrt() + 1e-6)).clamp(0.25, 4)
+        mask = rows == row
+        out[:, mask] = lab[:, mask] * gain[:, None] + (mu_r[row] - gain * mean)[:, None]
+    return lab_to_srgb(out[None]).float()
+
+
+def _flatten(tables: tuple) -> list[torch.Tensor]:
+    class_of_id, real, source, adapts = tables
+    return [class_of_id, *real, *source, adapts]
+
+
+@pytest.mark.parametrize("share", [0.01, 0.5])
+def test_per_frame_maps_match_the_reference_equations(share: float) -> None:
+    rgb, sem = _frames(5, seed=2)
+    stats = _statistics(rgb[:4], sem[:4])
+    _, per_frame = _priors(stats, share)
+    frame, labels = rgb[4:], sem[4:]
+    assert (per_frame(frame, labels) - _reference(frame, labels, stats, share)).abs().max() < 2e-3
+
+
+def test_on_the_frames_of_the_pooled_statistics_it_equals_the_fixed_prior() -> None:
+    """Pooled statistics fitted on one frame's sampled pixels: that frame's own statistics are the pooled ones,
+    so the per-frame map is the fixed map, for any weight of the pooled statistics."""
+    rgb, sem = _frames(1, seed=3, size=(64, 96))
+    s = STATS_STRIDE
+    stats = _statistics(rgb[:, :, ::s, ::s], sem[:, ::s, ::s])
+    for share in (0.01, 1.0):
+        fixed, per_frame = _priors(stats, share)
+        assert (per_frame(rgb, sem) - fixed(rgb, sem)).abs().max() < 2e-3
+
+
+def _class_means(rgb: torch.Tensor, sem: torch.Tensor, classes: list[int]) -> torch.Tensor:
+    lab = srgb_to_lab(rgb)
+    return torch.stack([lab.permute(1, 0, 2, 3)[:, sem == k].mean(1) for k in classes])
+
+
+def test_it_adapts_to_a_simulator_with_other_colours_where_the_fixed_prior_does_not() -> None:
+    rgb, sem = _frames(5, seed=2)
+    stats = _statistics(rgb[:4], sem[:4])
+    fixed, per_frame = _priors(stats)
+    # another simulator: the same scene brighter and warmer (a CARLA-like photographic render)
+    other = (rgb[4:] * torch.tensor([0.7, 0.75, 0.6]).view(1, 3, 1, 1) + torch.tensor([0.3, 0.2, 0.1]).view(
+        1, 3, 1, 1)).clamp(-1, 1)
+    labels = sem[4:]
+    classes = [int(k) for k in labels.unique() if (labels == k).sum() > 400
+               and not np.isnan(stats.real.class_mean[int(k)]).any()]
+    assert len(classes) >= 3
+    real = torch.from_numpy(stats.real.class_mean[classes]).float()
+    error_fixed = (_class_means(fixed(other, labels), labels, classes) - real).norm(dim=1)
+    error_frame = (_class_means(per_frame(other, labels), labels, classes) - real).norm(dim=1)
+    assert error_frame.max() < 4.0  # every large class lands near its real mean colour (Lab units; the fixed
+    # prior misses by 15-38 here)
+    assert error_fixed.mean() > 3 * error_frame.mean() + 3.0  # the fixed map carries the other colours along
+
+
+def test_rows_without_statistics_ignore_the_frame() -> None:
+    rgb, sem = _frames(5, seed=2)
+    stats = _statistics(rgb[:4], sem[:4])
+    fixed, per_frame = _priors(stats)
+    class_of_id, *_ = frame_tables(stats)
+    frame, labels = rgb[4:].clone(), sem[4:].clone()
+    labels[:, :16, :16] = 254  # an id without statistics: the last row, the global pooled map
+    assert class_of_id[254] == FRAME_ROWS - 1
+    before = per_frame(frame, labels)[..., :16, :16]
+    frame[..., 16:, 16:] = frame[..., 16:, 16:] * 0.5  # every other pixel changes
+    after = per_frame(frame, labels)[..., :16, :16]
+    assert torch.equal(before, after)
+    assert (after - fixed(frame, labels)[..., :16, :16]).abs().max() < 2e-3  # the fixed prior's global map
+
+
+def test_bad_statistics_and_the_wrong_setter_are_refused() -> None:
+    prior = ClassColourPrior(per_frame=True)
+    ones, zeros = torch.ones(FRAME_ROWS, 3), torch.zeros(FRAME_ROWS, 3)
+    ids = torch.zeros(256, dtype=torch.long)
+    with pytest.raises(ValueError, match="class_of_id"):
+        prior.set_statistics(torch.full((256,), FRAME_ROWS), (zeros, ones), (zeros, ones), torch.ones(FRAME_ROWS))
+    with pytest.raises(ValueError, match="finite"):
+        prior.set_statistics(ids, (zeros, -ones), (zeros, ones), torch.ones(FRAME_ROWS))
+    with pytest.raises(ValueError, match=r"\(32, 3\)"):
+        prior.set_statistics(ids, (zeros[:3], ones), (zeros, ones), torch.ones(FRAME_ROWS))
+    with pytest.raises(ValueError, match="set_statistics"):
+        prior.set_maps(torch.ones(256, 3), torch.zeros(256, 3))
+    with pytest.raises(ValueError, match="set_maps"):
+        ClassColourPrior().set_statistics(ids, (zeros, ones), (zeros, ones), torch.ones(FRAME_ROWS))
+    with pytest.raises(ValueError, match="pooled_share"):
+        ClassColourPrior(per_frame=True, pooled_share=0.0)
+    with pytest.raises(ConfigError, match="colour_prior_pooled_share"):
+        GeneratorConfig(colour_prior_pooled_share=0)
+    assert prior.fitted.item() == 0  # nothing was installed
+
+
+def _per_frame_generator() -> TranslatorGenerator:
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(get_generator_config("lite"), use_colour_prior=True, colour_prior_per_frame=True)
+    gen = TranslatorGenerator(cfg).eval()
+    rgb, sem = _frames(4, seed=2)
+    install_colour_prior(gen.colour_prior, _statistics(rgb, sem))
+    return gen
+
+
+def test_the_per_frame_prior_survives_checkpoint_and_onnx(tmp_path: Path) -> None:
+    from sim2real.translator.checkpoint import build_generator, load_checkpoint, save_checkpoint
+    from sim2real.translator.onnx_export import OnnxTranslator, export_onnx, onnx_parity
+
+    gen = _per_frame_generator()
+    path = save_checkpoint(tmp_path / "frame.safetensors", gen, gen.cfg)
+    loaded = build_generator(load_checkpoint(path, map_location="cpu")).eval()
+    assert loaded.colour_prior.per_frame and loaded.colour_prior.fitted.item() == 1
+    assert torch.equal(loaded.colour_prior.real_mean, gen.colour_prior.real_mean)
+    runner = OnnxTranslator(export_onnx(loaded, tmp_path / "frame.onnx", 64, 96), intra_op_threads=1)
+    assert onnx_parity(loaded, runner) < 1e-3
+    loaded.colour_prior.real_std.mul_(1.3)  # other statistics: parity must see it
+    assert onnx_parity(loaded, runner) > 1e-2
+
+
+def test_fine_tuning_a_fixed_prior_model_into_a_per_frame_one(tmp_path: Path) -> None:
+    from sim2real.core.errors import CheckpointError
+    from sim2real.training.config import load_train_config
+    from sim2real.training.networks import build_networks, load_initial_weights
+    from sim2real.translator.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    fixed_cfg = dataclasses.replace(get_generator_config("lite"), use_colour_prior=True)
+    fixed = TranslatorGenerator(fixed_cfg).eval()
+    rgb, sem = _frames(4, seed=2)
+    install_colour_prior(fixed.colour_prior, _statistics(rgb, sem))
+    path = save_checkpoint(tmp_path / "fixed.safetensors", fixed, fixed_cfg)
+    overrides = ["device=cpu", "validation_judge=null", "generator.use_colour_prior=true",
+                 "colour_prior.images=[x]", "colour_prior.labels=[y]"]
+    nets = build_networks(load_train_config(None, [*overrides, "generator.colour_prior_per_frame=true"]), "cpu")
+    logs: list[str] = []
+    load_initial_weights(nets, str(path), logs.append)
+    state = nets.gen.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in fixed.state_dict().items() if not k.startswith("colour_prior."))
+    assert nets.gen.colour_prior.per_frame and nets.gen.colour_prior.fitted.item() == 0  # the run fits its own
+    assert any("another kind" in line for line in logs)
+    other = build_networks(load_train_config(None, [*overrides, "generator.detail_channels=2"]), "cpu")
+    with pytest.raises(CheckpointError, match="differs"):  # any other difference is still refused
+        load_initial_weights(other, str(path), logs.append)
