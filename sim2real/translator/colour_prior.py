@@ -193,12 +193,13 @@ class ClassColourPrior(nn.Module):
         sample = lab[:, ::s, ::s].reshape(lab.shape[0], -1, 3)  # (B, N, 3)
         moments = torch.cat([torch.ones_like(sample[..., :1]), sample, sample * sample], -1)  # (B, N, 7)
         member = (rows.reshape(lab.shape[0], -1, 1) == self._rows).to(lab.dtype)  # (B, N, R)
-        sums = (member.transpose(1, 2) @ moments) * self.adapts[:, None]  # (B, R, 7): rows that adapt count pixels
         weight = self.pooled_share * sample.shape[1]
-        count = sums[..., :1] + weight
-        mean = (sums[..., 1:4] + weight * self.source_mean) / count
-        square = (sums[..., 4:] + weight * (self.source_std**2 + self.source_mean**2)) / count
-        std = (square - mean * mean).clamp(min=0).sqrt()
+        pooled = torch.cat([torch.ones_like(self.adapts)[:, None], self.source_mean,
+                            self.source_std**2 + self.source_mean**2], 1) * weight  # (R, 7): folded at export
+        sums = (member.transpose(1, 2) @ moments) * self.adapts[:, None] + pooled  # rows that adapt count pixels
+        moment = sums / sums[..., :1]  # (B, R, 7): 1, E[x], E[x^2] of the frame's pixels and the pooled ones
+        mean = moment[..., 1:4]
+        std = (moment[..., 4:] - mean * mean).clamp(min=0).sqrt()
         gain = (self.real_std / (std + _EPS)).clamp(1 / _MAX_GAIN, _MAX_GAIN)
         return gain, self.real_mean - gain * mean
 
