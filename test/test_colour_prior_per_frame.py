@@ -190,3 +190,39 @@ def test_fine_tuning_a_fixed_prior_model_into_a_per_frame_one(tmp_path: Path) ->
     other = build_networks(load_train_config(None, [*overrides, "generator.detail_channels=2"]), "cpu")
     with pytest.raises(CheckpointError, match="differs"):  # any other difference is still refused
         load_initial_weights(other, str(path), logs.append)
+
+
+def test_a_run_of_zero_steps_switches_a_trained_model_to_the_per_frame_prior(tmp_path: Path) -> None:
+    """steps=0 with init_from: no optimiser step, the per-frame prior fitted, every other weight exported as is."""
+    import cv2
+
+    from sim2real.data.datasets import ImageFolderDataset, ProceduralSourceDataset
+    from sim2real.training.config import load_train_config
+    from sim2real.training.trainer import Trainer
+    from sim2real.translator.checkpoint import build_generator, load_checkpoint, save_checkpoint
+
+    real_rgb, real_sem = _frames(3, seed=1)
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    for i in range(3):
+        frame = ((real_rgb[i] * 0.5 - 0.4 + 1) * 127.5).clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
+        cv2.imwrite(str(images / f"f{i}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(labels / f"f{i}.png"), real_sem[i].numpy().astype(np.uint8))
+    common = ["batch_size=1", "crop=[64,96]", "resize_short=null", "amp=false", "device=cpu", "validation_judge=null",
+              "generator.use_colour_prior=true", f"colour_prior.images=[{images}]", f"colour_prior.labels=[{labels}]",
+              "colour_prior.label_space=train_id", "colour_prior.source_frames=4", f"target.paths=[{images}]"]
+    torch.manual_seed(0)
+    fixed = TranslatorGenerator(load_train_config(None, common).generator_config()).eval()
+    path = save_checkpoint(tmp_path / "fixed.safetensors", fixed, fixed.cfg)
+    with pytest.raises(ConfigError, match="steps must be >= 0"):
+        load_train_config(None, [*common, "steps=-1"])
+    cfg = load_train_config(None, [*common, "steps=0", f"init_from={path}", f"out_dir={tmp_path / 'run'}",
+                                   "generator.colour_prior_per_frame=true"])
+    trainer = Trainer(cfg, ProceduralSourceDataset(8, 96, 64, 0), ImageFolderDataset([str(images)]), None,
+                      log=lambda _: None, progress=False)
+    assert trainer.fit() == {} and trainer.step == 0
+    out = build_generator(load_checkpoint(trainer.export(tmp_path / "m.safetensors"), map_location="cpu"))
+    assert out.colour_prior.per_frame and out.colour_prior.fitted.item() == 1
+    state = out.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in fixed.state_dict().items() if not k.startswith("colour_prior."))

@@ -282,6 +282,6 @@ def test_train_launch_trains_and_exports(tmp_path: Path, shared_data: Path) -> N
     assert (run / "model.safetensors").is_file(), text[-3000:]
     assert re.search(r"\[trainer_node-\d\]: process has finished cleanly", text)
     assert_clean(text, "train.launch.py log")
-    with Launch("train.launch.py", ["overrides:=steps=0"], env, tmp_path / "bad.log") as bad:
+    with Launch("train.launch.py", ["overrides:=steps=-1"], env, tmp_path / "bad.log") as bad:
         assert bad.proc.wait(timeout=120) == 1, bad.text()[-3000:]
     assert "trainer_node exited with status 1" in bad.text()

@@ -145,6 +145,8 @@ class TrainConfig:
     stamp) before the run stops with an error; 0 stops at the first.
     ``objective``: "drit" (both directions, cross-cycle; :func:`~sim2real.translator.objective.translate_batches`)
     or "cut" (one-sided s->t with PatchNCE; :func:`~sim2real.translator.objective.translate_one_sided`).
+    ``steps``: optimiser steps; 0 = none: the run starts from ``init_from``, fits its colour prior and exports
+    (e.g. a trained model with its prior switched to per frame).
     ``accumulate``: micro-batches whose gradients are summed before each optimiser step (an effective batch of
     ``batch_size * accumulate`` on a CPU that fits only small batches).
     ``layout_candidates``: K > 1 draws K target crops per source crop and keeps the one whose layout matches best
@@ -192,8 +194,9 @@ class TrainConfig:
     colour_prior: ColourPriorConfig = field(default_factory=ColourPriorConfig)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "image_every", "val_every", "checkpoint_every",
-                     "keep_last"):
+        if not isinstance(self.steps, int) or self.steps < 0:
+            raise ConfigError(f"steps must be >= 0, got {self.steps}")
+        for name in ("batch_size", "log_every", "image_every", "val_every", "checkpoint_every", "keep_last"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.generator_preset not in GENERATOR_PRESETS:
