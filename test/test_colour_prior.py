@@ -1,5 +1,6 @@
 """The class-wise colour prior: Lab conversions with known answers, the prior equal to the ``classwise_pooled``
-baseline it is fitted as, where it acts in the generator, checkpoints, ONNX, and fitting at training start."""
+baseline it is fitted as, where it acts in the generator, and fitting at training start (checkpoints and ONNX of
+both prior kinds: test_colour_prior_per_frame.py)."""
 
 from __future__ import annotations
 
@@ -104,21 +105,6 @@ def test_the_prior_feeds_only_the_target_decoder_of_source_content() -> None:
         same = plain.decode(plain.encode_content(rgb, "source", sem), style, "source")
         assert torch.allclose(with_prior.decode(code, style, "source"), same, atol=1e-6)
         assert (with_prior.translate(rgb, sem, None) - plain.translate(rgb, sem, None)).abs().mean() > 0.02
-
-
-def test_the_prior_survives_checkpoint_and_onnx(tmp_path: Path) -> None:
-    from sim2real.translator.checkpoint import build_generator, load_checkpoint, save_checkpoint
-    from sim2real.translator.onnx_export import OnnxTranslator, export_onnx, onnx_parity
-
-    _, with_prior = _generator_pair()
-    path = save_checkpoint(tmp_path / "prior.safetensors", with_prior, with_prior.cfg)
-    loaded = build_generator(load_checkpoint(path, map_location="cpu")).eval()
-    assert loaded.cfg.use_colour_prior and loaded.colour_prior.fitted.item() == 1
-    assert torch.equal(loaded.colour_prior.gain, with_prior.colour_prior.gain)
-    runner = OnnxTranslator(export_onnx(loaded, tmp_path / "prior.onnx", 64, 96), intra_op_threads=1)
-    assert onnx_parity(loaded, runner) < 1e-3
-    loaded.colour_prior.gain.mul_(1.2)  # a different prior: parity must see it
-    assert onnx_parity(loaded, runner) > 1e-2
 
 
 def _write_labelled_folder(root: Path, rgb: torch.Tensor, sem: torch.Tensor) -> tuple[Path, Path]:

@@ -142,27 +142,28 @@ def test_bad_statistics_and_the_wrong_setter_are_refused() -> None:
     assert prior.fitted.item() == 0  # nothing was installed
 
 
-def _per_frame_generator() -> TranslatorGenerator:
+def _prior_generator(per_frame: bool) -> TranslatorGenerator:
     torch.manual_seed(0)
-    cfg = dataclasses.replace(get_generator_config("lite"), use_colour_prior=True, colour_prior_per_frame=True)
+    cfg = dataclasses.replace(get_generator_config("lite"), use_colour_prior=True, colour_prior_per_frame=per_frame)
     gen = TranslatorGenerator(cfg).eval()
     rgb, sem = _frames(4, seed=2)
     install_colour_prior(gen.colour_prior, _statistics(rgb, sem))
     return gen
 
 
-def test_the_per_frame_prior_survives_checkpoint_and_onnx(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("per_frame", "buffer"), [(False, "gain"), (True, "real_std")])
+def test_both_prior_kinds_survive_checkpoint_and_onnx(tmp_path: Path, per_frame: bool, buffer: str) -> None:
     from sim2real.translator.checkpoint import build_generator, load_checkpoint, save_checkpoint
     from sim2real.translator.onnx_export import OnnxTranslator, export_onnx, onnx_parity
 
-    gen = _per_frame_generator()
-    path = save_checkpoint(tmp_path / "frame.safetensors", gen, gen.cfg)
+    gen = _prior_generator(per_frame)
+    path = save_checkpoint(tmp_path / "prior.safetensors", gen, gen.cfg)
     loaded = build_generator(load_checkpoint(path, map_location="cpu")).eval()
-    assert loaded.colour_prior.per_frame and loaded.colour_prior.fitted.item() == 1
-    assert torch.equal(loaded.colour_prior.real_mean, gen.colour_prior.real_mean)
-    runner = OnnxTranslator(export_onnx(loaded, tmp_path / "frame.onnx", 64, 96), intra_op_threads=1)
+    assert loaded.colour_prior.per_frame == per_frame and loaded.colour_prior.fitted.item() == 1
+    assert torch.equal(getattr(loaded.colour_prior, buffer), getattr(gen.colour_prior, buffer))
+    runner = OnnxTranslator(export_onnx(loaded, tmp_path / "prior.onnx", 64, 96), intra_op_threads=1)
     assert onnx_parity(loaded, runner) < 1e-3
-    loaded.colour_prior.real_std.mul_(1.3)  # other statistics: parity must see it
+    getattr(loaded.colour_prior, buffer).mul_(1.3)  # another prior: parity must see it
     assert onnx_parity(loaded, runner) > 1e-2
 
 
