@@ -227,3 +227,15 @@ def test_a_run_of_zero_steps_switches_a_trained_model_to_the_per_frame_prior(tmp
     assert out.colour_prior.per_frame and out.colour_prior.fitted.item() == 1
     state = out.state_dict()
     assert all(torch.equal(state[k], v) for k, v in fixed.state_dict().items() if not k.startswith("colour_prior."))
+
+
+@pytest.mark.parametrize("per_frame", [False, True])
+def test_the_prior_computes_in_fp32_under_autocast(per_frame: bool) -> None:
+    """The fp16 / bf16 paths (CUDA inference and AMP training; CPU bf16 here): the prior's colour products and
+    per-frame sums stay fp32 (in bf16 they moved colours by 12-18 levels)."""
+    prior = _prior_generator(per_frame).colour_prior
+    rgb, sem = _frames(1, seed=5, size=(128, 256))
+    reference = prior(rgb, sem)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = prior(rgb, sem)
+    assert out.dtype == torch.float32 and (out - reference).abs().max() < 1e-6

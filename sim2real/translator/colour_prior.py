@@ -205,8 +205,13 @@ class ClassColourPrior(nn.Module):
 
     def forward(self, rgb: Tensor, semantic: Tensor) -> Tensor:
         """rgb (B, 3, H, W) in [-1, 1] (read as 8-bit levels), semantic (B, H, W) train ids -> (B, 3, H, W) in
-        [-1, 1], float32. Works channels-last ((B, H, W, 3) rows times 3x3 matrices) inside; each pixel gathers
-        its (gain, offset) from one (256, 6) table per frame."""
+        [-1, 1], float32, also under autocast (fp16 / bf16 matrix products would shift colours by ~10 levels and
+        overflow the per-frame sums). Works channels-last ((B, H, W, 3) rows times 3x3 matrices) inside; each pixel
+        gathers its (gain, offset) from one (256, 6) table per frame."""
+        with torch.autocast(rgb.device.type, enabled=False):
+            return self._forward_fp32(rgb, semantic)
+
+    def _forward_fp32(self, rgb: Tensor, semantic: Tensor) -> Tensor:
         level = (rgb.float() * 127.5 + 127.5).round().clamp(0, 255).long().permute(0, 2, 3, 1)
         f = _lab_f(self._linear_of_level[level] @ self._to_xyz)  # (B, H, W, 3)
         index = semantic.long().clamp(0, PRIOR_ROWS - 1)
