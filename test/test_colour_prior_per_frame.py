@@ -49,9 +49,11 @@ def _reference(rgb: torch.Tensor, sem: torch.Tensor, stats: PriorStatistics, sha
     out = torch.empty_like(lab)
     for row in rows.unique().tolist():
         px = sample[:, sample_rows.flatten() == row] if adapts[row] else sample[:, :0]
-        mean = (px.sum(1) + weight * mu_s[row]) / (px.shape[1] + weight)
-        square = (px.pow(2).sum(1) + weight * (sd_s[row] ** 2 + mu_s[row] ** 2)) / (px.shape[1] + weight)
-        gain = (sd_r[row] / ((square - mean**2).clamp(min=0).sqrt() + 1e-6)).clamp(0.25, 4)
+        n = px.shape[1]
+        frame_mean, frame_var = (px.mean(1), px.var(1, unbiased=False)) if n else (mu_s[row], sd_s[row] ** 2)
+        mean = (n * frame_mean + weight * mu_s[row]) / (n + weight)
+        var = (n * frame_var + weight * sd_s[row] ** 2) / (n + weight)
+        gain = (sd_r[row] / (var.sqrt() + 1e-6)).clamp(0.25, 4)
         mask = rows == row
         out[:, mask] = lab[:, mask] * gain[:, None] + (mu_r[row] - gain * mean)[:, None]
     return lab_to_srgb(out[None]).float()
@@ -64,11 +66,15 @@ def _flatten(tables: tuple) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("share", [0.01, 0.5])
 def test_per_frame_maps_match_the_reference_equations(share: float) -> None:
-    rgb, sem = _frames(5, seed=2)
+    rgb, sem = _frames(6, seed=2)
     stats = _statistics(rgb[:4], sem[:4])
     _, per_frame = _priors(stats, share)
-    frame, labels = rgb[4:], sem[4:]
-    assert (per_frame(frame, labels) - _reference(frame, labels, stats, share)).abs().max() < 2e-3
+    shifted = (rgb[4:] * 0.8 + 0.15).clamp(-1, 1)  # other colours than the pooled ones
+    batch = per_frame(shifted, sem[4:])  # two frames at once: each with its own statistics
+    for i in range(2):
+        frame, labels = shifted[i : i + 1], sem[4 + i : 5 + i]
+        assert (batch[i : i + 1] - _reference(frame, labels, stats, share)).abs().max() < 2e-3
+        assert torch.equal(batch[i : i + 1], per_frame(frame, labels))
 
 
 def test_on_the_frames_of_the_pooled_statistics_it_equals_the_fixed_prior() -> None:
@@ -95,15 +101,23 @@ def test_it_adapts_to_a_simulator_with_other_colours_where_the_fixed_prior_does_
     other = (rgb[4:] * torch.tensor([0.7, 0.75, 0.6]).view(1, 3, 1, 1) + torch.tensor([0.3, 0.2, 0.1]).view(
         1, 3, 1, 1)).clamp(-1, 1)
     labels = sem[4:]
-    classes = [int(k) for k in labels.unique() if (labels == k).sum() > 400
+    # classes of >= 15 % of the frame: the pooled statistics weigh <= 1/16 there (a smaller class is pulled
+    # toward the pooled mean by design, and its shift is then scaled by the gain)
+    classes = [int(k) for k in labels.unique() if (labels == k).sum() > 0.15 * labels.numel()
                and not np.isnan(stats.real.class_mean[int(k)]).any()]
-    assert len(classes) >= 3
+    assert len(classes) >= 2
     real = torch.from_numpy(stats.real.class_mean[classes]).float()
     error_fixed = (_class_means(fixed(other, labels), labels, classes) - real).norm(dim=1)
     error_frame = (_class_means(per_frame(other, labels), labels, classes) - real).norm(dim=1)
     assert error_frame.max() < 4.0  # every large class lands near its real mean colour (Lab units; the fixed
     # prior misses by 15-38 here)
     assert error_fixed.mean() > 3 * error_frame.mean() + 3.0  # the fixed map carries the other colours along
+    # and keeps its contrast: the lightness std of each large class lands on the real one (a moved class is not
+    # flattened by the distance between its frame and pooled means)
+    real_std = torch.from_numpy(stats.real.class_std[classes][:, 0]).float()
+    lab = srgb_to_lab(per_frame(other, labels))[:, 0]
+    out_std = torch.stack([lab[labels == k].std(unbiased=False) for k in classes])
+    assert ((out_std - real_std).abs() / real_std).max() < 0.2, (out_std, real_std)
 
 
 def test_rows_without_statistics_ignore_the_frame() -> None:
@@ -191,6 +205,14 @@ def test_fine_tuning_a_fixed_prior_model_into_a_per_frame_one(tmp_path: Path) ->
     other = build_networks(load_train_config(None, [*overrides, "generator.detail_channels=2"]), "cpu")
     with pytest.raises(CheckpointError, match="differs"):  # any other difference is still refused
         load_initial_weights(other, str(path), logs.append)
+    from sim2real.training.networks import _load_generator
+
+    no_prior = TranslatorGenerator(dataclasses.replace(fixed_cfg, use_colour_prior=False))
+    with pytest.raises(CheckpointError, match="does not fit"):  # a missing prior is not "another kind"
+        _load_generator(nets.gen, no_prior.state_dict(), path)
+    partial = {k: v for k, v in fixed.state_dict().items() if k != "colour_prior.offset"}
+    with pytest.raises(CheckpointError, match="does not fit"):  # nor is a prior missing one buffer
+        _load_generator(TranslatorGenerator(fixed_cfg), partial, path)
 
 
 def test_a_run_of_zero_steps_switches_a_trained_model_to_the_per_frame_prior(tmp_path: Path) -> None:
@@ -216,8 +238,12 @@ def test_a_run_of_zero_steps_switches_a_trained_model_to_the_per_frame_prior(tmp
     torch.manual_seed(0)
     fixed = TranslatorGenerator(load_train_config(None, common).generator_config()).eval()
     path = save_checkpoint(tmp_path / "fixed.safetensors", fixed, fixed.cfg)
-    with pytest.raises(ConfigError, match="steps must be >= 0"):
+    with pytest.raises(ConfigError, match="steps must be an int >= 0"):
         load_train_config(None, [*common, "steps=-1"])
+    with pytest.raises(ConfigError, match="needs init_from"):
+        load_train_config(None, [*common, "steps=0"])
+    with pytest.raises(ConfigError, match="colour_prior_per_frame needs use_colour_prior"):
+        GeneratorConfig(colour_prior_per_frame=True)
     cfg = load_train_config(None, [*common, "steps=0", f"init_from={path}", f"out_dir={tmp_path / 'run'}",
                                    "generator.colour_prior_per_frame=true"])
     trainer = Trainer(cfg, ProceduralSourceDataset(8, 96, 64, 0), ImageFolderDataset([str(images)]), None,
@@ -227,6 +253,18 @@ def test_a_run_of_zero_steps_switches_a_trained_model_to_the_per_frame_prior(tmp
     assert out.colour_prior.per_frame and out.colour_prior.fitted.item() == 1
     state = out.state_dict()
     assert all(torch.equal(state[k], v) for k, v in fixed.state_dict().items() if not k.startswith("colour_prior."))
+    # the shipped recipe's path: a training checkpoint directory, here per frame -> a fixed-prior run
+    from sim2real.training.networks import build_networks, load_initial_weights
+
+    directory = trainer.save_checkpoint()
+    assert directory is not None and directory.is_dir()
+    nets = build_networks(load_train_config(None, [*common, f"out_dir={tmp_path / 'again'}"]), "cpu")
+    logs: list[str] = []
+    load_initial_weights(nets, str(directory), logs.append)
+    assert not nets.gen.colour_prior.per_frame and nets.gen.colour_prior.fitted.item() == 0
+    assert sum("another kind" in line for line in logs) == 1
+    again = nets.gen_ema.state_dict()
+    assert all(torch.equal(again[k], v) for k, v in state.items() if not k.startswith("colour_prior."))
 
 
 @pytest.mark.parametrize("per_frame", [False, True])
@@ -239,3 +277,25 @@ def test_the_prior_computes_in_fp32_under_autocast(per_frame: bool) -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = prior(rgb, sem)
     assert out.dtype == torch.float32 and (out - reference).abs().max() < 1e-6
+
+
+def test_a_moved_small_class_keeps_its_contrast() -> None:
+    """A class on 4 % of the frame whose lightness moved 30 away from the pooled mean, with the pooled and real
+    std: its gain stays ~1 (blending raw second moments instead gave 0.40: the move counted as contrast)."""
+    prior = ClassColourPrior(per_frame=True)
+    five, zero = torch.full((FRAME_ROWS, 3), 5.0), torch.zeros(FRAME_ROWS, 3)
+    adapts = torch.zeros(FRAME_ROWS)
+    adapts[0] = 1
+    pooled_mean = zero.clone()
+    pooled_mean[:, 0] = 50
+    prior.set_statistics(torch.full((256,), FRAME_ROWS - 1), (pooled_mean, five), (pooled_mean, five), adapts)
+    torch.manual_seed(0)
+    lab = torch.zeros(1, 360, 640, 3)
+    rows = torch.full((1, 360, 640), FRAME_ROWS - 1)
+    rows[:, :, :26] = 0  # 4 % of the columns
+    lab[..., 0] = torch.where(rows == 0, 80 + 5 * torch.randn(1, 360, 640), torch.tensor(50.0))
+    s = STATS_STRIDE
+    gain, offset = prior.frame_maps(lab, rows[:, ::s, ::s])
+    assert abs(float(gain[0, 0, 0]) - 1.0) < 0.1
+    mapped_mean = 80 * float(gain[0, 0, 0]) + float(offset[0, 0, 0])
+    assert abs(mapped_mean - (50 + 0.2 * 30)) < 2.0  # the pooled mean keeps w / (n + w) = 0.2 of the move

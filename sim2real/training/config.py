@@ -194,8 +194,10 @@ class TrainConfig:
     colour_prior: ColourPriorConfig = field(default_factory=ColourPriorConfig)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.steps, int) or self.steps < 0:
-            raise ConfigError(f"steps must be >= 0, got {self.steps}")
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
+            raise ConfigError(f"steps must be an int >= 0, got {self.steps!r}")
+        if self.steps == 0 and not self.init_from:
+            raise ConfigError("steps=0 (no optimiser step) needs init_from: the weights to start from")
         for name in ("batch_size", "log_every", "image_every", "val_every", "checkpoint_every", "keep_last"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -17,6 +17,7 @@ from sim2real.training.config import TrainConfig
 from sim2real.training.state_io import read_state
 from sim2real.translator.aux_nets import AuxNets
 from sim2real.translator.checkpoint import build_generator, load_checkpoint
+from sim2real.translator.colour_prior import ClassColourPrior
 from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.discriminator import ContentDiscriminator, MultiScaleDiscriminator
 from sim2real.translator.generator import TranslatorGenerator
@@ -95,19 +96,24 @@ def _other_prior_only(loaded: GeneratorConfig, run: GeneratorConfig) -> bool:
             and dataclasses.replace(loaded, **{f: getattr(run, f) for f in fields}) == run)
 
 
-def _load_generator(gen: nn.Module, state: dict[str, torch.Tensor], source: Path, log: Callable[[str], Any]
-                    ) -> None:
-    """Load a generator state; a colour prior of another kind (other buffers) is left out and stays unfitted,
-    so the run fits its own at the start. Anything else that does not fit is a CheckpointError."""
+def _prior_keys(per_frame: bool) -> set[str]:
+    return {f"colour_prior.{k}" for k in ClassColourPrior(per_frame).state_dict()}
+
+
+def _load_generator(gen: nn.Module, state: dict[str, torch.Tensor], source: Path) -> bool:
+    """Load a generator state; a colour prior of the other kind (fixed / per frame: exactly the other kind's
+    buffers) is left out and stays unfitted, so the run fits its own at the start. Returns whether it was left
+    out. Anything else that does not fit (including a missing prior) is a CheckpointError."""
     prior = {k for k in state if k.startswith("colour_prior.")}
     own = {k for k in gen.state_dict() if k.startswith("colour_prior.")}
-    if prior and own and prior != own:
+    other_kind = bool(own) and prior != own and prior in (_prior_keys(False), _prior_keys(True))
+    if other_kind:
         state = {k: v for k, v in state.items() if k not in prior}
-        log(f"init_from {source}: its colour prior is of another kind; this run fits its own")
     missing, unexpected = gen.load_state_dict(state, strict=False)
-    if unexpected or any(k not in own or prior == own for k in missing):
+    if unexpected or any(not (other_kind and k in own) for k in missing):
         raise CheckpointError(f"init_from {source}: the generator state does not fit this run's (missing "
                               f"{missing}, unexpected {unexpected})")
+    return other_kind
 
 
 def load_initial_weights(nets: Networks, path: str | None, log: Callable[[str], Any]) -> None:
@@ -122,14 +128,13 @@ def load_initial_weights(nets: Networks, path: str | None, log: Callable[[str], 
         if loaded.cfg != nets.gen.cfg and not _other_prior_only(loaded.cfg, nets.gen.cfg):
             raise CheckpointError(f"init_from {source}: its generator config differs from this run's "
                                   f"({loaded.cfg} vs {nets.gen.cfg})")
-        state = loaded.state_dict()
-        for gen in (nets.gen, nets.gen_ema):
-            _load_generator(gen, state, source, log)
+        states = {"gen": loaded.state_dict(), "gen_ema": loaded.state_dict()}
     else:
-        models = read_state(source)["models"]
+        states = read_state(source)["models"]
         for name, module in nets.named().items():
-            if name in ("gen", "gen_ema"):
-                _load_generator(module, models[name], source, log)
-            else:
-                module.load_state_dict(models[name])
+            if name not in ("gen", "gen_ema"):
+                module.load_state_dict(states[name])
+    refit = [_load_generator(gen, states[name], source) for name, gen in (("gen", nets.gen), ("gen_ema", nets.gen_ema))]
+    if any(refit):
+        log(f"init_from {source}: its colour prior is of another kind; this run fits its own")
     log(f"initialised from {source}")

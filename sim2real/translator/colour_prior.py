@@ -12,14 +12,16 @@ for ids without statistics) and then stay fixed: the decoder, detail path and ca
 **Per-frame variant** (``per_frame=True``): the source statistics of each class are those of the frame itself,
 shrunk toward the pooled ones, so a simulator whose colours differ from the training world's (CARLA's
 photographic palms vs the procedural world's flat trees) is still mapped to the real statistics. Per class row
-k (classes of the fit's label space, the last row for pixels of no class), over every ``STATS_STRIDE``-th pixel
-of the frame (N of them, n_k of class k)::
+k (classes of the fit's label space, the last row for every other train id), over every ``STATS_STRIDE``-th
+pixel of the frame (N of them, n_k of class k, with mean mu_frame and std sigma_frame)::
 
-    mu_k  = (sum x + w mu_pooled) / (n_k + w),   E[x^2]_k = (sum x^2 + w (sigma_pooled^2 + mu_pooled^2)) / (n_k + w)
-    gain  = clamp(sigma_real / (sigma_k + eps), 1/4, 4),   offset = mu_real - gain * mu_k,   w = pooled_share * N
+    mu_k      = (n_k mu_frame + w mu_pooled) / (n_k + w)
+    sigma_k^2 = (n_k sigma_frame^2 + w sigma_pooled^2) / (n_k + w)          w = pooled_share * N
+    gain      = clamp(sigma_real / (sigma_k + eps), 1/4, 4),   offset = mu_real - gain * mu_k
 
-A row that does not adapt (a class without real or source statistics, and the no-class row) counts no frame
-pixel (n_k = 0): it is the pooled map, as in the fixed prior.
+(the variances are blended around each one's own mean: a class whose colour moved keeps its contrast). The sums
+are taken over x - mu_pooled, small numbers for fp32. The no-class row (classes without real or source
+statistics, ids of no class) counts no frame pixel (n_k = 0): it is the pooled global map, as in the fixed prior.
 
 The sRGB <-> Lab conversions here are the project's one implementation (the baselines use them in float64);
 they keep the input dtype and export to ONNX (Pow, MatMul, Where, Gather).
@@ -127,7 +129,8 @@ class ClassColourPrior(nn.Module):
     full resolution (it runs on every pixel of every frame; 20 -> ~11 ms per 640x360 frame in ONNX Runtime on 2
     cores): the input is read as 8-bit levels through a 256-entry linearisation table, pixels stay channels-last
     for the colour-space matrices, the piecewise curves are clamps instead of ``where``, powers are exp / log.
-    Equal to the reference functions to ~1e-5 on 8-bit frames (``test/test_colour_prior.py``).
+    The fixed prior equals the reference functions to ~1e-5 on 8-bit frames, the per-frame one a float64
+    reference of its equations to 2e-3 (``test/test_colour_prior*.py``).
     """
 
     fitted: Tensor
@@ -190,16 +193,16 @@ class ClassColourPrior(nn.Module):
         """The per-frame maps (module docstring): lab (B, H, W, 3), rows (B, h, w) the class rows of the sampled
         pixels ``lab[:, ::STATS_STRIDE, ::STATS_STRIDE]`` -> (gain, offset), (B, FRAME_ROWS, 3) each."""
         s = STATS_STRIDE
-        sample = lab[:, ::s, ::s].reshape(lab.shape[0], -1, 3)  # (B, N, 3)
-        moments = torch.cat([torch.ones_like(sample[..., :1]), sample, sample * sample], -1)  # (B, N, 7)
-        member = (rows.reshape(lab.shape[0], -1, 1) == self._rows).to(lab.dtype)  # (B, N, R)
-        weight = self.pooled_share * sample.shape[1]
-        pooled = torch.cat([torch.ones_like(self.adapts)[:, None], self.source_mean,
-                            self.source_std**2 + self.source_mean**2], 1) * weight  # (R, 7): folded at export
-        sums = (member.transpose(1, 2) @ moments) * self.adapts[:, None] + pooled  # rows that adapt count pixels
-        moment = sums / sums[..., :1]  # (B, R, 7): 1, E[x], E[x^2] of the frame's pixels and the pooled ones
-        mean = moment[..., 1:4]
-        std = (moment[..., 4:] - mean * mean).clamp(min=0).sqrt()
+        rows = rows.reshape(lab.shape[0], -1)  # (B, N)
+        centred = lab[:, ::s, ::s].reshape(lab.shape[0], -1, 3) - self.source_mean[rows]  # x - mu_pooled
+        moments = torch.cat([torch.ones_like(centred[..., :1]), centred, centred * centred], -1)  # (B, N, 7)
+        member = (rows.unsqueeze(-1) == self._rows).to(lab.dtype)  # (B, N, R)
+        sums = (member.transpose(1, 2) @ moments) * self.adapts[:, None]  # (B, R, 7): rows that adapt count pixels
+        count, first, second = sums[..., :1], sums[..., 1:4], sums[..., 4:]
+        weight = self.pooled_share * centred.shape[1]
+        mean = self.source_mean + first / (count + weight)
+        within = (second - first * first / count.clamp(min=1)).clamp(min=0)  # n_k sigma_frame^2
+        std = ((within + weight * self.source_std**2) / (count + weight)).sqrt()
         gain = (self.real_std / (std + _EPS)).clamp(1 / _MAX_GAIN, _MAX_GAIN)
         return gain, self.real_mean - gain * mean
 

@@ -117,9 +117,9 @@ class GeneratorConfig:
         camera_knots: knots of the camera's tone curve.
         target_styles: names of the target datasets whose mean styles are kept apart (e.g. ("cityscapes",
             "camvid")); ``Translator(style=name)`` renders in one of them. Empty = one mean target style.
-        use_colour_prior: a fixed class-wise Lab colour map applied to the source frame before the target
-            decoder (:mod:`~sim2real.translator.colour_prior`; fitted by the trainer at the start of a run);
-            the decoder then learns the residual.
+        use_colour_prior: a class-wise Lab colour map applied to the source frame before the target decoder
+            (:mod:`~sim2real.translator.colour_prior`; fitted by the trainer at the start of a run); the
+            decoder then learns the residual.
         colour_prior_per_frame: the prior's source statistics are each frame's own per class, shrunk toward
             the pooled ones (adapts to simulators whose colours differ from the training world's); False = one
             fixed map per class.
@@ -182,6 +182,8 @@ class GeneratorConfig:
         for field, valid in (("padding_mode", PADDING_MODES), ("label_resolution", LABEL_RESOLUTIONS)):
             if getattr(self, field) not in valid:
                 raise ConfigError(f"GeneratorConfig.{field} must be one of {list(valid)}, got {getattr(self, field)!r}")
+        if self.colour_prior_per_frame and not self.use_colour_prior:
+            raise ConfigError("GeneratorConfig.colour_prior_per_frame needs use_colour_prior")
         for field, low, high, open_low in _FLOAT_BOUNDS:
             value = getattr(self, field)
             if (not isinstance(value, int | float) or isinstance(value, bool) or value > high
