@@ -38,7 +38,7 @@ from torch import Tensor
 
 from sim2real.core.errors import ConfigError
 from sim2real.core.labels import CAMVID_NUM_CLASSES, IGNORE_ID, TRAIN_ID_TO_CAMVID
-from sim2real.translator.colour_prior import PRIOR_ROWS, lab_to_srgb, srgb_to_lab
+from sim2real.translator.colour_prior import MAX_GAIN, PRIOR_ROWS, STD_EPS, lab_to_srgb, srgb_to_lab
 
 __all__ = [
     "BASELINES",
@@ -62,9 +62,6 @@ __all__ = [
 CONTROLS: Final = ("painted_labels",)
 #: baseline names in report order.
 BASELINES: Final = ("identity", "reinhard", "histogram", "classwise", "classwise_pooled")
-_EPS: Final = 1e-6
-#: bounds of the std ratio sigma_real / sigma_src of every transfer
-_MAX_STD_RATIO: Final = 4.0
 _LEVELS: Final = 256
 
 
@@ -149,7 +146,7 @@ def fit_stats_of_frames(frames: Iterable[tuple[Tensor, Tensor | None]], num_clas
 def _affine(mean: np.ndarray, std: np.ndarray, source: tuple[np.ndarray, np.ndarray]) -> tuple[Tensor, Tensor]:
     """(gain, offset) (3,) float64 of out = (x - mu_src) * ratio + mu_real (see :func:`_transfer`)."""
     mu, sd = (torch.from_numpy(np.asarray(v, np.float64)) for v in source)
-    ratio = (torch.from_numpy(np.asarray(std, np.float64)) / (sd + _EPS)).clamp(1 / _MAX_STD_RATIO, _MAX_STD_RATIO)
+    ratio = (torch.from_numpy(np.asarray(std, np.float64)) / (sd + STD_EPS)).clamp(1 / MAX_GAIN, MAX_GAIN)
     return ratio, torch.from_numpy(np.asarray(mean, np.float64)) - mu * ratio
 
 

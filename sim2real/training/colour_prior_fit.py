@@ -126,11 +126,7 @@ def frame_tables(stats: PriorStatistics) -> tuple[Tensor, tuple[Tensor, Tensor],
 
 def install_colour_prior(prior: ClassColourPrior, stats: PriorStatistics) -> None:
     """Fit ``prior`` from ``stats``: the pooled map for a fixed prior, the class tables for a per-frame one."""
-    if prior.per_frame:
-        class_of_id, real, source, adapts = frame_tables(stats)
-        device = prior.fitted.device
-        prior.set_statistics(class_of_id.to(device), tuple(t.to(device) for t in real),  # type: ignore[arg-type]
-                             tuple(t.to(device) for t in source), adapts.to(device))  # type: ignore[arg-type]
+    if prior.per_frame:  # the setters copy into the prior's buffers, on its device
+        prior.set_statistics(*frame_tables(stats))
     else:
-        gain, offset = pooled_lab_maps(stats.real, stats.simulated, stats.lut)
-        prior.set_maps(gain.float().to(prior.fitted.device), offset.float().to(prior.fitted.device))
+        prior.set_maps(*pooled_lab_maps(stats.real, stats.simulated, stats.lut))

@@ -92,7 +92,7 @@ def freeze_generator(gen: nn.Module, prefixes: Iterable[str]) -> None:
 def _other_prior_only(loaded: GeneratorConfig, run: GeneratorConfig) -> bool:
     """Whether two generator configs differ only in the kind of colour prior (fixed or per frame)."""
     fields = ("colour_prior_per_frame", "colour_prior_pooled_share")
-    return (loaded.use_colour_prior and run.use_colour_prior and loaded != run
+    return (loaded.use_colour_prior and run.use_colour_prior
             and dataclasses.replace(loaded, **{f: getattr(run, f) for f in fields}) == run)
 
 

@@ -34,7 +34,7 @@ from typing import Final
 import torch
 from torch import Tensor, nn
 
-__all__ = ["FRAME_ROWS", "STATS_STRIDE", "ClassColourPrior", "lab_to_srgb", "srgb_to_lab"]
+__all__ = ["FRAME_ROWS", "MAX_GAIN", "STATS_STRIDE", "STD_EPS", "ClassColourPrior", "lab_to_srgb", "srgb_to_lab"]
 
 #: train ids 0..255 (255 = ignore): one map per possible label value.
 PRIOR_ROWS: Final = 256
@@ -42,9 +42,10 @@ PRIOR_ROWS: Final = 256
 FRAME_ROWS: Final = 32
 #: the per-frame prior's statistics read every STATS_STRIDE-th pixel along each axis (1/16 of the pixels).
 STATS_STRIDE: Final = 4
-#: as the baselines: sigma ratio eps and cap.
-_EPS: Final = 1e-6
-_MAX_GAIN: Final = 4.0
+#: every class-wise map's gain sigma_real / (sigma_src + STD_EPS), clamped to [1 / MAX_GAIN, MAX_GAIN] (here and in
+#: the evaluation's baselines).
+STD_EPS: Final = 1e-6
+MAX_GAIN: Final = 4.0
 # sRGB (D65) <-> CIE XYZ, and the D65 white point.
 _RGB2XYZ: Final = ((0.4124564, 0.3575761, 0.1804375),
                    (0.2126729, 0.7151522, 0.0721750),
@@ -203,7 +204,7 @@ class ClassColourPrior(nn.Module):
         mean = self.source_mean + first / (count + weight)
         within = (second - first * first / count.clamp(min=1)).clamp(min=0)  # n_k sigma_frame^2
         std = ((within + weight * self.source_std**2) / (count + weight)).sqrt()
-        gain = (self.real_std / (std + _EPS)).clamp(1 / _MAX_GAIN, _MAX_GAIN)
+        gain = (self.real_std / (std + STD_EPS)).clamp(1 / MAX_GAIN, MAX_GAIN)
         return gain, self.real_mean - gain * mean
 
     def forward(self, rgb: Tensor, semantic: Tensor) -> Tensor:
