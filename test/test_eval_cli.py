@@ -21,7 +21,8 @@ from sim2real.evaluation.evaluate import main
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"judge_miou", "kid_judge", "kid_judge_std", "fd_judge", "kid_colour", "kid_colour_std",
                 "instance_recall", "box_recall50", "box_miou", "ssim_instances", "edge_instances", "static_flicker",
-                "iou", "groups", "ms_per_frame", "judge_miou_std", "iou_std"}
+                "edge_bleed", "edge_bleed_band_rms", "edge_bleed_interior_rms", "iou", "groups", "ms_per_frame",
+                "judge_miou_std", "iou_std"}
 
 
 def save_model(path: Path, shared: Path) -> Path:
@@ -108,6 +109,7 @@ def test_identity_is_the_source_and_the_smoother_holds_static_pixels(eval_run: t
     report = json.loads((eval_run[1] / "report.json").read_text())
     identity, model = report["summary"]["identity"], report["summary"]["model"]
     assert identity["ssim_instances"] == pytest.approx(1.0, abs=1e-6) and identity["static_flicker"] == 0.0
+    assert identity["edge_bleed"] == identity["edge_bleed_band_rms"] == 0.0 and model["edge_bleed_band_rms"] > 0.0
     assert model["ssim_instances"] < 1.0  # a random-init translator is not the identity
     assert model["static_flicker"] > 0.0 and report["summary"]["model (smoothed)"]["static_flicker"] == 0.0
 
