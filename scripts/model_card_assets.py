@@ -160,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     translator = Translator.from_checkpoint(args.model, device="cpu", precision="fp32", style=args.style)
     for path in procedural_panels(translator, args.out) + carla_panels(translator, args.out):
         print(f"wrote {path}")
-    rows = [json.loads(line) for line in (args.run / "metrics.jsonl").read_text().splitlines()]
+    metrics = args.run / "metrics.jsonl"
+    if not metrics.is_file():
+        print(f"no {metrics}: the loss curves and table were not redrawn")
+        return 0
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
     train_rows = [r for r in rows if "g/total" in r]
     print(f"wrote {loss_curves(train_rows, args.out)}")
     print(loss_table(train_rows))

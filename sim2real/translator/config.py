@@ -71,7 +71,7 @@ INT_BOUNDS: Final[dict[str, tuple[int, int]]] = {
 #: float fields of GeneratorConfig: (name, low, high, low end open).
 _FLOAT_BOUNDS: Final = (("label_dropout", 0.0, 1.0, False), ("memory_momentum", 0.0, 1.0, False),
                         ("style_momentum", 0.0, 1.0, False), ("memory_temperature", 1e-3, 100.0, False),
-                        ("colour_prior_pooled_share", 0.0, 1.0, True))
+                        ("colour_prior_pooled_share", 0.0, 1.0, True), ("coefficient_pooling", 0.0, 1.0, False))
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,9 @@ class GeneratorConfig:
             fixed map per class.
         colour_prior_pooled_share: in the per-frame prior, the pooled statistics weigh as this share of the
             frame's pixels in every class, in (0, 1].
+        coefficient_pooling: share w in [0, 1] of the target decoder's work-resolution coefficients taken, per
+            pixel, from their mean over the pixel's class in the frame (when the code carries labels;
+            :mod:`~sim2real.translator.coefficient_pooling`): sharper label edges, fewer halos. 0 = off.
     """
 
     name: str = "custom"
@@ -162,6 +165,7 @@ class GeneratorConfig:
     use_colour_prior: bool = False
     colour_prior_per_frame: bool = False
     colour_prior_pooled_share: float = 0.01
+    coefficient_pooling: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not 0 < len(self.name) <= 64:

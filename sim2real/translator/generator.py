@@ -44,8 +44,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sim2real.core.errors import ConfigError, LabelError
+from sim2real.core.labels import NUM_CLASSES
 from sim2real.translator.boxes import InstanceBoxes, instance_boundary_count
 from sim2real.translator.camera import CameraModel
+from sim2real.translator.coefficient_pooling import class_pooled_coefficients
 from sim2real.translator.colour_prior import ClassColourPrior
 from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.instance_branch import InstanceBranch
@@ -347,7 +349,8 @@ class Decoder(nn.Module):
     content (+ 1x1 no-bias projection of an optional (B, value_dim, h, w) class-wise style map) ->
     ``num_res`` modulated residual blocks -> (nearest x2 upsample, modulated 3x3 conv, lrelu) per level
     -> 3x3 conv to 12 affine colour coefficients (+ D detail features) at work resolution (initialised near
-    identity) -> bilinear upsampling to the guide's size -> tanh(A . guide + b [+ detail path]).
+    identity) [-> blended with their class means, ``pooling`` > 0 and labels given] -> bilinear upsampling to the
+    guide's size -> tanh(A . guide + b [+ detail path]).
 
     Args:
         channels: widths from the content level down to work resolution (channels[0] = C).
@@ -358,13 +361,18 @@ class Decoder(nn.Module):
         padding_mode: one of :data:`~sim2real.translator.layers.PADDING_MODES`.
         detail_channels: D (0 = no detail path).
         detail_width: width of the :class:`DetailPath`.
+        pooling: share of the coefficients taken from their class means when labels are given
+            (:func:`~sim2real.translator.coefficient_pooling.class_pooled_coefficients`); 0 = off.
+        num_classes: class ids below this pool per class; the others pool together.
     """
 
     def __init__(
         self, channels: list[int], num_res: int, style_dim: int, mlp_dim: int, value_dim: int,
         *, padding_mode: str = "replicate", detail_channels: int = 0, detail_width: int = 8,
+        pooling: float = 0.0, num_classes: int = NUM_CLASSES,
     ) -> None:
         super().__init__()
+        self.pooling, self.num_classes = pooling, num_classes
         self.mlp = StyleMLP(style_dim, mlp_dim)
         self.style_map_proj = nn.Conv2d(value_dim, channels[0], 1, bias=False) if value_dim > 0 else None
         self.res = nn.ModuleList([ModResBlock(channels[0], mlp_dim, padding_mode=padding_mode) for _ in range(num_res)])
@@ -382,9 +390,9 @@ class Decoder(nn.Module):
                        if detail_channels > 0 else None)
 
     def forward(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None,
-                detail_noise: Tensor | None = None) -> Tensor:
+                detail_noise: Tensor | None = None, *, labels: Tensor | None = None) -> Tensor:
         """content (B, C, h, w), style (B, S), guide (B, 3, H, W), style_map (B, Dv, h, w), detail_noise
-        (B, 1, H, W) or None -> (B, 3, H, W)."""
+        (B, 1, H, W) or None, labels (B, H, W) class ids for the coefficient pooling or None -> (B, 3, H, W)."""
         x = content
         if style_map is not None and self.style_map_proj is not None and style_map.shape[1] > 0:
             x = x + self.style_map_proj(style_map)
@@ -394,6 +402,8 @@ class Decoder(nn.Module):
         for conv in self.ups:
             x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2.0, mode="nearest"), latent), 0.2)
         coeffs = self.head(x)
+        if self.pooling > 0 and labels is not None:
+            coeffs = class_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes).to(coeffs.dtype)
         if coeffs.shape[-2:] != guide.shape[-2:]:  # NCHW at work resolution: the affine head reads planes
             coeffs = F.interpolate(coeffs.contiguous(), size=guide.shape[-2:], mode="bilinear", align_corners=False)
         if self.detail is None:
@@ -451,7 +461,8 @@ class TranslatorGenerator(nn.Module):
         })
         self.decoders = nn.ModuleDict({
             d: Decoder(chans[::-1], cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim, padding_mode=pm,
-                       detail_channels=cfg.detail_channels, detail_width=cfg.detail_width)
+                       detail_channels=cfg.detail_channels, detail_width=cfg.detail_width,
+                       pooling=cfg.coefficient_pooling if d == "target" else 0.0, num_classes=cfg.num_classes)
             for d in DOMAINS
         })
         self.camera = CameraModel(len(DOMAINS), cfg.camera_knots) if cfg.use_camera else None
@@ -617,7 +628,7 @@ class TranslatorGenerator(nn.Module):
         if style_map is None:
             style_map = self.read_memory(content, domain)
         image = self.decoders[domain](content.features, style, content.guide_for(domain), style_map,
-                                      None if noise is None else noise[:, :1])
+                                      None if noise is None else noise[:, :1], labels=content.semantic)
         if self.camera is None or not camera:
             return image
         return self.camera(image, index, frame_box, None if noise is None else noise[:, 1:4])

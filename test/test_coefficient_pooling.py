@@ -1,0 +1,124 @@
+"""Class-pooled decoder coefficients: known answers, fallback, the generator, checkpoint + ONNX, autocast."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from procedural_frames import procedural_frames
+
+from sim2real.core.errors import ConfigError
+from sim2real.translator.coefficient_pooling import class_pooled_coefficients
+from sim2real.translator.config import GeneratorConfig, get_generator_config
+from sim2real.translator.generator import TranslatorGenerator
+
+
+def test_weight_zero_keeps_the_cells_and_weight_one_gives_the_class_mean() -> None:
+    torch.manual_seed(0)
+    coeffs = torch.randn(2, 5, 6, 8)
+    labels = torch.zeros(2, 24, 32, dtype=torch.long)
+    labels[:, :, 16:] = 3  # left half class 0, right half class 3: cells 0-3 and 4-7 of each row
+    assert torch.equal(class_pooled_coefficients(coeffs, labels, 0.0, 19), coeffs)
+    out = class_pooled_coefficients(coeffs, labels, 1.0, 19)
+    left, right = coeffs[..., :4].mean((-2, -1)), coeffs[..., 4:].mean((-2, -1))  # (2, 5)
+    assert torch.allclose(out[..., :4], left[..., None, None].expand(-1, -1, 6, 4), atol=1e-6)
+    assert torch.allclose(out[..., 4:], right[..., None, None].expand(-1, -1, 6, 4), atol=1e-6)
+    half = class_pooled_coefficients(coeffs, labels, 0.5, 19)
+    assert torch.allclose(half, 0.5 * out + 0.5 * coeffs, atol=1e-6)
+
+
+def test_each_frame_pools_its_own_cells_by_the_label_at_their_centre() -> None:
+    torch.manual_seed(1)
+    coeffs = torch.randn(2, 3, 4, 4)
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[:, 5, 5] = 7  # one pixel off every cell centre (centres at 2, 6, 10, 14): no cell is class 7
+    labels[1, 8:, :] = 255  # ignore ids pool as one more class
+    labels[1, 14, 14] = 40  # another id >= num_classes, at a cell centre: pooled with the ignore cells
+    out = class_pooled_coefficients(coeffs, labels, 1.0, 19)
+    assert torch.allclose(out[0], coeffs[0].mean((-2, -1))[:, None, None].expand(3, 4, 4), atol=1e-6)
+    assert torch.allclose(out[1, :, :2], coeffs[1, :, :2].mean((-2, -1))[:, None, None].expand(3, 2, 4), atol=1e-6)
+    assert torch.allclose(out[1, :, 2:], coeffs[1, :, 2:].mean((-2, -1))[:, None, None].expand(3, 2, 4), atol=1e-6)
+
+
+def test_the_config_bounds_the_weight() -> None:
+    for bad in (-0.1, 1.5, True, "0.5"):
+        with pytest.raises(ConfigError, match="coefficient_pooling"):
+            GeneratorConfig(coefficient_pooling=bad)
+
+
+def _pooled_generator(weight: float, **overrides: object) -> TranslatorGenerator:
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(get_generator_config("lite"), coefficient_pooling=weight, **overrides)
+    gen = TranslatorGenerator(cfg).eval()
+    with torch.no_grad():  # a decoder head that varies in space, so pooling has something to change
+        gen.decoders["target"].head.weight.mul_(20)
+    return gen
+
+
+def test_the_generator_pools_the_target_decoder_only_and_only_with_labels() -> None:
+    rgb, sem = procedural_frames(1, seed=3)
+    inst = torch.zeros_like(sem)
+    pooled, plain = _pooled_generator(1.0), _pooled_generator(0.0)
+    plain.load_state_dict(pooled.state_dict())
+    with torch.no_grad():
+        differs = (pooled(rgb, sem, inst) - plain(rgb, sem, inst)).abs().max()
+        assert differs > 1e-2
+        code = pooled.encode_content(rgb, "source", sem, inst)
+        style = pooled.mean_style("source", 1)
+        assert torch.equal(pooled.decode(code, style, "source"), plain.decode(code, style, "source"))
+        assert torch.equal(pooled(rgb, None, None), plain(rgb, None, None))  # no labels: nothing to pool by
+        # without detail path and camera (both position-dependent), the cells of a class share one colour map:
+        # away from other classes (farther than the upsampling reaches) the output is a function of the colour
+        out = _pooled_generator(1.0, detail_channels=0, use_camera=False)(rgb, sem, inst)
+    near_other = F.max_pool2d((sem != 0).float()[None], 17, stride=1, padding=8)[0, 0] > 0
+    road = (sem[0] == 0) & ~near_other
+    colours = torch.unique(rgb[0][:, road].T, dim=0)
+    first = (colours[0] == rgb[0][:, road].T).all(1)
+    assert first.sum() > 100
+    spread = out[0][:, road][:, first].std(1).max()
+    assert spread < 1e-4, spread
+
+
+def test_pooling_survives_checkpoint_and_onnx(tmp_path: Path) -> None:
+    from sim2real.translator.checkpoint import build_generator, load_checkpoint, save_checkpoint
+    from sim2real.translator.onnx_export import OnnxTranslator, export_onnx, onnx_parity
+
+    gen = _pooled_generator(0.5)
+    path = save_checkpoint(tmp_path / "pooled.safetensors", gen, gen.cfg)
+    loaded = build_generator(load_checkpoint(path, map_location="cpu")).eval()
+    assert loaded.cfg.coefficient_pooling == 0.5
+    runner = OnnxTranslator(export_onnx(loaded, tmp_path / "pooled.onnx", 64, 96), intra_op_threads=1)
+    assert onnx_parity(loaded, runner) < 1e-3
+    loaded.decoders["target"].pooling = 0.0  # the unpooled model: parity must see the difference
+    assert onnx_parity(loaded, runner) > 1e-2
+
+
+def test_pooling_computes_in_fp32_under_autocast() -> None:
+    torch.manual_seed(2)
+    coeffs = torch.randn(1, 12, 32, 64) * 3
+    labels = procedural_frames(1, seed=4, size=(128, 256))[1]
+    reference = class_pooled_coefficients(coeffs, labels, 0.5, 19)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = class_pooled_coefficients(coeffs, labels, 0.5, 19)
+    assert out.dtype == torch.float32 and (out - reference).abs().max() < 1e-6
+
+
+def test_a_run_may_switch_pooling_on_for_a_trained_model(tmp_path: Path) -> None:
+    from sim2real.core.errors import CheckpointError
+    from sim2real.training.config import load_train_config
+    from sim2real.training.networks import build_networks, load_initial_weights
+    from sim2real.translator.checkpoint import save_checkpoint
+
+    trained = _pooled_generator(0.0)
+    path = save_checkpoint(tmp_path / "plain.safetensors", trained, trained.cfg)
+    overrides = ["device=cpu", "validation_judge=null", "generator.coefficient_pooling=0.5"]
+    nets = build_networks(load_train_config(None, overrides), "cpu")
+    load_initial_weights(nets, str(path), lambda _: None)
+    assert all(torch.equal(nets.gen.state_dict()[k], v) for k, v in trained.state_dict().items())
+    assert nets.gen.cfg.coefficient_pooling == 0.5 and nets.gen.decoders["target"].pooling == 0.5
+    other = build_networks(load_train_config(None, [*overrides, "generator.detail_channels=2"]), "cpu")
+    with pytest.raises(CheckpointError, match="differs"):  # a difference in the weights is still refused
+        load_initial_weights(other, str(path), lambda _: None)
