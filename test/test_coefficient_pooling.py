@@ -35,12 +35,24 @@ def test_each_frame_pools_its_own_cells_by_the_label_at_their_centre() -> None:
     coeffs = torch.randn(2, 3, 4, 4)
     labels = torch.zeros(2, 16, 16, dtype=torch.long)
     labels[:, 5, 5] = 7  # one pixel off every cell centre (centres at 2, 6, 10, 14): no cell is class 7
-    labels[1, 8:, :] = 255  # ignore ids pool as one more class
-    labels[1, 14, 14] = 40  # another id >= num_classes, at a cell centre: pooled with the ignore cells
+    labels[1, 8:, :] = 4
     out = class_pooled_coefficients(coeffs, labels, 1.0, 19)
     assert torch.allclose(out[0], coeffs[0].mean((-2, -1))[:, None, None].expand(3, 4, 4), atol=1e-6)
     assert torch.allclose(out[1, :, :2], coeffs[1, :, :2].mean((-2, -1))[:, None, None].expand(3, 2, 4), atol=1e-6)
     assert torch.allclose(out[1, :, 2:], coeffs[1, :, 2:].mean((-2, -1))[:, None, None].expand(3, 2, 4), atol=1e-6)
+
+
+def test_cells_without_a_class_keep_their_coefficients() -> None:
+    """Ignore / unknown ids (the node's all-255 map when labels are missing, padding) share no appearance."""
+    torch.manual_seed(2)
+    coeffs = torch.randn(1, 3, 4, 4)
+    assert torch.equal(class_pooled_coefficients(coeffs, torch.full((1, 16, 16), 255), 1.0, 19), coeffs)
+    labels = torch.zeros(1, 16, 16, dtype=torch.long)
+    labels[0, 8:, :8] = 255
+    labels[0, 8:, 8:] = -1
+    out = class_pooled_coefficients(coeffs, labels, 1.0, 19)
+    assert torch.equal(out[..., 2:, :], coeffs[..., 2:, :])
+    assert torch.allclose(out[0, :, :2], coeffs[0, :, :2].mean((-2, -1))[:, None, None].expand(3, 2, 4), atol=1e-6)
 
 
 def test_the_config_bounds_the_weight() -> None:

@@ -508,8 +508,9 @@ def test_bad_input_is_counted_and_the_next_frame_translated(run: Run, name: str)
         assert int(out.after["frames_in"]) == int(out.after["frames_out"]) + int(out.after["dropped_total"]), \
             f"accounting does not balance after the burst: {out.after}"
         # How many of the 1000 frames the node sees depends on the machine's load (its subscriptions keep the
-        # latest messages only): 77 arrived on a 2-core machine busy with a training and an evaluation.
-        assert out.delta("frames_in") >= 50, f"the burst did not reach the node: {out.before} -> {out.after}"
+        # latest messages only; 77 arrived on a 2-core machine busy with a training and an evaluation), so this
+        # only checks that the burst reached it; the superseded drops above show frames queued behind each other.
+        assert out.delta("frames_in") >= 10, f"the burst did not reach the node: {out.before} -> {out.after}"
         drops = {k.removeprefix("drop."): int(v) for k, v in out.after.items() if k.startswith("drop.")}
         assert sum(drops.values()) == int(out.after["dropped_total"])
     else:

@@ -8,23 +8,27 @@ the edge the output departs from the class's own colour map.
 Per frame and class, the change a pixel gets (translated - source, per channel) is compared with the mean change
 the class's *interior* pixels of the same source colour get (interior: farther than ``INTERIOR_PX`` from any pixel
 of another label; same colour: the same ``COLOUR_BIN``-level bin in each channel, at least ``MIN_BIN`` interior
-pixels in it). The residuals are pooled over frames and classes as RMS values per channel, in 8-bit levels:
+pixels in it; an interior pixel is compared with the mean of the *other* interior pixels of its bin). Per class
+c, pooled over frames, the mean squared residual per channel (8-bit levels^2) over its band pixels and over its
+interior pixels give the excess ``e_c = max(0, ms_band_c - ms_interior_c)``, and
 
-    residual(p) = (out_p - src_p) - mean_{q interior, class(q) = class(p), bin(q) = bin(p)} (out_q - src_q)
-    bleed = RMS(residual over band pixels) - RMS(residual over interior pixels)
+    residual(p) = (out_p - src_p) - mean_{q interior, class(q) = class(p), bin(q) = bin(p), q != p} (out_q - src_q)
+    bleed = sqrt(sum_c n_band_c * e_c / sum_c n_band_c)
 
 band pixels: ``BAND_PX[0] <= d <= BAND_PX[1]``, with ``d`` the distance (px, L2) to the nearest pixel of another
 label; band pixels whose colour bin has too few interior pixels are not scored. The band starts at 2 px so a lens
-blur of about a pixel is not counted; the interior RMS subtracts what is not tied to edges (texture, noise,
-vignetting, a colour map that varies inside a bin). 0 for the identity and for any per-class colour offset; a
-uniform +20-level halo over the band reads +20.
+blur of about a pixel is not counted; subtracting each class's own interior (in quadrature) removes what is not
+tied to edges (texture, noise, vignetting, a colour map that varies inside a bin), whatever its size in each
+class. 0 for the identity and any per-class colour offset; a uniform +20-level halo over every band pixel reads
++20 on top of any noise; over a share s of the band pixels, 20 sqrt(s). It never goes below 0: an edge that
+changes less than the interior is not better.
 
 Imports numpy and OpenCV only (used by :mod:`sim2real.evaluation.evaluate`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import cv2
@@ -42,26 +46,43 @@ MIN_BIN: Final = 5
 
 @dataclass
 class BleedTally:
-    """Sums of squared residuals (8-bit levels, per channel) and counts, band and interior, over frames."""
+    """Per class id: sums of squared residuals (8-bit levels, per channel) and counts, band and interior."""
 
-    band_sq: float = 0.0
-    band_n: int = 0
-    interior_sq: float = 0.0
-    interior_n: int = 0
+    classes: dict[int, np.ndarray] = field(default_factory=dict)  # id -> [band_sq, band_n, interior_sq, interior_n]
+
+    def add(self, class_id: int, band_sq: float, band_n: int, interior_sq: float, interior_n: int) -> None:
+        row = self.classes.setdefault(class_id, np.zeros(4))
+        row += (band_sq, band_n, interior_sq, interior_n)
 
     def __add__(self, other: BleedTally) -> BleedTally:
-        return BleedTally(self.band_sq + other.band_sq, self.band_n + other.band_n,
-                          self.interior_sq + other.interior_sq, self.interior_n + other.interior_n)
+        out = BleedTally({c: v.copy() for c, v in self.classes.items()})
+        for c, v in other.classes.items():
+            out.add(c, *v)
+        return out
+
+    def _scored(self) -> np.ndarray:
+        """(N, 4) rows of the classes with band and interior pixels."""
+        rows = [v for v in self.classes.values() if v[1] > 0 and v[3] > 0]
+        return np.array(rows).reshape(-1, 4)
 
     def band_rms(self) -> float:
-        return float(np.sqrt(self.band_sq / self.band_n)) if self.band_n else float("nan")
+        """RMS residual over every scored band pixel (levels); NaN when no class was scored."""
+        rows = self._scored()
+        return float(np.sqrt(rows[:, 0].sum() / rows[:, 1].sum())) if len(rows) else float("nan")
 
     def interior_rms(self) -> float:
-        return float(np.sqrt(self.interior_sq / self.interior_n)) if self.interior_n else float("nan")
+        """RMS residual over every scored interior pixel (levels); NaN when no class was scored."""
+        rows = self._scored()
+        return float(np.sqrt(rows[:, 2].sum() / rows[:, 3].sum())) if len(rows) else float("nan")
 
     def bleed(self) -> float:
-        """band RMS - interior RMS (levels); NaN when no class was scored."""
-        return self.band_rms() - self.interior_rms()
+        """sqrt of the band-weighted mean per-class excess of band over interior mean square (levels); NaN when
+        no class was scored."""
+        rows = self._scored()
+        if not len(rows):
+            return float("nan")
+        excess = np.maximum(0.0, rows[:, 0] / rows[:, 1] - rows[:, 2] / rows[:, 3])
+        return float(np.sqrt((rows[:, 1] * excess).sum() / rows[:, 1].sum()))
 
 
 def distance_to_other_label(labels: np.ndarray) -> np.ndarray:
@@ -114,13 +135,11 @@ def edge_bleed_tally(source: np.ndarray, translated: np.ndarray, labels: np.ndar
         count = np.bincount(bins[inner], minlength=n_bins)
         mean = np.stack([np.bincount(bins[inner], weights=change[inner, k], minlength=n_bins)
                          for k in range(3)], 1) / np.maximum(count, 1)[:, None]
-        for pixels, is_band in ((near, True), (inner, False)):
-            idx = pixels[count[bins[pixels]] >= MIN_BIN]
-            sq = float(((change[idx] - mean[bins[idx]]) ** 2).sum())
-            if is_band:
-                tally.band_sq += sq
-                tally.band_n += 3 * len(idx)
-            else:
-                tally.interior_sq += sq
-                tally.interior_n += 3 * len(idx)
+        near = near[count[bins[near]] >= MIN_BIN]
+        inner = inner[count[bins[inner]] >= MIN_BIN]
+        band_sq = float(((change[near] - mean[bins[near]]) ** 2).sum())
+        n = count[bins[inner]][:, None]
+        interior_sq = float((((change[inner] - mean[bins[inner]]) * n / (n - 1)) ** 2).sum())  # leave one out
+        if len(near) and len(inner):
+            tally.add(int(c), band_sq, 3 * len(near), interior_sq, 3 * len(inner))
     return tally

@@ -125,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             trainer.save_checkpoint(trainer.validate())
             out = trainer.export(Path(args.export) if args.export else Path(cfg.out_dir) / "model.safetensors")
             trainer.log(f"exported {out}")
+        if distributed:  # the other ranks wait for rank 0's export: the group is torn down by all ranks at once
+            torch.distributed.barrier()
     except Sim2RealError as exc:
         print(f"sim2real-train: error: {exc}", file=sys.stderr)
         return 2

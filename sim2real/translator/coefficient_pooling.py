@@ -8,11 +8,12 @@ coefficients with their mean over the cells of the same class in the frame, befo
     c'(q) = (1 - w) * c(q) + w * mean_{q': label(q') = label(q)} c(q')
 
 with ``label(q)`` the label at the centre pixel of work cell q (:func:`~sim2real.translator.memory.downsample_labels`)
-and ``w`` = ``GeneratorConfig.coefficient_pooling``. Ids ``>= num_classes`` (ignore, unknown) pool together as
-one class. Done at work resolution it costs a (B, hw, num_classes + 1) one-hot product; the bilinear upsampling
-that follows still mixes neighbouring cells within one cell of an edge (pooling each full-resolution pixel by
-its own label removed a little more bleed but cost 8 ms per 640x360 frame in ONNX Runtime). Computed in float32,
-also under autocast (a bf16 mean over thousands of cells is off by a few per cent).
+and ``w`` = ``GeneratorConfig.coefficient_pooling``. Cells whose label is not a class (``< 0`` or
+``>= num_classes``: ignore, unknown, the 255 the node sends when labels are missing, padding) keep their own
+coefficients: they share no appearance to pool. Done at work resolution it costs a (B, hw, num_classes) one-hot
+product; the bilinear upsampling that follows still mixes neighbouring cells within one cell of an edge (pooling
+each full-resolution pixel by its own label removed a little more bleed but cost 8 ms per 640x360 frame in ONNX
+Runtime). Computed in float32, also under autocast (a bf16 mean over thousands of cells is off by a few per cent).
 """
 
 from __future__ import annotations
@@ -24,17 +25,17 @@ from sim2real.translator.memory import downsample_labels
 
 
 def class_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int) -> Tensor:
-    """coeffs (B, K, h, w) at work resolution, labels (B, H, W) integer class ids -> (B, K, h, w) float32.
+    """coeffs (B, K, h, w) at work resolution, labels (B, H, W) integer ids -> (B, K, h, w) float32.
 
-    ``weight`` 0 returns the coefficients unchanged (as float32); 1 gives every cell its class's mean.
+    ``weight`` 0 returns the coefficients unchanged (as float32); 1 gives every cell of a class its class's mean.
     """
     with torch.autocast(coeffs.device.type, enabled=False):
         coeffs = coeffs.float()
         if weight == 0:
             return coeffs
-        rows = num_classes + 1  # the classes, then one row for every other id
-        cell_rows = downsample_labels(labels, tuple(coeffs.shape[-2:])).long().clamp(0, num_classes).flatten(1)
-        member = (cell_rows.unsqueeze(-1) == torch.arange(rows, device=coeffs.device)).float()  # (B, hw, R)
-        means = (coeffs.flatten(2) @ member) / member.sum(1).clamp(min=1).unsqueeze(1)  # (B, K, R)
-        pooled = (means @ member.transpose(1, 2)).view_as(coeffs)  # each cell's class mean
-        return coeffs + weight * (pooled - coeffs)
+        cell_ids = downsample_labels(labels, tuple(coeffs.shape[-2:])).long().flatten(1)  # (B, hw)
+        member = (cell_ids.unsqueeze(-1) == torch.arange(num_classes, device=coeffs.device)).float()  # (B, hw, C)
+        means = (coeffs.flatten(2) @ member) / member.sum(1).clamp(min=1).unsqueeze(1)  # (B, K, C)
+        pooled = (means @ member.transpose(1, 2)).view_as(coeffs)  # each cell's class mean (0: no class)
+        is_class = member.sum(-1).view(coeffs.shape[0], 1, *coeffs.shape[-2:])  # (B, 1, h, w) 1 or 0
+        return coeffs + (weight * is_class) * (pooled - coeffs)

@@ -125,9 +125,10 @@ class GeneratorConfig:
             fixed map per class.
         colour_prior_pooled_share: in the per-frame prior, the pooled statistics weigh as this share of the
             frame's pixels in every class, in (0, 1].
-        coefficient_pooling: share w in [0, 1] of the target decoder's work-resolution coefficients taken, per
-            pixel, from their mean over the pixel's class in the frame (when the code carries labels;
-            :mod:`~sim2real.translator.coefficient_pooling`): sharper label edges, fewer halos. 0 = off.
+        coefficient_pooling: share w in [0, 1] of each of the target decoder's work-resolution cells taken from
+            the mean of the cells of its class in the frame (the label at the cell centre; when the code carries
+            labels; :mod:`~sim2real.translator.coefficient_pooling`): fewer halos and smears at label edges.
+            0 = off.
     """
 
     name: str = "custom"
