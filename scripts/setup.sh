@@ -11,10 +11,12 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
-# With .venv/env.sh sourced, python3.11 is the venv's own interpreter, which sees the venv's torch: judged by it
-# the environment would look changed and the venv be deleted under the running interpreter. Use the base one.
+# With a virtual environment active (this .venv's env.sh sourced, or another project's), python3.11 is that
+# environment's interpreter: it sees that environment's torch, which a venv made from it does not (its "system
+# site packages" are the base interpreter's); judged by this .venv's own interpreter the environment would look
+# changed and the venv be deleted under the running interpreter. Use the base interpreter.
 PY="$(command -v "$PY")"
-case "$PY" in "$VENV"/*) PY="$("$PY" -c 'import sys; print(sys._base_executable)')" ;; esac
+PY="$("$PY" -c 'import sys; print(sys._base_executable if sys.prefix != sys.base_prefix else sys.executable)')"
 TORCH_SPEC="${SIM2REAL_TORCH_SPEC:-torch==2.13.0}"
 
 log() { printf '[setup] %s\n' "$*"; }
