@@ -1,4 +1,5 @@
-"""Class-pooled decoder coefficients: known answers, fallback, the generator, checkpoint + ONNX, autocast."""
+"""Class-pooled decoder coefficients: known answers, cells without a class, the generator, checkpoint + ONNX,
+autocast, init_from."""
 
 from __future__ import annotations
 

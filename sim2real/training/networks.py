@@ -95,16 +95,10 @@ RUN_MAY_CHANGE: Final = ("coefficient_pooling",)
 
 
 def _other_prior_only(loaded: GeneratorConfig, run: GeneratorConfig) -> bool:
-    """Whether two generator configs differ only in the kind of colour prior (fixed or per frame) and in
-    :data:`RUN_MAY_CHANGE`."""
-    fields = ("colour_prior_per_frame", "colour_prior_pooled_share", *RUN_MAY_CHANGE)
+    """Whether two generator configs differ only in the kind of colour prior (fixed or per frame)."""
+    fields = ("colour_prior_per_frame", "colour_prior_pooled_share")
     return (loaded.use_colour_prior and run.use_colour_prior
             and dataclasses.replace(loaded, **{f: getattr(run, f) for f in fields}) == run)
-
-
-def _same_weights(loaded: GeneratorConfig, run: GeneratorConfig) -> bool:
-    """Whether two generator configs describe the same weights (equal but for :data:`RUN_MAY_CHANGE`)."""
-    return dataclasses.replace(loaded, **{f: getattr(run, f) for f in RUN_MAY_CHANGE}) == run
 
 
 def _prior_keys(per_frame: bool) -> set[str]:
@@ -136,7 +130,8 @@ def load_initial_weights(nets: Networks, path: str | None, log: Callable[[str], 
     source = Path(path)
     if source.suffix == ".safetensors":
         loaded = build_generator(load_checkpoint(source, map_location="cpu"))
-        if not _same_weights(loaded.cfg, nets.gen.cfg) and not _other_prior_only(loaded.cfg, nets.gen.cfg):
+        loaded_cfg = dataclasses.replace(loaded.cfg, **{f: getattr(nets.gen.cfg, f) for f in RUN_MAY_CHANGE})
+        if loaded_cfg != nets.gen.cfg and not _other_prior_only(loaded_cfg, nets.gen.cfg):
             raise CheckpointError(f"init_from {source}: its generator config differs from this run's "
                                   f"({loaded.cfg} vs {nets.gen.cfg})")
         states = {"gen": loaded.state_dict(), "gen_ema": loaded.state_dict()}
