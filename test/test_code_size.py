@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_CLASS_LINES = 250
 MAX_FUNCTION_LINES = 60
 #: folders held to the limits (others join as their large classes are split)
-CHECKED = ("sim2real/nodes",)
+CHECKED = ("sim2real/nodes", "sim_bridge/procedural")
 
 
 def oversized(path: Path) -> list[str]:
