@@ -11,8 +11,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MAX_CLASS_LINES = 250
 MAX_FUNCTION_LINES = 60
-#: folders held to the limits (others join as their large classes are split)
-CHECKED = ("sim2real/nodes", "sim_bridge/procedural")
+#: folders held to the limits: every folder with Python code of the project
+CHECKED = ("sim2real", "sim_bridge", "benchmarks", "scripts")
 
 
 def oversized(path: Path) -> list[str]:
