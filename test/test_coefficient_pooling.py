@@ -43,17 +43,23 @@ def test_each_frame_pools_its_own_cells_by_the_label_at_their_centre() -> None:
     assert torch.allclose(out[1, :, 2:], coeffs[1, :, 2:].mean((-2, -1))[:, None, None].expand(3, 2, 4), atol=1e-6)
 
 
-def test_cells_without_a_class_keep_their_coefficients() -> None:
-    """Ignore / unknown ids (the node's all-255 map when labels are missing, padding) share no appearance."""
+def test_cells_without_a_class_take_the_mean_of_the_frames_class_cells() -> None:
+    """Ignore / unknown ids / padding: the decoder never saw them in training; they take the frame's mean map, wholly,
+    for any weight > 0 (a frame of no class at all, the node's all-255 map, keeps its coefficients)."""
     torch.manual_seed(2)
-    coeffs = torch.randn(1, 3, 4, 4)
-    assert torch.equal(class_pooled_coefficients(coeffs, torch.full((1, 16, 16), 255), 1.0, 19), coeffs)
-    labels = torch.zeros(1, 16, 16, dtype=torch.long)
-    labels[0, 8:, :8] = 255
-    labels[0, 8:, 8:] = -1
-    out = class_pooled_coefficients(coeffs, labels, 1.0, 19)
-    assert torch.equal(out[..., 2:, :], coeffs[..., 2:, :])
-    assert torch.allclose(out[0, :, :2], coeffs[0, :, :2].mean((-2, -1))[:, None, None].expand(3, 2, 4), atol=1e-6)
+    coeffs = torch.randn(2, 3, 4, 4)
+    assert torch.equal(class_pooled_coefficients(coeffs[:1], torch.full((1, 16, 16), 255), 1.0, 19), coeffs[:1])
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[:, 8:, :8] = 255
+    labels[:, 8:, 8:] = -1
+    labels[1] = 255  # the second frame: no class cell at all
+    for weight in (1.0, 0.5):
+        out = class_pooled_coefficients(coeffs, labels, weight, 19)
+        class_mean = coeffs[0, :, :2].mean((-2, -1))[:, None, None]  # the top half: the only class cells
+        assert torch.allclose(out[0, :, 2:], class_mean.expand(3, 2, 4), atol=1e-6)  # void: wholly the mean
+        assert torch.allclose(out[0, :, :2], coeffs[0, :, :2] + weight * (class_mean - coeffs[0, :, :2]), atol=1e-6)
+        assert torch.equal(out[1], coeffs[1])  # each frame on its own: frame 0's cells do not reach frame 1
+    assert torch.equal(class_pooled_coefficients(coeffs, labels, 0.0, 19), coeffs)  # pooling off: untouched
 
 
 def test_the_config_bounds_the_weight() -> None:

@@ -20,8 +20,12 @@ pixel of the frame (N of them, n_k of class k, with mean mu_frame and std sigma_
     gain      = clamp(sigma_real / (sigma_k + eps), 1/4, 4),   offset = mu_real - gain * mu_k
 
 (the variances are blended around each one's own mean: a class whose colour moved keeps its contrast). The sums
-are taken over x - mu_pooled, small numbers for fp32. The no-class row (classes without real or source
-statistics, ids of no class) counts no frame pixel (n_k = 0): it is the pooled global map, as in the fixed prior.
+are taken over x - mu_pooled, small numbers for fp32. The **no-class row** (the last: classes without real or
+source statistics, ignore and unknown ids) takes the same equations over *every* sampled pixel of the frame
+(n = N, the frame's global statistics, shrunk toward the pooled global ones): a global transfer fitted to the
+frame. So an unlabelled region (CARLA's "static" banners, a frame whose labels are missing) is mapped like the
+frame as a whole, not by the training world's global map (whose lightness gain 1.9 turned CARLA's yellow banners
+white). Other rows without statistics (``adapts`` 0) count no frame pixel: the pooled map, as in the fixed prior.
 
 The sRGB <-> Lab conversions here are the project's one implementation (the baselines use them in float64);
 they keep the input dtype and export to ONNX (Pow, MatMul, Where, Gather).
@@ -199,6 +203,9 @@ class ClassColourPrior(nn.Module):
         moments = torch.cat([torch.ones_like(centred[..., :1]), centred, centred * centred], -1)  # (B, N, 7)
         member = (rows.unsqueeze(-1) == self._rows).to(lab.dtype)  # (B, N, R)
         sums = (member.transpose(1, 2) @ moments) * self.adapts[:, None]  # (B, R, 7): rows that adapt count pixels
+        every = lab[:, ::s, ::s].reshape(lab.shape[0], -1, 3) - self.source_mean[-1]  # the no-class row: all pixels
+        every_sums = torch.cat([torch.ones_like(every[..., :1]), every, every * every], -1).sum(1, keepdim=True)
+        sums = torch.cat([sums[:, :-1], every_sums], 1)
         count, first, second = sums[..., :1], sums[..., 1:4], sums[..., 4:]
         weight = self.pooled_share * centred.shape[1]
         mean = self.source_mean + first / (count + weight)
