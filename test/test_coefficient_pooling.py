@@ -52,13 +52,20 @@ def test_cells_without_a_class_take_the_mean_of_the_frames_class_cells() -> None
     labels = torch.zeros(2, 16, 16, dtype=torch.long)
     labels[:, 8:, :8] = 255
     labels[:, 8:, 8:] = -1
-    labels[1] = 255  # the second frame: no class cell at all
+    other = labels.clone()
+    other[1] = 255
+    other[1, :, 8:] = 5  # the second frame: its own layout, class cells on the right half only
     for weight in (1.0, 0.5):
-        out = class_pooled_coefficients(coeffs, labels, weight, 19)
-        class_mean = coeffs[0, :, :2].mean((-2, -1))[:, None, None]  # the top half: the only class cells
-        assert torch.allclose(out[0, :, 2:], class_mean.expand(3, 2, 4), atol=1e-6)  # void: wholly the mean
-        assert torch.allclose(out[0, :, :2], coeffs[0, :, :2] + weight * (class_mean - coeffs[0, :, :2]), atol=1e-6)
-        assert torch.equal(out[1], coeffs[1])  # each frame on its own: frame 0's cells do not reach frame 1
+        out = class_pooled_coefficients(coeffs, other, weight, 19)
+        for b, classed, void in ((0, (slice(0, 2), slice(None)), (slice(2, 4), slice(None))),
+                                 (1, (slice(None), slice(2, 4)), (slice(None), slice(0, 2)))):
+            own = coeffs[b][:, classed[0], classed[1]]
+            class_mean = own.mean((-2, -1))[:, None, None]  # each frame's own class cells only
+            assert torch.allclose(out[b][:, void[0], void[1]], class_mean.expand(3, -1, -1) * torch.ones(3, *
+                                  out[b][:, void[0], void[1]].shape[1:]), atol=1e-6)  # void: wholly the mean
+            assert torch.allclose(out[b][:, classed[0], classed[1]], own + weight * (class_mean - own), atol=1e-6)
+    labels[1] = 255  # a frame without any class cell keeps its coefficients, beside a frame with some
+    assert torch.equal(class_pooled_coefficients(coeffs, labels, 1.0, 19)[1], coeffs[1])
     assert torch.equal(class_pooled_coefficients(coeffs, labels, 0.0, 19), coeffs)  # pooling off: untouched
 
 
@@ -113,6 +120,28 @@ def test_pooling_survives_checkpoint_and_onnx(tmp_path: Path) -> None:
     assert onnx_parity(loaded, runner) < 1e-3
     loaded.decoders["target"].pooling = 0.0  # the unpooled model: parity must see the difference
     assert onnx_parity(loaded, runner) > 1e-2
+
+
+def test_unlabelled_cells_export_to_onnx(tmp_path: Path) -> None:
+    """The unlabelled-cell branch (frame mean; a frame of no class keeps its own) in the exported graph."""
+    from sim2real.translator.onnx_export import ExportGraph, OnnxTranslator, export_onnx
+
+    gen = _pooled_generator(0.5).eval()
+    runner = OnnxTranslator(export_onnx(gen, tmp_path / "pooled.onnx", 64, 96), intra_op_threads=1)
+    rgb, sem = procedural_frames(1, seed=6, size=(64, 96))
+    inst = torch.zeros_like(sem)
+    inst[:, 40:60, 60:80] = 1
+    void = sem.clone()
+    void[:, 16:48, 8:56] = 255  # covers many work-cell centres
+    graph = ExportGraph(gen, gen.cfg.stride, 64, 96)
+    outputs = {}
+    for name, labels in (("labelled", sem), ("void block", void), ("all 255", torch.full_like(sem, 255))):
+        with torch.inference_mode():
+            eager = graph(rgb, labels, inst).float().numpy()
+        exported = runner.translate_normalized(rgb.numpy(), labels.numpy(), inst.numpy())
+        assert abs(eager - exported).max() < 1e-3, name
+        outputs[name] = eager
+    assert abs(outputs["void block"] - outputs["labelled"])[..., 16:48, 8:56].max() > 1e-2  # the branch ran
 
 
 def test_pooling_computes_in_fp32_under_autocast() -> None:

@@ -17,7 +17,9 @@ of its frame, wholly:
 The decoder never saw such cells in training (the procedural simulator labels every pixel), so their own
 coefficients are not to be trusted: on CARLA's frames its "static" banners (void) came out as pale green boxes.
 The frame's mean map treats an unlabelled region like the frame as a whole. A frame without any class cell (the
-node's all-255 map when labels are missing) keeps its own coefficients. Done at work resolution it costs a
+node's all-255 map when labels are missing) keeps its own coefficients. Padded cells (label 255) take the frame
+mean too; the bilinear upsampling carries a little of it into the last real row or column next to them (no padding
+at 640x360 or 1280x720). Done at work resolution it costs a
 (B, hw, num_classes) one-hot
 product; the bilinear upsampling that follows still mixes neighbouring cells within one cell of an edge (pooling
 each full-resolution pixel by its own label removed a little more bleed but cost 8 ms per 640x360 frame in ONNX

@@ -26,6 +26,9 @@ source statistics, ignore and unknown ids) takes the same equations over *every*
 frame. So an unlabelled region (CARLA's "static" banners, a frame whose labels are missing) is mapped like the
 frame as a whole, not by the training world's global map (whose lightness gain 1.9 turned CARLA's yellow banners
 white). Other rows without statistics (``adapts`` 0) count no frame pixel: the pooled map, as in the fixed prior.
+Pixels a frame was padded with (:mod:`~sim2real.translator.frames`: edge pixels replicated, label 255) count in
+the no-class row too: none at 640x360 or 1280x720, a few rows or columns where the size is not a multiple of the
+stride.
 
 The sRGB <-> Lab conversions here are the project's one implementation (the baselines use them in float64);
 they keep the input dtype and export to ONNX (Pow, MatMul, Where, Gather).
@@ -205,6 +208,7 @@ class ClassColourPrior(nn.Module):
         sums = (member.transpose(1, 2) @ moments) * self.adapts[:, None]  # (B, R, 7): rows that adapt count pixels
         every = lab[:, ::s, ::s].reshape(lab.shape[0], -1, 3) - self.source_mean[-1]  # the no-class row: all pixels
         every_sums = torch.cat([torch.ones_like(every[..., :1]), every, every * every], -1).sum(1, keepdim=True)
+        every_sums = every_sums * self.fitted  # unfitted: no frame pixel counts, the prior stays the identity
         sums = torch.cat([sums[:, :-1], every_sums], 1)
         count, first, second = sums[..., :1], sums[..., 1:4], sums[..., 4:]
         weight = self.pooled_share * centred.shape[1]

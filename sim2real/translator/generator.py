@@ -363,7 +363,8 @@ class Decoder(nn.Module):
         detail_width: width of the :class:`DetailPath`.
         pooling: share of the coefficients taken from their class means when labels are given
             (:func:`~sim2real.translator.coefficient_pooling.class_pooled_coefficients`); 0 = off.
-        num_classes: class ids below this pool per class; cells of other ids keep their coefficients.
+        num_classes: class ids below this pool per class; cells of other ids take the mean of the frame's class
+            cells (their own coefficients when the frame has none).
     """
 
     def __init__(
