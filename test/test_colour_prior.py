@@ -70,9 +70,13 @@ def test_the_fast_forward_equals_the_reference_lab_round_trip() -> None:
 
 
 def test_a_fresh_prior_is_the_identity_and_bad_maps_are_refused() -> None:
-    prior = ClassColourPrior()
     rgb, sem = _frames(1, seed=3)
-    assert (prior(rgb, sem) - rgb).abs().max() < 1e-4 and prior.fitted.item() == 0
+    unlabelled = torch.full_like(sem, 255)
+    for per_frame in (False, True):  # the per-frame one also on unlabelled pixels (its frame-fitted no-class row)
+        fresh = ClassColourPrior(per_frame=per_frame)
+        for labels in (sem, unlabelled):
+            assert (fresh(rgb, labels) - rgb).abs().max() < 1e-4 and fresh.fitted.item() == 0
+    prior = ClassColourPrior()
     with pytest.raises(ValueError, match=r"\(256, 3\)"):
         prior.set_maps(torch.ones(19, 3), torch.zeros(19, 3))
     with pytest.raises(ValueError, match="finite"):
