@@ -19,11 +19,10 @@ coefficients are not to be trusted: on CARLA's frames its "static" banners (void
 The frame's mean map treats an unlabelled region like the frame as a whole. A frame without any class cell (the
 node's all-255 map when labels are missing) keeps its own coefficients. Padded cells (label 255) take the frame
 mean too; the bilinear upsampling carries a little of it into the last real row or column next to them (no padding
-at 640x360 or 1280x720). Done at work resolution it costs a
-(B, hw, num_classes) one-hot
-product; the bilinear upsampling that follows still mixes neighbouring cells within one cell of an edge (pooling
-each full-resolution pixel by its own label removed a little more bleed but cost 8 ms per 640x360 frame in ONNX
-Runtime). Computed in float32, also under autocast (a bf16 mean over thousands of cells is off by a few per cent).
+at 640x360 or 1280x720). Done at work resolution it costs a (B, hw, num_classes) one-hot product; the bilinear
+upsampling that follows still mixes neighbouring cells within one cell of an edge (pooling each full-resolution
+pixel by its own label removed a little more bleed but cost 8 ms per 640x360 frame in ONNX Runtime). Computed in
+float32, also under autocast (a bf16 mean over thousands of cells is off by a few per cent).
 """
 
 from __future__ import annotations
@@ -51,6 +50,7 @@ def class_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num
         is_class = member.sum(-1).view(coeffs.shape[0], 1, *coeffs.shape[-2:])  # (B, 1, h, w) 1 or 0
         class_cells = is_class.sum((2, 3), keepdim=True)  # (B, 1, 1, 1)
         frame_mean = (coeffs * is_class).sum((2, 3), keepdim=True) / class_cells.clamp(min=1)  # (B, K, 1, 1)
-        target = torch.where(is_class > 0, pooled, frame_mean)
-        share = torch.where(is_class > 0, weight, (class_cells > 0).float())  # no class cell at all: own coefficients
+        in_class = is_class > 0
+        target = torch.where(in_class, pooled, frame_mean)
+        share = torch.where(in_class, weight, (class_cells > 0).float())  # no class cell at all: own coefficients
         return coeffs + share * (target - coeffs)

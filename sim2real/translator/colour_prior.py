@@ -119,6 +119,11 @@ def _lab_f_inverse(f: Tensor) -> Tensor:
     return high * high * high + (f.clamp(max=_DELTA) - _DELTA) * (3 * _DELTA**2)
 
 
+def _moments(centred: Tensor) -> Tensor:
+    """(B, N, 3) -> (B, N, 7): [1, x, x^2] per pixel, for count, first and second moment sums."""
+    return torch.cat([torch.ones_like(centred[..., :1]), centred, centred * centred], -1)
+
+
 def _encode_srgb(linear: Tensor) -> Tensor:
     """Linear light (>= 0) -> sRGB in [-1, 1] (before clamping): 2 (1.055 max(v, v0)^(1/2.4) - 0.055 +
     12.92 (min(v, v0) - v0)) - 1 with v0 = 0.0031308 (the two pieces meet at v0 to 3e-5)."""
@@ -202,16 +207,15 @@ class ClassColourPrior(nn.Module):
         pixels ``lab[:, ::STATS_STRIDE, ::STATS_STRIDE]`` -> (gain, offset), (B, FRAME_ROWS, 3) each."""
         s = STATS_STRIDE
         rows = rows.reshape(lab.shape[0], -1)  # (B, N)
-        centred = lab[:, ::s, ::s].reshape(lab.shape[0], -1, 3) - self.source_mean[rows]  # x - mu_pooled
-        moments = torch.cat([torch.ones_like(centred[..., :1]), centred, centred * centred], -1)  # (B, N, 7)
+        sampled = lab[:, ::s, ::s].reshape(lab.shape[0], -1, 3)  # (B, N, 3)
         member = (rows.unsqueeze(-1) == self._rows).to(lab.dtype)  # (B, N, R)
-        sums = (member.transpose(1, 2) @ moments) * self.adapts[:, None]  # (B, R, 7): rows that adapt count pixels
-        every = lab[:, ::s, ::s].reshape(lab.shape[0], -1, 3) - self.source_mean[-1]  # the no-class row: all pixels
-        every_sums = torch.cat([torch.ones_like(every[..., :1]), every, every * every], -1).sum(1, keepdim=True)
-        every_sums = every_sums * self.fitted  # unfitted: no frame pixel counts, the prior stays the identity
-        sums = torch.cat([sums[:, :-1], every_sums], 1)
+        # (B, R, 7) sums of [1, x - mu_pooled, (x - mu_pooled)^2]: rows that adapt count their pixels ...
+        sums = (member.transpose(1, 2) @ _moments(sampled - self.source_mean[rows])) * self.adapts[:, None]
+        # ... and the no-class row every pixel (none before the fit: an unfitted prior stays the identity)
+        every = _moments(sampled - self.source_mean[-1]).sum(1, keepdim=True) * self.fitted  # (B, 1, 7)
+        sums = torch.cat([sums[:, :-1], every], 1)
         count, first, second = sums[..., :1], sums[..., 1:4], sums[..., 4:]
-        weight = self.pooled_share * centred.shape[1]
+        weight = self.pooled_share * sampled.shape[1]
         mean = self.source_mean + first / (count + weight)
         within = (second - first * first / count.clamp(min=1)).clamp(min=0)  # n_k sigma_frame^2
         std = ((within + weight * self.source_std**2) / (count + weight)).sqrt()
