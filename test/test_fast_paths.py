@@ -21,10 +21,16 @@ import torch.nn.functional as F
 from sim2real.core.errors import ConfigError
 from sim2real.translator.boxes import instance_boundaries
 from sim2real.translator.config import GeneratorConfig
-from sim2real.translator.generator import LabelStem, TranslatorGenerator
+from sim2real.translator.generator import DetailPath, LabelStem, TranslatorGenerator
 from sim2real.translator.inference import Translator, resolve_backend
 from sim2real.translator.instance_branch import paste_instances
-from sim2real.translator.layers import ModulatedConv2d, PaddedConv2d, apply_affine_colour, replicate_pad
+from sim2real.translator.layers import (
+    ModulatedConv2d,
+    PaddedConv2d,
+    apply_affine_colour,
+    replicate_pad,
+    upsampled_affine_colour,
+)
 from sim2real.translator.memory import downsample_labels
 from sim2real.translator.onnx_export import synthetic_frame
 
@@ -130,6 +136,42 @@ def test_affine_colour_equals_the_broadcast_formula() -> None:
     assert torch.allclose(plain, expected, atol=1e-6)
     plain.sum().backward()
     assert coeffs.grad is not None and coeffs.grad.abs().sum() > 0
+
+
+def test_upsampled_affine_colour_exports_the_same_function_by_columns(tmp_path: Path) -> None:
+    """The export form (one 3-plane upsampling per column of [A | b], broadcast sums) against upsampling all 12
+    planes and the broadcast formula; run through onnxruntime, so a wrong column grouping fails."""
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    coeffs, image = torch.randn(1, 12, 6, 8), torch.randn(1, 3, 24, 32)
+    up = F.interpolate(coeffs, size=(24, 32), mode="bilinear", align_corners=False)
+    expected = (up[:, :9].reshape(1, 3, 3, 24, 32) * image.unsqueeze(1)).sum(dim=2) + up[:, 9:]
+
+    class Head(torch.nn.Module):
+        def forward(self, c: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+            return upsampled_affine_colour(c, g)
+
+    path = tmp_path / "head.onnx"
+    torch.onnx.export(Head(), (coeffs, image), str(path), input_names=["c", "g"], dynamo=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    exported = session.run(None, {"c": coeffs.numpy(), "g": image.numpy()})[0]
+    assert np.abs(exported - expected.numpy()).max() < 1e-5
+    assert torch.allclose(upsampled_affine_colour(coeffs, image), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding_mode", ["replicate", "zeros"])
+def test_detail_path_without_noise_equals_a_zero_noise_plane(padding_mode: str) -> None:
+    """Without noise the zero plane and its weights are left out of the 3x3 convolution: the same output."""
+    torch.manual_seed(1)
+    detail = DetailPath(4, 8, padding_mode=padding_mode)
+    torch.nn.init.normal_(detail.out.weight, 0, 0.5)
+    guide, features = torch.randn(2, 3, 16, 24), torch.randn(2, 4, 4, 6)
+    without = detail(guide, features, None)
+    with_zeros = detail(guide, features, torch.zeros(2, 1, 16, 24))
+    assert without.abs().max() > 0.1  # not a no-op
+    assert torch.allclose(without, with_zeros, atol=1e-6)
+    with_noise = detail(guide, features, torch.randn(2, 1, 16, 24))
+    assert (with_noise - without).abs().max() > 1e-3  # the noise plane is read when given
 
 
 @pytest.mark.parametrize("padding_mode", ["replicate", "zeros"])

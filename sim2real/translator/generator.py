@@ -59,8 +59,10 @@ from sim2real.translator.layers import (
     PaddedConv2d,
     ResBlock,
     StyleMLP,
-    apply_affine_colour,
     inference_fast_path,
+    padded_conv2d,
+    upsample_to,
+    upsampled_affine_colour,
 )
 from sim2real.translator.memory import ClassStyleMemory, downsample_labels
 
@@ -322,12 +324,14 @@ class StyleEncoder(nn.Module):
 class DetailPath(nn.Module):
     """Full-resolution detail: texture, grain and noise the affine colour head cannot make.
 
-    Inputs at the guide's resolution: the guide (B, 3, H, W), D detail features upsampled from work resolution
-    (B, D, H, W) and a noise plane n (B, 1, H, W) (None = zeros: the mean output). The first feature sets the
-    noise amplitude per pixel (StyleGAN-style noise injection with a class-aware, spatially varying strength):
+    Inputs: the guide (B, 3, H, W), D detail features at work resolution (B, D, h, w), bilinearly upsampled to
+    (B, D, H, W) here, and a noise plane n (B, 1, H, W) (None = zeros: the mean output). The first feature sets
+    the noise amplitude per pixel (StyleGAN-style noise injection with a class-aware, spatially varying strength):
         n' = softplus(f_0) * n,
         r  = conv1x1(lrelu(conv3x3([guide, f_1..f_{D-1}, n']))),      (B, 3, H, W)
     added to the affine output before the tanh. The 1x1 conv starts at zero, so a new detail path is a no-op.
+    Without noise, f_0 is not upsampled and the n' plane (all zeros, zero also when padded) is left out of the
+    3x3 convolution together with its weights: the same r, one full-resolution plane less to build and read.
     """
 
     def __init__(self, detail_channels: int, width: int, *, padding_mode: str = "replicate") -> None:
@@ -338,9 +342,17 @@ class DetailPath(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, guide: Tensor, features: Tensor, noise: Tensor | None) -> Tensor:
-        amplitude, rest = features[:, :1], features[:, 1:]
-        n = amplitude.new_zeros(amplitude.shape) if noise is None else F.softplus(amplitude) * noise.to(guide.dtype)
-        return self.out(F.leaky_relu(self.conv(torch.cat([guide, rest, n], 1)), 0.2))
+        """guide (B, 3, H, W), features (B, D, h, w), noise (B, 1, H, W) or None -> (B, 3, H, W)."""
+        size = guide.shape[-2:]
+        if noise is None:
+            conv = self.conv
+            x = torch.cat([guide, upsample_to(features[:, 1:], size)], 1)
+            h = padded_conv2d(x, conv.weight[:, :-1], conv.bias, 1, conv.pad_before, padding_mode=conv.padding_mode)
+        else:
+            features = upsample_to(features, size)
+            n = F.softplus(features[:, :1]) * noise.to(guide.dtype)
+            h = self.conv(torch.cat([guide, features[:, 1:], n], 1))
+        return self.out(F.leaky_relu(h, 0.2))
 
 
 class Decoder(nn.Module):
@@ -405,12 +417,8 @@ class Decoder(nn.Module):
         coeffs = self.head(x)
         if self.pooling > 0 and labels is not None:
             coeffs = class_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes).to(coeffs.dtype)
-        if coeffs.shape[-2:] != guide.shape[-2:]:  # NCHW at work resolution: the affine head reads planes
-            coeffs = F.interpolate(coeffs.contiguous(), size=guide.shape[-2:], mode="bilinear", align_corners=False)
-        if self.detail is None:
-            out = apply_affine_colour(coeffs, guide)
-        else:
-            out = apply_affine_colour(coeffs[:, :AFFINE_COEFFS], guide)
+        out = upsampled_affine_colour(coeffs[:, :AFFINE_COEFFS], guide)
+        if self.detail is not None:
             out = out + self.detail(guide, coeffs[:, AFFINE_COEFFS:], detail_noise)
         return out.tanh_() if inference_fast_path(out) else torch.tanh(out)
 
