@@ -231,7 +231,7 @@ class ClassColourPrior(nn.Module):
             return self._forward_fp32(rgb, semantic)
 
     def _forward_fp32(self, rgb: Tensor, semantic: Tensor) -> Tensor:
-        level = (rgb.float() * 127.5 + 127.5).round().clamp(0, 255).long().permute(0, 2, 3, 1)
+        level = (rgb.float().permute(0, 2, 3, 1) * 127.5 + 127.5).round().clamp(0, 255).int()  # int32 indices
         f = _lab_f(self._linear_of_level[level] @ self._to_xyz)  # (B, H, W, 3)
         index = semantic.long().clamp(0, PRIOR_ROWS - 1)
         lab = f @ self._to_lab + self._lab_bias
