@@ -55,6 +55,42 @@ def test_blur_spreads_an_impulse_into_the_gaussian_and_keeps_energy() -> None:
     assert out[0, 0].sum() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_blur_equals_replicate_padded_separable_sums_at_the_border() -> None:
+    """The depthwise convolutions against the plain formula (sums of shifted replicate-padded planes), borders
+    included, per channel, batch of 2."""
+    torch.manual_seed(3)
+    x = torch.rand(2, 3, 9, 13)
+    cam = camera(blur=0.8)
+    t = torch.arange(BLUR_TAPS, dtype=torch.float32) - BLUR_TAPS // 2
+    k = torch.exp(-0.5 * (t / 0.8) ** 2)
+    k = k / k.sum()
+    p = BLUR_TAPS // 2
+    padded = torch.nn.functional.pad(x, (p, p, p, p), mode="replicate")
+    rows = sum(k[i] * padded[..., i : i + 13] for i in range(BLUR_TAPS))
+    expected = sum(k[i] * rows[..., i : i + 9, :] for i in range(BLUR_TAPS))
+    assert torch.allclose(cam._blur(x, 0), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (9,)])
+def test_tone_curve_equals_its_segments(shape: tuple[int, ...]) -> None:
+    """The hinge form against y = sum_k s_k clamp(u - k / K, 0, 1 / K), on [0, 1] ends included, any shape; and
+    its gradients w.r.t. the slopes."""
+    torch.manual_seed(4)
+    cam = CameraModel(domains=1, knots=8)
+    with torch.no_grad():
+        cam.tone.normal_(0.3, 0.8)
+    u = torch.rand(shape)
+    u.view(-1)[:2] = torch.tensor([0.0, 1.0])
+    slopes = torch.nn.functional.softplus(cam.tone[0])
+    expected = sum(slopes[k] * (u - k / 8).clamp(0, 1 / 8) for k in range(8))
+    got = cam.tone_curve(u, 0)
+    assert got.shape == u.shape
+    assert torch.allclose(got, expected, atol=1e-6)
+    (grad_got,) = torch.autograd.grad(got.sum(), cam.tone)
+    (grad_expected,) = torch.autograd.grad(expected.sum(), cam.tone)
+    assert torch.allclose(grad_got, grad_expected, atol=1e-5)
+
+
 def test_vignetting_is_one_at_the_centre_and_one_minus_a_minus_b_at_the_corners() -> None:
     x = torch.ones(1, 3, 41, 61) * 0.0  # u = 0.5 everywhere
     out = ((camera(a=0.2, b=0.1)(x, 0) + 1) / 2).detach()
