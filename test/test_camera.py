@@ -91,6 +91,21 @@ def test_tone_curve_equals_its_segments(shape: tuple[int, ...]) -> None:
     assert torch.allclose(grad_got, grad_expected, atol=1e-5)
 
 
+def test_the_camera_stays_float32_under_cpu_autocast() -> None:
+    """Under bf16 autocast the camera's convolutions (blur, tone curve) run in the input's dtype, as its
+    element-wise parts do: float32 in, the float32 result out (bf16 hinge weights would cost ~1 level)."""
+    torch.manual_seed(5)
+    cam = camera(ca=0.004, blur=0.9, a=0.1)
+    with torch.no_grad():
+        cam.tone.normal_(0.3, 0.8)
+    x = torch.rand(2, 3, 20, 30) * 2 - 1
+    reference = cam(x, 0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = cam(x, 0)
+    assert out.dtype == torch.float32
+    assert torch.allclose(out, reference, atol=1e-6)
+
+
 def test_vignetting_is_one_at_the_centre_and_one_minus_a_minus_b_at_the_corners() -> None:
     x = torch.ones(1, 3, 41, 61) * 0.0  # u = 0.5 everywhere
     out = ((camera(a=0.2, b=0.1)(x, 0) + 1) / 2).detach()

@@ -160,16 +160,22 @@ def test_upsampled_affine_colour_exports_the_same_function_by_columns(tmp_path: 
 
 
 @pytest.mark.parametrize("padding_mode", ["replicate", "zeros"])
-def test_detail_path_without_noise_equals_a_zero_noise_plane(padding_mode: str) -> None:
-    """Without noise the zero plane and its weights are left out of the 3x3 convolution: the same output."""
+@pytest.mark.parametrize(("channels", "work"), [(4, (4, 6)), (1, (4, 6)), (4, (16, 24))])
+def test_detail_path_without_noise_equals_a_zero_noise_plane(padding_mode: str, channels: int,
+                                                             work: tuple[int, int]) -> None:
+    """Without noise the zero plane and its weights are left out of the 3x3 convolution: the same output and the
+    same weight gradients; also with one detail feature (the amplitude only) and features already at full size."""
     torch.manual_seed(1)
-    detail = DetailPath(4, 8, padding_mode=padding_mode)
+    detail = DetailPath(channels, 8, padding_mode=padding_mode)
     torch.nn.init.normal_(detail.out.weight, 0, 0.5)
-    guide, features = torch.randn(2, 3, 16, 24), torch.randn(2, 4, 4, 6)
+    guide, features = torch.randn(2, 3, 16, 24), torch.randn(2, channels, *work)
     without = detail(guide, features, None)
+    (grad_without,) = torch.autograd.grad(without.square().sum(), detail.conv.weight)
     with_zeros = detail(guide, features, torch.zeros(2, 1, 16, 24))
+    (grad_zeros,) = torch.autograd.grad(with_zeros.square().sum(), detail.conv.weight)
     assert without.abs().max() > 0.1  # not a no-op
     assert torch.allclose(without, with_zeros, atol=1e-6)
+    assert torch.allclose(grad_without, grad_zeros, atol=1e-5)
     with_noise = detail(guide, features, torch.randn(2, 1, 16, 24))
     assert (with_noise - without).abs().max() > 1e-3  # the noise plane is read when given
 

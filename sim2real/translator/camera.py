@@ -98,20 +98,25 @@ class CameraModel(nn.Module):
                     "tone": self.tone_curve(torch.linspace(0, 1, 9), domain).tolist()}
 
     def tone_curve(self, u: Tensor, domain: int) -> Tensor:
-        """The monotone piecewise-linear tone curve, any shape in [0, 1] -> same shape (identity at init).
+        """The monotone piecewise-linear tone curve, any non-empty shape with values in [0, 1] -> same shape and
+        dtype (identity at init).
 
-        With slopes s_k >= 0 of the K segments of width 1/K, on u in [0, 1]::
+        With slopes s_k >= 0 of the K segments of width 1/K, on u in [0, 1] (above 1 the hinge form keeps the last
+        slope instead of stopping: callers clamp)::
 
             y = sum_k s_k clamp(u - k / K, 0, 1 / K) = sum_k w_k relu(u - k / K),   w_0 = s_0, w_k = s_k - s_(k-1)
 
         computed in the hinge form: one broadcast, one ReLU and a K -> 1 convolution (4 ms -> 2 ms at 640x360 in
-        ONNX Runtime, against K clamps, products and sums)."""
+        ONNX Runtime, against K clamps, products and sums), in u's dtype with autocast off (the hinge weights are
+        differences of slopes: in bf16 they would cost up to 1.3 levels). Gradients w.r.t. the slopes are those of
+        the clamp form; w.r.t. u, exactly at a knot, the one-sided slope s_(k-1) (0 at u = 0)."""
         slopes = F.softplus(self.tone[domain]).to(u.dtype)  # (K,) >= 0: monotone
         K = self.knots
         knots = torch.arange(K, device=u.device, dtype=u.dtype) / K
         weights = torch.cat([slopes[:1], slopes[1:] - slopes[:-1]])  # (K,)
-        hinge = (u.reshape(1, 1, -1) - knots.view(1, K, 1)).relu()  # (1, K, N)
-        return F.conv1d(hinge, weights.view(1, K, 1)).reshape(u.shape)
+        with torch.autocast(u.device.type, enabled=False):
+            hinge = (u.reshape(1, 1, -1) - knots.view(1, K, 1)).relu()  # (1, K, N)
+            return F.conv1d(hinge, weights.view(1, K, 1)).reshape(u.shape)
 
     def forward(self, x: Tensor, domain: int, frame_box: Tensor | None = None, noise: Tensor | None = None
                 ) -> Tensor:
@@ -146,11 +151,13 @@ class CameraModel(nn.Module):
         k = (k / k.sum()).to(u.dtype)
         p, channels = BLUR_TAPS // 2, u.shape[1]
         # separable depthwise convolutions, replicate border (11 -> 2 ms at 640x360 in ONNX Runtime against
-        # sums of 7 shifted planes per axis)
-        u = F.conv2d(F.pad(u, (p, p, 0, 0), mode="replicate"), torch.cat([k.view(1, 1, 1, BLUR_TAPS)] * channels),
-                     groups=channels)
-        return F.conv2d(F.pad(u, (0, 0, p, p), mode="replicate"), torch.cat([k.view(1, 1, BLUR_TAPS, 1)] * channels),
-                        groups=channels)
+        # sums of 7 shifted planes per axis), in u's dtype with autocast off like the rest of the camera (fp16
+        # weight gradients summed over every pixel overflow under loss scaling)
+        with torch.autocast(u.device.type, enabled=False):
+            u = F.conv2d(F.pad(u, (p, p, 0, 0), mode="replicate"),
+                         torch.cat([k.view(1, 1, 1, BLUR_TAPS)] * channels), groups=channels)
+            return F.conv2d(F.pad(u, (0, 0, p, p), mode="replicate"),
+                            torch.cat([k.view(1, 1, BLUR_TAPS, 1)] * channels), groups=channels)
 
     def _vignetting(self, box: Tensor, height: int, width: int, domain: int) -> Tensor:
         """(B, 1, H, W) gain 1 - a r^2 - b r^4 in full-frame geometry."""

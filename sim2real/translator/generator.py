@@ -345,7 +345,7 @@ class DetailPath(nn.Module):
         """guide (B, 3, H, W), features (B, D, h, w), noise (B, 1, H, W) or None -> (B, 3, H, W)."""
         size = guide.shape[-2:]
         if noise is None:
-            conv = self.conv
+            conv = self.conv  # padded by 1 on every side (PaddedConv2d with an int padding)
             x = torch.cat([guide, upsample_to(features[:, 1:], size)], 1)
             h = padded_conv2d(x, conv.weight[:, :-1], conv.bias, 1, conv.pad_before, padding_mode=conv.padding_mode)
         else:

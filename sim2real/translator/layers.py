@@ -317,19 +317,26 @@ def apply_affine_colour(coeffs: Tensor, image: Tensor) -> Tensor:
 
 
 def upsample_to(t: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
-    """Bilinear upsampling (half-pixel centres): (B, C, h, w) -> (B, C, *size); ``t`` itself at that size."""
+    """Bilinear upsampling (half-pixel centres): (B, C, h, w) -> (B, C, *size); ``t`` itself at that size, an
+    empty (B, 0, *size) for C = 0."""
     if tuple(t.shape[-2:]) == tuple(size):
         return t
+    if t.shape[1] == 0:
+        return t.new_empty((t.shape[0], 0, *size))
     return F.interpolate(t.contiguous(), size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def upsampled_affine_colour(coeffs: Tensor, image: Tensor) -> Tensor:
     """:func:`apply_affine_colour` of ``coeffs`` (B, 12, h, w) bilinearly upsampled to ``image``'s (B, 3, H, W).
 
-    Exported (ONNX) as four 3-plane upsamplings, one per column of [A | b] (A_:j and b), summed as
-    b + A_:0 g_0 + A_:1 g_1 + A_:2 g_2 with the guide planes broadcast: no 12-plane full-resolution tensor to
-    split into planes (~1 ms of 640x360 in onnxruntime). Eager: one upsampling and the fused head. Same values.
+    Exported (ONNX; also under ``torch.compile``) as four 3-plane upsamplings, one per column of [A | b] (A_:j and
+    b), summed as b + A_:0 g_0 + A_:1 g_1 + A_:2 g_2 with the guide planes broadcast: no 12-plane full-resolution
+    tensor to split into planes (~1 ms of 640x360 in onnxruntime). Eager: one upsampling and the fused head. Same
+    values.
     """
+    if coeffs.shape[1] != AFFINE_COEFFS or coeffs.shape[0] != image.shape[0] or image.shape[1] != 3:
+        raise ValueError(f"coeffs must be (B, 12, h, w) and image (B, 3, H, W) with the same B, got "
+                         f"{tuple(coeffs.shape)} and {tuple(image.shape)}")
     size = image.shape[-2:]
     if not _exporting():
         return apply_affine_colour(upsample_to(coeffs, size), image)
