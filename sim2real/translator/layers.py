@@ -292,13 +292,6 @@ def apply_affine_colour(coeffs: Tensor, image: Tensor) -> Tensor:
     if coeffs.shape[1] != AFFINE_COEFFS or coeffs.shape[-2:] != image.shape[-2:]:
         raise ValueError(f"coeffs must be (B, 12, H, W) matching image {tuple(image.shape)}, got "
                          f"{tuple(coeffs.shape)}")
-    if _exporting():  # plain element-wise graph (onnxruntime fuses it); same sum as below
-        g0, g1, g2 = image[:, 0:1], image[:, 1:2], image[:, 2:3]
-        return torch.cat(
-            [coeffs[:, 9 + i : 10 + i] + coeffs[:, 3 * i : 3 * i + 1] * g0
-             + coeffs[:, 3 * i + 1 : 3 * i + 2] * g1 + coeffs[:, 3 * i + 2 : 3 * i + 3] * g2 for i in range(3)],
-            dim=1,
-        )
     coeffs = coeffs.contiguous()
     g = image.contiguous().unbind(1)
     if inference_fast_path(coeffs, image):  # write each channel straight into the output, in place
@@ -331,8 +324,8 @@ def upsampled_affine_colour(coeffs: Tensor, image: Tensor) -> Tensor:
 
     Exported (ONNX; also under ``torch.compile``) as four 3-plane upsamplings, one per column of [A | b] (A_:j and
     b), summed as b + A_:0 g_0 + A_:1 g_1 + A_:2 g_2 with the guide planes broadcast: no 12-plane full-resolution
-    tensor to split into planes (~1 ms of 640x360 in onnxruntime). Eager: one upsampling and the fused head. Same
-    values.
+    tensor to split into planes (~1 ms of 640x360 in onnxruntime); the model exports its affine head only through
+    here. Eager: one upsampling and :func:`apply_affine_colour`. Same values.
     """
     if coeffs.shape[1] != AFFINE_COEFFS or coeffs.shape[0] != image.shape[0] or image.shape[1] != 3:
         raise ValueError(f"coeffs must be (B, 12, h, w) and image (B, 3, H, W) with the same B, got "
