@@ -69,6 +69,28 @@ def test_configs_saved_before_padding_and_label_resolution_existed_still_load() 
     assert gen.stems["source"].conv.padding_mode == "replicate"
 
 
+def test_body_padding_mode_pads_the_body_and_decoders_and_leaves_the_rest() -> None:
+    """body_padding_mode reaches the content body and the decoders' blocks and head; the stems, style encoders,
+    instance encoder and full-resolution detail path keep padding_mode; None means padding_mode everywhere."""
+    with pytest.raises(ConfigError, match=r"body_padding_mode must be null or one of \['replicate', 'zeros'\]"):
+        GeneratorConfig(body_padding_mode="reflect")
+    cfg = dataclasses.replace(get_generator_config("lite"), body_padding_mode="replicate")
+    assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
+    body = ("content_body.", "decoders.source.res", "decoders.source.ups", "decoders.source.head",
+            "decoders.target.res", "decoders.target.ups", "decoders.target.head")
+    for body_mode, expect_body in ((None, "zeros"), ("replicate", "replicate"), ("zeros", "zeros")):
+        gen = model("lite", body_padding_mode=body_mode)
+        modes = {name: m.padding_mode for name, m in gen.named_modules()
+                 if isinstance(getattr(m, "padding_mode", None), str) and not name.startswith("camera")}
+        in_body = {n: p for n, p in modes.items() if n.startswith(body)}
+        rest = {n: p for n, p in modes.items() if not n.startswith(body)}
+        assert len(in_body) >= 8 and set(in_body.values()) == {expect_body}
+        assert any(n.startswith("decoders.target.detail") for n in rest) and any(n.startswith("stems") for n in rest)
+        assert set(rest.values()) == {"zeros"}
+    old = {k: v for k, v in get_generator_config("lite").to_dict().items() if k != "body_padding_mode"}
+    assert GeneratorConfig.from_dict(old) == get_generator_config("lite")  # configs saved before the field
+
+
 # ------------------------------------------------------------------------------------------------ shapes
 @pytest.mark.parametrize("preset", PRESETS)
 def test_translate_shapes_at_odd_stride_multiples(preset: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 from pathlib import Path
@@ -86,6 +87,20 @@ def test_parity_catches_a_different_network(runner: OnnxTranslator, lite: Genera
             if t.is_floating_point():
                 t.add_(torch.randn_like(t) * 0.05)
     assert onnx_parity(other, runner) > 10 * PARITY_TOLERANCE
+
+
+def test_body_replicate_padding_exports_with_parity(tmp_path: Path, generator: TranslatorGenerator,
+                                                    lite: GeneratorConfig) -> None:
+    """lite with body_padding_mode="replicate" (the same weights): the graph matches eager, and its output is
+    not the zero-padded model's (the padding reached the exported body)."""
+    cfg = dataclasses.replace(lite, body_padding_mode="replicate")
+    gen = TranslatorGenerator(cfg)
+    gen.load_state_dict(generator.state_dict())
+    path = export_onnx(gen.eval(), tmp_path / "body_replicate.onnx", HEIGHT, WIDTH)
+    runner = OnnxTranslator(path, intra_op_threads=1)
+    assert runner.metadata["config"]["body_padding_mode"] == "replicate"
+    assert onnx_parity(gen, runner, num_instances=3) <= PARITY_TOLERANCE
+    assert onnx_parity(generator, runner, num_instances=3) > 10 * PARITY_TOLERANCE
 
 
 def test_onnx_translate_matches_eager_uint8(translator: Translator, runner: OnnxTranslator) -> None:

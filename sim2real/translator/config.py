@@ -109,6 +109,9 @@ class GeneratorConfig:
         style_momentum: momentum of the EMA mean-style buffers used when ``translate(style=None)``.
         padding_mode: padding of every generator convolution, one of :data:`PADDING_MODES` ("zeros" is
             fused into the convolution; "replicate" costs a pass per layer but keeps frame borders bright).
+        body_padding_mode: padding of the content body's and the decoders' convolutions (below full resolution
+            when ``work_scale`` > 1), one of :data:`PADDING_MODES`; None = ``padding_mode``. The stems, style
+            encoders, instance encoder and detail path keep ``padding_mode``.
         label_resolution: one of :data:`LABEL_RESOLUTIONS` (see there).
         detail_channels: D, extra decoder outputs at work resolution that condition the full-resolution detail
             path (0 = no detail path: the affine colour head alone, as before).
@@ -157,6 +160,7 @@ class GeneratorConfig:
     memory_temperature: float = 0.1
     style_momentum: float = 0.99
     padding_mode: str = "replicate"
+    body_padding_mode: str | None = None
     label_resolution: str = "input"
     detail_channels: int = 0
     detail_width: int = 8
@@ -184,9 +188,7 @@ class GeneratorConfig:
             raise ConfigError(
                 f"GeneratorConfig.work_scale must be one of {VALID_WORK_SCALES}, got {self.work_scale!r}"
             )
-        for field, valid in (("padding_mode", PADDING_MODES), ("label_resolution", LABEL_RESOLUTIONS)):
-            if getattr(self, field) not in valid:
-                raise ConfigError(f"GeneratorConfig.{field} must be one of {list(valid)}, got {getattr(self, field)!r}")
+        self._check_choices()
         if self.colour_prior_per_frame and not self.use_colour_prior:
             raise ConfigError("GeneratorConfig.colour_prior_per_frame needs use_colour_prior")
         for field, low, high, open_low in _FLOAT_BOUNDS:
@@ -200,6 +202,14 @@ class GeneratorConfig:
                 f"GeneratorConfig.base_channels ({self.base_channels}) must not exceed "
                 f"content_channels ({self.content_channels})"
             )
+
+    def _check_choices(self) -> None:
+        for field, valid in (("padding_mode", PADDING_MODES), ("label_resolution", LABEL_RESOLUTIONS)):
+            if getattr(self, field) not in valid:
+                raise ConfigError(f"GeneratorConfig.{field} must be one of {list(valid)}, got {getattr(self, field)!r}")
+        if self.body_padding_mode is not None and self.body_padding_mode not in PADDING_MODES:
+            raise ConfigError(f"GeneratorConfig.body_padding_mode must be null or one of {list(PADDING_MODES)}, "
+                              f"got {self.body_padding_mode!r}")
 
     def _check_target_styles(self) -> None:
         object.__setattr__(self, "target_styles", tuple(self.target_styles))

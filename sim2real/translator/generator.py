@@ -370,7 +370,8 @@ class Decoder(nn.Module):
         style_dim: S.
         mlp_dim: modulation latent width.
         value_dim: Dv of the style map (0 = no style-map input).
-        padding_mode: one of :data:`~sim2real.translator.layers.PADDING_MODES`.
+        padding_mode: one of :data:`~sim2real.translator.layers.PADDING_MODES`, of the blocks and the head.
+        detail_padding_mode: of the full-resolution :class:`DetailPath`; None = ``padding_mode``.
         detail_channels: D (0 = no detail path).
         detail_width: width of the :class:`DetailPath`.
         pooling: share of the coefficients taken from their class means when labels are given
@@ -381,8 +382,8 @@ class Decoder(nn.Module):
 
     def __init__(
         self, channels: list[int], num_res: int, style_dim: int, mlp_dim: int, value_dim: int,
-        *, padding_mode: str = "replicate", detail_channels: int = 0, detail_width: int = 8,
-        pooling: float = 0.0, num_classes: int = NUM_CLASSES,
+        *, padding_mode: str = "replicate", detail_padding_mode: str | None = None, detail_channels: int = 0,
+        detail_width: int = 8, pooling: float = 0.0, num_classes: int = NUM_CLASSES,
     ) -> None:
         super().__init__()
         self.pooling, self.num_classes = pooling, num_classes
@@ -399,7 +400,7 @@ class Decoder(nn.Module):
             self.head.weight.mul_(0.1)
             self.head.bias.zero_()
             self.head.bias[:AFFINE_COEFFS].copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0, 0, 0, 0]))
-        self.detail = (DetailPath(detail_channels, detail_width, padding_mode=padding_mode)
+        self.detail = (DetailPath(detail_channels, detail_width, padding_mode=detail_padding_mode or padding_mode)
                        if detail_channels > 0 else None)
 
     def forward(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None,
@@ -442,13 +443,14 @@ class TranslatorGenerator(nn.Module):
         self.cfg = cfg
         chans = [cfg.channels_at(i) for i in range(cfg.num_downsamples + 1)]
         pm = cfg.padding_mode
+        body_pm = cfg.body_padding_mode or pm
         per_cell = cfg.label_resolution == "work"  # stems centred on the pixel each work cell samples
         self.stems = nn.ModuleDict({
             "source": LabelStem(cfg.num_classes, cfg.label_embed_dim, chans[0], cfg.work_scale, padding_mode=pm,
                                 label_resolution=cfg.label_resolution),
             "target": RGBStem(chans[0], cfg.work_scale, padding_mode=pm, cell_centred=per_cell),
         })
-        self.content_body = ContentBody(chans, cfg.num_enc_res, padding_mode=pm)
+        self.content_body = ContentBody(chans, cfg.num_enc_res, padding_mode=body_pm)
         self.instance_branch = (
             InstanceBranch(cfg.content_channels, cfg.instance_channels, cfg.roi_size, cfg.roi_sampling_ratio,
                            stride=cfg.stride, max_instances=cfg.max_instances, padding_mode=pm,
@@ -469,8 +471,9 @@ class TranslatorGenerator(nn.Module):
             for d in DOMAINS
         })
         self.decoders = nn.ModuleDict({
-            d: Decoder(chans[::-1], cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim, padding_mode=pm,
-                       detail_channels=cfg.detail_channels, detail_width=cfg.detail_width,
+            d: Decoder(chans[::-1], cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim,
+                       padding_mode=body_pm, detail_padding_mode=pm, detail_channels=cfg.detail_channels,
+                       detail_width=cfg.detail_width,
                        pooling=cfg.coefficient_pooling if d == "target" else 0.0, num_classes=cfg.num_classes)
             for d in DOMAINS
         })
