@@ -170,3 +170,19 @@ def test_a_run_may_switch_pooling_on_for_a_trained_model(tmp_path: Path) -> None
     other = build_networks(load_train_config(None, [*overrides, "generator.detail_channels=2"]), "cpu")
     with pytest.raises(CheckpointError, match="differs"):  # a difference in the weights is still refused
         load_initial_weights(other, str(path), lambda _: None)
+
+
+def test_a_run_may_change_the_body_padding_of_a_trained_model(tmp_path: Path) -> None:
+    from sim2real.training.config import load_train_config
+    from sim2real.training.networks import build_networks, load_initial_weights
+    from sim2real.translator.checkpoint import save_checkpoint
+
+    trained = _pooled_generator(0.0)
+    assert trained.cfg.body_padding_mode is None
+    path = save_checkpoint(tmp_path / "plain.safetensors", trained, trained.cfg)
+    nets = build_networks(load_train_config(None, ["device=cpu", "validation_judge=null",
+                                                   "generator.body_padding_mode=replicate"]), "cpu")
+    load_initial_weights(nets, str(path), lambda _: None)
+    assert all(torch.equal(nets.gen.state_dict()[k], v) for k, v in trained.state_dict().items())
+    convs = [m for m in nets.gen.content_body.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1]
+    assert convs and all(m.padding_mode == "replicate" for m in convs)
