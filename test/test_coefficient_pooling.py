@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -15,6 +16,9 @@ from sim2real.core.errors import ConfigError
 from sim2real.translator.coefficient_pooling import class_pooled_coefficients
 from sim2real.translator.config import GeneratorConfig, get_generator_config
 from sim2real.translator.generator import TranslatorGenerator
+
+if TYPE_CHECKING:
+    from sim2real.training.networks import Networks
 
 
 def test_weight_zero_keeps_the_cells_and_weight_one_gives_the_class_mean() -> None:
@@ -154,35 +158,31 @@ def test_pooling_computes_in_fp32_under_autocast() -> None:
     assert out.dtype == torch.float32 and (out - reference).abs().max() < 1e-6
 
 
-def test_a_run_may_switch_pooling_on_for_a_trained_model(tmp_path: Path) -> None:
-    from sim2real.core.errors import CheckpointError
+def _start_run_from_plain_model(tmp_path: Path, overrides: list[str]) -> tuple[TranslatorGenerator, Networks]:
+    """Save a plain (unpooled, default-padded) lite generator and start a CPU run with ``overrides`` from it."""
     from sim2real.training.config import load_train_config
     from sim2real.training.networks import build_networks, load_initial_weights
     from sim2real.translator.checkpoint import save_checkpoint
 
     trained = _pooled_generator(0.0)
     path = save_checkpoint(tmp_path / "plain.safetensors", trained, trained.cfg)
-    overrides = ["device=cpu", "validation_judge=null", "generator.coefficient_pooling=0.5"]
-    nets = build_networks(load_train_config(None, overrides), "cpu")
+    nets = build_networks(load_train_config(None, ["device=cpu", "validation_judge=null", *overrides]), "cpu")
     load_initial_weights(nets, str(path), lambda _: None)
     assert all(torch.equal(nets.gen.state_dict()[k], v) for k, v in trained.state_dict().items())
+    return trained, nets
+
+
+def test_a_run_may_switch_pooling_on_for_a_trained_model(tmp_path: Path) -> None:
+    from sim2real.core.errors import CheckpointError
+
+    _, nets = _start_run_from_plain_model(tmp_path, ["generator.coefficient_pooling=0.5"])
     assert nets.gen.cfg.coefficient_pooling == 0.5 and nets.gen.decoders["target"].pooling == 0.5
-    other = build_networks(load_train_config(None, [*overrides, "generator.detail_channels=2"]), "cpu")
     with pytest.raises(CheckpointError, match="differs"):  # a difference in the weights is still refused
-        load_initial_weights(other, str(path), lambda _: None)
+        _start_run_from_plain_model(tmp_path, ["generator.coefficient_pooling=0.5", "generator.detail_channels=2"])
 
 
 def test_a_run_may_change_the_body_padding_of_a_trained_model(tmp_path: Path) -> None:
-    from sim2real.training.config import load_train_config
-    from sim2real.training.networks import build_networks, load_initial_weights
-    from sim2real.translator.checkpoint import save_checkpoint
-
-    trained = _pooled_generator(0.0)
+    trained, nets = _start_run_from_plain_model(tmp_path, ["generator.body_padding_mode=replicate"])
     assert trained.cfg.body_padding_mode is None
-    path = save_checkpoint(tmp_path / "plain.safetensors", trained, trained.cfg)
-    nets = build_networks(load_train_config(None, ["device=cpu", "validation_judge=null",
-                                                   "generator.body_padding_mode=replicate"]), "cpu")
-    load_initial_weights(nets, str(path), lambda _: None)
-    assert all(torch.equal(nets.gen.state_dict()[k], v) for k, v in trained.state_dict().items())
     convs = [m for m in nets.gen.content_body.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1]
     assert convs and all(m.padding_mode == "replicate" for m in convs)
