@@ -202,12 +202,15 @@ def test_translate_launch_records_the_translation_of_the_simulator(tmp_path: Pat
     finally:
         launch.kill()
     text = launch.text()
-    assert_clean(text, "the launch log of a clean run")
+    # the sensor-data QoS is best effort: on a loaded machine a lost partner (e.g. one camera_info) leaves its
+    # set incomplete; that is logged and counted (below), not a fault of the run
+    assert_clean(text, "the launch log of a clean run", allowed=UNMATCHED_DROP)
     for node in ("sim_node", "translate_node", "record_node"):
         assert re.search(rf"\[{node}-\d\]: process has finished cleanly", text), text[-3000:]
     recorded = check_bag_is_the_translation_of_the_sim(read_bag(bag, "/translated"), model, "cam_root")
     final = json.loads(stats.read_text())
     assert final["accounted"] and final["frames_out"] >= recorded
+    assert final["drops"].get("unmatched", 0) < final["frames_out"], final  # a lost partner is the exception
 
 
 def test_two_namespaced_launches_run_side_by_side_without_crossing(tmp_path: Path) -> None:
