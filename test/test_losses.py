@@ -20,6 +20,8 @@ from sim2real.translator.losses import (
     get_adversarial_loss,
     hinge_d_loss,
     hinge_g_loss,
+    instance_hue_loss,
+    instance_mean_chroma,
     kl_loss,
     latent_reconstruction_loss,
     lsgan_d_loss,
@@ -196,3 +198,71 @@ def test_semantic_loss_gradient_nonzero():
     semantic = torch.randint(0, NUM_CLASSES, (2, 4, 4))
     semantic_consistency_loss(logits, semantic, semantic_class_weights(3.0)).backward()
     assert logits.grad.abs().sum() > 0
+
+
+# ------------------------------------------------------------------ instance hue
+SQ2, SQ6 = 2.0 ** 0.5, 6.0 ** 0.5
+
+
+def chroma_image(grey: float, a: float, b: float, h: int = 4, w: int = 6) -> torch.Tensor:
+    """(3, h, w) of one colour: ``grey`` on the grey axis plus opponent chroma (a, b)."""
+    rgb = t([grey + a / SQ2 + b / SQ6, grey - a / SQ2 + b / SQ6, grey - 2 * b / SQ6])
+    return rgb[:, None, None].expand(3, h, w).clone()
+
+
+def hue_scene() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two frames: frame 0 holds instances 1 (left half) and 2 (right half), frame 1 instance 1 (top rows) and
+    background. Reference chroma: (0.3, 0), (0, 0.05), grey; image: (-0.3, 0) (hue turned 180 degrees),
+    (0.05, 0) (90 degrees), (0.2, 0.1) (any hue: the reference is grey)."""
+    ref, img = torch.zeros(2, 3, 4, 6), torch.zeros(2, 3, 4, 6)
+    inst = torch.zeros(2, 4, 6, dtype=torch.long)
+    inst[0, :, :3], inst[0, :, 3:], inst[1, :2] = 1, 2, 1
+    ref[0, :, :, :3], img[0, :, :, :3] = chroma_image(0.1, 0.3, 0.0)[..., :3], chroma_image(-0.2, -0.3, 0.0)[..., :3]
+    ref[0, :, :, 3:], img[0, :, :, 3:] = chroma_image(0.0, 0.0, 0.05)[..., 3:], chroma_image(0.4, 0.05, 0.0)[..., 3:]
+    ref[1, :, :2], img[1, :, :2] = chroma_image(0.5, 0.0, 0.0)[:, :2], chroma_image(0.5, 0.2, 0.1)[:, :2]
+    img[1, :, 2:] = chroma_image(0.0, -0.9, 0.4)[:, 2:]  # background: not an instance, never counted
+    return img, ref, inst
+
+
+def test_instance_mean_chroma_keeps_frames_and_ids_apart():
+    img, _, inst = hue_scene()
+    means, keys = instance_mean_chroma(img, inst)
+    assert keys.tolist() == [1, 2, 4]  # frame * (max id + 1) + id: the two instances "1" stay apart
+    torch.testing.assert_close(means, t([[-0.3, 0.0], [0.05, 0.0], [0.2, 0.1]]), atol=1e-6, rtol=0)
+
+
+def test_instance_hue_hand_value():
+    img, ref, inst = hue_scene()
+    # (1 * (1 - cos 180) + min(0.05 / 0.1, 1) * (1 - cos 90) + 0 * ...) / 3 instances
+    torch.testing.assert_close(instance_hue_loss(img, ref, inst), torch.tensor((2.0 + 0.5) / 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(instance_hue_loss(img, ref, inst, chroma_scale=0.5),
+                               torch.tensor((0.6 * 2.0 + 0.1) / 3), atol=1e-5, rtol=0)
+
+
+def test_instance_hue_ignores_lightness_and_saturation():
+    _, ref, inst = hue_scene()
+    grey_axis = torch.ones(3)[None, :, None, None]
+    mean = ref.mean(dim=1, keepdim=True)
+    changed = 0.3 * grey_axis + mean + 0.4 * (ref - mean)  # lighter, 60 % less saturated, the same hues
+    assert float(instance_hue_loss(changed, ref, inst)) < 1e-6
+    assert float(instance_hue_loss(-ref, ref, inst)) > 0.6  # the negative control: every hue turned over
+
+
+def test_instance_hue_gradient_reaches_instances_of_the_image_only():
+    img, ref, inst = hue_scene()
+    img[0, :, :, :3] = chroma_image(-0.2, 0.0, 0.3)[..., :3]  # 90 degrees off (at 180, 1 - cos is stationary)
+    img.requires_grad_(True)
+    ref.requires_grad_(True)
+    instance_hue_loss(img, ref, inst).backward()
+    assert ref.grad is None
+    grad = img.grad.abs().sum(dim=1)
+    assert float(grad[0, :, :3].min()) > 0 and float(grad[0, :, 3:].min()) > 0
+    assert float(grad[1].max()) == 0  # the grey-referenced instance weighs 0, the background is never read
+
+
+def test_instance_hue_without_instances_is_zero_attached():
+    img = torch.rand(1, 3, 4, 4, requires_grad=True)
+    loss = instance_hue_loss(img, img.detach(), torch.zeros(1, 4, 4, dtype=torch.long))
+    assert float(loss.detach()) == 0.0 and loss.requires_grad
+    with pytest.raises(ConfigError, match="chroma_scale"):
+        instance_hue_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), chroma_scale=0.0)

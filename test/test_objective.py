@@ -25,7 +25,7 @@ from sim2real.translator.boxes import instance_boxes
 from sim2real.translator.config import get_generator_config
 from sim2real.translator.discriminator import ContentDiscriminator, DiscriminatorConfig, MultiScaleDiscriminator
 from sim2real.translator.generator import TranslatorGenerator
-from sim2real.translator.losses import box_consistency_loss, memory_contrastive_loss
+from sim2real.translator.losses import box_consistency_loss, instance_hue_loss, memory_contrastive_loss
 from sim2real.translator.objective import (
     TERM_WEIGHTS,
     LossWeights,
@@ -125,7 +125,7 @@ def test_every_generator_term_finite_with_nonzero_generator_gradient():
     gen, d_t, d_s, d_c, aux = small_nets()
     src, tgt = make_source(), make_target()
     pretrain_aux(aux, src)
-    weights = LossWeights(nce=1.0)
+    weights = LossWeights(nce=1.0, instance_hue=1.0)
     projector = PatchProjector([gen.cfg.content_channels], dim=16)
     losses = generator_losses(gen, d_t, d_s, aux, src, tgt, weights, content_disc=d_c, projector=projector)
     assert set(TERM_WEIGHTS) <= set(losses), sorted(losses)
@@ -203,6 +203,20 @@ def test_conditional_discriminator_without_target_labels_is_an_error():
     tgt = TargetBatch(make_target().rgb, torch.full((2, H, W), VEG, dtype=torch.long))
     losses = generator_losses(gen, d_t, d_s, None, make_source(), tgt, LossWeights())
     assert "bbox" not in losses and "semantic" not in losses and torch.isfinite(losses["total"])
+
+
+def test_instance_hue_term_is_weighted_into_the_total_only_when_on():
+    gen, d_t, d_s, _, _ = small_nets(conditional=False)
+    src, tgt = make_source(), make_target()
+    out = translate_batches(gen, None, src, tgt)
+    off = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(), outputs=out)
+    on = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(instance_hue=3.0), outputs=out)
+    assert "instance_hue" not in off and TERM_WEIGHTS["instance_hue"] == "instance_hue"
+    expected = instance_hue_loss(out.fake_target, src.rgb, src.instance)
+    assert float(expected.detach()) > 0  # an untrained generator does not keep the red cars' hue
+    torch.testing.assert_close(on["instance_hue"], expected)
+    torch.testing.assert_close(on["total"], off["total"] + 3.0 * expected)
+    assert sum(g.abs().sum() for g in gen_grads(on["instance_hue"], gen)) > 0
 
 
 # ------------------------------------------------------------------ discriminator / aux side

@@ -55,6 +55,7 @@ from sim2real.translator.losses import (
     content_generator_loss,
     cross_cycle_loss,
     get_adversarial_loss,
+    instance_hue_loss,
     kl_loss,
     latent_reconstruction_loss,
     memory_contrastive_loss,
@@ -104,6 +105,8 @@ class LossWeights:
             dominate the box term's gradient while the regression, fed exact proposals, had none).
         semantic: anti-flip cross-entropy of the frozen segmenter on s->t against source labels.
         nce: PatchNCE (CUT) between the content features of s->t and of the source (0 = off).
+        instance_hue: every source instance keeps its mean colour's hue on s->t (0 = off; measured: see
+            docs/translator.md "Instance hue").
         small_class_weight: extra CE weight of poles / traffic lights / traffic signs in ``semantic``.
         adversarial_mode: "lsgan" | "hinge" (:data:`sim2real.translator.losses.ADVERSARIAL_LOSSES`).
     """
@@ -119,6 +122,7 @@ class LossWeights:
     bbox_class: float = 1.0
     semantic: float = 1.0
     nce: float = 0.0
+    instance_hue: float = 0.0
     small_class_weight: float = 5.0
     adversarial_mode: str = "lsgan"
 
@@ -151,6 +155,7 @@ TERM_WEIGHTS: Final[dict[str, str]] = {
     "bbox_class": "bbox_class",
     "semantic": "semantic",
     "nce": "nce",
+    "instance_hue": "instance_hue",
 }
 
 
@@ -410,6 +415,8 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
       class CE; diagnostics bbox_l1 / bbox_giou.
     * semantic: CE(S(u), y_s) with small-class weights, frozen segmenter (needs ``aux``).
     * nce: PatchNCE between E^c(u) and sg(c_s) through ``projector`` (CUT; needs ``projector``).
+    * instance_hue: sum_i w_i (1 - cos(chroma_i(u), chroma_i(x_s))) / N over the source instances
+      (:func:`~sim2real.translator.losses.instance_hue_loss`).
 
     After a one-sided pass (:func:`translate_one_sided`) the terms of the missing directions are left out.
     Discriminators, content discriminator and critics are frozen here, so ``total.backward()`` fills only
@@ -430,9 +437,7 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
             losses["content_adv"] = content_generator_loss(
                 content_disc(out.content_source.global_features), content_disc(out.content_target.global_features)
             )
-        if weights.memory > 0 and gen.memory is not None:
-            c_s = out.content_source
-            losses["memory"] = memory_contrastive_loss(gen.memory, gen.memory_queries(c_s), batch_source.semantic)
+        losses.update(_instance_terms(gen, out, batch_source, weights))
         if aux is not None:
             losses.update(_critic_terms(aux, out.fake_target, batch_source, weights))
     total = batch_source.rgb.new_zeros(())
@@ -440,6 +445,18 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
         if term in losses:
             total = total + getattr(weights, field) * losses[term]
     losses["total"] = total
+    return losses
+
+
+def _instance_terms(gen: TranslatorGenerator, out: Translations, batch_source: SourceBatch, weights: LossWeights
+                    ) -> dict[str, Tensor]:
+    """memory (the class-style memory's contrastive loss) and instance_hue (each instance keeps its hue on s->t)."""
+    losses: dict[str, Tensor] = {}
+    if weights.memory > 0 and gen.memory is not None:
+        queries = gen.memory_queries(out.content_source)
+        losses["memory"] = memory_contrastive_loss(gen.memory, queries, batch_source.semantic)
+    if weights.instance_hue > 0:
+        losses["instance_hue"] = instance_hue_loss(out.fake_target, batch_source.rgb, batch_source.instance)
     return losses
 
 
