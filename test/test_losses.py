@@ -227,7 +227,7 @@ def hue_scene() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 def test_instance_mean_chroma_keeps_frames_and_ids_apart():
     img, _, inst = hue_scene()
     means, keys = instance_mean_chroma(img, inst)
-    assert keys.tolist() == [1, 2, 4]  # frame * (max id + 1) + id: the two instances "1" stay apart
+    assert keys.tolist() == [1, 2, 2 ** 32 + 1]  # frame * 2^32 + id: the two instances "1" stay apart
     torch.testing.assert_close(means, t([[-0.3, 0.0], [0.05, 0.0], [0.2, 0.1]]), atol=1e-6, rtol=0)
 
 
@@ -251,6 +251,7 @@ def test_instance_hue_ignores_lightness_and_saturation():
 def test_instance_hue_gradient_reaches_instances_of_the_image_only():
     img, ref, inst = hue_scene()
     img[0, :, :, :3] = chroma_image(-0.2, 0.0, 0.3)[..., :3]  # 90 degrees off (at 180, 1 - cos is stationary)
+    ref[1, :, 2:] = chroma_image(0.0, 0.3, 0.3)[:, 2:]  # a coloured background: it would weigh if it were read
     img.requires_grad_(True)
     ref.requires_grad_(True)
     instance_hue_loss(img, ref, inst).backward()
@@ -266,3 +267,29 @@ def test_instance_hue_without_instances_is_zero_attached():
     assert float(loss.detach()) == 0.0 and loss.requires_grad
     with pytest.raises(ConfigError, match="chroma_scale"):
         instance_hue_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), chroma_scale=0.0)
+
+
+def test_instance_hue_near_grey_is_bounded_and_a_grey_output_costs_a_quarter_turn():
+    _, ref, inst = hue_scene()
+    scale = torch.linspace(1.0, 1e-6, 7)
+    mean = ref.mean(dim=1, keepdim=True)
+    for k in scale:  # the translation greys every instance out, keeping the hue
+        img = (mean + k * (ref - mean)).requires_grad_(True)
+        loss = instance_hue_loss(img, ref, inst, chroma_floor=0.02)
+        loss.backward()
+        assert float(img.grad.abs().sum()) < 2 / 0.02  # two weighing instances, each dL/dm <= 1 / (3 floor), x sqrt 3
+    grey = mean.expand_as(ref)
+    # every instance grey: 1 - 0 per instance, weighted 1, 0.5, 0
+    torch.testing.assert_close(instance_hue_loss(grey, ref, inst), torch.tensor(1.5 / 3), atol=1e-6, rtol=0)
+
+
+def test_instance_hue_is_float32_under_cpu_autocast():
+    img, ref, inst = hue_scene()
+    img = img.repeat(1, 1, 20, 20)  # 96 x 120 masks: a bf16 running sum would stop counting at 256
+    ref, inst = ref.repeat(1, 1, 20, 20), inst.repeat(1, 20, 20)
+    exact = instance_hue_loss(img, ref, inst)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = instance_hue_loss(img.bfloat16(), ref, inst)
+        means, _ = instance_mean_chroma(img, inst)
+    assert mixed.dtype == means.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, atol=1e-2, rtol=0)  # bf16 inputs (8-bit mantissa), float32 sums

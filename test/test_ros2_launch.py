@@ -210,7 +210,10 @@ def test_translate_launch_records_the_translation_of_the_simulator(tmp_path: Pat
     recorded = check_bag_is_the_translation_of_the_sim(read_bag(bag, "/translated"), model, "cam_root")
     final = json.loads(stats.read_text())
     assert final["accounted"] and final["frames_out"] >= recorded
-    assert final["drops"].get("unmatched", 0) < final["frames_out"], final  # a lost partner is the exception
+    # a lost partner is the exception: at most a tenth of the frames (or 2) left incomplete, on any topic
+    lost = [final["drops"].get("unmatched", 0)]
+    lost += [n for key, n in final["other_drops"].items() if key.endswith(":unmatched")]
+    assert max(lost) <= max(2, final["frames_out"] // 10), final
 
 
 def test_two_namespaced_launches_run_side_by_side_without_crossing(tmp_path: Path) -> None:

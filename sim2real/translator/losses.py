@@ -296,51 +296,72 @@ def semantic_consistency_loss(
 _OPPONENT_CHROMA = ((2.0 ** -0.5, -(2.0 ** -0.5), 0.0), (6.0 ** -0.5, 6.0 ** -0.5, -2.0 * 6.0 ** -0.5))
 
 
+def _instance_groups(instance: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(B, H, W) ids -> (inside (B*H*W,) bool: pixels with id > 0, slot (P,): each such pixel's instance index,
+    counts (N,) float32, keys (N,) = frame * 2^32 + id, sorted)."""
+    b = instance.shape[0]
+    ids = instance.reshape(b, -1).long()
+    frame = torch.arange(b, device=ids.device)[:, None].expand_as(ids)
+    inside = (ids > 0).flatten()
+    keys, slot = torch.unique((frame * 2 ** 32 + ids).flatten()[inside], return_inverse=True)
+    counts = torch.zeros(keys.numel(), device=ids.device).index_add(0, slot, torch.ones(slot.numel(),
+                                                                                          device=ids.device))
+    return inside, slot, counts, keys
+
+
+def _group_mean_chroma(image: Tensor, inside: Tensor, slot: Tensor, counts: Tensor) -> Tensor:
+    """Mean opponent chroma (N, 2) float32 of the groups of :func:`_instance_groups` in ``image`` (B, 3, H, W)."""
+    with torch.autocast(image.device.type, enabled=False):
+        image = image.float()
+        basis = torch.tensor(_OPPONENT_CHROMA, device=image.device)
+        pixels = torch.einsum("kc,bchw->bhwk", basis, image).reshape(-1, 2)[inside]  # (P, 2)
+        sums = torch.zeros(counts.numel(), 2, device=image.device).index_add(0, slot, pixels)
+        return sums / counts[:, None]
+
+
 def instance_mean_chroma(image: Tensor, instance: Tensor) -> tuple[Tensor, Tensor]:
     """Mean opponent chroma of every instance: a = (R - G) / sqrt 2, b = (R + G - 2B) / sqrt 6, averaged over
-    each (frame, instance id > 0) mask.
+    each (frame, instance id > 0) mask, in float32 (also under autocast: a half-precision sum over thousands of
+    pixels is far off).
 
     Shapes: image (B, 3, H, W) float, instance (B, H, W) integer. Returns (means (N, 2), keys (N,)) over the N
-    instances present, ordered by key = frame * (max id + 1) + id (attached to ``image``'s graph).
+    instances present, ordered by key = frame * 2^32 + id (attached to ``image``'s graph).
     """
-    b, _, h, w = image.shape
-    chroma = torch.einsum("kc,bchw->bkhw", image.new_tensor(_OPPONENT_CHROMA), image)  # (B, 2, H, W)
-    ids = instance.reshape(b, h * w).long()
-    inside = ids > 0
-    key = (torch.arange(b, device=ids.device)[:, None] * (int(ids.max()) + 1) + ids)[inside]  # (P,)
-    if key.numel() == 0:
-        return image.new_zeros((0, 2)), key
-    keys, slot = torch.unique(key, return_inverse=True)
-    pixels = chroma.permute(0, 2, 3, 1).reshape(b, h * w, 2)[inside]  # (P, 2)
-    sums = image.new_zeros((keys.numel(), 2)).index_add(0, slot, pixels)
-    counts = image.new_zeros(keys.numel()).index_add(0, slot, torch.ones_like(pixels[:, 0]))
-    return sums / counts[:, None], keys
+    inside, slot, counts, keys = _instance_groups(instance)
+    return _group_mean_chroma(image, inside, slot, counts), keys
 
 
-def instance_hue_loss(image: Tensor, reference: Tensor, instance: Tensor, *, chroma_scale: float = 0.1) -> Tensor:
+def instance_hue_loss(image: Tensor, reference: Tensor, instance: Tensor, *, chroma_scale: float = 0.1,
+                      chroma_floor: float = 0.02) -> Tensor:
     """Instance hue preservation: each instance of a translation keeps the hue of its mean colour in the source.
 
     With m_i and r_i the mean opponent chroma of instance i in ``image`` and in ``reference``
-    (:func:`instance_mean_chroma`; images in [-1, 1]),
+    (:func:`instance_mean_chroma`; images in [-1, 1], so chroma is in those units too),
 
-        L = sum_i w_i (1 - cos(m_i, r_i)) / N,    w_i = min(|r_i| / chroma_scale, 1)
+        L = sum_i w_i (1 - m_i . r_i / (|r_i| max(|m_i|, chroma_floor))) / N,    w_i = min(|r_i| / chroma_scale, 1)
 
-    over the N instances (id > 0). Only the hue (the direction in the chroma plane) is held: lightness and
-    saturation stay free for the translation to change. A nearly grey reference instance has no hue to keep and
-    weighs ~ |r_i| / chroma_scale. Motivation: the adversarial term alone turns a blue car brown (the real
-    frames' dominant car colours); a perception test needs the scenario's car colours. Shapes: image,
-    reference (B, 3, H, W) float, instance (B, H, W) integer. The reference is detached. Returns 0 (attached
-    to ``image``) when no frame has an instance.
+    over the N instances (id > 0). Above ``chroma_floor`` this is 1 - cos of the hue angle: only the hue (the
+    direction in the chroma plane) is held, lightness and saturation stay free. Below it the term is linear in
+    m_i, so the gradient stays bounded (by 1 / chroma_floor) where a translation greys an instance out, and a
+    grey output costs 1 (a hue a quarter-turn off). A nearly grey reference instance has no hue to keep and weighs
+    ~ |r_i| / chroma_scale. Like any function of the angle, 1 - cos is stationary at a hue turned over (180
+    degrees): it holds hues from the start of training rather than turning back one already lost.
+    Motivation: the adversarial term alone turns a blue car brown (the real frames' dominant car colours); a
+    perception test needs the scenario's car colours. Shapes: image, reference (B, 3, H, W) float, instance
+    (B, H, W) integer. The reference is detached. Float32, also under autocast. Returns 0 (attached to ``image``)
+    when no frame has an instance.
     """
-    if chroma_scale <= 0:
-        raise ConfigError(f"chroma_scale must be > 0, got {chroma_scale}")
-    means, _ = instance_mean_chroma(image, instance)
-    if means.shape[0] == 0:
-        return image.sum() * 0.0
-    ref, _ = instance_mean_chroma(reference.detach(), instance)
-    weight = (ref.norm(dim=1) / chroma_scale).clamp(max=1.0)
-    cosine = F.cosine_similarity(means, ref, dim=1, eps=1e-6)
-    return (weight * (1.0 - cosine)).sum() / means.shape[0]
+    if chroma_scale <= 0 or chroma_floor <= 0:
+        raise ConfigError(f"chroma_scale and chroma_floor must be > 0, got {chroma_scale}, {chroma_floor}")
+    inside, slot, counts, _ = _instance_groups(instance)
+    if counts.numel() == 0:
+        return image.float().sum() * 0.0
+    means = _group_mean_chroma(image, inside, slot, counts)
+    ref = _group_mean_chroma(reference.detach(), inside, slot, counts)
+    ref_norm = ref.norm(dim=1)
+    weight = (ref_norm / chroma_scale).clamp(max=1.0)
+    cosine = (means * ref).sum(dim=1) / (ref_norm.clamp(min=1e-12) * means.norm(dim=1).clamp(min=chroma_floor))
+    return (weight * (1.0 - cosine)).sum() / counts.numel()
 
 
 # --------------------------------------------------------------------------------------------------
