@@ -35,6 +35,7 @@ __all__ = [
     "hinge_d_loss",
     "hinge_g_loss",
     "instance_hue_loss",
+    "instance_mean_chroma",
     "kl_loss",
     "latent_reconstruction_loss",
     "lsgan_d_loss",
@@ -304,9 +305,7 @@ def _instance_groups(instance: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     frame = torch.arange(b, device=ids.device)[:, None].expand_as(ids)
     inside = (ids > 0).flatten()
     keys, slot = torch.unique((frame * 2 ** 32 + ids).flatten()[inside], return_inverse=True)
-    counts = torch.zeros(keys.numel(), device=ids.device).index_add(0, slot, torch.ones(slot.numel(),
-                                                                                          device=ids.device))
-    return inside, slot, counts, keys
+    return inside, slot, torch.bincount(slot, minlength=keys.numel()).float(), keys
 
 
 def _group_mean_chroma(image: Tensor, inside: Tensor, slot: Tensor, counts: Tensor) -> Tensor:
