@@ -171,3 +171,43 @@ def test_the_prior_frames_count_as_training_targets_for_the_evaluation(tmp_path:
     config["generator"]["use_colour_prior"] = False  # a prior section without a prior is not training data
     path = save_checkpoint(tmp_path / "n.safetensors", with_prior, with_prior.cfg, training_data={"config": config})
     assert training_provenance(path)["target_paths"] == ["real"]
+
+
+class _CyclingSource:
+    """A map-style source of ``size`` flat grey frames whose level cycles with the index (period 4), as the
+    procedural source cycles its four times of day; every pixel is class 0."""
+
+    levels = (-0.6, -0.2, 0.2, 0.6)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        level = self.levels[index % len(self.levels)]
+        return {"rgb": torch.full((3, 4, 4), level), "semantic": torch.zeros(4, 4, dtype=torch.long)}
+
+
+def test_the_source_samples_do_not_alias_with_a_dataset_that_cycles_by_index() -> None:
+    from sim2real.evaluation.baselines import fit_stats_of_frames
+    from sim2real.training.colour_prior_fit import _source_frames, source_sample_indices
+
+    indices = source_sample_indices(4000, 200)
+    assert indices == sorted(set(indices)) and len(indices) == 200 and indices[0] >= 0 and indices[-1] < 4000
+    assert indices == source_sample_indices(4000, 200)  # the same subset every run
+    assert source_sample_indices(5, 200) == [0, 1, 2, 3, 4]
+    for period in (2, 4, 5, 10):  # every 20th of 4000 (even spacing) hits one phase of each of these
+        share = np.bincount(np.asarray(indices) % period, minlength=period) / len(indices)
+        assert share.min() > 0.5 / period and share.max() < 1.5 / period, period
+    assert len(set(np.asarray(indices) % 20)) == 20
+    # known answer: the pooled lightness of the sampled frames is that of all four levels, not of one
+    source = _CyclingSource(4000)
+    sampled = fit_stats_of_frames(_source_frames(source, 200, torch.arange(256)), num_classes=1)
+    every = fit_stats_of_frames(((source[i]["rgb"], source[i]["semantic"]) for i in range(4)), num_classes=1)
+    one_level = fit_stats_of_frames([(source[0]["rgb"], source[0]["semantic"])], num_classes=1)
+    # L in 0..100, the four levels span ~55; the 200 drawn hold the phases 36 / 55 / 55 / 54 times (2.8 off)
+    assert abs(sampled.class_mean[0, 0] - every.class_mean[0, 0]) < 4.0
+    assert abs(sampled.class_std[0, 0] - every.class_std[0, 0]) < 4.0
+    assert abs(one_level.class_mean[0, 0] - every.class_mean[0, 0]) > 15  # the control: one phase is far off

@@ -84,9 +84,14 @@ def test_twenty_steps_then_exact_resume(tmp_path: Path, sim_bag: Path, shared_da
     assert full[20]["aux/total"] != full[1]["aux/total"]
 
 
-def test_exported_model_translates_a_sim_frame(tmp_path: Path, sim_bag: Path, shared_data: Path) -> None:
+def test_exported_model_translates_a_sim_frame(tmp_path: Path, sim_bag: Path, shared_data: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     assert main([*overrides(run, sim_bag, shared_data / "real" / "seq0001", 2), "--no-resume"]) == 0
+    # the progress bar shows the three totals apart (one "total" key used to show only the last, aux)
+    last = losses_by_step(run)[2]
+    bar = capsys.readouterr().err
+    assert f"g={last['g/total']:.3f}, d={last['d/total']:.3f}, aux={last['aux/total']:.3f}" in bar
     translator = Translator.from_checkpoint(run / "model.safetensors", device="cpu")
     from sim_bridge.procedural import ProceduralSimulator, SimConfig
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import Final
 
 import cv2
 import numpy as np
@@ -27,8 +28,8 @@ from sim2real.evaluation.baselines import RealColourStats, camvid_lut, fit_stats
 from sim2real.training.config import ColourPriorConfig
 from sim2real.translator.colour_prior import FRAME_ROWS, ClassColourPrior
 
-__all__ = ["PriorStatistics", "fit_colour_prior", "frame_tables", "install_colour_prior", "labelled_pairs",
-           "read_labelled_frames"]
+__all__ = ["SOURCE_SAMPLE_SEED", "PriorStatistics", "fit_colour_prior", "frame_tables", "install_colour_prior",
+           "labelled_pairs", "read_labelled_frames", "source_sample_indices"]
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,24 @@ def read_labelled_frames(pairs: list[tuple[Path, Path]], max_frames: int) -> Ite
         yield rgb, torch.from_numpy(ids.astype(np.int64))
 
 
+#: seed of the source samples a prior is fitted from (a fixed subset: the same prior for the same source)
+SOURCE_SAMPLE_SEED: Final = 0
+
+
+def source_sample_indices(size: int, count: int) -> list[int]:
+    """``min(count, size)`` distinct indices of a dataset of ``size`` items, drawn uniformly at random with
+    :data:`SOURCE_SAMPLE_SEED`, sorted. Random rather than evenly spaced: even spacing aliases with a dataset that
+    cycles a setting by index (the procedural source's four times of day: 4 000 frames every 20th is 8:00 only)."""
+    picked = torch.randperm(size, generator=torch.Generator().manual_seed(SOURCE_SAMPLE_SEED))[: min(count, size)]
+    return sorted(picked.tolist())
+
+
 def _source_frames(source: object, count: int, lut: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
     """``count`` samples of a source dataset with their labels mapped by ``lut`` (train id -> class, -1 = none):
-    evenly spaced over a map-style dataset, the first ones of a stream."""
+    a fixed random subset of a map-style dataset (:func:`source_sample_indices`), the first ones of a stream."""
     if hasattr(source, "__getitem__"):
-        size = len(source)  # type: ignore[arg-type]
-        samples = (source[i * size // min(count, size)] for i in range(min(count, size)))  # type: ignore[index]
+        indices = source_sample_indices(len(source), count)  # type: ignore[arg-type]
+        samples = (source[i] for i in indices)  # type: ignore[index]
     else:
         samples = islice(iter(source), count)  # type: ignore[call-overload]
     for sample in samples:

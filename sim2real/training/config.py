@@ -88,8 +88,8 @@ class ColourPriorConfig:
     ``images`` / ``labels``: folders of real (target-domain) frames and their label maps, file stems matched
     (e.g. ``camvid/train/images`` and ``camvid/train/labels``); ``label_space``: "camvid" (SegNet's 11 CamVid
     ids, as the ``classwise`` baselines use) or "train_id" (the simulator's own ids). ``max_frames``: at most
-    this many labelled frames (evenly spaced); ``source_frames``: simulator frames of the run's source data
-    whose pooled statistics the map starts from.
+    this many labelled frames (evenly spaced); ``source_frames``: simulator frames of the run's source data (a
+    fixed random subset) whose pooled statistics the map starts from.
     """
 
     images: tuple[str, ...] = ()

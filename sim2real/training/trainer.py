@@ -258,7 +258,7 @@ class Trainer:
                 if self.step == before:  # a micro-batch of an accumulated step
                     continue
                 bar.update(1)
-                bar.set_postfix({k.split("/")[1]: f"{losses[k]:.3f}" for k in ("g/total", "d/total", "aux/total")})
+                bar.set_postfix({k.split("/")[0]: f"{losses[k]:.3f}" for k in ("g/total", "d/total", "aux/total")})
                 self._after_step(losses)
                 if on_step is not None:
                     on_step(self, losses)
