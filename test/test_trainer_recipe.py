@@ -122,3 +122,22 @@ def test_a_mean_style_per_target_dataset_and_rendering_in_one_of_them(tmp_path: 
         load_train_config(None, ["target.paths=[a, b]", "target.styles=[x]"])
     assert load_train_config(None, ["target.paths=[a, b]", "target.styles=[x, y]"]).generator_config(
         ).target_styles == ("x", "y")
+
+
+def test_the_procedural_source_world_is_source_sim_seed_and_seed_only_augments(shared_data: Path) -> None:
+    from sim_bridge.procedural import ProceduralSimulator, SimConfig
+
+    def source_of(*extra: str) -> object:
+        cfg = load_train_config(None, [*FAST, "resize_short=null", f"target.paths=[{shared_data / 'real/seq0000'}]",
+                                       *extra])
+        return build_datasets(cfg)[0]
+
+    world5 = source_of("source.sim_seed=5", "seed=0")
+    assert world5.sims[0].config.seed == 5 and world5.seed == 0
+    plain = source_of("source.sim_seed=5", "seed=0")
+    plain.transform = None  # unaugmented, item 3 is frame 3 * stride of world 5 at the fourth time of day
+    expected = ProceduralSimulator(SimConfig(width=128, height=64, seed=5, time_of_day=18.5)).frame(3 * plain.stride)
+    assert torch.equal(plain[3]["rgb"], torch.from_numpy(expected.rgb).permute(2, 0, 1).float() / 127.5 - 1)
+    other_run = source_of("source.sim_seed=5", "seed=1")  # another run seed: the same world, other augmentation
+    assert other_run.sims[0].config.seed == 5 and other_run.seed == 1
+    assert not torch.equal(world5[3]["rgb"], source_of("source.sim_seed=6", "seed=0")[3]["rgb"])

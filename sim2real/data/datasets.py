@@ -317,16 +317,20 @@ class ProceduralSourceDataset(EpochAugmented, Dataset):
     """The built-in procedural simulator as a map-style dataset: item i = frame i (random access).
 
     Frames are spread over ``frames`` indices with a stride, so a small dataset still covers varied scenes;
-    ``time_of_day`` is varied per frame when ``vary_time_of_day`` so the translator sees day and dusk.
+    ``time_of_day`` is varied per frame when ``vary_time_of_day`` (index i -> the (i mod 4)-th of 8:00, 12:00,
+    16:00, 18:30) so the translator sees day and dusk. ``seed`` is the simulator's world; ``augment_seed`` (default
+    ``seed``) seeds the transform's per-frame randomness.
     """
 
     def __init__(self, frames: int, width: int = 640, height: int = 360, seed: int = 0, *,
-                 transform: PairedTransform | None = None, stride: int = 7, vary_time_of_day: bool = True) -> None:
+                 transform: PairedTransform | None = None, stride: int = 7, vary_time_of_day: bool = True,
+                 augment_seed: int | None = None) -> None:
         from sim_bridge.procedural import ProceduralSimulator, SimConfig
 
         if frames < 1:
             raise ConfigError(f"ProceduralSourceDataset needs frames >= 1, got {frames}")
-        self.frames, self.stride, self.transform, self.seed, self.epoch = frames, stride, transform, seed, 0
+        self.frames, self.stride, self.transform, self.epoch = frames, stride, transform, 0
+        self.seed = seed if augment_seed is None else augment_seed  # the augmentation's (EpochAugmented's) seed
         base = SimConfig(width=width, height=height, seed=seed)
         hours = (8.0, 12.0, 16.0, 18.5) if vary_time_of_day else (base.time_of_day,)
         self.sims = [ProceduralSimulator(dataclasses.replace(base, time_of_day=h)) for h in hours]

@@ -41,7 +41,8 @@ def training_provenance(model: Path) -> dict[str, Any] | None:
     seeds: list[int] = []
     if kind == "procedural":
         sim_seed = int(source.get("sim_seed", 0))
-        seeds = sorted({int(config.get("seed", 0)), sim_seed, sim_seed + 1000})  # training world, val world
+        # training world, validation world; runs before 2026-12-05 trained on world ``seed``
+        seeds = sorted({int(config.get("seed", 0)), sim_seed, sim_seed + 1000})
     return {
         "source_kind": kind,
         "world_seeds": seeds,

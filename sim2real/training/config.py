@@ -35,6 +35,8 @@ class SourceDataConfig:
     kind: "procedural" (the built-in simulator, on the fly), "bag" (rosbag2 recordings with RGB + semantic +
     instance topics) or "cityscapes" (folders in Cityscapes naming). ``adapter`` names a sim-bridge adapter
     whose decoder turns the stored labels into canonical ones (e.g. "carla"); None = already canonical.
+    ``frames``, ``sim_width``, ``sim_height``, ``sim_seed``: the procedural source's frame count, size and world
+    (validation frames come from world ``sim_seed + 1000``); the run's ``seed`` seeds their augmentation.
     """
 
     kind: Literal["procedural", "bag", "cityscapes"] = "procedural"
