@@ -7,8 +7,8 @@
    (:mod:`sim_bridge.procedural.look`: per-class colour and texture, chromatic aberration, blur, vignetting,
    sensor noise, tone curve), written as an image folder; their label maps go to a folder beside it, which only
    the generator's class-wise colour prior reads (``generator.use_colour_prior``: fitted from them at the start,
-   as the class-wise baselines are). The source domain is world 0 (training config). No source frame's look is
-   ever shown: the pairs never meet.
+   as the class-wise baselines are). The source domain is world ``source.sim_seed`` (0 in the config; worlds 1
+   and 2 are refused). No source frame's look is ever shown: the pairs never meet.
 2. Trains with ``sim2real-train`` (the config plus overrides) and exports the EMA generator.
 3. Renders ``--eval-frames`` frames of a held-apart world 2 with their look, and scores against the look's
    deterministic part (:mod:`sim2real.evaluation.known_answer`): identity, the colour baselines (fitted on the
@@ -88,21 +88,36 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def source_world_problem(config: Path, overrides: list[str]) -> str | None:
+    """Why the training source may not be used, or None: a procedural source must render a world other than the
+    target look's and the scoring frames' (it would show the pairs, or be scored on its own scenes)."""
+    from sim2real.training.config import load_train_config
+
+    src = load_train_config(str(config), overrides).source
+    if src.kind == "procedural" and src.sim_seed in (TARGET_WORLD, EVAL_WORLD):
+        return (f"source.sim_seed={src.sim_seed} is the target look's world ({TARGET_WORLD}) or the scoring "
+                f"world ({EVAL_WORLD}); pick another")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     h, w = (int(v) for v in args.size.split("x"))
+    folder, labels = args.out / "target_look", args.out / "target_look_labels"  # labels: for a colour prior
+    overrides = [f"out_dir={args.out / 'run'}", f"target.paths=[{folder}]", f"colour_prior.images=[{folder}]",
+                 f"colour_prior.labels=[{labels}]", "colour_prior.label_space=train_id", *args.overrides]
+    if args.steps:
+        overrides.append(f"steps={args.steps}")
+    if args.score_only is None and (problem := source_world_problem(args.config, overrides)):
+        print(f"[learnability] {problem}", file=sys.stderr)
+        return 2
     t0 = time.time()
     print(f"[learnability] rendering {args.target_frames} target look frames of world {TARGET_WORLD}", flush=True)
     target = render_look_set(args.target_frames, (h, w), TARGET_WORLD)
     model = args.score_only
     train_s = 0.0
     if model is None:
-        labels = args.out / "target_look_labels"  # for a colour prior (generator.use_colour_prior); else unused
-        folder = write_look_folder(target, args.out / "target_look", labels)
-        overrides = [f"out_dir={args.out / 'run'}", f"target.paths=[{folder}]", f"colour_prior.images=[{folder}]",
-                     f"colour_prior.labels=[{labels}]", "colour_prior.label_space=train_id", *args.overrides]
-        if args.steps:
-            overrides.append(f"steps={args.steps}")
+        write_look_folder(target, folder, labels)
         t1 = time.time()
         cmd = [sys.executable, "-m", "sim2real.training.cli", str(args.config), *overrides]
         print("[learnability] " + " ".join(cmd), flush=True)

@@ -192,12 +192,12 @@ class _CyclingSource:
 
 def test_the_source_samples_do_not_alias_with_a_dataset_that_cycles_by_index() -> None:
     from sim2real.evaluation.baselines import fit_stats_of_frames
-    from sim2real.training.colour_prior_fit import _source_frames, source_sample_indices
+    from sim2real.training.colour_prior_fit import _source_frames, sample_indices
 
-    indices = source_sample_indices(4000, 200)
+    indices = sample_indices(4000, 200)
     assert indices == sorted(set(indices)) and len(indices) == 200 and indices[0] >= 0 and indices[-1] < 4000
-    assert indices == source_sample_indices(4000, 200)  # the same subset every run
-    assert source_sample_indices(5, 200) == [0, 1, 2, 3, 4]
+    assert indices == sample_indices(4000, 200)  # the same subset every run
+    assert sample_indices(5, 200) == [0, 1, 2, 3, 4]
     for period in (2, 4, 5, 10):  # every 20th of 4000 (even spacing) hits one phase of each of these
         share = np.bincount(np.asarray(indices) % period, minlength=period) / len(indices)
         assert share.min() > 0.5 / period and share.max() < 1.5 / period, period

@@ -140,4 +140,5 @@ def test_the_procedural_source_world_is_source_sim_seed_and_seed_only_augments(s
     assert torch.equal(plain[3]["rgb"], torch.from_numpy(expected.rgb).permute(2, 0, 1).float() / 127.5 - 1)
     other_run = source_of("source.sim_seed=5", "seed=1")  # another run seed: the same world, other augmentation
     assert other_run.sims[0].config.seed == 5 and other_run.seed == 1
+    assert not torch.equal(world5[3]["rgb"], other_run[3]["rgb"])  # the same frame, augmented otherwise
     assert not torch.equal(world5[3]["rgb"], source_of("source.sim_seed=6", "seed=0")[3]["rgb"])

@@ -23,7 +23,8 @@ __all__ = ["check_disjoint", "paths_overlap", "training_provenance"]
 def training_provenance(model: Path) -> dict[str, Any] | None:
     """What a checkpoint says about its training data, or None when it records nothing.
 
-    Returns {"source_kind", "world_seeds" (procedural worlds used for training and validation), "source_paths",
+    Returns {"source_kind", "world_seeds" (procedural worlds used for training and validation;
+    ``seed`` counts as one, as it chose the training world until 2026-12-05), "source_paths",
     "target_paths" (the target frames and the labelled real frames a colour prior was fitted from), "steps"}.
     """
     from sim2real.translator.checkpoint import read_checkpoint_document

@@ -28,8 +28,8 @@ from sim2real.evaluation.baselines import RealColourStats, camvid_lut, fit_stats
 from sim2real.training.config import ColourPriorConfig
 from sim2real.translator.colour_prior import FRAME_ROWS, ClassColourPrior
 
-__all__ = ["SOURCE_SAMPLE_SEED", "PriorStatistics", "fit_colour_prior", "frame_tables", "install_colour_prior",
-           "labelled_pairs", "read_labelled_frames", "source_sample_indices"]
+__all__ = ["SAMPLE_SEED", "PriorStatistics", "fit_colour_prior", "frame_tables", "install_colour_prior",
+           "labelled_pairs", "read_labelled_frames", "sample_indices"]
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,10 @@ def labelled_pairs(images: Path, labels: Path) -> list[tuple[Path, Path]]:
 
 
 def read_labelled_frames(pairs: list[tuple[Path, Path]], max_frames: int) -> Iterator[tuple[Tensor, Tensor]]:
-    """At most ``max_frames`` evenly spaced pairs as (rgb (3, H, W) in [-1, 1], labels (H, W) int64), one at a
-    time. Raises ConfigError for an unreadable file or a label map of another size."""
-    step = max(1, -(-len(pairs) // max_frames))
-    for image, label in pairs[::step][:max_frames]:
+    """At most ``max_frames`` pairs (a fixed random subset, :func:`sample_indices`) as (rgb (3, H, W) in [-1, 1],
+    labels (H, W) int64), one at a time. Raises ConfigError for an unreadable file or a label map of another
+    size."""
+    for image, label in (pairs[i] for i in sample_indices(len(pairs), max_frames)):
         bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
         ids = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
         if bgr is None or ids is None or ids.ndim != 2 or ids.shape != bgr.shape[:2]:
@@ -72,23 +72,24 @@ def read_labelled_frames(pairs: list[tuple[Path, Path]], max_frames: int) -> Ite
         yield rgb, torch.from_numpy(ids.astype(np.int64))
 
 
-#: seed of the source samples a prior is fitted from (a fixed subset: the same prior for the same source)
-SOURCE_SAMPLE_SEED: Final = 0
+#: seed of the frames a prior is fitted from (a fixed subset: the same prior for the same data)
+SAMPLE_SEED: Final = 0
 
 
-def source_sample_indices(size: int, count: int) -> list[int]:
-    """``min(count, size)`` distinct indices of a dataset of ``size`` items, drawn uniformly at random with
-    :data:`SOURCE_SAMPLE_SEED`, sorted. Random rather than evenly spaced: even spacing aliases with a dataset that
-    cycles a setting by index (the procedural source's four times of day: 4 000 frames every 20th is 8:00 only)."""
-    picked = torch.randperm(size, generator=torch.Generator().manual_seed(SOURCE_SAMPLE_SEED))[: min(count, size)]
+def sample_indices(size: int, count: int) -> list[int]:
+    """``min(count, size)`` distinct indices of ``size`` items, drawn uniformly at random with :data:`SAMPLE_SEED`,
+    sorted (all of them when ``count >= size``). Random rather than evenly spaced: even spacing aliases with data
+    that cycle a setting by index (the procedural source's four times of day: every 20th of 4 000 frames is 8:00;
+    a look folder's frames cycle the same way)."""
+    picked = torch.randperm(size, generator=torch.Generator().manual_seed(SAMPLE_SEED))[: min(count, size)]
     return sorted(picked.tolist())
 
 
 def _source_frames(source: object, count: int, lut: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
     """``count`` samples of a source dataset with their labels mapped by ``lut`` (train id -> class, -1 = none):
-    a fixed random subset of a map-style dataset (:func:`source_sample_indices`), the first ones of a stream."""
+    a fixed random subset of a map-style dataset (:func:`sample_indices`), the first ones of a stream."""
     if hasattr(source, "__getitem__"):
-        indices = source_sample_indices(len(source), count)  # type: ignore[arg-type]
+        indices = sample_indices(len(source), count)  # type: ignore[arg-type]
         samples = (source[i] for i in indices)  # type: ignore[index]
     else:
         samples = islice(iter(source), count)  # type: ignore[call-overload]

@@ -36,7 +36,8 @@ class SourceDataConfig:
     instance topics) or "cityscapes" (folders in Cityscapes naming). ``adapter`` names a sim-bridge adapter
     whose decoder turns the stored labels into canonical ones (e.g. "carla"); None = already canonical.
     ``frames``, ``sim_width``, ``sim_height``, ``sim_seed``: the procedural source's frame count, size and world
-    (validation frames come from world ``sim_seed + 1000``); the run's ``seed`` seeds their augmentation.
+    (validation frames come from world ``sim_seed + 1000``); the run's ``seed`` seeds the training frames'
+    augmentation.
     """
 
     kind: Literal["procedural", "bag", "cityscapes"] = "procedural"
@@ -90,7 +91,7 @@ class ColourPriorConfig:
     ``images`` / ``labels``: folders of real (target-domain) frames and their label maps, file stems matched
     (e.g. ``camvid/train/images`` and ``camvid/train/labels``); ``label_space``: "camvid" (SegNet's 11 CamVid
     ids, as the ``classwise`` baselines use) or "train_id" (the simulator's own ids). ``max_frames``: at most
-    this many labelled frames (evenly spaced); ``source_frames``: simulator frames of the run's source data (a
+    this many labelled frames (a fixed random subset); ``source_frames``: simulator frames of the run's source data (a
     fixed random subset) whose pooled statistics the map starts from.
     """
 
