@@ -13,7 +13,8 @@ Measured (2026-12-04, 300 steps at 320x176, 4 scoring frames): identity 20.36, c
 21.70 dB; the model 21.61 / 21.94 dB with seeds 0 / 3 on one thread and 21.26 with seed 0 on two (float summation
 order moves a short GAN run by tenths of a dB; seeds 1 and 2 then trained on the target's or the scoring world,
 docs/BENCHMARKS.md); learned blur 0.48-0.51 px (seed 0 on one and two threads, seed 3), 0.30 with the camera
-frozen (optim.lr_camera=0: 21.37 dB, every PSNR bound passing).
+frozen (optim.lr_camera=0: 21.37 dB, every PSNR bound passing). With the prior's source samples no longer
+limited to two times of day (2026-12-05): 23.11 dB, blur 0.49 px (seed 0, one thread).
 """
 
 from __future__ import annotations
