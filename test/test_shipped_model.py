@@ -30,3 +30,15 @@ def test_model_card_is_shipped_with_its_pictures() -> None:
         assert needed in text, needed
     for picture in ("card/before_after_0.png", "card/loss_curves.png", "card/eval_grid.png", "card/carla_0.png"):
         assert picture in text and (card.parent / picture).is_file(), picture
+
+
+def test_the_default_model_records_the_training_data_of_both_stages() -> None:
+    """Stage 2 (world 1 for the per-frame prior's source tables, under the old seed wiring) carries stage 1's
+    record (world 0), so ``sim2real-eval`` knows every world and folder behind the weights."""
+    from sim2real.evaluation.provenance import training_provenance
+
+    prov = training_provenance(share_dir() / "models" / "default.safetensors")
+    assert prov is not None and prov["unrecorded_init"] == []
+    assert prov["world_seeds"] == [0, 1, 1000] and 2718 not in prov["world_seeds"]
+    record = read_checkpoint_document(share_dir() / "models" / "default.safetensors")["training_data"]
+    assert record["steps"] == 0 and record["init"]["steps"] == 5600  # stage 2 refits the prior only

@@ -142,3 +142,33 @@ def test_the_procedural_source_world_is_source_sim_seed_and_seed_only_augments(s
     assert other_run.sims[0].config.seed == 5 and other_run.seed == 1
     assert not torch.equal(world5[3]["rgb"], other_run[3]["rgb"])  # the same frame, augmented otherwise
     assert not torch.equal(world5[3]["rgb"], source_of("source.sim_seed=6", "seed=0")[3]["rgb"])
+
+
+@pytest.mark.timeout(600)
+def test_an_exported_model_records_the_worlds_of_every_run_behind_its_weights(tmp_path: Path,
+                                                                               shared_data: Path) -> None:
+    """Stage 1 on world 7 (a training checkpoint directory), stage 2 from it on world 3, stage 3 from stage 2's
+    exported file on world 4: the last file's provenance names all six worlds (training and validation)."""
+    from sim2real.evaluation.provenance import training_provenance
+    from sim2real.training.state_io import list_checkpoints
+    from sim2real.translator.checkpoint import save_checkpoint
+
+    stage1 = make_trainer(tmp_path / "1", shared_data, "source.sim_seed=7", "steps=2")
+    stage1.fit()
+    stage1_dir = list_checkpoints(tmp_path / "1" / "run" / "checkpoints")[-1]
+    stage2 = make_trainer(tmp_path / "2", shared_data, "source.sim_seed=3", "steps=0", f"init_from={stage1_dir}")
+    stage2_file = stage2.export(tmp_path / "stage2.safetensors")
+    passed_on = json.loads(stage2.state()["lineage"])  # a run started from stage 2's training state
+    assert passed_on["config"]["source"]["sim_seed"] == 7 and passed_on["procedural_worlds"] == [7, 1007]
+    prov = training_provenance(stage2_file)
+    assert prov["world_seeds"] == [3, 7, 1003, 1007] and prov["unrecorded_init"] == []
+    stage3 = make_trainer(tmp_path / "3", shared_data, "source.sim_seed=4", "steps=0", f"init_from={stage2_file}")
+    prov = training_provenance(stage3.export(tmp_path / "stage3.safetensors"))
+    assert prov["world_seeds"] == [3, 4, 7, 1003, 1004, 1007] and prov["steps"] == 0
+    assert prov["target_paths"] == [str(shared_data / "real/seq0000")]  # each run's folder once
+    # a file written before the record named its worlds: the config's worlds (and ``seed``), its start unknown
+    old = {"steps": 5, "config": {"seed": 2, "init_from": "runs/a/checkpoints/step_5",
+                                  "source": {"kind": "procedural", "sim_seed": 9}}}
+    gen = stage3.nets.gen_ema
+    prov = training_provenance(save_checkpoint(tmp_path / "old.safetensors", gen, gen.cfg, training_data=old))
+    assert prov["world_seeds"] == [2, 9, 1009] and prov["unrecorded_init"] == ["runs/a/checkpoints/step_5"]

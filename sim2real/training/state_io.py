@@ -24,8 +24,8 @@ from safetensors.torch import load_file, save_file
 from sim2real.core.errors import CheckpointError
 
 __all__ = [
-    "find_resumable", "flatten", "list_checkpoints", "prune_checkpoints", "read_state", "unflatten",
-    "write_state",
+    "find_resumable", "flatten", "list_checkpoints", "prune_checkpoints", "read_state", "read_state_scalars",
+    "unflatten", "write_state",
 ]
 
 TENSOR_REF = "__tensor__"
@@ -162,9 +162,8 @@ def write_state(directory: str | Path, name: str, state: Mapping[str, Any],
     return final
 
 
-def read_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read and verify a checkpoint directory written by :func:`write_state`; CheckpointError if corrupt."""
-    path = Path(path)
+def _read_document(path: Path) -> dict[str, Any]:
+    """``path/state.json`` parsed and checked to be a training state; CheckpointError otherwise."""
     doc_path = path / STATE_JSON
     try:
         doc = json.loads(doc_path.read_text())
@@ -175,6 +174,13 @@ def read_state(path: str | Path, map_location: str | torch.device = "cpu") -> di
     if doc.get("format") != "sim2real-training-state":
         raise CheckpointError(f"{doc_path}: field 'format' is {doc.get('format')!r}, "
                               "expected 'sim2real-training-state'")
+    return doc
+
+
+def read_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and verify a checkpoint directory written by :func:`write_state`; CheckpointError if corrupt."""
+    path = Path(path)
+    doc = _read_document(path)
     for filename, digest in doc["files"].items():
         file = path / filename
         if not file.is_file():
@@ -187,6 +193,13 @@ def read_state(path: str | Path, map_location: str | torch.device = "cpu") -> di
         raise CheckpointError(f"training checkpoint file {path / STATE_TENSORS} is not a valid safetensors file:"
                               f" {exc}") from exc
     return unflatten(doc["state"], tensors)
+
+
+def read_state_scalars(path: str | Path) -> dict[str, Any]:
+    """The top-level JSON scalars of a checkpoint directory's state (step, config, ...) without reading its
+    tensors or verifying their digests; CheckpointError if ``state.json`` is missing or not a training state."""
+    doc = _read_document(Path(path))
+    return {k: v for k, v in doc["state"]["__dict__"] if v is None or isinstance(v, bool | int | float | str)}
 
 
 def list_checkpoints(directory: str | Path) -> list[Path]:

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from sim2real.training.batches import TrainingBatches
 from sim2real.training.checkpointing import CheckpointDir, capture_rng_state, restore_rng_state
 from sim2real.training.config import TrainConfig, to_plain
+from sim2real.training.lineage import LINEAGE_KEY, init_record, training_record
 from sim2real.training.networks import build_networks, freeze_generator, load_initial_weights
 from sim2real.training.numerics import MixedPrecision, enable_determinism
 from sim2real.training.optimization import Optimization, lr_factor
@@ -84,6 +85,7 @@ class Trainer:
         self.nets = build_networks(cfg, self.device)
         freeze_generator(self.nets.gen, cfg.freeze)
         load_initial_weights(self.nets, cfg.init_from, self.log)
+        self.init_record = init_record(cfg.init_from)  # what the starting weights were trained on
         self.checkpoints = CheckpointDir(self.out_dir / "checkpoints", cfg.keep_last, self.is_main)
         path = self.checkpoints.resumable() if resume else None
         if path is None:  # a resumed run reads its prior from the checkpoint
@@ -217,6 +219,7 @@ class Trainer:
             "bad_frames": list(self.data.bad_frames.seen),
             "best": dict(self.checkpoints.best),
             "config": json.dumps(to_plain(self.cfg)),
+            LINEAGE_KEY: json.dumps(self.init_record),
         }
 
     def _load_state(self, path: Path) -> tuple[dict[str, int], tuple[str, ...]]:
@@ -233,7 +236,7 @@ class Trainer:
     def export(self, path: str | Path) -> Path:
         """Write the EMA generator as an inference checkpoint (safetensors + embedded JSON)."""
         return save_checkpoint(path, self.nets.gen_ema, self.nets.gen_ema.cfg, ema=True,
-                               training_data={"steps": self.step, "config": to_plain(self.cfg)})
+                               training_data=training_record(self.cfg, self.step, self.init_record))
 
     def save_checkpoint(self, val: dict[str, float] | None = None) -> Path | None:
         """Write the training state (rank 0); keep the last K and the best (highest val/judge_miou)."""

@@ -1,0 +1,68 @@
+"""What an exported checkpoint records about the data behind its weights (``training_data``).
+
+    {"steps": optimiser steps of this run,
+     "config": the run's TrainConfig as plain data,
+     "procedural_worlds": [training world, validation world] of a procedural source ([] for other sources),
+     "init": the same record of the ``init_from`` checkpoint, or None}
+
+``init`` makes the record a chain: a fine-tuned or refitted model (e.g. the shipped default's stage 2) names the
+worlds and folders its starting weights saw, so the evaluation's disjointness check
+(:mod:`sim2real.evaluation.provenance`) reads every one of them, not only the last run's. A training checkpoint
+directory keeps its run's ``init`` record in its state (``lineage``), so a run resumed or started from it passes
+the chain on. A checkpoint written before this record existed has no ``procedural_worlds`` and no ``init``: the
+provenance check then counts the worlds its config may have used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sim2real.core.errors import CheckpointError
+from sim2real.training.config import TrainConfig, to_plain
+from sim2real.training.state_io import read_state_scalars
+
+__all__ = ["LINEAGE_KEY", "init_record", "procedural_worlds", "training_record"]
+
+LINEAGE_KEY = "lineage"  # the training state's field holding the run's ``init`` record (JSON)
+VALIDATION_WORLD_OFFSET = 1000  # the validation frames' world is the training world + this
+
+
+def procedural_worlds(source_kind: str, sim_seed: int) -> list[int]:
+    """[training world, validation world] of a run on the procedural simulator; [] for recorded sources."""
+    if source_kind != "procedural":
+        return []
+    return [sim_seed, sim_seed + VALIDATION_WORLD_OFFSET]
+
+
+def init_record(path: str | None) -> dict[str, Any] | None:
+    """The training record behind ``init_from``: an inference checkpoint's ``training_data``, or for a training
+    checkpoint directory the same record rebuilt from its state; None without ``init_from``.
+
+    Raises:
+        CheckpointError: the path is neither a readable checkpoint file nor a training checkpoint directory.
+    """
+    if not path:
+        return None
+    source = Path(path)
+    if source.suffix == ".safetensors":
+        from sim2real.translator.checkpoint import read_checkpoint_document
+
+        return dict(read_checkpoint_document(source).get("training_data") or {})
+    scalars = read_state_scalars(source)
+    try:
+        config = json.loads(scalars["config"])
+        init = json.loads(scalars.get(LINEAGE_KEY) or "null")
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"init_from {source}: its state has no readable config ({exc})") from exc
+    source = config.get("source") or {}
+    return {"steps": scalars.get("step"), "config": config,
+            "procedural_worlds": procedural_worlds(source.get("kind", ""), int(source.get("sim_seed", 0))),
+            "init": init}
+
+
+def training_record(cfg: TrainConfig, steps: int, init: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``training_data`` an exported checkpoint of this run carries (module docstring)."""
+    return {"steps": steps, "config": to_plain(cfg),
+            "procedural_worlds": procedural_worlds(cfg.source.kind, cfg.source.sim_seed), "init": init}
