@@ -32,13 +32,18 @@ def test_model_card_is_shipped_with_its_pictures() -> None:
         assert picture in text and (card.parent / picture).is_file(), picture
 
 
-def test_the_default_model_records_the_training_data_of_both_stages() -> None:
-    """Stage 2 (world 1 for the per-frame prior's source tables, under the old seed wiring) carries stage 1's
-    record (world 0), so ``sim2real-eval`` knows every world and folder behind the weights."""
+def test_the_default_model_records_the_training_data_of_every_run_behind_it() -> None:
+    """The file (coefficient pooling set, steps 0) carries the record of the per-frame prior's refit (steps 0,
+    world 1 for its source tables under the old seed wiring), which carries stage 1's (5 600 steps, world 0), so
+    ``sim2real-eval`` knows every world and folder behind the weights."""
     from sim2real.evaluation.provenance import training_provenance
 
     prov = training_provenance(share_dir() / "models" / "default.safetensors")
     assert prov is not None and prov["unrecorded_init"] == []
     assert prov["world_seeds"] == [0, 1, 1000] and 2718 not in prov["world_seeds"]
-    record = read_checkpoint_document(share_dir() / "models" / "default.safetensors")["training_data"]
-    assert record["steps"] == 0 and record["init"]["steps"] == 5600  # stage 2 refits the prior only
+    chain, record = [], read_checkpoint_document(share_dir() / "models" / "default.safetensors")["training_data"]
+    while record:
+        chain.append((record["steps"], record["config"].get("init_from")))
+        record = record.get("init")
+    assert chain == [(0, "models/default.safetensors"), (0, "runs/default_prior/checkpoints/step_00005600"),
+                     (5600, None)]

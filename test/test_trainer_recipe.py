@@ -172,3 +172,41 @@ def test_an_exported_model_records_the_worlds_of_every_run_behind_its_weights(tm
     gen = stage3.nets.gen_ema
     prov = training_provenance(save_checkpoint(tmp_path / "old.safetensors", gen, gen.cfg, training_data=old))
     assert prov["world_seeds"] == [2, 9, 1009] and prov["unrecorded_init"] == ["runs/a/checkpoints/step_5"]
+    # a fine-tune of a file that records nothing: its start is unknown, not an empty run
+    bare = save_checkpoint(tmp_path / "bare.safetensors", gen, gen.cfg)
+    tuned = make_trainer(tmp_path / "4", shared_data, "steps=0", f"init_from={bare}")
+    prov = training_provenance(tuned.export(tmp_path / "tuned.safetensors"))
+    assert prov["unrecorded_init"] == [str(bare)] and prov["world_seeds"] == [0, 1000]
+
+
+@pytest.mark.timeout(600)
+def test_a_resumed_run_keeps_the_start_it_was_made_from(tmp_path: Path, shared_data: Path) -> None:
+    """A state written before training states kept their start (no ``lineage``) counts ``seed`` as a world; a
+    resumed run reads its start from its own state, not from what its init_from path holds by then."""
+    from sim2real.evaluation.provenance import training_provenance
+    from sim2real.training.state_io import STATE_JSON, list_checkpoints
+
+    stage1 = make_trainer(tmp_path / "1", shared_data, "source.sim_seed=7", "seed=5", "steps=2")
+    stage1.fit()
+    stage1_dir = list_checkpoints(tmp_path / "1" / "run" / "checkpoints")[-1]
+    doc_path = stage1_dir / STATE_JSON
+    doc = json.loads(doc_path.read_text())
+    pristine = json.dumps(doc)
+    doc["state"]["__dict__"] = [kv for kv in doc["state"]["__dict__"] if kv[0] != "lineage"]
+    doc_path.write_text(json.dumps(doc))  # as written before 2026-12-05
+    older = make_trainer(tmp_path / "2", shared_data, "steps=0", f"init_from={stage1_dir}")
+    assert training_provenance(older.export(tmp_path / "older.safetensors"))["world_seeds"] == [0, 5, 7, 1000, 1007]
+    doc_path.write_text(pristine)
+    run = ["steps=4", f"init_from={stage1_dir}", "checkpoint_every=2"]
+    first = make_trainer(tmp_path / "3", shared_data, *run)
+    first.fit(steps=2)
+    doc = json.loads(pristine)
+    for kv in doc["state"]["__dict__"]:
+        if kv[0] == "config":  # the start's file now says world 99
+            kv[1] = kv[1].replace('"sim_seed": 7', '"sim_seed": 99')
+    doc_path.write_text(json.dumps(doc))
+    cfg = load_train_config(None, [*FAST, f"out_dir={tmp_path / '3' / 'run'}",
+                                   f"target.paths=[{shared_data / 'real/seq0000'}]", *run])
+    resumed = Trainer(cfg, *build_datasets(cfg), resume=True, progress=False)
+    assert resumed.step == 2 and resumed.init_record["config"]["source"]["sim_seed"] == 7
+    assert 99 not in training_provenance(resumed.export(tmp_path / "resumed.safetensors"))["world_seeds"]

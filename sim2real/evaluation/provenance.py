@@ -35,14 +35,14 @@ def training_provenance(model: Path) -> dict[str, Any] | None:
     record = read_checkpoint_document(model).get("training_data") or {}
     if not isinstance(record.get("config"), dict):
         return None
-    prov: dict[str, Any] = {"source_kind": record["config"].get("source", {}).get("kind"), "world_seeds": set(),
+    prov: dict[str, Any] = {"source_kind": (record["config"].get("source") or {}).get("kind"), "world_seeds": set(),
                             "source_paths": [], "target_paths": [], "steps": record.get("steps"),
                             "unrecorded_init": []}
     while isinstance(record, dict) and isinstance(record.get("config"), dict):
         _add_run(prov, record)
         init_from = record["config"].get("init_from")
         record = record.get("init")
-        if init_from and not isinstance(record, dict):
+        if init_from and not (isinstance(record, dict) and isinstance(record.get("config"), dict)):
             prov["unrecorded_init"].append(str(init_from))
     prov["world_seeds"] = sorted(prov["world_seeds"])
     return prov
@@ -63,8 +63,8 @@ def _add_run(prov: dict[str, Any], record: dict[str, Any]) -> None:
     elif source.get("kind") == "procedural":
         # written before the record named its worlds: training and validation world, and ``seed``, which chose
         # the training world until 2026-12-05
-        sim_seed = int(source.get("sim_seed", 0))
-        prov["world_seeds"].update({int(config.get("seed", 0)), sim_seed, sim_seed + 1000})
+        sim_seed = int(source.get("sim_seed") or 0)  # validation world: + training.lineage.VALIDATION_WORLD_OFFSET
+        prov["world_seeds"].update({int(config.get("seed") or 0), sim_seed, sim_seed + 1000})
 
 
 def _extend_unique(paths: list[str], more: list[str]) -> None:

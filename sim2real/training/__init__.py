@@ -1,5 +1,6 @@
 """Training: the Trainer (steps, schedules, checkpoints, validation with a declared judge), its typed config,
-resumable batch streams, checkpoint state I/O, bag health checks and the ``sim2real-train`` CLI. Torch only.
+resumable batch streams, checkpoint state I/O, the training record an exported checkpoint carries (lineage),
+bag health checks and the ``sim2real-train`` CLI. Torch only.
 
 Layer rule (checked by test/test_layers.py): may import from sim2real: core, io, runtime, data, translator,
 evaluation.

@@ -32,6 +32,7 @@ from sim2real.data.datasets import (
 from sim2real.data.transforms import PairedTransform
 from sim2real.training.bag_health import with_checked_bags
 from sim2real.training.config import SourceDataConfig, TargetDataConfig, TrainConfig, load_train_config
+from sim2real.training.lineage import VALIDATION_WORLD_OFFSET
 
 __all__ = ["build_datasets", "main"]
 
@@ -66,7 +67,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any, Any]:
     source = _source(src, src.paths, _transform(cfg, True), cfg.seed)
     target = _target(cfg.target, _transform(cfg, True), cfg.seed)
     if src.kind == "procedural":
-        val = ProceduralSourceDataset(cfg.val_frames, src.sim_width, src.sim_height, src.sim_seed + 1000,
+        val = ProceduralSourceDataset(cfg.val_frames, src.sim_width, src.sim_height,
+                                      src.sim_seed + VALIDATION_WORLD_OFFSET,
                                       transform=_transform(cfg, False))
     elif src.val_paths:
         val = _source(src, src.val_paths, _transform(cfg, False), cfg.seed)

@@ -38,7 +38,8 @@ def procedural_worlds(source_kind: str, sim_seed: int) -> list[int]:
 
 def init_record(path: str | None) -> dict[str, Any] | None:
     """The training record behind ``init_from``: an inference checkpoint's ``training_data``, or for a training
-    checkpoint directory the same record rebuilt from its state; None without ``init_from``.
+    checkpoint directory the same record rebuilt from its state; None without ``init_from`` and for a file that
+    records no training config (the provenance check then reports its data as unknown).
 
     Raises:
         CheckpointError: the path is neither a readable checkpoint file nor a training checkpoint directory.
@@ -49,17 +50,19 @@ def init_record(path: str | None) -> dict[str, Any] | None:
     if source.suffix == ".safetensors":
         from sim2real.translator.checkpoint import read_checkpoint_document
 
-        return dict(read_checkpoint_document(source).get("training_data") or {})
+        record = read_checkpoint_document(source).get("training_data")
+        return dict(record) if isinstance(record, dict) and isinstance(record.get("config"), dict) else None
     scalars = read_state_scalars(source)
     try:
         config = json.loads(scalars["config"])
         init = json.loads(scalars.get(LINEAGE_KEY) or "null")
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"init_from {source}: its state has no readable config ({exc})") from exc
-    source = config.get("source") or {}
-    return {"steps": scalars.get("step"), "config": config,
-            "procedural_worlds": procedural_worlds(source.get("kind", ""), int(source.get("sim_seed", 0))),
-            "init": init}
+    record = {"steps": scalars.get("step"), "config": config, "init": init}
+    if LINEAGE_KEY in scalars:  # older states trained on world ``seed``: leave their worlds to the fallback
+        source = config.get("source") or {}
+        record["procedural_worlds"] = procedural_worlds(source.get("kind") or "", int(source.get("sim_seed") or 0))
+    return record
 
 
 def training_record(cfg: TrainConfig, steps: int, init: dict[str, Any] | None) -> dict[str, Any]:

@@ -231,6 +231,8 @@ class Trainer:
         restore_rng_state(state["rng"])
         self.step = int(state["step"])
         self.checkpoints.best = dict(state["best"])
+        if LINEAGE_KEY in state:  # the start this run was made from, not what its init_from path holds now
+            self.init_record = json.loads(state[LINEAGE_KEY])
         return {k: int(v) for k, v in state["data"].items()}, tuple(state.get("bad_frames", ()))
 
     def export(self, path: str | Path) -> Path:
