@@ -1,7 +1,8 @@
 """Bare-model frames/s of the translator presets vs the CycleGAN/CUT ResNet-9 generator (not a test).
 
     .venv/bin/python benchmarks/bench_model.py [--sizes 640x360,1280x720,1920x1080]
-        [--presets lite,full,lite+prior,lite+frame_prior,lite+frame_prior+pool,lite+frame_prior+pool+body_replicate]
+        [--presets lite,full,lite+prior,lite+frame_prior,lite+frame_prior+pool,lite+frame_prior+pool+body_replicate,
+         lite+frame_prior+pool+detail_highpass]
         [--threads 2] [--warmup 3] [--frames 10] [--budget 8] [--devices cpu,cuda]
         [--compile-sizes all] [--onnx-cuda-sizes all]
 
@@ -170,12 +171,13 @@ def torch_variants(dev: torch.device, preset: str, size: str, compile_here: bool
 #: ``--presets`` suffixes: ``lite+prior`` = the lite preset with the fixed class-wise colour prior,
 #: ``lite+frame_prior`` with the per-frame one (unfitted: the cost does not depend on the statistics' values),
 #: ``+pool`` with half the decoder's coefficients pooled per class (``coefficient_pooling`` 0.5), ``+body_replicate``
-#: with the content body and decoder padded by replication (``body_padding_mode``; the shipped model is
-#: ``lite+frame_prior+pool``).
+#: with the content body and decoder padded by replication (``body_padding_mode``), ``+detail_highpass`` with the
+#: detail path's local mean taken off (``detail_highpass``; the shipped model is ``lite+frame_prior+pool``).
 PRESET_OPTIONS = {"prior": {"use_colour_prior": True},
                   "frame_prior": {"use_colour_prior": True, "colour_prior_per_frame": True},
                   "pool": {"coefficient_pooling": 0.5},
-                  "body_replicate": {"body_padding_mode": "replicate"}}
+                  "body_replicate": {"body_padding_mode": "replicate"},
+                  "detail_highpass": {"detail_highpass": True}}
 
 
 def preset_config(spec: str) -> GeneratorConfig:

@@ -91,6 +91,39 @@ def test_body_padding_mode_pads_the_body_and_decoders_and_leaves_the_rest() -> N
     assert GeneratorConfig.from_dict(old) == get_generator_config("lite")  # configs saved before the field
 
 
+def test_box_mean_and_the_high_pass_detail_path_have_known_answers() -> None:
+    """box_mean of an impulse spreads 1/k^2 over the k x k box and nothing beyond; a constant stays constant at
+    the borders (replicate). The high-pass detail path removes a constant output entirely and keeps an impulse's
+    centre at 1 - 1/k^2; without it the constant passes."""
+    from sim2real.translator.generator import DetailPath
+    from sim2real.translator.layers import box_mean
+
+    impulse = torch.zeros(1, 1, 21, 21)
+    impulse[0, 0, 10, 10] = 1.0
+    box = box_mean(impulse, 5)
+    assert torch.allclose(box[0, 0, 8:13, 8:13], torch.full((5, 5), 1 / 25))
+    assert box.sum().item() == pytest.approx(1.0) and box[0, 0, 13, 10] == 0 and box[0, 0, 10, 7] == 0
+    assert torch.allclose(box_mean(torch.full((1, 2, 4, 6), 0.3), 9), torch.full((1, 2, 4, 6), 0.3))
+    with pytest.raises(ValueError, match="positive odd"):
+        box_mean(impulse, 4)
+    guide, features = torch.zeros(1, 3, 16, 24), torch.zeros(1, 4, 4, 6)
+    plain, high = DetailPath(4, 8), DetailPath(4, 8, highpass=9)
+    for path in (plain, high):
+        with torch.no_grad():
+            path.out.weight.zero_()
+            path.out.bias.copy_(torch.tensor([0.3, -0.2, 0.1]))
+    with torch.no_grad():
+        assert torch.allclose(plain(guide, features, None), torch.tensor([0.3, -0.2, 0.1]).view(1, 3, 1, 1)
+                              .expand(1, 3, 16, 24))
+        assert high(guide, features, None).abs().max() < 1e-6
+    with pytest.raises(ConfigError, match="detail_highpass needs a detail path"):
+        GeneratorConfig(detail_highpass=True)
+    cfg = dataclasses.replace(get_generator_config("lite"), detail_highpass=True)
+    assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
+    assert model("lite", detail_highpass=True).decoders["target"].detail.highpass == 9  # 2 work_scale + 1
+    assert not get_generator_config("lite").detail_highpass  # configs saved before the field: off
+
+
 # ------------------------------------------------------------------------------------------------ shapes
 @pytest.mark.parametrize("preset", PRESETS)
 def test_translate_shapes_at_odd_stride_multiples(preset: str) -> None:

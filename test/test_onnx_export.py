@@ -103,6 +103,19 @@ def test_body_replicate_padding_exports_with_parity(tmp_path: Path, generator: T
     assert onnx_parity(generator, runner, num_instances=3) > 10 * PARITY_TOLERANCE
 
 
+def test_high_pass_detail_exports_with_parity(tmp_path: Path, generator: TranslatorGenerator,
+                                              lite: GeneratorConfig) -> None:
+    """lite with detail_highpass (the same weights, no new ones): the graph matches eager, and its output is not
+    the plain detail path's (the box mean reached the exported graph)."""
+    cfg = dataclasses.replace(lite, detail_highpass=True)
+    gen = TranslatorGenerator(cfg)
+    gen.load_state_dict(generator.state_dict())
+    runner = OnnxTranslator(export_onnx(gen.eval(), tmp_path / "highpass.onnx", HEIGHT, WIDTH), intra_op_threads=1)
+    assert runner.metadata["config"]["detail_highpass"] is True
+    assert onnx_parity(gen, runner, num_instances=3) <= PARITY_TOLERANCE
+    assert onnx_parity(generator, runner, num_instances=3) > 10 * PARITY_TOLERANCE
+
+
 def test_onnx_translate_matches_eager_uint8(translator: Translator, runner: OnnxTranslator) -> None:
     frames = [synthetic_frame(HEIGHT, WIDTH, seed=s, num_instances=s) for s in range(2)]
     rgb, sem, inst = (np.stack([f[i] for f in frames]) for i in range(3))

@@ -116,6 +116,10 @@ class GeneratorConfig:
         detail_channels: D, extra decoder outputs at work resolution that condition the full-resolution detail
             path (0 = no detail path: the affine colour head alone, as before).
         detail_width: width of the detail path's full-resolution convolution.
+        detail_highpass: take the detail path's local mean (a box of 2 ``work_scale`` + 1 pixels) off its output,
+            so that it adds only texture, grain and edges and no colour shift: without it the shipped model's
+            detail output is ~99 % low-frequency energy, a second colour map beside the affine head
+            (docs/translator.md, "Detail path"). Needs ``detail_channels`` > 0.
         use_camera: a learned camera model per domain after the decoder (:mod:`~sim2real.translator.camera`).
         camera_knots: knots of the camera's tone curve.
         target_styles: names of the target datasets whose mean styles are kept apart (e.g. ("cityscapes",
@@ -164,6 +168,7 @@ class GeneratorConfig:
     label_resolution: str = "input"
     detail_channels: int = 0
     detail_width: int = 8
+    detail_highpass: bool = False
     use_camera: bool = False
     camera_knots: int = 8
     target_styles: tuple[str, ...] = ()
@@ -181,7 +186,7 @@ class GeneratorConfig:
                 raise ConfigError(f"GeneratorConfig.{field} must be an int in [{low}, {high}], got {value!r}")
         self._check_target_styles()
         for field in ("use_instance_branch", "use_memory", "use_camera", "use_colour_prior",
-                      "colour_prior_per_frame"):
+                      "colour_prior_per_frame", "detail_highpass"):
             if not isinstance(getattr(self, field), bool):
                 raise ConfigError(f"GeneratorConfig.{field} must be true or false, got {getattr(self, field)!r}")
         if self.work_scale not in VALID_WORK_SCALES:
@@ -189,6 +194,8 @@ class GeneratorConfig:
                 f"GeneratorConfig.work_scale must be one of {VALID_WORK_SCALES}, got {self.work_scale!r}"
             )
         self._check_choices()
+        if self.detail_highpass and self.detail_channels == 0:
+            raise ConfigError("GeneratorConfig.detail_highpass needs a detail path (detail_channels > 0)")
         if self.colour_prior_per_frame and not self.use_colour_prior:
             raise ConfigError("GeneratorConfig.colour_prior_per_frame needs use_colour_prior")
         for field, low, high, open_low in _FLOAT_BOUNDS:

@@ -59,6 +59,7 @@ from sim2real.translator.layers import (
     PaddedConv2d,
     ResBlock,
     StyleMLP,
+    box_mean,
     inference_fast_path,
     padded_conv2d,
     upsample_to,
@@ -332,10 +333,14 @@ class DetailPath(nn.Module):
     added to the affine output before the tanh. The 1x1 conv starts at zero, so a new detail path is a no-op.
     Without noise, f_0 is not upsampled and the n' plane (all zeros, zero also when padded) is left out of the
     3x3 convolution together with its weights: the same r, one full-resolution plane less to build and read.
+    With ``highpass`` = k > 0 the output is r - box_k(r) (:func:`~sim2real.translator.layers.box_mean`): no
+    colour shift survives, only what varies within k pixels.
     """
 
-    def __init__(self, detail_channels: int, width: int, *, padding_mode: str = "replicate") -> None:
+    def __init__(self, detail_channels: int, width: int, *, padding_mode: str = "replicate",
+                 highpass: int = 0) -> None:
         super().__init__()
+        self.highpass = highpass
         self.conv = PaddedConv2d(3 + detail_channels, width, 3, padding=1, padding_mode=padding_mode)
         self.out = nn.Conv2d(width, 3, 1)
         nn.init.zeros_(self.out.weight)
@@ -352,7 +357,8 @@ class DetailPath(nn.Module):
             features = upsample_to(features, size)
             n = F.softplus(features[:, :1]) * noise.to(guide.dtype)
             h = self.conv(torch.cat([guide, features[:, 1:], n], 1))
-        return self.out(F.leaky_relu(h, 0.2))
+        r = self.out(F.leaky_relu(h, 0.2))
+        return r - box_mean(r, self.highpass) if self.highpass else r
 
 
 class Decoder(nn.Module):
@@ -374,6 +380,7 @@ class Decoder(nn.Module):
         detail_padding_mode: of the full-resolution :class:`DetailPath`; None = ``padding_mode``.
         detail_channels: D (0 = no detail path).
         detail_width: width of the :class:`DetailPath`.
+        detail_highpass: box size of the :class:`DetailPath`'s high-pass (0 = off).
         pooling: share of the coefficients taken from their class means when labels are given
             (:func:`~sim2real.translator.coefficient_pooling.class_pooled_coefficients`); 0 = off.
         num_classes: class ids below this pool per class; cells of other ids take the mean of the frame's class
@@ -383,7 +390,7 @@ class Decoder(nn.Module):
     def __init__(
         self, channels: list[int], num_res: int, style_dim: int, mlp_dim: int, value_dim: int,
         *, padding_mode: str = "replicate", detail_padding_mode: str | None = None, detail_channels: int = 0,
-        detail_width: int = 8, pooling: float = 0.0, num_classes: int = NUM_CLASSES,
+        detail_width: int = 8, detail_highpass: int = 0, pooling: float = 0.0, num_classes: int = NUM_CLASSES,
     ) -> None:
         super().__init__()
         self.pooling, self.num_classes = pooling, num_classes
@@ -400,8 +407,8 @@ class Decoder(nn.Module):
             self.head.weight.mul_(0.1)
             self.head.bias.zero_()
             self.head.bias[:AFFINE_COEFFS].copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0, 0, 0, 0]))
-        self.detail = (DetailPath(detail_channels, detail_width, padding_mode=detail_padding_mode or padding_mode)
-                       if detail_channels > 0 else None)
+        self.detail = (DetailPath(detail_channels, detail_width, padding_mode=detail_padding_mode or padding_mode,
+                                  highpass=detail_highpass) if detail_channels > 0 else None)
 
     def forward(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None,
                 detail_noise: Tensor | None = None, *, labels: Tensor | None = None) -> Tensor:
@@ -474,6 +481,7 @@ class TranslatorGenerator(nn.Module):
             d: Decoder(chans[::-1], cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim,
                        padding_mode=body_pm, detail_padding_mode=pm, detail_channels=cfg.detail_channels,
                        detail_width=cfg.detail_width,
+                       detail_highpass=2 * cfg.work_scale + 1 if cfg.detail_highpass else 0,
                        pooling=cfg.coefficient_pooling if d == "target" else 0.0, num_classes=cfg.num_classes)
             for d in DOMAINS
         })

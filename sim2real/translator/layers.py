@@ -39,6 +39,7 @@ __all__ = [
     "ResBlock",
     "StyleMLP",
     "apply_affine_colour",
+    "box_mean",
     "demodulation",
     "inference_fast_path",
     "make_activation",
@@ -317,6 +318,16 @@ def upsample_to(t: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
     if t.shape[1] == 0:
         return t.new_empty((t.shape[0], 0, *size))
     return F.interpolate(t.contiguous(), size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def box_mean(x: Tensor, size: int) -> Tensor:
+    """Mean over a ``size`` x ``size`` box around every pixel (odd ``size``, replicate border): (B, C, H, W) ->
+    (B, C, H, W). Separable: two 1-D average poolings (ONNX AveragePool after an edge Pad)."""
+    if size % 2 != 1 or size < 1:
+        raise ValueError(f"box size must be a positive odd number, got {size}")
+    r = size // 2
+    x = F.avg_pool2d(F.pad(x, (r, r, 0, 0), mode="replicate"), (1, size), stride=1)
+    return F.avg_pool2d(F.pad(x, (0, 0, r, r), mode="replicate"), (size, 1), stride=1)
 
 
 def upsampled_affine_colour(coeffs: Tensor, image: Tensor) -> Tensor:
