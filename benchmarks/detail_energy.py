@@ -3,11 +3,14 @@
     .venv/bin/python benchmarks/detail_energy.py [--model models/default.safetensors] [--frames 8]
 
 Translates held-apart procedural frames (world 2718, the evaluation's) and splits the detail path's output r
-(B, 3, H, W), the residual added to the affine colour map before the tanh, into its local mean over a box of
-2 ``work_scale`` + 1 pixels (the work cell and its neighbours: what the affine head could have made itself) and
-the rest. Prints r's RMS in 8-bit levels, the low-frequency share of its energy and its mean per channel. A
-detail path that makes texture has a small low-frequency share; one near 1 is a blurred colour shift. With
-``detail_highpass`` the share is ~0 by construction. Exit 2 when the model has no detail path.
+(B, 3, H, W; the residual added to the affine colour map before the tanh) into three bands:
+
+    r = m + (box_k(r) - m) + (r - box_k(r)),      m = r's frame mean per channel, k = 2 work_scale + 1
+
+(the frame-wide shift an affine bias could carry; what varies between work cells, like the affine map; what varies
+within a cell: texture, grain, edges). Prints the RMS of r and of each band in 8-bit levels (pre-tanh), and the
+mean change per channel of the final output (after tanh and camera) when the detail path is switched off. With
+``detail_highpass`` the first two bands are ~0 by construction. Exit 2 when the model has no detail path.
 """
 
 from __future__ import annotations
@@ -24,34 +27,43 @@ from sim2real.translator.inference import Translator
 from sim2real.translator.layers import box_mean
 
 LEVELS = 127.5  # one unit of [-1, 1] in 8-bit levels
+BANDS = ("frame_mean", "between_cells", "within_cell")
+
+
+def _run(translator: Translator, frames: SourceFrames, i: int) -> torch.Tensor:
+    return translator.translate_normalized(frames.rgb[i : i + 1], frames.semantic[i : i + 1],
+                                           frames.instance[i : i + 1])
 
 
 def detail_energy(translator: Translator, frames: SourceFrames) -> dict[str, float | list[float]]:
-    """The target decoder's detail output on ``frames``: {"rms" (levels), "low_share" (energy share of its box
-    mean; 0 when the output is all zero), "mean" (per channel, levels), "box" (px)}. Raises ValueError without
-    a detail path."""
+    """The target decoder's detail output on ``frames``: {"rms", "frame_mean", "between_cells", "within_cell"
+    (RMS in levels of r and of its three bands), "box" (k, px), "output_change" (mean change of the final output
+    per channel, levels, when the path outputs zero)}. Raises ValueError without a detail path."""
     detail = translator.generator.decoders["target"].detail
     if detail is None:
         raise ValueError("the model has no detail path")
-    outputs: list[torch.Tensor] = []
-    hook = detail.register_forward_hook(lambda _module, _inputs, out: outputs.append(out.detach()))
     box = 2 * translator.generator.cfg.work_scale + 1
-    low = high = 0.0
-    means = torch.zeros(3)
+    outputs: list[torch.Tensor] = []
+    energy = dict.fromkeys(("rms", *BANDS), 0.0)
+    change = torch.zeros(3)
+    hook = detail.register_forward_hook(lambda _module, _inputs, out: outputs.append(out.detach()))
     try:
         with torch.no_grad():
             for i in range(len(frames)):
-                translator.translate_normalized(frames.rgb[i : i + 1], frames.semantic[i : i + 1],
-                                                frames.instance[i : i + 1])
+                full = _run(translator, frames, i)
                 r = outputs[-1]
-                smooth = box_mean(r, box)
-                low += float((smooth**2).mean())
-                high += float(((r - smooth) ** 2).mean())
-                means += r.mean((0, 2, 3)) / len(frames)
+                mean, smooth = r.mean((2, 3), keepdim=True), box_mean(r, box)
+                for key, band in zip(("rms", *BANDS), (r, mean.expand_as(r), smooth - mean, r - smooth), strict=True):
+                    energy[key] += float((band**2).mean()) / len(frames)
+                hook.remove()
+                hook = detail.register_forward_hook(lambda _module, _inputs, out: torch.zeros_like(out))
+                change += (full - _run(translator, frames, i)).mean((0, 2, 3)) / len(frames)
+                hook.remove()
+                hook = detail.register_forward_hook(lambda _module, _inputs, out: outputs.append(out.detach()))
     finally:
         hook.remove()
-    return {"rms": ((low + high) / len(frames)) ** 0.5 * LEVELS, "low_share": low / (low + high) if low + high else 0.0,
-            "mean": [float(v) * LEVELS for v in means], "box": box}
+    return {**{k: v**0.5 * LEVELS for k, v in energy.items()}, "box": box,
+            "output_change": [float(v) * LEVELS for v in change]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"detail_energy: {args.model}: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.model}: detail output RMS {e['rms']:.2f} levels over {len(frames)} frames; low-frequency share "
-          f"(box {e['box']} px) {e['low_share']:.3f}; mean per channel (R, G, B) "
-          f"{', '.join(f'{v:+.1f}' for v in e['mean'])} levels")
+    print(f"{args.model}, {len(frames)} frames: detail output RMS {e['rms']:.2f} levels (pre-tanh); bands: frame mean "
+          f"{e['frame_mean']:.2f}, between work cells {e['between_cells']:.2f}, within a cell (box {e['box']} px) "
+          f"{e['within_cell']:.2f}; the path's mean effect on the output (R, G, B) "
+          f"{', '.join(f'{v:+.1f}' for v in e['output_change'])} levels")
     return 0
 
 

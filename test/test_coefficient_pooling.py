@@ -181,6 +181,12 @@ def test_a_run_may_switch_pooling_on_for_a_trained_model(tmp_path: Path) -> None
         _start_run_from_plain_model(tmp_path, ["generator.coefficient_pooling=0.5", "generator.detail_channels=2"])
 
 
+def test_a_run_may_take_the_detail_paths_local_mean_off_for_a_trained_model(tmp_path: Path) -> None:
+    trained, nets = _start_run_from_plain_model(tmp_path, ["generator.detail_highpass=true"])
+    assert not trained.cfg.detail_highpass and nets.gen.cfg.detail_highpass
+    assert nets.gen.decoders["target"].detail.highpass == 2 * nets.gen.cfg.work_scale + 1  # the same weights
+
+
 def test_a_run_may_change_the_body_padding_of_a_trained_model(tmp_path: Path) -> None:
     trained, nets = _start_run_from_plain_model(tmp_path, ["generator.body_padding_mode=replicate"])
     assert trained.cfg.body_padding_mode is None

@@ -90,8 +90,9 @@ def freeze_generator(gen: nn.Module, prefixes: Iterable[str]) -> None:
 
 
 #: generator config fields a run may change when it starts from another model's weights: they change no weight
-#: (how much of the decoder's coefficients are pooled per class; how the content body and decoders pad).
-RUN_MAY_CHANGE: Final = ("coefficient_pooling", "body_padding_mode")
+#: (how much of the decoder's coefficients are pooled per class; how the content body and decoders pad; whether the
+#: detail path's local mean is taken off).
+RUN_MAY_CHANGE: Final = ("coefficient_pooling", "body_padding_mode", "detail_highpass")
 
 
 def _other_prior_only(loaded: GeneratorConfig, run: GeneratorConfig) -> bool:

@@ -322,7 +322,8 @@ def upsample_to(t: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
 
 def box_mean(x: Tensor, size: int) -> Tensor:
     """Mean over a ``size`` x ``size`` box around every pixel (odd ``size``, replicate border): (B, C, H, W) ->
-    (B, C, H, W). Separable: two 1-D average poolings (ONNX AveragePool after an edge Pad)."""
+    (B, C, H, W). Separable: two 1-D average poolings (ONNX AveragePool after an edge Pad). Under CPU autocast the
+    poolings run in float32, so a bf16 input comes back as float32."""
     if size % 2 != 1 or size < 1:
         raise ValueError(f"box size must be a positive odd number, got {size}")
     r = size // 2
