@@ -44,22 +44,28 @@ def detail_energy(translator: Translator, frames: SourceFrames) -> dict[str, flo
         raise ValueError("the model has no detail path")
     box = 2 * translator.generator.cfg.work_scale + 1
     outputs: list[torch.Tensor] = []
+    switched_off = [False]
+
+    def record_or_zero(_module: torch.nn.Module, _inputs: object, out: torch.Tensor) -> torch.Tensor | None:
+        if switched_off[0]:
+            return torch.zeros_like(out)
+        outputs.append(out.detach())
+        return None
+
     energy = dict.fromkeys(("rms", *BANDS), 0.0)
     change = torch.zeros(3)
-    hook = detail.register_forward_hook(lambda _module, _inputs, out: outputs.append(out.detach()))
+    hook = detail.register_forward_hook(record_or_zero)
     try:
         with torch.no_grad():
             for i in range(len(frames)):
+                switched_off[0] = False
                 full = _run(translator, frames, i)
                 r = outputs[-1]
                 mean, smooth = r.mean((2, 3), keepdim=True), box_mean(r, box)
                 for key, band in zip(("rms", *BANDS), (r, mean.expand_as(r), smooth - mean, r - smooth), strict=True):
                     energy[key] += float((band**2).mean()) / len(frames)
-                hook.remove()
-                hook = detail.register_forward_hook(lambda _module, _inputs, out: torch.zeros_like(out))
+                switched_off[0] = True
                 change += (full - _run(translator, frames, i)).mean((0, 2, 3)) / len(frames)
-                hook.remove()
-                hook = detail.register_forward_hook(lambda _module, _inputs, out: outputs.append(out.detach()))
     finally:
         hook.remove()
     return {**{k: v**0.5 * LEVELS for k, v in energy.items()}, "box": box,
