@@ -237,6 +237,7 @@ def test_a_run_of_zero_steps_switches_a_trained_model_to_the_per_frame_prior(tmp
     """steps=0 with init_from: no optimiser step, the per-frame prior fitted, every other weight exported as is."""
     import cv2
 
+    from sim2real.core.errors import CheckpointError
     from sim2real.data.datasets import ImageFolderDataset, ProceduralSourceDataset
     from sim2real.training.config import load_train_config
     from sim2real.training.trainer import Trainer
@@ -283,6 +284,19 @@ def test_a_run_of_zero_steps_switches_a_trained_model_to_the_per_frame_prior(tmp
     assert sum("another kind" in line for line in logs) == 1
     again = nets.gen_ema.state_dict()
     assert all(torch.equal(again[k], v) for k, v in state.items() if not k.startswith("colour_prior."))
+    # the directory's run config is compared like a file's: a field a run may change is logged, any other refused
+    pooled = build_networks(load_train_config(None, [*common, "generator.coefficient_pooling=0.5"]), "cpu")
+    logs.clear()
+    load_initial_weights(pooled, str(directory), logs.append)
+    assert any("generator.coefficient_pooling was 0.0, this run uses 0.5" in line for line in logs)
+    colder = build_networks(load_train_config(None, [*common, "generator.memory_temperature=0.5"]), "cpu")
+    with pytest.raises(CheckpointError, match="differs"):  # same shapes, so only the config can tell
+        load_initial_weights(colder, str(directory), logs.append)
+    from sim2real.training.networks import _state_generator_config
+
+    logs.clear()  # a config an older version wrote: not compared, and the log says so
+    assert _state_generator_config({"config": '{"no_such_key": 1}'}, directory, logs.append) is None
+    assert len(logs) == 1 and "not compared" in logs[0]
 
 
 @pytest.mark.parametrize("per_frame", [False, True])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from sim2real.core.errors import CheckpointError, ConfigError
-from sim2real.training.config import TrainConfig
+from sim2real.training.config import TrainConfig, build
 from sim2real.training.state_io import read_state
 from sim2real.translator.aux_nets import AuxNets
 from sim2real.translator.checkpoint import build_generator, load_checkpoint
@@ -122,22 +123,50 @@ def _load_generator(gen: nn.Module, state: dict[str, torch.Tensor], source: Path
     return other_kind
 
 
+def check_generator_config(loaded: GeneratorConfig, run: GeneratorConfig, source: Path,
+                           log: Callable[[str], Any]) -> None:
+    """CheckpointError when the generator config ``source`` was trained with differs from this run's beyond the
+    fields a run may change (``RUN_MAY_CHANGE``) and the kind of colour prior; each of those that does differ is
+    logged with both values."""
+    same = dataclasses.replace(loaded, **{f: getattr(run, f) for f in RUN_MAY_CHANGE})
+    if same != run and not _other_prior_only(same, run):
+        raise CheckpointError(f"init_from {source}: its generator config differs from this run's "
+                              f"({loaded} vs {run})")
+    for name in RUN_MAY_CHANGE:
+        if getattr(loaded, name) != getattr(run, name):
+            log(f"init_from {source}: generator.{name} was {getattr(loaded, name)!r}, this run uses "
+                f"{getattr(run, name)!r}")
+
+
+def _state_generator_config(state: dict[str, Any], source: Path, log: Callable[[str], Any]) -> GeneratorConfig | None:
+    """The generator config of a training checkpoint's run, or None (logged) when its config no longer builds
+    (written by an older version): the weights must then fit by their state alone."""
+    try:
+        return build(TrainConfig, json.loads(state["config"])).generator_config()
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        log(f"init_from {source}: its run config cannot be read by this version ({exc}); the generator config is "
+            f"not compared, only the weights' shapes")
+        return None
+
+
 def load_initial_weights(nets: Networks, path: str | None, log: Callable[[str], Any]) -> None:
     """Fine-tune: start the generator (and EMA) from an inference checkpoint, or every network from a training
-    checkpoint directory. Nothing when ``path`` is empty. The checkpoint's colour prior may be of another kind
-    than the run's (fixed -> per frame): the run then fits its own."""
+    checkpoint directory. Nothing when ``path`` is empty. The generator config it was trained with must be this
+    run's (:func:`check_generator_config`); its colour prior may be of another kind than the run's (fixed -> per
+    frame): the run then fits its own."""
     if not path:
         return
     source = Path(path)
     if source.suffix == ".safetensors":
         loaded = build_generator(load_checkpoint(source, map_location="cpu"))
-        loaded_cfg = dataclasses.replace(loaded.cfg, **{f: getattr(nets.gen.cfg, f) for f in RUN_MAY_CHANGE})
-        if loaded_cfg != nets.gen.cfg and not _other_prior_only(loaded_cfg, nets.gen.cfg):
-            raise CheckpointError(f"init_from {source}: its generator config differs from this run's "
-                                  f"({loaded.cfg} vs {nets.gen.cfg})")
+        check_generator_config(loaded.cfg, nets.gen.cfg, source, log)
         states = {"gen": loaded.state_dict(), "gen_ema": loaded.state_dict()}
     else:
-        states = read_state(source)["models"]
+        state = read_state(source)
+        saved = _state_generator_config(state, source, log)
+        if saved is not None:
+            check_generator_config(saved, nets.gen.cfg, source, log)
+        states = state["models"]
         for name, module in nets.named().items():
             if name not in ("gen", "gen_ema"):
                 module.load_state_dict(states[name])
