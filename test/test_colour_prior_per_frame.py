@@ -223,6 +223,12 @@ def test_fine_tuning_a_fixed_prior_model_into_a_per_frame_one(tmp_path: Path) ->
     other = build_networks(load_train_config(None, [*overrides, "generator.detail_channels=2"]), "cpu")
     with pytest.raises(CheckpointError, match="differs"):  # any other difference is still refused
         load_initial_weights(other, str(path), logs.append)
+    no_detail = TranslatorGenerator(dataclasses.replace(fixed_cfg, detail_channels=0)).eval()
+    install_colour_prior(no_detail.colour_prior, _statistics(rgb, sem))
+    no_detail_path = save_checkpoint(tmp_path / "no_detail.safetensors", no_detail, no_detail.cfg)
+    high = build_networks(load_train_config(None, [*overrides, "generator.detail_highpass=true"]), "cpu")
+    with pytest.raises(CheckpointError, match="differs"):  # the loaded config with the run's high-pass is no valid
+        load_initial_weights(high, str(no_detail_path), logs.append)  # config: still "differs", not a ConfigError
     from sim2real.training.networks import _load_generator
 
     no_prior = TranslatorGenerator(dataclasses.replace(fixed_cfg, use_colour_prior=False))
@@ -293,9 +299,16 @@ def test_a_run_of_zero_steps_switches_a_trained_model_to_the_per_frame_prior(tmp
     with pytest.raises(CheckpointError, match="differs"):  # same shapes, so only the config can tell
         load_initial_weights(colder, str(directory), logs.append)
     from sim2real.training.networks import _state_generator_config
+    from sim2real.training.state_io import EXPORTED_GENERATOR, read_state
 
-    logs.clear()  # a config an older version wrote: not compared, and the log says so
-    assert _state_generator_config({"config": '{"no_such_key": 1}'}, directory, logs.append) is None
+    bogus = {"config": '{"no_such_key": 1}'}  # a run config this version cannot build
+    run_cfg = trainer.nets.gen.cfg
+    assert _state_generator_config(directory, bogus, logs.append) == run_cfg  # the exported file's comes first
+    state = read_state(directory)
+    (directory / EXPORTED_GENERATOR).unlink()
+    assert _state_generator_config(directory, state, logs.append) == run_cfg  # then the run's
+    logs.clear()  # neither readable: not compared, and the log says so
+    assert _state_generator_config(directory, bogus, logs.append) is None
     assert len(logs) == 1 and "not compared" in logs[0]
 
 

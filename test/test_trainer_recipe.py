@@ -5,6 +5,7 @@ critics)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,6 @@ def test_a_resumed_run_keeps_the_start_it_was_made_from(tmp_path: Path, shared_d
     resumed = Trainer(cfg, *build_datasets(cfg), resume=True, progress=False)
     assert resumed.step == 2 and resumed.init_record["config"]["source"]["sim_seed"] == 7
     assert 99 not in training_provenance(resumed.export(tmp_path / "resumed.safetensors"))["world_seeds"]
+    shutil.rmtree(stage1_dir)  # a resume needs nothing from its start any more: not its weights, not its config
+    again = Trainer(cfg, *build_datasets(cfg), resume=True, progress=False)
+    assert again.step == 2 and again.init_record == resumed.init_record

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sim2real.training.state_io import find_resumable, prune_checkpoints, write_state
+from sim2real.training.state_io import EXPORTED_GENERATOR, find_resumable, prune_checkpoints, write_state
 
 __all__ = ["CheckpointDir", "capture_rng_state", "restore_rng_state", "to_host"]
 
@@ -83,7 +83,7 @@ class CheckpointDir:
             score = -val["val/judge_miou"]
             if not self.best or score < self.best["score"]:
                 self.best = {"score": score, "step": float(step)}
-        path = write_state(self.directory, name, state(), extra_files={"generator.safetensors": export})
+        path = write_state(self.directory, name, state(), extra_files={EXPORTED_GENERATOR: export})
         if self.best.get("step") == float(step):
             (self.directory / "best.json").write_text(json.dumps({"checkpoint": name, "score": self.best["score"]}))
         keep = {f"step_{int(self.best['step']):08d}"} if self.best else set()

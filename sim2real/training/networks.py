@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,9 +14,9 @@ from torch import nn
 
 from sim2real.core.errors import CheckpointError, ConfigError
 from sim2real.training.config import TrainConfig, build
-from sim2real.training.state_io import read_state
+from sim2real.training.state_io import EXPORTED_GENERATOR, read_state
 from sim2real.translator.aux_nets import AuxNets
-from sim2real.translator.checkpoint import build_generator, load_checkpoint
+from sim2real.translator.checkpoint import build_generator, load_checkpoint, read_checkpoint_document
 from sim2real.translator.colour_prior import ClassColourPrior
 from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.discriminator import ContentDiscriminator, MultiScaleDiscriminator
@@ -96,13 +95,6 @@ def freeze_generator(gen: nn.Module, prefixes: Iterable[str]) -> None:
 RUN_MAY_CHANGE: Final = ("coefficient_pooling", "body_padding_mode", "detail_highpass")
 
 
-def _other_prior_only(loaded: GeneratorConfig, run: GeneratorConfig) -> bool:
-    """Whether two generator configs differ only in the kind of colour prior (fixed or per frame)."""
-    fields = ("colour_prior_per_frame", "colour_prior_pooled_share")
-    return (loaded.use_colour_prior and run.use_colour_prior
-            and dataclasses.replace(loaded, **{f: getattr(run, f) for f in fields}) == run)
-
-
 def _prior_keys(per_frame: bool) -> set[str]:
     return {f"colour_prior.{k}" for k in ClassColourPrior(per_frame).state_dict()}
 
@@ -127,9 +119,12 @@ def check_generator_config(loaded: GeneratorConfig, run: GeneratorConfig, source
                            log: Callable[[str], Any]) -> None:
     """CheckpointError when the generator config ``source`` was trained with differs from this run's beyond the
     fields a run may change (``RUN_MAY_CHANGE``) and the kind of colour prior; each of those that does differ is
-    logged with both values."""
-    same = dataclasses.replace(loaded, **{f: getattr(run, f) for f in RUN_MAY_CHANGE})
-    if same != run and not _other_prior_only(same, run):
+    logged with both values. Compared as plain fields (a mix of the two configs need not be a valid one)."""
+    mixed = {**loaded.to_dict(), **{f: getattr(run, f) for f in RUN_MAY_CHANGE}}
+    prior_fields = ("colour_prior_per_frame", "colour_prior_pooled_share")
+    other_prior = loaded.use_colour_prior and run.use_colour_prior and {
+        **mixed, **{f: getattr(run, f) for f in prior_fields}} == run.to_dict()
+    if mixed != run.to_dict() and not other_prior:
         raise CheckpointError(f"init_from {source}: its generator config differs from this run's "
                               f"({loaded} vs {run})")
     for name in RUN_MAY_CHANGE:
@@ -138,14 +133,20 @@ def check_generator_config(loaded: GeneratorConfig, run: GeneratorConfig, source
                 f"{getattr(run, name)!r}")
 
 
-def _state_generator_config(state: dict[str, Any], source: Path, log: Callable[[str], Any]) -> GeneratorConfig | None:
-    """The generator config of a training checkpoint's run, or None (logged) when its config no longer builds
-    (written by an older version): the weights must then fit by their state alone."""
+def _state_generator_config(directory: Path, state: dict[str, Any], log: Callable[[str], Any]
+                            ) -> GeneratorConfig | None:
+    """The generator config a training checkpoint directory's run used: the one embedded in its exported
+    ``generator.safetensors``, else (a directory without one) its run config's rebuilt with today's presets;
+    None (logged) when neither can be read: the weights must then fit by their shapes alone."""
+    try:
+        return GeneratorConfig.from_dict(read_checkpoint_document(directory / EXPORTED_GENERATOR)["config"])
+    except (CheckpointError, OSError, KeyError, TypeError, ConfigError) as exc:
+        exported_error = exc
     try:
         return build(TrainConfig, json.loads(state["config"])).generator_config()
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        log(f"init_from {source}: its run config cannot be read by this version ({exc}); the generator config is "
-            f"not compared, only the weights' shapes")
+        log(f"init_from {directory}: neither its {EXPORTED_GENERATOR} ({exported_error}) nor its run config ({exc}) "
+            f"can be read by this version; the generator config is not compared, only the weights' shapes")
         return None
 
 
@@ -163,7 +164,7 @@ def load_initial_weights(nets: Networks, path: str | None, log: Callable[[str], 
         states = {"gen": loaded.state_dict(), "gen_ema": loaded.state_dict()}
     else:
         state = read_state(source)
-        saved = _state_generator_config(state, source, log)
+        saved = _state_generator_config(source, state, log)
         if saved is not None:
             check_generator_config(saved, nets.gen.cfg, source, log)
         states = state["models"]

@@ -24,8 +24,8 @@ from safetensors.torch import load_file, save_file
 from sim2real.core.errors import CheckpointError
 
 __all__ = [
-    "find_resumable", "flatten", "list_checkpoints", "prune_checkpoints", "read_state", "read_state_scalars",
-    "unflatten", "write_state",
+    "EXPORTED_GENERATOR", "find_resumable", "flatten", "list_checkpoints", "prune_checkpoints", "read_state",
+    "read_state_scalars", "unflatten", "write_state",
 ]
 
 TENSOR_REF = "__tensor__"
@@ -33,6 +33,8 @@ TUPLE_REF = "__tuple__"
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
 LATEST = "latest.json"
+#: the EMA generator a checkpoint directory also holds as an inference checkpoint (``CheckpointDir.save``)
+EXPORTED_GENERATOR = "generator.safetensors"
 
 
 def flatten(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:

@@ -84,11 +84,12 @@ class Trainer:
         self._seed_everything(cfg.seed)
         self.nets = build_networks(cfg, self.device)
         freeze_generator(self.nets.gen, cfg.freeze)
-        load_initial_weights(self.nets, cfg.init_from, self.log)
-        self.init_record = init_record(cfg.init_from)  # what the starting weights were trained on
         self.checkpoints = CheckpointDir(self.out_dir / "checkpoints", cfg.keep_last, self.is_main)
         path = self.checkpoints.resumable() if resume else None
-        if path is None:  # a resumed run reads its prior from the checkpoint
+        self.init_record: dict[str, Any] | None = None  # what the starting weights were trained on
+        if path is None:  # a resumed run reads its weights, prior and start from its own state instead
+            load_initial_weights(self.nets, cfg.init_from, self.log)
+            self.init_record = init_record(cfg.init_from)
             self._fit_colour_prior(source)
         self.replicas.broadcast_parameters(self.nets.named().values())
         self.optimization = Optimization(self.nets, cfg, self.precision, self.replicas)
@@ -233,6 +234,8 @@ class Trainer:
         self.checkpoints.best = dict(state["best"])
         if LINEAGE_KEY in state:  # the start this run was made from, not what its init_from path holds now
             self.init_record = json.loads(state[LINEAGE_KEY])
+        else:  # a state written before 2026-12-05: the init_from path is all there is
+            self.init_record = init_record(self.cfg.init_from)
         return {k: int(v) for k, v in state["data"].items()}, tuple(state.get("bad_frames", ()))
 
     def export(self, path: str | Path) -> Path:
