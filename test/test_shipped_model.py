@@ -33,17 +33,15 @@ def test_model_card_is_shipped_with_its_pictures() -> None:
 
 
 def test_the_default_model_records_the_training_data_of_every_run_behind_it() -> None:
-    """The file (coefficient pooling set, steps 0) carries the record of the per-frame prior's refit (steps 0,
-    world 1 for its source tables under the old seed wiring), which carries stage 1's (5 600 steps, world 0), so
-    ``sim2real-eval`` knows every world and folder behind the weights."""
+    """The file (stage 2: steps 0, the per-frame prior refitted) carries the record of stage 1 (5 600 steps, world 0,
+    validation world 1000), so ``sim2real-eval`` knows every world and folder behind the weights."""
     from sim2real.evaluation.provenance import training_provenance
 
     prov = training_provenance(share_dir() / "models" / "default.safetensors")
     assert prov is not None and prov["unrecorded_init"] == []
-    assert prov["world_seeds"] == [0, 1, 1000] and 2718 not in prov["world_seeds"]
+    assert prov["world_seeds"] == [0, 1000] and 2718 not in prov["world_seeds"]
     chain, record = [], read_checkpoint_document(share_dir() / "models" / "default.safetensors")["training_data"]
     while record:
         chain.append((record["steps"], record["config"].get("init_from")))
         record = record.get("init")
-    assert chain == [(0, "models/default.safetensors"), (0, "runs/default_prior/checkpoints/step_00005600"),
-                     (5600, None)]
+    assert chain == [(0, "runs/hh_s0/checkpoints/step_00005600"), (5600, None)]
