@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ import torch
 from torch import nn
 
 from sim2real.core.errors import CheckpointError, ConfigError
-from sim2real.training.config import TrainConfig, build
+from sim2real.training.config import TrainConfig
 from sim2real.training.state_io import EXPORTED_GENERATOR, read_state
 from sim2real.translator.aux_nets import AuxNets
 from sim2real.translator.checkpoint import build_generator, load_checkpoint, read_checkpoint_document
@@ -133,20 +132,15 @@ def check_generator_config(loaded: GeneratorConfig, run: GeneratorConfig, source
                 f"{getattr(run, name)!r}")
 
 
-def _state_generator_config(directory: Path, state: dict[str, Any], log: Callable[[str], Any]
-                            ) -> GeneratorConfig | None:
-    """The generator config a training checkpoint directory's run used: the one embedded in its exported
-    ``generator.safetensors``, else (a directory without one) its run config's rebuilt with today's presets;
-    None (logged) when neither can be read: the weights must then fit by their shapes alone."""
+def _directory_generator_config(directory: Path, log: Callable[[str], Any]) -> GeneratorConfig | None:
+    """The generator config a training checkpoint directory's run used, as embedded in its exported
+    ``generator.safetensors`` (every directory has one; :func:`read_state` checks it is there); None (logged) when
+    this version cannot read it: the weights must then fit by their shapes alone."""
     try:
         return GeneratorConfig.from_dict(read_checkpoint_document(directory / EXPORTED_GENERATOR)["config"])
     except (CheckpointError, OSError, KeyError, TypeError, ConfigError) as exc:
-        exported_error = exc
-    try:
-        return build(TrainConfig, json.loads(state["config"])).generator_config()
-    except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        log(f"init_from {directory}: neither its {EXPORTED_GENERATOR} ({exported_error}) nor its run config ({exc}) "
-            f"can be read by this version; the generator config is not compared, only the weights' shapes")
+        log(f"init_from {directory}: its {EXPORTED_GENERATOR} cannot be read by this version ({exc}); the generator "
+            f"config is not compared, only the weights' shapes")
         return None
 
 
@@ -163,11 +157,10 @@ def load_initial_weights(nets: Networks, path: str | None, log: Callable[[str], 
         check_generator_config(loaded.cfg, nets.gen.cfg, source, log)
         states = {"gen": loaded.state_dict(), "gen_ema": loaded.state_dict()}
     else:
-        state = read_state(source)
-        saved = _state_generator_config(source, state, log)
+        states = read_state(source)["models"]
+        saved = _directory_generator_config(source, log)
         if saved is not None:
             check_generator_config(saved, nets.gen.cfg, source, log)
-        states = state["models"]
         for name, module in nets.named().items():
             if name not in ("gen", "gen_ema"):
                 module.load_state_dict(states[name])
