@@ -24,6 +24,7 @@ from sim2real.translator.losses import (
     instance_mean_chroma,
     kl_loss,
     latent_reconstruction_loss,
+    lightness_gain_loss,
     lsgan_d_loss,
     lsgan_g_loss,
     self_reconstruction_loss,
@@ -293,3 +294,45 @@ def test_instance_hue_is_float32_under_cpu_autocast():
         means, _ = instance_mean_chroma(img, inst)
     assert mixed.dtype == means.dtype == torch.float32
     torch.testing.assert_close(mixed, exact, atol=1e-2, rtol=0)  # bf16 inputs (8-bit mantissa), float32 sums
+
+
+def affine_cells(*matrices: list[list[float]], offset: float = 0.0, extra: int = 0) -> torch.Tensor:
+    """One (1, 12 + extra, 1, n) coefficient field, cell k with the 3x3 matrix ``matrices[k]`` and offsets b."""
+    cells = [torch.cat([torch.tensor(m, dtype=torch.float32).flatten(), torch.full((3 + extra,), offset)])
+             for m in matrices]
+    return torch.stack(cells, 1)[None, :, None, :]
+
+
+def test_lightness_gain_hand_value():
+    eye = [[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]
+    field = affine_cells(eye, [[0.2, 0, 0], [0, 0.2, 0], [0, 0, 0.2]], [[-1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]],
+                         [[0, 0, 0], [0.5, 0, 0], [0, 0, 0]])
+    # gains 1, 0.2, -1 (an inverted cell) and 0.587 * 0.5 (green row only): floor 0.5
+    expected = (0.0 + 0.3 ** 2 + 1.5 ** 2 + (0.5 - 0.2935) ** 2) / 4
+    torch.testing.assert_close(lightness_gain_loss(field, 0.5), torch.tensor(expected), atol=1e-6, rtol=0)
+    assert float(lightness_gain_loss(field, -2.0)) == 0.0
+
+
+def test_lightness_gain_reads_only_the_matrix():
+    eye = [[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]
+    flat = [[0.0] * 3] * 3  # a painted cell: out = b whatever the guide (the negative control)
+    assert float(lightness_gain_loss(affine_cells(eye, eye, offset=0.7, extra=4), 0.5)) == 0.0
+    torch.testing.assert_close(lightness_gain_loss(affine_cells(flat, eye, offset=-0.3, extra=4), 0.5),
+                               torch.tensor(0.25 / 2))
+    # a recolouring that keeps the luma response (R and B swapped, gain 0.299 + 0.587 + 0.114 = 1) is free
+    swapped = [[0, 0, 1.0], [0, 1.0, 0], [1.0, 0, 0]]
+    assert float(lightness_gain_loss(affine_cells(swapped), 0.9)) == 0.0
+    with pytest.raises(ValueError, match="coefficients"):
+        lightness_gain_loss(torch.zeros(1, 9, 2, 2), 0.5)
+
+
+def test_lightness_gain_gradient_only_below_the_floor():
+    eye = [[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]
+    field = affine_cells(eye, [[0.1, 0, 0], [0, 0.1, 0], [0, 0, 0.1]]).requires_grad_(True)
+    lightness_gain_loss(field, 0.5).backward()
+    assert float(field.grad[..., 0].abs().sum()) == 0.0
+    # d/dA_ij of (0.5 - G)^2 / 2 = -(0.5 - 0.1) l_i: every matrix entry of the low cell is pushed up
+    grad = field.grad[0, :9, 0, 1].view(3, 3)
+    torch.testing.assert_close(grad, -0.4 * torch.tensor([0.299, 0.587, 0.114])[:, None].expand(3, 3),
+                               atol=1e-6, rtol=0)
+    assert float(field.grad[0, 9:, 0].abs().sum()) == 0.0

@@ -25,7 +25,13 @@ from sim2real.translator.boxes import instance_boxes
 from sim2real.translator.config import get_generator_config
 from sim2real.translator.discriminator import ContentDiscriminator, DiscriminatorConfig, MultiScaleDiscriminator
 from sim2real.translator.generator import TranslatorGenerator
-from sim2real.translator.losses import box_consistency_loss, instance_hue_loss, memory_contrastive_loss
+from sim2real.translator.layers import apply_affine_colour, upsample_to
+from sim2real.translator.losses import (
+    box_consistency_loss,
+    instance_hue_loss,
+    lightness_gain_loss,
+    memory_contrastive_loss,
+)
 from sim2real.translator.objective import (
     TERM_WEIGHTS,
     LossWeights,
@@ -125,7 +131,8 @@ def test_every_generator_term_finite_with_nonzero_generator_gradient():
     gen, d_t, d_s, d_c, aux = small_nets()
     src, tgt = make_source(), make_target()
     pretrain_aux(aux, src)
-    weights = LossWeights(nce=1.0, instance_hue=1.0)
+    # floor 2: the decoder starts near the identity map (gain ~1), so the term has a gradient here
+    weights = LossWeights(nce=1.0, instance_hue=1.0, lightness_gain=1.0, lightness_gain_floor=2.0)
     projector = PatchProjector([gen.cfg.content_channels], dim=16)
     losses = generator_losses(gen, d_t, d_s, aux, src, tgt, weights, content_disc=d_c, projector=projector)
     assert set(TERM_WEIGHTS) <= set(losses), sorted(losses)
@@ -217,6 +224,43 @@ def test_instance_hue_term_is_weighted_into_the_total_only_when_on():
     torch.testing.assert_close(on["instance_hue"], expected)
     torch.testing.assert_close(on["total"], off["total"] + 3.0 * expected)
     assert sum(g.abs().sum() for g in gen_grads(on["instance_hue"], gen)) > 0
+
+
+def test_lightness_gain_term_reads_the_fake_target_coefficients():
+    gen, d_t, d_s, _, _ = small_nets(conditional=False)
+    src, tgt = make_source(), make_target()
+    out = translate_batches(gen, None, src, tgt)
+    off = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(), outputs=out)
+    on = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(lightness_gain=2.0, lightness_gain_floor=1.5),
+                          outputs=out)
+    assert "lightness_gain" not in off and TERM_WEIGHTS["lightness_gain"] == "lightness_gain"
+    expected = lightness_gain_loss(out.coefficients_fake_target, 1.5)
+    assert float(expected.detach()) > 0.1  # gain ~1 near the identity start, floor 1.5
+    torch.testing.assert_close(on["lightness_gain"], expected)
+    torch.testing.assert_close(on["total"], off["total"] + 2.0 * expected)
+    grads = gen_grads(on["lightness_gain"], gen)
+    assert sum(g.abs().sum() for g in grads) > 0
+
+
+def test_decoder_coefficients_are_the_ones_it_applied():
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(get_generator_config("lite"), detail_channels=4, detail_highpass=True,
+                              coefficient_pooling=0.5, use_camera=True)
+    gen = TranslatorGenerator(cfg).eval()
+    with torch.no_grad():
+        gen.decoders["target"].detail.out.weight.normal_(0, 0.3)  # a detail path that is not the zero start
+    src = make_source()
+    with torch.no_grad():
+        content = gen.encode_content(src.rgb, "source", src.semantic, src.instance)
+        style = gen.mean_style("target", src.rgb.shape[0])
+        image, coeffs = gen.decode_with_coefficients(content, style, "target", camera=False)
+        torch.testing.assert_close(gen.decode(content, style, "target", camera=False), image)
+        guide = content.guide_for("target")
+        assert coeffs.shape[-2:] == (H // gen.cfg.work_scale, W // gen.cfg.work_scale)
+        rebuilt = apply_affine_colour(upsample_to(coeffs[:, :12], guide.shape[-2:]), guide)
+        if gen.decoders["target"].detail is not None:
+            rebuilt = rebuilt + gen.decoders["target"].detail(guide, coeffs[:, 12:], None)
+        torch.testing.assert_close(torch.tanh(rebuilt), image, atol=1e-5, rtol=0)
 
 
 # ------------------------------------------------------------------ discriminator / aux side

@@ -414,6 +414,12 @@ class Decoder(nn.Module):
                 detail_noise: Tensor | None = None, *, labels: Tensor | None = None) -> Tensor:
         """content (B, C, h, w), style (B, S), guide (B, 3, H, W), style_map (B, Dv, h, w), detail_noise
         (B, 1, H, W) or None, labels (B, H, W) class ids for the coefficient pooling or None -> (B, 3, H, W)."""
+        return self.render(content, style, guide, style_map, detail_noise, labels=labels)[0]
+
+    def render(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None,
+               detail_noise: Tensor | None = None, *, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """As :meth:`forward`, also returning the coefficient field it applied: -> image (B, 3, H, W),
+        coefficients (B, 12 + D, h, w) at work resolution (after the pooling)."""
         x = content
         if style_map is not None and self.style_map_proj is not None and style_map.shape[1] > 0:
             x = x + self.style_map_proj(style_map)
@@ -428,7 +434,7 @@ class Decoder(nn.Module):
         out = upsampled_affine_colour(coeffs[:, :AFFINE_COEFFS], guide)
         if self.detail is not None:
             out = out + self.detail(guide, coeffs[:, AFFINE_COEFFS:], detail_noise)
-        return out.tanh_() if inference_fast_path(out) else torch.tanh(out)
+        return (out.tanh_() if inference_fast_path(out) else torch.tanh(out)), coeffs
 
 
 class TranslatorGenerator(nn.Module):
@@ -639,6 +645,15 @@ class TranslatorGenerator(nn.Module):
         ``camera=False`` skips the camera model: for reconstructing a real frame from its own content, which
         already carries its camera's effects (applying them again would teach the camera to do nothing).
         """
+        return self.decode_with_coefficients(content, style, domain, style_map, noise=noise, frame_box=frame_box,
+                                             camera=camera)[0]
+
+    def decode_with_coefficients(
+        self, content: ContentCode, style: Tensor, domain: str, style_map: Tensor | None = None, *,
+        noise: Tensor | None = None, frame_box: Tensor | None = None, camera: bool = True,
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`decode`, also returning the decoder's coefficient field (:meth:`Decoder.render`): -> image
+        (B, 3, H, W), coefficients (B, 12 + D, h, w)."""
         index = domain_index(domain)
         if style.dim() != 2 or style.shape != (content.guide.shape[0], self.cfg.style_dim):
             raise ConfigError(
@@ -647,11 +662,12 @@ class TranslatorGenerator(nn.Module):
             )
         if style_map is None:
             style_map = self.read_memory(content, domain)
-        image = self.decoders[domain](content.features, style, content.guide_for(domain), style_map,
-                                      None if noise is None else noise[:, :1], labels=content.semantic)
+        image, coefficients = self.decoders[domain].render(
+            content.features, style, content.guide_for(domain), style_map, None if noise is None else noise[:, :1],
+            labels=content.semantic)
         if self.camera is None or not camera:
-            return image
-        return self.camera(image, index, frame_box, None if noise is None else noise[:, 1:4])
+            return image, coefficients
+        return self.camera(image, index, frame_box, None if noise is None else noise[:, 1:4]), coefficients
 
     def translate(
         self, rgb: Tensor, semantic: Tensor | None, instance: Tensor | None, style: Tensor | None = None,

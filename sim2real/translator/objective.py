@@ -58,6 +58,7 @@ from sim2real.translator.losses import (
     instance_hue_loss,
     kl_loss,
     latent_reconstruction_loss,
+    lightness_gain_loss,
     memory_contrastive_loss,
     self_reconstruction_loss,
     semantic_class_weights,
@@ -107,6 +108,9 @@ class LossWeights:
         nce: PatchNCE (CUT) between the content features of s->t and of the source (0 = off).
         instance_hue: every source instance keeps its mean colour's hue on s->t (0 = off; measured: see
             docs/translator.md "Instance hue").
+        lightness_gain: the target decoder's lightness gain on s->t stays above ``lightness_gain_floor`` in every
+            work cell (:func:`~sim2real.translator.losses.lightness_gain_loss`; 0 = off).
+        lightness_gain_floor: that floor.
         small_class_weight: extra CE weight of poles / traffic lights / traffic signs in ``semantic``.
         adversarial_mode: "lsgan" | "hinge" (:data:`sim2real.translator.losses.ADVERSARIAL_LOSSES`).
     """
@@ -123,6 +127,8 @@ class LossWeights:
     semantic: float = 1.0
     nce: float = 0.0
     instance_hue: float = 0.0
+    lightness_gain: float = 0.0
+    lightness_gain_floor: float = 0.5
     small_class_weight: float = 5.0
     adversarial_mode: str = "lsgan"
 
@@ -156,6 +162,7 @@ TERM_WEIGHTS: Final[dict[str, str]] = {
     "semantic": "semantic",
     "nce": "nce",
     "instance_hue": "instance_hue",
+    "lightness_gain": "lightness_gain",
 }
 
 
@@ -206,6 +213,7 @@ class Translations:
     Images (B, 3, H, W): ``fake_target`` (s->t), ``fake_source`` (t->s), ``rec_*`` (within domain),
     ``cycle_*`` (cross-cycle back to the own domain). ``*_fake_*`` are the re-encoded codes of the fakes.
     ``target_labels``: (B, H, W) labels used for target frames (given or pseudo), or None.
+    ``coefficients_fake_target``: the target decoder's coefficient field of ``fake_target`` (B, 12 + D, h, w).
     A one-sided pass (:func:`translate_one_sided`) leaves every t->s, source-reconstruction and cycle field None.
     """
 
@@ -226,6 +234,7 @@ class Translations:
     cycle_source: Tensor | None
     cycle_target: Tensor | None
     target_labels: Tensor | None
+    coefficients_fake_target: Tensor | None = None
 
 
 @torch.no_grad()
@@ -270,7 +279,8 @@ def translate_batches(
     z_t, v_t = gen.encode_style_and_values(x_t, "target")
 
     box_s, box_t = batch_source.frame_box, batch_target.frame_box
-    fake_t = gen.decode(c_s, z_t, "target", noise=sample_noise(gen, x_s), frame_box=box_s)
+    fake_t, coeffs_t = gen.decode_with_coefficients(c_s, z_t, "target", noise=sample_noise(gen, x_s),
+                                                    frame_box=box_s)
     fake_s = gen.decode(c_t, z_s, "source", noise=sample_noise(gen, x_t), frame_box=box_t)
     rec_s = gen.decode(c_s, z_s, "source", style_map=v_s, frame_box=box_s)
     rec_t = gen.decode(c_t, z_t, "target", style_map=v_t, frame_box=box_t, camera=False)
@@ -287,7 +297,7 @@ def translate_batches(
         values_source=v_s, values_target=v_t, fake_target=fake_t, fake_source=fake_s,
         rec_source=rec_s, rec_target=rec_t, content_fake_target=c_ft, content_fake_source=c_fs,
         style_fake_target=z_ft, style_fake_source=z_fs, cycle_source=cyc_s, cycle_target=cyc_t,
-        target_labels=labels_t,
+        target_labels=labels_t, coefficients_fake_target=coeffs_t,
     )
 
 
@@ -323,7 +333,8 @@ def translate_one_sided(
     c_s = gen.encode_content(x_s, "source", batch_source.semantic, batch_source.instance)
     c_t = gen.encode_content(x_t, "target", labels_t, None)
     z_t, v_t = gen.encode_style_and_values(x_t, "target")
-    fake_t = gen.decode(c_s, z_t, "target", noise=sample_noise(gen, x_s), frame_box=batch_source.frame_box)
+    fake_t, coeffs_t = gen.decode_with_coefficients(c_s, z_t, "target", noise=sample_noise(gen, x_s),
+                                                    frame_box=batch_source.frame_box)
     rec_t = gen.decode(c_t, z_t, "target", style_map=v_t, frame_box=batch_target.frame_box, camera=False)
     c_ft = gen.encode_content(fake_t, "target", batch_source.semantic, batch_source.instance)
     return Translations(
@@ -331,6 +342,7 @@ def translate_one_sided(
         values_target=v_t, fake_target=fake_t, fake_source=None, rec_source=None, rec_target=rec_t,
         content_fake_target=c_ft, content_fake_source=None, style_fake_target=gen.encode_style(fake_t, "target"),
         style_fake_source=None, cycle_source=None, cycle_target=None, target_labels=labels_t,
+        coefficients_fake_target=coeffs_t,
     )
 
 
@@ -417,6 +429,8 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
     * nce: PatchNCE between E^c(u) and sg(c_s) through ``projector`` (CUT; needs ``projector``).
     * instance_hue: sum_i w_i (1 - cos(chroma_i(u), chroma_i(x_s))) / N over the source instances
       (:func:`~sim2real.translator.losses.instance_hue_loss`).
+    * lightness_gain: mean_q max(0, floor - G(q))^2 over the s->t coefficient cells, G the lightness gain
+      (:func:`~sim2real.translator.losses.lightness_gain_loss`).
 
     After a one-sided pass (:func:`translate_one_sided`) the terms of the missing directions are left out.
     Discriminators, content discriminator and critics are frozen here, so ``total.backward()`` fills only
@@ -450,13 +464,16 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
 
 def _instance_terms(gen: TranslatorGenerator, out: Translations, batch_source: SourceBatch, weights: LossWeights
                     ) -> dict[str, Tensor]:
-    """memory (the class-style memory's contrastive loss) and instance_hue (each instance keeps its hue on s->t)."""
+    """memory (the class-style memory's contrastive loss), instance_hue (each instance keeps its hue on s->t) and
+    lightness_gain (the s->t coefficient field keeps the guide's shading)."""
     losses: dict[str, Tensor] = {}
     if weights.memory > 0 and gen.memory is not None:
         queries = gen.memory_queries(out.content_source)
         losses["memory"] = memory_contrastive_loss(gen.memory, queries, batch_source.semantic)
     if weights.instance_hue > 0:
         losses["instance_hue"] = instance_hue_loss(out.fake_target, batch_source.rgb, batch_source.instance)
+    if weights.lightness_gain > 0 and out.coefficients_fake_target is not None:
+        losses["lightness_gain"] = lightness_gain_loss(out.coefficients_fake_target, weights.lightness_gain_floor)
     return losses
 
 
