@@ -440,8 +440,8 @@ class Decoder(nn.Module):
 class TranslatorGenerator(nn.Module):
     """Source <-> target generator; ``forward = translate`` (the source -> target inference path).
 
-    Buffers beyond the weights: ``style_mean`` (2, S), the EMA of encoded styles per domain (row
-    ``DOMAINS[name]``; see :meth:`update_style_mean`), and the memory's keys / values.
+    Buffers beyond the weights: ``style_mean`` (2, S), the EMA of encoded styles per domain (row ``DOMAINS[name]``;
+    see :meth:`update_style_mean`), and the memory's keys / values.
 
     Args:
         cfg: the :class:`GeneratorConfig`; kept as ``self.cfg`` (checkpoints store ``cfg.to_dict()``).
@@ -636,9 +636,8 @@ class TranslatorGenerator(nn.Module):
     ) -> Tensor:
         """Render ``content`` in ``domain`` with global ``style`` (B, S): -> (B, 3, H, W) in [-1, 1].
 
-        ``style_map`` (B, Dv, h, w): class-wise local style; when None it is read from the memory
-        (values of ``domain``) if the code carries labels. Pass the image's own value map for
-        within-domain reconstruction (that is how the value heads get gradient).
+        ``style_map`` (B, Dv, h, w): class-wise local style; when None it is read from the memory (values of
+        ``domain``) if the code carries labels. Pass the image's own value map for within-domain reconstruction.
         ``noise`` (B, 4, H, W) standard normal: plane 0 drives the detail path, planes 1-3 the camera's sensor
         noise; None = the mean output (no noise). ``frame_box`` (B, 4): where the image lies in its full frame
         (normalised x0, y0, x1, y1; None = the whole frame), for the camera's position-dependent effects.
@@ -656,10 +655,8 @@ class TranslatorGenerator(nn.Module):
         (B, 3, H, W), coefficients (B, 12 + D, h, w)."""
         index = domain_index(domain)
         if style.dim() != 2 or style.shape != (content.guide.shape[0], self.cfg.style_dim):
-            raise ConfigError(
-                f"style must be (B, {self.cfg.style_dim}) with B = {content.guide.shape[0]}, "
-                f"got {tuple(style.shape)}"
-            )
+            raise ConfigError(f"style must be (B, {self.cfg.style_dim}) with B = {content.guide.shape[0]}, "
+                              f"got {tuple(style.shape)}")
         if style_map is None:
             style_map = self.read_memory(content, domain)
         image, coefficients = self.decoders[domain].render(

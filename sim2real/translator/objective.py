@@ -420,17 +420,15 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
     * cycle: ||cycle_s - x_s||_1 + ||cycle_t - x_t||_1 (DRIT cross-cycle).
     * latent_content: ||E^c(u) - sg(c_s)||_1 + ||E^c(v) - sg(c_t)||_1;
       latent_style: ||E^s_t(u) - sg(z_t)||_1 + ||E^s_s(v) - sg(z_s)||_1 (sg = stop-gradient, MUNIT).
-    * kl: KL(z_s) + KL(z_t) (unit-variance posterior: 1/2 E[z^2]).
-    * content_adv: DRIT content confusion on the global content features (needs ``content_disc``).
+    * kl: KL(z_s) + KL(z_t) (1/2 E[z^2]); content_adv: DRIT content confusion (needs ``content_disc``).
     * memory: MGUIT contrastive loss of the source content queries (needs a generator memory).
     * bbox: frozen box head on u, proposals jittered around the source boxes (needs ``aux``); bbox_class: its
       class CE; diagnostics bbox_l1 / bbox_giou.
-    * semantic: CE(S(u), y_s) with small-class weights, frozen segmenter (needs ``aux``).
-    * nce: PatchNCE between E^c(u) and sg(c_s) through ``projector`` (CUT; needs ``projector``).
+    * semantic: CE(S(u), y_s) with small-class weights, frozen segmenter (needs ``aux``); nce: PatchNCE between
+      E^c(u) and sg(c_s) through ``projector`` (CUT; needs ``projector``).
     * instance_hue: sum_i w_i (1 - cos(chroma_i(u), chroma_i(x_s))) / N over the source instances
-      (:func:`~sim2real.translator.losses.instance_hue_loss`).
-    * lightness_gain: mean_q max(0, floor - G(q))^2 over the s->t coefficient cells, G the lightness gain
-      (:func:`~sim2real.translator.losses.lightness_gain_loss`).
+      (:func:`~sim2real.translator.losses.instance_hue_loss`); lightness_gain: mean_q max(0, floor - G(q))^2 over
+      the s->t coefficient cells (:func:`~sim2real.translator.losses.lightness_gain_loss`).
 
     After a one-sided pass (:func:`translate_one_sided`) the terms of the missing directions are left out.
     Discriminators, content discriminator and critics are frozen here, so ``total.backward()`` fills only
