@@ -490,7 +490,7 @@ def test_shipped_configs_name_files_that_are_shipped() -> None:
         if init:
             chained += init in last_checkpoints
             assert (REPO / init).is_file() or init in last_checkpoints, f"{name}: init_from {init} is not shipped"
-    assert chained == 1  # the shipped default's second stage (config/train_default_per_frame.yaml)
+    assert chained == 2  # the shipped default's stages 1b and 2 (config/train_default_lightness.yaml, _per_frame.yaml)
 
 
 BAG_WRITER_UNDER_LIMIT = """
