@@ -336,3 +336,17 @@ def test_lightness_gain_gradient_only_below_the_floor():
     torch.testing.assert_close(grad, -0.4 * torch.tensor([0.299, 0.587, 0.114])[:, None].expand(3, 3),
                                atol=1e-6, rtol=0)
     assert float(field.grad[0, 9:, 0].abs().sum()) == 0.0
+
+
+def test_lightness_gain_is_the_luma_response_of_apply_affine_colour():
+    """G read off the layout = the luma change apply_affine_colour makes for a grey step of its guide."""
+    from sim2real.translator.layers import apply_affine_colour
+
+    torch.manual_seed(7)
+    field = torch.randn(2, 12, 3, 4) * 0.5
+    guide, step = torch.rand(2, 3, 3, 4) * 2 - 1, 0.25
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    response = ((apply_affine_colour(field, guide + step) - apply_affine_colour(field, guide)) * luma).sum(1) / step
+    floor = float(response.max()) + 0.1  # every cell below it: the loss is the mean of (floor - G)^2
+    torch.testing.assert_close(lightness_gain_loss(field, floor), (floor - response).square().mean(),
+                               atol=1e-5, rtol=0)

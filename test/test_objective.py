@@ -433,10 +433,15 @@ def test_one_sided_pass_trains_the_detail_path_and_camera_through_the_adversaria
     tgt = dataclasses.replace(make_target(), frame_box=box.flip(0))
     out = translate_one_sided(gen, None, src, tgt)
     assert out.fake_source is None and out.cycle_source is None and out.rec_source is None
-    weights = LossWeights(nce=1.0, bbox=0, bbox_class=0, semantic=0)
+    # floor 2: above the identity start's gain ~1, so the shipped recipe's floor term is on and has a gradient here
+    weights = LossWeights(nce=1.0, bbox=0, bbox_class=0, semantic=0, lightness_gain=1.0, lightness_gain_floor=2.0)
     projector = PatchProjector([cfg.content_channels], dim=16)
     losses = generator_losses(gen, d_t, d_s, None, src, tgt, weights, outputs=out, projector=projector)
-    assert {"adv", "self_recon", "nce", "latent_content", "kl"} <= set(losses)
+    assert {"adv", "self_recon", "nce", "latent_content", "kl", "lightness_gain"} <= set(losses)
+    assert float(losses["lightness_gain"].detach()) > 0.5
+    with pytest.raises(ConfigError, match="lightness_gain"):  # never skipped silently
+        generator_losses(gen, d_t, d_s, None, src, tgt, weights, projector=projector,
+                         outputs=dataclasses.replace(out, coefficients_fake_target=None))
     assert "cycle" not in losses
     losses["total"].backward()
     for name in ("camera.vignette", "camera.ca", "camera.blur", "camera.noise", "decoders.target.detail.conv.weight",

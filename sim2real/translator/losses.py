@@ -365,29 +365,30 @@ def instance_hue_loss(image: Tensor, reference: Tensor, instance: Tensor, *, chr
 
 
 #: Rec. 601 luma weights of (R, G, B)
-LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
+_LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
 
 
 def lightness_gain_loss(coefficients: Tensor, floor: float) -> Tensor:
     """Lightness-gain floor on the decoder's affine colour coefficients: the output keeps its guide's shading.
 
     The decoder maps its guide g by out = A(q) g + b(q) per work cell q (before the tanh). With luma weights l,
-    the output luma's response to a grey step of the guide is the cell's lightness gain
-    G(q) = sum_i l_i sum_j A_ij(q), and
+    the luma response of that affine map to a grey step of the guide (before the tanh; the detail path and the
+    camera model are not counted) is the cell's lightness gain G(q) = sum_i l_i sum_j A_ij(q), and
 
         L = mean_q max(0, floor - G(q))^2
 
     Without it the shipped weights had gains near 0 (and below) for trucks, sidewalks, walls, terrain and
     vegetation: those regions were painted by the offset field b alone, which is smooth over several cells, so a
-    truck's black underside came out light and dark cars sat in pale halos. A camera's response is monotonic in
-    scene radiance; a gain >= ``floor`` keeps the guide's edges and shading in the output while leaving the colour
-    map free above it. Shapes: coefficients (B, K >= 12, h, w), the 12 affine coefficients first in the layout of
+    truck's black underside came out light. A camera's response is monotonic in scene radiance; the hinge pushes
+    every cell's gain up to ``floor`` (a soft bound: cells may stay a little below it), keeping the guide's edges
+    and shading in the output while leaving the colour map free above it. Shapes: coefficients (B, K >= 12, h, w),
+    the 12 affine coefficients first in the layout of
     :func:`~sim2real.translator.layers.apply_affine_colour` (A_ij at channel 3 i + j, b_i at 9 + i). Float32.
     """
     if coefficients.dim() != 4 or coefficients.shape[1] < 12:
         raise ValueError(f"coefficients must be (B, K >= 12, h, w), got {tuple(coefficients.shape)}")
     rows = coefficients[:, :9].float().unflatten(1, (3, 3)).sum(2)  # (B, 3, h, w): sum_j A_ij
-    gain = (rows * rows.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1)
+    gain = (rows * rows.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1)
     return F.relu(floor - gain).square().mean()
 
 

@@ -108,8 +108,8 @@ class LossWeights:
         nce: PatchNCE (CUT) between the content features of s->t and of the source (0 = off).
         instance_hue: every source instance keeps its mean colour's hue on s->t (0 = off; measured: see
             docs/translator.md "Instance hue").
-        lightness_gain: the target decoder's lightness gain on s->t stays above ``lightness_gain_floor`` in every
-            work cell (:func:`~sim2real.translator.losses.lightness_gain_loss`; 0 = off).
+        lightness_gain: penalises the target decoder's lightness gain on s->t below ``lightness_gain_floor`` in
+            every work cell (:func:`~sim2real.translator.losses.lightness_gain_loss`; 0 = off).
         lightness_gain_floor: that floor.
         small_class_weight: extra CE weight of poles / traffic lights / traffic signs in ``semantic``.
         adversarial_mode: "lsgan" | "hinge" (:data:`sim2real.translator.losses.ADVERSARIAL_LOSSES`).
@@ -470,7 +470,10 @@ def _instance_terms(gen: TranslatorGenerator, out: Translations, batch_source: S
         losses["memory"] = memory_contrastive_loss(gen.memory, queries, batch_source.semantic)
     if weights.instance_hue > 0:
         losses["instance_hue"] = instance_hue_loss(out.fake_target, batch_source.rgb, batch_source.instance)
-    if weights.lightness_gain > 0 and out.coefficients_fake_target is not None:
+    if weights.lightness_gain > 0:
+        if out.coefficients_fake_target is None:
+            raise ConfigError("losses.lightness_gain needs the s->t coefficient field, and these translations carry "
+                              "none (build them with translate_batches / translate_one_sided)")
         losses["lightness_gain"] = lightness_gain_loss(out.coefficients_fake_target, weights.lightness_gain_floor)
     return losses
 
