@@ -1,4 +1,5 @@
-"""Core: the project's error types and label conventions (Cityscapes train ids, instance ids, CamVid classes).
+"""Core: the project's error types, label conventions (Cityscapes train ids, instance ids, CamVid classes) and
+colour conventions (luma weights).
 
 Everything else builds on these; they depend on numpy (and OpenCV lazily for label PNGs) only.
 

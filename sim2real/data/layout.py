@@ -86,6 +86,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, IterableDataset, default_collate
 
+from sim2real.core.colour import LUMA_WEIGHTS
 from sim2real.core.errors import ConfigError
 from sim2real.core.labels import CITYSCAPES_LABELS, IGNORE_ID
 
@@ -205,7 +206,8 @@ def appearance_descriptor(rgb: torch.Tensor, grid: tuple[int, int] = (4, 8),
     size = (gh * _PIXELS_PER_CELL, gw * _PIXELS_PER_CELL)
     image = F.adaptive_avg_pool2d(rgb.float()[None].add(1.0).mul(0.5), size)[0]  # (3, h, w) in [0, 1]
     red, green, blue = image
-    luma = 0.299 * red + 0.587 * green + 0.114 * blue
+    w_red, w_green, w_blue = LUMA_WEIGHTS
+    luma = w_red * red + w_green * green + w_blue * blue
     dx = F.pad((luma[:, 1:] - luma[:, :-1]).abs(), (0, 1))
     dy = F.pad((luma[1:, :] - luma[:-1, :]).abs(), (0, 0, 0, 1))
     value = image.amax(dim=0)

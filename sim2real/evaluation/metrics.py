@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sim2real.core.colour import LUMA_WEIGHTS
 from sim2real.core.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID
 
 __all__ = [
@@ -276,7 +277,7 @@ _HIST_BINS: Final = 16
 
 def luminance(rgb: Tensor) -> Tensor:
     """Rec. 601 luma of [-1, 1] RGB, mapped to [0, 1]: (B, 3, H, W) -> (B, H, W)."""
-    w = rgb.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    w = rgb.new_tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
     return ((rgb * w).sum(1) + 1.0) * 0.5
 
 

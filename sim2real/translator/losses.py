@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sim2real.core.colour import LUMA_WEIGHTS
 from sim2real.core.errors import ConfigError
 from sim2real.core.labels import IGNORE_ID, NUM_CLASSES, SMALL_CLASSES
 from sim2real.translator.memory import ClassStyleMemory
@@ -364,10 +365,6 @@ def instance_hue_loss(image: Tensor, reference: Tensor, instance: Tensor, *, chr
     return (weight * (1.0 - cosine)).sum() / counts.numel()
 
 
-#: Rec. 601 luma weights of (R, G, B)
-_LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
-
-
 def lightness_gain_loss(coefficients: Tensor, floor: float) -> Tensor:
     """Lightness-gain floor on the decoder's affine colour coefficients: the output keeps its guide's shading.
 
@@ -388,7 +385,7 @@ def lightness_gain_loss(coefficients: Tensor, floor: float) -> Tensor:
     if coefficients.dim() != 4 or coefficients.shape[1] < 12:
         raise ValueError(f"coefficients must be (B, K >= 12, h, w), got {tuple(coefficients.shape)}")
     rows = coefficients[:, :9].float().unflatten(1, (3, 3)).sum(2)  # (B, 3, h, w): sum_j A_ij
-    gain = (rows * rows.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1)
+    gain = (rows * rows.new_tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)).sum(1)
     return F.relu(floor - gain).square().mean()
 
 

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from sim2real.core.colour import LUMA_WEIGHTS
 from sim2real.core.errors import ImageConversionError, LabelError
 from sim2real.core.labels import IGNORE_ID, SMALL_CLASSES, THING_CLASSES, overlay
 from sim2real.io.conversions import RGB8_ENCODINGS, check_image_layout, image_to_array, to_rgb8
@@ -242,7 +243,7 @@ def encode_output(rgb: np.ndarray, output_encoding: str, input_encoding: str) ->
     if target == "rgb8":
         return rgb, "rgb8", True
     if target == "mono8":
-        luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        luma = rgb.astype(np.float32) @ np.array(LUMA_WEIGHTS, dtype=np.float32)
         return np.clip(np.rint(luma), 0, 255).astype(np.uint8), "mono8", True
     color = rgb[:, :, ::-1] if target.startswith("bgr") else rgb
     if target.endswith("a8"):
