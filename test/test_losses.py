@@ -20,6 +20,7 @@ from sim2real.translator.losses import (
     get_adversarial_loss,
     hinge_d_loss,
     hinge_g_loss,
+    instance_chroma_loss,
     instance_hue_loss,
     instance_mean_chroma,
     kl_loss,
@@ -294,6 +295,65 @@ def test_instance_hue_is_float32_under_cpu_autocast():
         means, _ = instance_mean_chroma(img, inst)
     assert mixed.dtype == means.dtype == torch.float32
     torch.testing.assert_close(mixed, exact, atol=1e-2, rtol=0)  # bf16 inputs (8-bit mantissa), float32 sums
+
+
+# ------------------------------------------------------------------ instance chroma ceiling
+def test_instance_chroma_hand_value():
+    img, ref, inst = hue_scene()
+    # instances 1 and 2 of frame 0 keep their saturation (0.3 -> 0.3, 0.05 -> 0.05); the grey-referenced one
+    # comes out at |(0.2, 0.1)| = sqrt 0.05: (sqrt 0.05 - 0 - margin) / (0.1 * 3 instances)
+    excess = 0.05 ** 0.5
+    torch.testing.assert_close(instance_chroma_loss(img, ref, inst), torch.tensor((excess - 0.05) / 0.3),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(instance_chroma_loss(img, ref, inst, margin=0.0, chroma_scale=0.5),
+                               torch.tensor(excess / 1.5), atol=1e-5, rtol=0)
+    assert float(instance_chroma_loss(img, ref, inst, margin=0.3)) == 0.0  # every excess within the margin
+
+
+def test_instance_chroma_leaves_lightness_hue_and_desaturation_free():
+    _, ref, inst = hue_scene()
+    grey_axis = torch.ones(3)[None, :, None, None]
+    mean = ref.mean(dim=1, keepdim=True)
+    assert float(instance_chroma_loss(0.3 * grey_axis + mean + 0.4 * (ref - mean), ref, inst)) == 0.0
+    assert float(instance_chroma_loss(-ref, ref, inst)) == 0.0  # hues turned over: the hue term's business
+    # the negative control: every instance 1.5x as saturated: (0.5 * 0.3 - 0.05) + 0 + 0 over 0.1 * 3
+    boosted = mean + 1.5 * (ref - mean)
+    torch.testing.assert_close(instance_chroma_loss(boosted, ref, inst), torch.tensor(0.1 / 0.3), atol=1e-5, rtol=0)
+
+
+def test_instance_chroma_gradient_is_one_over_scale_n_along_the_excess():
+    img, ref, inst = hue_scene()
+    img.requires_grad_(True)
+    ref.requires_grad_(True)
+    instance_chroma_loss(img, ref, inst).backward()
+    assert ref.grad is None
+    grad = img.grad.abs().sum(dim=1)
+    assert float(grad[0].max()) == 0  # both frame-0 instances are within their ceiling
+    assert float(grad[1, :2].min()) > 0 and float(grad[1, 2:].max()) == 0  # the background is never read
+    # moving the whole instance by eps along its chroma direction raises L by eps / (0.1 N)
+    a, b = 0.2 / 0.05 ** 0.5, 0.1 / 0.05 ** 0.5
+    step = chroma_image(0.0, a, b)[:, :2]
+    torch.testing.assert_close((img.grad[1, :, :2] * step).sum(), torch.tensor(1 / 0.3), atol=1e-4, rtol=0)
+
+
+def test_instance_chroma_without_instances_zero_attached_and_checks_arguments():
+    img = torch.rand(1, 3, 4, 4, requires_grad=True)
+    loss = instance_chroma_loss(img, img.detach(), torch.zeros(1, 4, 4, dtype=torch.long))
+    assert float(loss.detach()) == 0.0 and loss.requires_grad
+    with pytest.raises(ConfigError, match="margin"):
+        instance_chroma_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), margin=-0.1)
+    with pytest.raises(ConfigError, match="chroma_scale"):
+        instance_chroma_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), chroma_scale=0.0)
+
+
+def test_instance_chroma_is_float32_under_cpu_autocast():
+    img, ref, inst = hue_scene()
+    img, ref, inst = img.repeat(1, 1, 20, 20), ref.repeat(1, 1, 20, 20), inst.repeat(1, 20, 20)
+    exact = instance_chroma_loss(img, ref, inst)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = instance_chroma_loss(img.bfloat16(), ref, inst)
+    assert mixed.dtype == torch.float32 and float(exact) > 0.5
+    torch.testing.assert_close(mixed, exact, atol=2e-2, rtol=0)
 
 
 def affine_cells(*matrices: list[list[float]], offset: float = 0.0, extra: int = 0) -> torch.Tensor:

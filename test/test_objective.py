@@ -28,6 +28,7 @@ from sim2real.translator.generator import TranslatorGenerator
 from sim2real.translator.layers import apply_affine_colour, upsample_to
 from sim2real.translator.losses import (
     box_consistency_loss,
+    instance_chroma_loss,
     instance_hue_loss,
     lightness_gain_loss,
     memory_contrastive_loss,
@@ -68,6 +69,15 @@ def make_source(batch: int = 2, seed: int = 0) -> SourceBatch:
         rgb[b, :, 4:8, 40:44] = torch.tensor([0.9, 0.9, -0.9])[:, None, None]
     sem[:, 0, :] = IGNORE_ID
     return SourceBatch(rgb.clamp(-1, 1), sem, inst)
+
+
+def with_grey_car(src: SourceBatch) -> SourceBatch:
+    """``src`` with the last frame's car painted neutral grey (chroma exactly 0): the instance-chroma term reads
+    it, the instance-hue term does not (a grey reference has no hue)."""
+    rgb = src.rgb.clone()
+    car = src.instance[-1] > 0
+    rgb[-1][:, car] = 0.2
+    return dataclasses.replace(src, rgb=rgb)
 
 
 def make_target(batch: int = 2, seed: int = 1) -> TargetBatch:
@@ -129,10 +139,12 @@ def test_batches_validate_shapes():
 # ------------------------------------------------------------------ generator side
 def test_every_generator_term_finite_with_nonzero_generator_gradient():
     gen, d_t, d_s, d_c, aux = small_nets()
-    src, tgt = make_source(), make_target()
+    src, tgt = with_grey_car(make_source()), make_target()
     pretrain_aux(aux, src)
-    # floor 2: the decoder starts near the identity map (gain ~1), so the term has a gradient here
-    weights = LossWeights(nce=1.0, instance_hue=1.0, lightness_gain=1.0, lightness_gain_floor=2.0)
+    # floor 2: the decoder starts near the identity map (gain ~1), so the term has a gradient here; margin 0: any
+    # colour the untrained generator gives the grey car costs
+    weights = LossWeights(nce=1.0, instance_hue=1.0, instance_chroma=1.0, instance_chroma_margin=0.0,
+                          lightness_gain=1.0, lightness_gain_floor=2.0)
     projector = PatchProjector([gen.cfg.content_channels], dim=16)
     losses = generator_losses(gen, d_t, d_s, aux, src, tgt, weights, content_disc=d_c, projector=projector)
     assert set(TERM_WEIGHTS) <= set(losses), sorted(losses)
@@ -224,6 +236,24 @@ def test_instance_hue_term_is_weighted_into_the_total_only_when_on():
     torch.testing.assert_close(on["instance_hue"], expected)
     torch.testing.assert_close(on["total"], off["total"] + 3.0 * expected)
     assert sum(g.abs().sum() for g in gen_grads(on["instance_hue"], gen)) > 0
+
+
+def test_instance_chroma_term_is_weighted_into_the_total_only_when_on():
+    gen, d_t, d_s, _, _ = small_nets(conditional=False)
+    src, tgt = with_grey_car(make_source()), make_target()
+    out = translate_batches(gen, None, src, tgt)
+    off = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(), outputs=out)
+    weights = LossWeights(instance_chroma=2.0, instance_chroma_margin=0.0)
+    on = generator_losses(gen, d_t, d_s, None, src, tgt, weights, outputs=out)
+    assert "instance_chroma" not in off and TERM_WEIGHTS["instance_chroma"] == "instance_chroma"
+    expected = instance_chroma_loss(out.fake_target, src.rgb, src.instance, margin=0.0)
+    assert float(expected.detach()) > 0  # the untrained generator tints the grey car
+    torch.testing.assert_close(on["instance_chroma"], expected)
+    torch.testing.assert_close(on["total"], off["total"] + 2.0 * expected)
+    assert sum(g.abs().sum() for g in gen_grads(on["instance_chroma"], gen)) > 0
+    wide = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(instance_chroma=2.0, instance_chroma_margin=5.0),
+                            outputs=out)
+    assert float(wide["instance_chroma"].detach()) == 0.0  # the margin reaches the term
 
 
 def test_lightness_gain_term_reads_the_fake_target_coefficients():
@@ -429,16 +459,18 @@ def test_one_sided_pass_trains_the_detail_path_and_camera_through_the_adversaria
                                coordinates=True)
     d_t, d_s = MultiScaleDiscriminator(dcfg), MultiScaleDiscriminator(dcfg)
     box = torch.tensor([[0.1, 0.2, 0.6, 0.9], [0.4, 0.0, 1.0, 0.5]])
-    src = dataclasses.replace(make_source(), frame_box=box)
+    src = dataclasses.replace(with_grey_car(make_source()), frame_box=box)
     tgt = dataclasses.replace(make_target(), frame_box=box.flip(0))
     out = translate_one_sided(gen, None, src, tgt)
     assert out.fake_source is None and out.cycle_source is None and out.rec_source is None
     # floor 2: above the identity start's gain ~1, so the shipped recipe's floor term is on and has a gradient here
-    weights = LossWeights(nce=1.0, bbox=0, bbox_class=0, semantic=0, lightness_gain=1.0, lightness_gain_floor=2.0)
+    weights = LossWeights(nce=1.0, bbox=0, bbox_class=0, semantic=0, lightness_gain=1.0, lightness_gain_floor=2.0,
+                          instance_hue=1.0, instance_chroma=1.0, instance_chroma_margin=0.0)
     projector = PatchProjector([cfg.content_channels], dim=16)
     losses = generator_losses(gen, d_t, d_s, None, src, tgt, weights, outputs=out, projector=projector)
-    assert {"adv", "self_recon", "nce", "latent_content", "kl", "lightness_gain"} <= set(losses)
-    assert float(losses["lightness_gain"].detach()) > 0.5
+    assert {"adv", "self_recon", "nce", "latent_content", "kl", "lightness_gain", "instance_hue",
+            "instance_chroma"} <= set(losses)
+    assert float(losses["lightness_gain"].detach()) > 0.5 and float(losses["instance_chroma"].detach()) > 0
     with pytest.raises(ConfigError, match="lightness_gain"):  # never skipped silently
         generator_losses(gen, d_t, d_s, None, src, tgt, weights, projector=projector,
                          outputs=dataclasses.replace(out, coefficients_fake_target=None))

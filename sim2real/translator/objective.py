@@ -55,6 +55,7 @@ from sim2real.translator.losses import (
     content_generator_loss,
     cross_cycle_loss,
     get_adversarial_loss,
+    instance_chroma_loss,
     instance_hue_loss,
     kl_loss,
     latent_reconstruction_loss,
@@ -108,6 +109,10 @@ class LossWeights:
         nce: PatchNCE (CUT) between the content features of s->t and of the source (0 = off).
         instance_hue: every source instance keeps its mean colour's hue on s->t (0 = off; measured: see
             docs/translator.md "Instance hue").
+        instance_chroma: no source instance comes out more colourful than ``instance_chroma_margin`` above its
+            source's mean chroma on s->t (:func:`~sim2real.translator.losses.instance_chroma_loss`; 0 = off): grey
+            and white instances stay grey, which the hue term cannot hold.
+        instance_chroma_margin: that margin (opponent chroma of images in [-1, 1]).
         lightness_gain: penalises the target decoder's lightness gain on s->t below ``lightness_gain_floor`` in
             every work cell (:func:`~sim2real.translator.losses.lightness_gain_loss`; 0 = off).
         lightness_gain_floor: that floor.
@@ -127,6 +132,8 @@ class LossWeights:
     semantic: float = 1.0
     nce: float = 0.0
     instance_hue: float = 0.0
+    instance_chroma: float = 0.0
+    instance_chroma_margin: float = 0.05
     lightness_gain: float = 0.0
     lightness_gain_floor: float = 0.5
     small_class_weight: float = 5.0
@@ -162,6 +169,7 @@ TERM_WEIGHTS: Final[dict[str, str]] = {
     "semantic": "semantic",
     "nce": "nce",
     "instance_hue": "instance_hue",
+    "instance_chroma": "instance_chroma",
     "lightness_gain": "lightness_gain",
 }
 
@@ -427,8 +435,10 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
     * semantic: CE(S(u), y_s) with small-class weights, frozen segmenter (needs ``aux``); nce: PatchNCE between
       E^c(u) and sg(c_s) through ``projector`` (CUT; needs ``projector``).
     * instance_hue: sum_i w_i (1 - cos(chroma_i(u), chroma_i(x_s))) / N over the source instances
-      (:func:`~sim2real.translator.losses.instance_hue_loss`); lightness_gain: mean_q max(0, floor - G(q))^2 over
-      the s->t coefficient cells (:func:`~sim2real.translator.losses.lightness_gain_loss`).
+      (:func:`~sim2real.translator.losses.instance_hue_loss`); instance_chroma: sum_i max(0, |chroma_i(u)| -
+      |chroma_i(x_s)| - margin) / (0.1 N) (:func:`~sim2real.translator.losses.instance_chroma_loss`);
+      lightness_gain: mean_q max(0, floor - G(q))^2 over the s->t coefficient cells
+      (:func:`~sim2real.translator.losses.lightness_gain_loss`).
 
     After a one-sided pass (:func:`translate_one_sided`) the terms of the missing directions are left out.
     Discriminators, content discriminator and critics are frozen here, so ``total.backward()`` fills only
@@ -462,14 +472,18 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
 
 def _instance_terms(gen: TranslatorGenerator, out: Translations, batch_source: SourceBatch, weights: LossWeights
                     ) -> dict[str, Tensor]:
-    """memory (the class-style memory's contrastive loss), instance_hue (each instance keeps its hue on s->t) and
-    lightness_gain (the s->t coefficient field keeps the guide's shading)."""
+    """memory (the class-style memory's contrastive loss), instance_hue (each instance keeps its hue on s->t),
+    instance_chroma (no instance gets more colourful on s->t) and lightness_gain (the s->t coefficient field keeps
+    the guide's shading)."""
     losses: dict[str, Tensor] = {}
     if weights.memory > 0 and gen.memory is not None:
         queries = gen.memory_queries(out.content_source)
         losses["memory"] = memory_contrastive_loss(gen.memory, queries, batch_source.semantic)
     if weights.instance_hue > 0:
         losses["instance_hue"] = instance_hue_loss(out.fake_target, batch_source.rgb, batch_source.instance)
+    if weights.instance_chroma > 0:
+        losses["instance_chroma"] = instance_chroma_loss(out.fake_target, batch_source.rgb, batch_source.instance,
+                                                         margin=weights.instance_chroma_margin)
     if weights.lightness_gain > 0:
         if out.coefficients_fake_target is None:
             raise ConfigError("losses.lightness_gain needs the s->t coefficient field, and these translations carry "
