@@ -16,7 +16,9 @@
    the model. Prints the table and the verdict against the acceptance bound (model >= class-wise + 3 dB PSNR)
    and writes ``<out>/learnability.json``.
 
-``--score-only MODEL`` skips steps 1-2 and scores an existing model. Not a test: ``test/test_learnability.py``
+``--score-only MODEL`` skips steps 1-2 and scores an existing model; ``--look-optics`` adds a row for the model
+with its camera's aberration, blur and vignetting set to the look's true values (how far its colours would get with
+a perfect camera). Not a test: ``test/test_learnability.py``
 runs a short version in CI with a looser bound.
 """
 
@@ -34,21 +36,32 @@ import torch
 
 from sim2real.evaluation.baselines import BASELINES, apply_baseline, fit_real_stats, fit_source_stats
 from sim2real.evaluation.known_answer import render_look_set, score_known_answer, write_look_folder
+from sim_bridge.procedural.look import CameraLook
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_WORLD, EVAL_WORLD = 1, 2
 REQUIRED_GAIN_DB = 3.0
+LOOK = CameraLook()
+LOOK_OPTICS_ROW = "model with the look's optics"
 
 
-def translate_all(model: Path, looks, noise: bool) -> torch.Tensor:
+def translate_all(model: Path, looks, noise: bool, look_optics: bool = False) -> torch.Tensor:
     """The model's outputs for every frame of a look set ((N, 3, H, W) in [-1, 1]): ``noise`` samples its random
-    part (detail path and camera noise, seeded per frame), else the mean output. Raises TypeError for a model
-    without a random part when ``noise`` is asked."""
+    part (detail path and camera noise, seeded per frame), else the mean output. ``look_optics`` replaces the
+    learned camera's aberration, blur and vignetting by the look's true ones (tone curve, noise and colours as
+    learned). Raises TypeError for a model without a random part when ``noise`` is asked, or without a camera when
+    ``look_optics`` is."""
     from sim2real.translator.checkpoint import build_generator, load_checkpoint
+    from sim2real.translator.generator import domain_index
 
     gen = build_generator(load_checkpoint(model, map_location="cpu")).eval()
     if noise and gen.cfg.detail_channels == 0 and not gen.cfg.use_camera:
         raise TypeError("this model synthesises no random part")
+    if look_optics:
+        if gen.camera is None:
+            raise TypeError("this model has no camera model to give the look's optics")
+        gen.camera.set_optics(domain_index("target"), chromatic_aberration=LOOK.chromatic_aberration,
+                              blur_sigma=LOOK.blur_sigma, vignette=(LOOK.vignette, 0.0))
     outs = []
     with torch.no_grad():
         for i in range(len(looks)):
@@ -58,8 +71,9 @@ def translate_all(model: Path, looks, noise: bool) -> torch.Tensor:
     return torch.cat(outs)
 
 
-def score(model: Path | None, target, size: tuple[int, int], eval_frames: int) -> dict:
-    """Baselines and (optionally) the model on held-apart frames of world EVAL_WORLD."""
+def score(model: Path | None, target, size: tuple[int, int], eval_frames: int, look_optics: bool = False) -> dict:
+    """Baselines and (optionally) the model on held-apart frames of world EVAL_WORLD; ``look_optics`` adds a row
+    for the model with the look's true optics (a diagnostic: what its colours would score with a perfect camera)."""
     looks = render_look_set(eval_frames, size, EVAL_WORLD)
     stats = fit_real_stats(target.full, target.semantic, num_classes=256)  # class-wise in train-id space
     lut = torch.arange(256)
@@ -72,6 +86,8 @@ def score(model: Path | None, target, size: tuple[int, int], eval_frames: int) -
         means["model"] = translate_all(model, looks, noise=False)
         with contextlib.suppress(TypeError):  # a model without a random part has no noise to sample
             sampled["model"] = translate_all(model, looks, noise=True)
+        if look_optics:
+            means[LOOK_OPTICS_ROW] = translate_all(model, looks, noise=False, look_optics=True)
     return score_known_answer(looks, means, sampled)
 
 
@@ -84,6 +100,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-frames", type=int, default=24)
     p.add_argument("--size", default="360x640", help="HxW of the rendered frames (default 360x640)")
     p.add_argument("--score-only", type=Path, help="score this model instead of training one")
+    p.add_argument("--look-optics", action="store_true",
+                   help="also score the model with its camera's aberration, blur and vignetting set to the look's")
     p.add_argument("overrides", nargs="*", help="sim2real-train overrides key=value")
     return p.parse_args(argv)
 
@@ -126,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         train_s = time.time() - t1
         model = args.out / "run" / "model.safetensors"
-    table = score(model, target, (h, w), args.eval_frames)
+    table = score(model, target, (h, w), args.eval_frames, look_optics=args.look_optics)
     print("\n| method | PSNR vs deterministic look (dB) | SSIM | random-part error (levels) |\n|---|---|---|---|")
     for name, row in table.items():
         print(f"| {name} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['random_part_error']:.2f} |")

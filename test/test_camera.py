@@ -179,3 +179,21 @@ def test_a_brightening_tone_curve_saturates_at_white_instead_of_leaving_the_rang
     out = cam(x, 0)
     assert out.max().item() == 1.0 and out.min().item() == -1.0
     assert (out[..., 40:] == 1).all() and (out[..., :16] < 0.5).all()  # highlights clip, shadows are brightened
+
+
+def test_set_optics_is_the_inverse_of_describe_and_leaves_the_rest() -> None:
+    cam = CameraModel(domains=2)
+    with torch.no_grad():
+        cam.tone[1] = torch.linspace(-1, 1, cam.knots)  # a learned-looking tone curve, kept
+    before = cam.describe(1)
+    cam.set_optics(1, chromatic_aberration=0.004, blur_sigma=1.1, vignette=(0.4, -0.05))
+    after = cam.describe(1)
+    assert after["chromatic_aberration"] == pytest.approx(0.004, abs=1e-6)
+    assert after["blur_sigma"] == pytest.approx(1.1, abs=1e-5)
+    assert after["vignette"] == pytest.approx([0.4, -0.05], abs=1e-6)
+    assert after["tone"] == before["tone"] and after["noise_shot"] == before["noise_shot"]
+    assert cam.describe(0)["blur_sigma"] == pytest.approx(0.3, abs=1e-5)  # the other domain untouched
+    for bad in ({"chromatic_aberration": 0.02}, {"blur_sigma": 0.0}, {"vignette": (0.5, 0.0)}):
+        kwargs = {"chromatic_aberration": 0.0, "blur_sigma": 1.0, "vignette": (0.0, 0.0), **bad}
+        with pytest.raises(ValueError, match="optics out of range"):
+            cam.set_optics(1, **kwargs)

@@ -97,6 +97,21 @@ class CameraModel(nn.Module):
                     "noise_shot": shot, "noise_read": read,
                     "tone": self.tone_curve(torch.linspace(0, 1, 9), domain).tolist()}
 
+    def set_optics(self, domain: int, *, chromatic_aberration: float, blur_sigma: float,
+                   vignette: tuple[float, float]) -> None:
+        """Set one domain's optics (aberration c, blur sigma in px, vignetting (a, b)) to known values, the inverse
+        of :meth:`describe` for them; the tone curve and the noise stay as learned. For diagnostics: how far a model
+        gets with a known camera's optics (``benchmarks/learnability.py --look-optics``). Raises ValueError for a
+        value outside what the parametrisation can reach (|c| < 0.02, sigma > 0, |a|, |b| < 0.5)."""
+        a, b = vignette
+        if not (abs(chromatic_aberration) < _CA_MAX and blur_sigma > 0 and abs(a) < 0.5 and abs(b) < 0.5):
+            raise ValueError(f"optics out of range: chromatic_aberration {chromatic_aberration} (|c| < {_CA_MAX}), "
+                             f"blur_sigma {blur_sigma} (> 0), vignette {vignette} (each |.| < 0.5)")
+        with torch.no_grad():
+            self.ca[domain] = math.atanh(chromatic_aberration / _CA_MAX)
+            self.blur[domain] = _softplus_inverse(blur_sigma)
+            self.vignette[domain] = self.vignette.new_tensor([math.atanh(2 * a), math.atanh(2 * b)])
+
     def tone_curve(self, u: Tensor, domain: int) -> Tensor:
         """The monotone piecewise-linear tone curve, any non-empty shape with values in [0, 1] -> same shape and
         dtype (identity at init).
