@@ -17,8 +17,8 @@
    and writes ``<out>/learnability.json``.
 
 ``--score-only MODEL`` skips steps 1-2 and scores an existing model; ``--look-optics`` adds a row for the model
-with its camera's aberration, blur and vignetting set to the look's true values (how far its colours would get with
-a perfect camera). Not a test: ``test/test_learnability.py``
+with its own aberration, blur and vignetting off and the look's applied in linear light (how far its colours would
+get with a perfect camera). Not a test: ``test/test_learnability.py``
 runs a short version in CI with a looser bound.
 """
 
@@ -36,7 +36,7 @@ import torch
 
 from sim2real.evaluation.baselines import BASELINES, apply_baseline, fit_real_stats, fit_source_stats
 from sim2real.evaluation.known_answer import render_look_set, score_known_answer, write_look_folder
-from sim_bridge.procedural.look import CameraLook
+from sim_bridge.procedural.look import CameraLook, through_look_optics
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_WORLD, EVAL_WORLD = 1, 2
@@ -47,10 +47,11 @@ LOOK_OPTICS_ROW = "model with the look's optics"
 
 def translate_all(model: Path, looks, noise: bool, look_optics: bool = False) -> torch.Tensor:
     """The model's outputs for every frame of a look set ((N, 3, H, W) in [-1, 1]): ``noise`` samples its random
-    part (detail path and camera noise, seeded per frame), else the mean output. ``look_optics`` replaces the
-    learned camera's aberration, blur and vignetting by the look's true ones (tone curve, noise and colours as
-    learned). Raises TypeError for a model without a random part when ``noise`` is asked, or without a camera when
-    ``look_optics`` is."""
+    part (detail path and camera noise, seeded per frame), else the mean output. ``look_optics`` switches the learned
+    camera's aberration, blur and vignetting off (its tone curve stays) and puts the output through the look's own
+    optics in linear light (:func:`~sim_bridge.procedural.look.through_look_optics`): the model's colours under the
+    look's exact camera. Raises TypeError for a model without a random part when ``noise`` is asked, or without a
+    camera when ``look_optics`` is."""
     from sim2real.translator.checkpoint import build_generator, load_checkpoint
     from sim2real.translator.generator import domain_index
 
@@ -60,20 +61,23 @@ def translate_all(model: Path, looks, noise: bool, look_optics: bool = False) ->
     if look_optics:
         if gen.camera is None:
             raise TypeError("this model has no camera model to give the look's optics")
-        gen.camera.set_optics(domain_index("target"), chromatic_aberration=LOOK.chromatic_aberration,
-                              blur_sigma=LOOK.blur_sigma, vignette=(LOOK.vignette, 0.0))
+        gen.camera.set_optics(domain_index("target"), chromatic_aberration=0.0, blur_sigma=1e-3, vignette=(0.0, 0.0))
     outs = []
     with torch.no_grad():
         for i in range(len(looks)):
             x = looks.sim[i : i + 1]
             n = torch.randn(1, 4, *x.shape[-2:], generator=torch.Generator().manual_seed(i)) if noise else None
-            outs.append(gen.translate(x, looks.semantic[i : i + 1], looks.instance[i : i + 1], noise=n))
+            out = gen.translate(x, looks.semantic[i : i + 1], looks.instance[i : i + 1], noise=n)
+            if look_optics:
+                display = ((out[0].permute(1, 2, 0).float() + 1) / 2).numpy()
+                out = torch.from_numpy(through_look_optics(display, LOOK)).permute(2, 0, 1)[None] * 2 - 1
+            outs.append(out)
     return torch.cat(outs)
 
 
 def score(model: Path | None, target, size: tuple[int, int], eval_frames: int, look_optics: bool = False) -> dict:
     """Baselines and (optionally) the model on held-apart frames of world EVAL_WORLD; ``look_optics`` adds a row
-    for the model with the look's true optics (a diagnostic: what its colours would score with a perfect camera)."""
+    for the model's colours through the look's exact optics (a diagnostic: what they score with a perfect camera)."""
     looks = render_look_set(eval_frames, size, EVAL_WORLD)
     stats = fit_real_stats(target.full, target.semantic, num_classes=256)  # class-wise in train-id space
     lut = torch.arange(256)
@@ -101,7 +105,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--size", default="360x640", help="HxW of the rendered frames (default 360x640)")
     p.add_argument("--score-only", type=Path, help="score this model instead of training one")
     p.add_argument("--look-optics", action="store_true",
-                   help="also score the model with its camera's aberration, blur and vignetting set to the look's")
+                   help="also score the model's colours through the look's exact optics (its own optics off)")
     p.add_argument("overrides", nargs="*", help="sim2real-train overrides key=value")
     return p.parse_args(argv)
 

@@ -305,7 +305,7 @@ def test_instance_chroma_hand_value():
     excess = 0.05 ** 0.5
     torch.testing.assert_close(instance_chroma_loss(img, ref, inst), torch.tensor((excess - 0.05) / 0.3),
                                atol=1e-5, rtol=0)
-    torch.testing.assert_close(instance_chroma_loss(img, ref, inst, margin=0.0, chroma_scale=0.5),
+    torch.testing.assert_close(instance_chroma_loss(img, ref, inst, margin=0.0, scale=0.5),
                                torch.tensor(excess / 1.5), atol=1e-5, rtol=0)
     assert float(instance_chroma_loss(img, ref, inst, margin=0.3)) == 0.0  # every excess within the margin
 
@@ -342,8 +342,8 @@ def test_instance_chroma_without_instances_zero_attached_and_checks_arguments():
     assert float(loss.detach()) == 0.0 and loss.requires_grad
     with pytest.raises(ConfigError, match="margin"):
         instance_chroma_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), margin=-0.1)
-    with pytest.raises(ConfigError, match="chroma_scale"):
-        instance_chroma_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), chroma_scale=0.0)
+    with pytest.raises(ConfigError, match="scale"):
+        instance_chroma_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), scale=0.0)
 
 
 def test_instance_chroma_is_float32_under_cpu_autocast():

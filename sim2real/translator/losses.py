@@ -333,6 +333,16 @@ def instance_mean_chroma(image: Tensor, instance: Tensor) -> tuple[Tensor, Tenso
     return _group_mean_chroma(image, inside, slot, counts), keys
 
 
+def _instance_chroma_pair(image: Tensor, reference: Tensor, instance: Tensor) -> tuple[Tensor, Tensor] | None:
+    """Mean opponent chroma (N, 2) of every instance in ``image`` and in the detached ``reference`` (float32), or
+    None when no frame has an instance."""
+    inside, slot, counts, _ = _instance_groups(instance)
+    if counts.numel() == 0:
+        return None
+    return (_group_mean_chroma(image, inside, slot, counts),
+            _group_mean_chroma(reference.detach(), inside, slot, counts))
+
+
 def instance_hue_loss(image: Tensor, reference: Tensor, instance: Tensor, *, chroma_scale: float = 0.1,
                       chroma_floor: float = 0.02) -> Tensor:
     """Instance hue preservation: each instance of a translation keeps the hue of its mean colour in the source.
@@ -355,42 +365,43 @@ def instance_hue_loss(image: Tensor, reference: Tensor, instance: Tensor, *, chr
     """
     if chroma_scale <= 0 or chroma_floor <= 0:
         raise ConfigError(f"chroma_scale and chroma_floor must be > 0, got {chroma_scale}, {chroma_floor}")
-    inside, slot, counts, _ = _instance_groups(instance)
-    if counts.numel() == 0:
+    pair = _instance_chroma_pair(image, reference, instance)
+    if pair is None:
         return image.float().sum() * 0.0
-    means = _group_mean_chroma(image, inside, slot, counts)
-    ref = _group_mean_chroma(reference.detach(), inside, slot, counts)
+    means, ref = pair
     ref_norm = ref.norm(dim=1)
     weight = (ref_norm / chroma_scale).clamp(max=1.0)
     cosine = (means * ref).sum(dim=1) / (ref_norm.clamp(min=1e-12) * means.norm(dim=1).clamp(min=chroma_floor))
-    return (weight * (1.0 - cosine)).sum() / counts.numel()
+    return (weight * (1.0 - cosine)).sum() / means.shape[0]
 
 
 def instance_chroma_loss(image: Tensor, reference: Tensor, instance: Tensor, *, margin: float = 0.05,
-                         chroma_scale: float = 0.1) -> Tensor:
-    """Instance chroma ceiling: no instance of a translation comes out more colourful than in the source.
+                         scale: float = 0.1) -> Tensor:
+    """Instance chroma ceiling: no instance's mean colour comes out more colourful than in the source.
 
     With m_i and r_i the mean opponent chroma of instance i in ``image`` and in ``reference``
     (:func:`instance_mean_chroma`; images in [-1, 1], so chroma and ``margin`` are in those units),
 
-        L = sum_i max(0, |m_i| - |r_i| - margin) / (chroma_scale N)
+        L = sum_i max(0, |m_i| - |r_i| - margin) / (scale N)
 
     over the N instances (id > 0): zero while an instance's mean colour stays within ``margin`` of its source
-    saturation (desaturating costs nothing), linear above it (a gradient of 1 / (chroma_scale N) per instance,
-    bounded). It is the counterpart of :func:`instance_hue_loss` for grey and white instances, which have no hue
-    to hold: the shipped model turned a white bus at dusk salmon-red (mean chroma 0.02 -> 0.17). Shapes: image,
-    reference (B, 3, H, W) float, instance (B, H, W) integer. The reference is detached. Float32, also under
-    autocast. Returns 0 (attached to ``image``) when no frame has an instance.
+    saturation (desaturating costs nothing), linear above it (a gradient of 1 / (scale N) per instance, bounded;
+    ``scale`` only normalises, unlike :func:`instance_hue_loss`'s ``chroma_scale``). It reads the mean colour only:
+    an instance turned half red, half cyan costs nothing. It is the counterpart of :func:`instance_hue_loss` for
+    grey and white instances, which have no hue to hold: the shipped model turned a white bus at dusk salmon-red
+    (mean chroma 0.02 -> 0.17). It also penalises a legitimate illuminant cast on grey objects (dusk, sodium
+    light) beyond ``margin``. Shapes: image, reference (B, 3, H, W) float, instance (B, H, W) integer. The
+    reference is detached. Float32, also under autocast. Returns 0 (attached to ``image``) when no frame has an
+    instance.
     """
-    if margin < 0 or chroma_scale <= 0:
-        raise ConfigError(f"margin must be >= 0 and chroma_scale > 0, got {margin}, {chroma_scale}")
-    inside, slot, counts, _ = _instance_groups(instance)
-    if counts.numel() == 0:
+    if margin < 0 or scale <= 0:
+        raise ConfigError(f"margin must be >= 0 and scale > 0, got {margin}, {scale}")
+    pair = _instance_chroma_pair(image, reference, instance)
+    if pair is None:
         return image.float().sum() * 0.0
-    means = _group_mean_chroma(image, inside, slot, counts)
-    ref = _group_mean_chroma(reference.detach(), inside, slot, counts)
+    means, ref = pair
     excess = F.relu(means.norm(dim=1) - ref.norm(dim=1) - margin)
-    return excess.sum() / (chroma_scale * counts.numel())
+    return excess.sum() / (scale * means.shape[0])
 
 
 def lightness_gain_loss(coefficients: Tensor, floor: float) -> Tensor:

@@ -109,9 +109,9 @@ class LossWeights:
         nce: PatchNCE (CUT) between the content features of s->t and of the source (0 = off).
         instance_hue: every source instance keeps its mean colour's hue on s->t (0 = off; measured: see
             docs/translator.md "Instance hue").
-        instance_chroma: no source instance comes out more colourful than ``instance_chroma_margin`` above its
-            source's mean chroma on s->t (:func:`~sim2real.translator.losses.instance_chroma_loss`; 0 = off): grey
-            and white instances stay grey, which the hue term cannot hold.
+        instance_chroma: no source instance's mean colour comes out more colourful than ``instance_chroma_margin``
+            above its source's mean chroma on s->t (:func:`~sim2real.translator.losses.instance_chroma_loss`;
+            0 = off): grey and white instances stay grey, which the hue term cannot hold.
         instance_chroma_margin: that margin (opponent chroma of images in [-1, 1]).
         lightness_gain: penalises the target decoder's lightness gain on s->t below ``lightness_gain_floor`` in
             every work cell (:func:`~sim2real.translator.losses.lightness_gain_loss`; 0 = off).

@@ -29,7 +29,7 @@ import numpy as np
 
 from sim2real.core.labels import IGNORE_ID, TRAIN_ID
 
-__all__ = ["CameraLook", "LookFrame", "render_look"]
+__all__ = ["CameraLook", "LookFrame", "display_to_linear", "render_look", "through_look_optics"]
 
 _LUMA: Final = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
@@ -148,6 +148,24 @@ def _optics_and_tone(v: np.ndarray, look: CameraLook, noise: np.ndarray | None) 
     v = np.clip(v, 0, None)
     w2 = look.white_point**2
     return np.clip(v * (1 + v / w2) / (1 + v), 0, 1) ** (1 / 2.2)
+
+
+def display_to_linear(y: np.ndarray, look: CameraLook) -> np.ndarray:
+    """The inverse of the look's tone curve (step 7): display values y in [0, 1] -> linear v >= 0 (same shape).
+
+    With z = y^2.2 and w the white point, v (1 + v / w^2) / (1 + v) = z is the quadratic
+    v^2 / w^2 + (1 - z) v - z = 0, whose root v >= 0 is taken (y = 1 gives v = w)."""
+    z = np.clip(y, 0, 1).astype(np.float64) ** 2.2
+    a = 1 / look.white_point**2
+    return ((-(1 - z) + np.sqrt((1 - z) ** 2 + 4 * a * z)) / (2 * a)).astype(np.float32)
+
+
+def through_look_optics(image: np.ndarray, look: CameraLook) -> np.ndarray:
+    """An image rendered with the look's tone curve but no optics, (H, W, 3) float in [0, 1] -> the same scene
+    through the look's optics and tone (steps 3-5 and 7, deterministic): linearised by :func:`display_to_linear`,
+    then aberration, blur and vignetting in linear light, as the look applies them. For diagnostics: what a
+    translator's colours score with the look's exact camera (``benchmarks/learnability.py --look-optics``)."""
+    return _optics_and_tone(display_to_linear(image, look), look, None).astype(np.float32)
 
 
 def render_look(rgb: np.ndarray, semantic: np.ndarray, index: int, look: CameraLook | None = None) -> LookFrame:
