@@ -434,11 +434,8 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
       class CE; diagnostics bbox_l1 / bbox_giou.
     * semantic: CE(S(u), y_s) with small-class weights, frozen segmenter (needs ``aux``); nce: PatchNCE between
       E^c(u) and sg(c_s) through ``projector`` (CUT; needs ``projector``).
-    * instance_hue: sum_i w_i (1 - cos(chroma_i(u), chroma_i(x_s))) / N over the source instances
-      (:func:`~sim2real.translator.losses.instance_hue_loss`); instance_chroma: sum_i max(0, |chroma_i(u)| -
-      |chroma_i(x_s)| - margin) / (0.1 N) (:func:`~sim2real.translator.losses.instance_chroma_loss`);
-      lightness_gain: mean_q max(0, floor - G(q))^2 over the s->t coefficient cells
-      (:func:`~sim2real.translator.losses.lightness_gain_loss`).
+    * instance_hue, instance_chroma, lightness_gain: :func:`~sim2real.translator.losses.instance_hue_loss`,
+      :func:`~sim2real.translator.losses.instance_chroma_loss`, :func:`~sim2real.translator.losses.lightness_gain_loss`.
 
     After a one-sided pass (:func:`translate_one_sided`) the terms of the missing directions are left out.
     Discriminators, content discriminator and critics are frozen here, so ``total.backward()`` fills only
