@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     h, w = (int(v) for v in args.size.split("x"))
     folder, labels = args.out / "target_look", args.out / "target_look_labels"  # labels: for a colour prior
     overrides = [f"out_dir={args.out / 'run'}", f"target.paths=[{folder}]", f"colour_prior.images=[{folder}]",
-                 f"colour_prior.labels=[{labels}]", "colour_prior.label_space=train_id", *args.overrides]
+                 f"colour_prior.labels=[{labels}]", "colour_prior.label_space=train_id",
+                 f"camera_calibration.images=[{folder}]", f"camera_calibration.labels=[{labels}]",
+                 "camera_calibration.label_space=train_id", *args.overrides]
     if args.steps:
         overrides.append(f"steps={args.steps}")
     if args.score_only is None and (problem := source_world_problem(args.config, overrides)):

@@ -197,3 +197,34 @@ def test_set_optics_is_the_inverse_of_describe_and_leaves_the_rest() -> None:
         kwargs = {"chromatic_aberration": 0.0, "blur_sigma": 1.0, "vignette": (0.0, 0.0), **bad}
         with pytest.raises(ValueError, match="optics out of range"):
             cam.set_optics(1, **kwargs)
+
+
+def test_with_gamma_the_optics_act_on_linear_light() -> None:
+    """gamma 2.2: vignetting scales display values by g^(1/2.2), blur averages u^2.2 (a step between 0 and 1
+    blurred by a known kernel reads (sum of the kernel over the bright side)^(1/2.2) at the edge), and a camera
+    without optics stays the identity down to black; gamma 1 (the default) is the display-value camera."""
+    x = torch.rand(1, 3, 24, 40) * 2 - 1
+    x[..., 0, 0] = -1.0
+    linear = CameraModel(domains=1, gamma=2.2)
+    linear.set_optics(0, chromatic_aberration=0.0, blur_sigma=1e-3, vignette=(0.0, 0.0))
+    out = (linear(x, 0).detach() + 1) / 2
+    floor = 1e-6 ** (1 / 2.2)  # the root's floor: display values below 0.0019 (half a level) read as it
+    # near black the root magnifies the aberration resampling's float error (weights 1e-7 off): < 0.1 level
+    assert torch.allclose(out, ((x + 1) / 2).clamp(min=floor), atol=3e-4)
+    assert out[0, :, 0, 0].max() < 1 / 255
+    flat = torch.full((1, 3, 9, 16), 0.2)
+    for gamma in (1.0, 2.2):
+        cam = CameraModel(domains=1, gamma=gamma)
+        cam.set_optics(0, chromatic_aberration=0.0, blur_sigma=1e-3, vignette=(0.3, 0.0))
+        gain = cam._vignetting(torch.tensor([[0.0, 0.0, 1.0, 1.0]]), 9, 16, 0)[0, 0].detach()
+        expected = (flat + 1) / 2 * gain ** (1 / gamma)
+        assert torch.allclose((cam(flat, 0) + 1) / 2, expected, atol=1e-5), gamma
+    step = torch.full((1, 3, 5, 15), -1.0)
+    step[..., 8:] = 1.0
+    k = torch.exp(-0.5 * (torch.arange(BLUR_TAPS) - BLUR_TAPS // 2).float() ** 2)
+    k = k / k.sum()
+    for gamma in (1.0, 2.2):
+        cam = CameraModel(domains=1, gamma=gamma)
+        cam.set_optics(0, chromatic_aberration=0.0, blur_sigma=1.0, vignette=(0.0, 0.0))
+        edge = (cam(step, 0)[0, 0, 2, 7] + 1) / 2  # pixel 7: the taps at 8, 9, 10 see white
+        assert edge.item() == pytest.approx(float(k[4:].sum()) ** (1 / gamma), abs=1e-5), gamma

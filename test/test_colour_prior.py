@@ -192,7 +192,7 @@ class _CyclingSource:
 
 def test_the_source_samples_do_not_alias_with_a_dataset_that_cycles_by_index() -> None:
     from sim2real.evaluation.baselines import fit_stats_of_frames
-    from sim2real.training.colour_prior_fit import _source_frames, sample_indices
+    from sim2real.training.colour_prior_fit import sample_indices, source_frames
 
     indices = sample_indices(4000, 200)
     assert indices == sorted(set(indices)) and len(indices) == 200 and indices[0] >= 0 and indices[-1] < 4000
@@ -204,7 +204,7 @@ def test_the_source_samples_do_not_alias_with_a_dataset_that_cycles_by_index() -
     assert len(set(np.asarray(indices) % 20)) == 20
     # known answer: the pooled lightness of the sampled frames is that of all four levels, not of one
     source = _CyclingSource(4000)
-    sampled = fit_stats_of_frames(_source_frames(source, 200, torch.arange(256)), num_classes=1)
+    sampled = fit_stats_of_frames(source_frames(source, 200, torch.arange(256)), num_classes=1)
     every = fit_stats_of_frames(((source[i]["rgb"], source[i]["semantic"]) for i in range(4)), num_classes=1)
     one_level = fit_stats_of_frames([(source[0]["rgb"], source[0]["semantic"])], num_classes=1)
     # L in 0..100, the four levels span ~55; the 200 drawn hold the phases 36 / 55 / 55 / 54 times (2.8 off)

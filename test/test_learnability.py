@@ -55,6 +55,8 @@ def test_a_short_unpaired_run_beats_the_colour_baselines_on_the_known_answer(tmp
     cfg = load_train_config(str(ROOT / "config" / "learnability.yaml"), [
         f"out_dir={tmp_path / 'run'}", f"steps={STEPS}", f"target.paths=[{folder}]", "crop=[96,192]",
         f"colour_prior.images=[{folder}]", f"colour_prior.labels=[{labels}]", "colour_prior.label_space=train_id",
+        f"camera_calibration.images=[{folder}]", f"camera_calibration.labels=[{labels}]",
+        "camera_calibration.label_space=train_id",
         f"source.sim_width={SIZE[1]}", f"source.sim_height={SIZE[0]}", "source.frames=400", "num_workers=0",
         f"val_every={STEPS + 1}", f"checkpoint_every={STEPS + 1}", f"image_every={STEPS + 1}", "log_every=50",
         "validation_judge=null"])

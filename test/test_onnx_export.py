@@ -116,6 +116,20 @@ def test_high_pass_detail_exports_with_parity(tmp_path: Path, generator: Transla
     assert onnx_parity(generator, runner, num_instances=3) > 10 * PARITY_TOLERANCE
 
 
+def test_a_linear_light_camera_exports_with_parity(tmp_path: Path, generator: TranslatorGenerator,
+                                                  lite: GeneratorConfig) -> None:
+    """lite with camera_gamma 2.2 (the same weights): the graph matches eager, and differs from the display-value
+    camera's (the powers reached the exported graph)."""
+    gen, display = (TranslatorGenerator(dataclasses.replace(lite, camera_gamma=g)) for g in (2.2, 1.0))
+    for g in (gen, display):
+        g.load_state_dict(generator.state_dict())
+        g.camera.set_optics(1, chromatic_aberration=0.004, blur_sigma=1.1, vignette=(0.4, 0.0))
+    runner = OnnxTranslator(export_onnx(gen.eval(), tmp_path / "linear.onnx", HEIGHT, WIDTH), intra_op_threads=1)
+    assert runner.metadata["config"]["camera_gamma"] == 2.2
+    assert onnx_parity(gen, runner, num_instances=3) <= PARITY_TOLERANCE
+    assert onnx_parity(display.eval(), runner, num_instances=3) > 10 * PARITY_TOLERANCE
+
+
 def test_onnx_translate_matches_eager_uint8(translator: Translator, runner: OnnxTranslator) -> None:
     frames = [synthetic_frame(HEIGHT, WIDTH, seed=s, num_instances=s) for s in range(2)]
     rgb, sem, inst = (np.stack([f[i] for f in frames]) for i in range(3))

@@ -29,7 +29,7 @@ from sim2real.training.config import ColourPriorConfig
 from sim2real.translator.colour_prior import FRAME_ROWS, ClassColourPrior
 
 __all__ = ["SAMPLE_SEED", "PriorStatistics", "fit_colour_prior", "frame_tables", "install_colour_prior",
-           "labelled_pairs", "read_labelled_frames", "sample_indices"]
+           "labelled_pairs", "read_labelled_frames", "sample_indices", "source_frames"]
 
 
 @dataclass(frozen=True)
@@ -42,31 +42,32 @@ class PriorStatistics:
     lut: Tensor
 
 
-def labelled_pairs(images: Path, labels: Path) -> list[tuple[Path, Path]]:
-    """(image, label) files of two folders paired by file stem, sorted. Raises ConfigError when a folder is
-    missing, holds no image, or an image has no label."""
+def labelled_pairs(images: Path, labels: Path, section: str = "colour_prior") -> list[tuple[Path, Path]]:
+    """(image, label) files of two folders paired by file stem, sorted. Raises ConfigError (naming the config
+    ``section``) when a folder is missing, holds no image, or an image has no label."""
     if not images.is_dir() or not labels.is_dir():
-        raise ConfigError(f"colour_prior: {images} and {labels} must both be folders")
+        raise ConfigError(f"{section}: {images} and {labels} must both be folders")
     label_of = {p.stem: p for p in labels.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
     files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ConfigError(f"colour_prior: no image files in {images}")
+        raise ConfigError(f"{section}: no image files in {images}")
     missing = [p.name for p in files if p.stem not in label_of]
     if missing:
-        raise ConfigError(f"colour_prior: {len(missing)} image(s) in {images} have no label in {labels} "
+        raise ConfigError(f"{section}: {len(missing)} image(s) in {images} have no label in {labels} "
                           f"(e.g. {missing[:3]})")
     return [(p, label_of[p.stem]) for p in files]
 
 
-def read_labelled_frames(pairs: list[tuple[Path, Path]], max_frames: int) -> Iterator[tuple[Tensor, Tensor]]:
+def read_labelled_frames(pairs: list[tuple[Path, Path]], max_frames: int, section: str = "colour_prior"
+                         ) -> Iterator[tuple[Tensor, Tensor]]:
     """At most ``max_frames`` pairs (a fixed random subset, :func:`sample_indices`) as (rgb (3, H, W) in [-1, 1],
-    labels (H, W) int64), one at a time. Raises ConfigError for an unreadable file or a label map of another
-    size."""
+    labels (H, W) int64), one at a time. Raises ConfigError (naming the config ``section``) for an unreadable file
+    or a label map of another size."""
     for image, label in (pairs[i] for i in sample_indices(len(pairs), max_frames)):
         bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
         ids = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
         if bgr is None or ids is None or ids.ndim != 2 or ids.shape != bgr.shape[:2]:
-            raise ConfigError(f"colour_prior: cannot read {image.name} with its label {label} as one frame "
+            raise ConfigError(f"{section}: cannot read {image.name} with its label {label} as one frame "
                               "(both must decode, the label as one channel of the same size)")
         rgb = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(2, 0, 1).float() / 127.5 - 1
         yield rgb, torch.from_numpy(ids.astype(np.int64))
@@ -85,7 +86,7 @@ def sample_indices(size: int, count: int) -> list[int]:
     return sorted(picked.tolist())
 
 
-def _source_frames(source: object, count: int, lut: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+def source_frames(source: object, count: int, lut: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
     """``count`` samples of a source dataset with their labels mapped by ``lut`` (train id -> class, -1 = none):
     a fixed random subset of a map-style dataset (:func:`sample_indices`), the first ones of a stream."""
     if hasattr(source, "__getitem__"):
@@ -95,7 +96,8 @@ def _source_frames(source: object, count: int, lut: Tensor) -> Iterator[tuple[Te
         samples = islice(iter(source), count)  # type: ignore[call-overload]
     for sample in samples:
         if "semantic" not in sample:
-            raise ConfigError("colour_prior: the source frames carry no semantic labels")
+            raise ConfigError("the source frames carry no semantic labels (fitting a colour prior or calibrating a "
+                              "camera needs them)")
         yield sample["rgb"], lut[sample["semantic"].long().clamp(0, 255)]
 
 
@@ -108,7 +110,7 @@ def fit_colour_prior(cfg: ColourPriorConfig, source: object) -> PriorStatistics:
     pairs = [pair for images, labels in zip(cfg.images, cfg.labels, strict=True)
              for pair in labelled_pairs(Path(images), Path(labels))]
     real = fit_stats_of_frames(read_labelled_frames(pairs, cfg.max_frames), classes)
-    simulated = fit_stats_of_frames(_source_frames(source, cfg.source_frames, lut), classes)
+    simulated = fit_stats_of_frames(source_frames(source, cfg.source_frames, lut), classes)
     return PriorStatistics(real, simulated, lut)
 
 

@@ -23,8 +23,8 @@ from sim2real.translator.discriminator import DiscriminatorConfig
 from sim2real.translator.objective import LossWeights
 
 __all__ = [
-    "ColourPriorConfig", "OptimConfig", "SourceDataConfig", "TargetDataConfig", "TrainConfig", "build",
-    "load_train_config", "to_plain",
+    "CameraCalibrationConfig", "ColourPriorConfig", "OptimConfig", "SourceDataConfig", "TargetDataConfig",
+    "TrainConfig", "build", "load_train_config", "to_plain",
 ]
 
 
@@ -108,6 +108,36 @@ class ColourPriorConfig:
         for name in ("max_frames", "source_frames"):
             if not 1 <= getattr(self, name) <= 100_000:
                 raise ConfigError(f"colour_prior.{name} must be in [1, 100000], got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class CameraCalibrationConfig:
+    """Labelled target frames the target camera's blur and vignetting are measured from at the start of a run
+    (:mod:`sim2real.training.camera_calibration`; needs ``generator.use_camera``).
+
+    ``enabled``: calibrate (off: the optics start at the identity camera and are learned). ``images`` / ``labels``
+    / ``label_space`` / ``max_frames`` / ``source_frames`` as in :class:`ColourPriorConfig` (usually the same
+    folders). The calibrated optics are then learned further like the rest of the camera unless the run freezes
+    them (``freeze: [camera.blur, camera.vignette]``).
+    """
+
+    enabled: bool = False
+    images: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    label_space: Literal["camvid", "train_id"] = "camvid"
+    max_frames: int = 200
+    source_frames: int = 200
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.labels):
+            raise ConfigError(f"camera_calibration.images and camera_calibration.labels need one label folder per "
+                              f"image folder, got {len(self.images)} and {len(self.labels)}")
+        if self.enabled and not self.images:
+            raise ConfigError("camera_calibration.enabled needs labelled target frames: set camera_calibration.images "
+                              "and camera_calibration.labels")
+        for name in ("max_frames", "source_frames"):
+            if not 1 <= getattr(self, name) <= 100_000:
+                raise ConfigError(f"camera_calibration.{name} must be in [1, 100000], got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -195,6 +225,7 @@ class TrainConfig:
     source: SourceDataConfig = field(default_factory=SourceDataConfig)
     target: TargetDataConfig = field(default_factory=TargetDataConfig)
     colour_prior: ColourPriorConfig = field(default_factory=ColourPriorConfig)
+    camera_calibration: CameraCalibrationConfig = field(default_factory=CameraCalibrationConfig)
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
@@ -219,9 +250,16 @@ class TrainConfig:
             raise ConfigError(f"max_bad_frames must be >= 0, got {self.max_bad_frames}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.generator_config().use_colour_prior and not self.colour_prior.images:  # also validates overrides
+        self._check_generator_needs()
+
+    def _check_generator_needs(self) -> None:
+        """What the generator's fields need from the rest of the config (also validates ``generator``)."""
+        gen = self.generator_config()
+        if gen.use_colour_prior and not self.colour_prior.images:
             raise ConfigError("generator.use_colour_prior needs labelled frames to fit it from: set "
                               "colour_prior.images and colour_prior.labels")
+        if self.camera_calibration.enabled and not gen.use_camera:
+            raise ConfigError("camera_calibration.enabled needs a generator with a camera (generator.use_camera)")
 
     def generator_config(self) -> GeneratorConfig:
         """The preset with ``generator`` overrides applied (validated by GeneratorConfig)."""

@@ -91,6 +91,10 @@ class Trainer:
             load_initial_weights(self.nets, cfg.init_from, self.log)
             self.init_record = init_record(cfg.init_from)
             self._fit_colour_prior(source)
+            if cfg.camera_calibration.enabled:
+                from sim2real.training.camera_calibration import calibrate_generators
+
+                calibrate_generators(cfg, source, (self.nets.gen, self.nets.gen_ema), self.log)
         self.replicas.broadcast_parameters(self.nets.named().values())
         self.optimization = Optimization(self.nets, cfg, self.precision, self.replicas)
         self.run_log = RunLog(self.out_dir, self.is_main)

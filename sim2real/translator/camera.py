@@ -1,7 +1,8 @@
 """A differentiable camera model, learned per target domain: what a real camera adds after the scene.
 
 Applied to the decoder's image x in [-1, 1] (u = (x + 1) / 2 in [0, 1]), in the order light meets the camera
-(Carlson et al., 2018):
+(Carlson et al., 2018); steps 1-4 act on u^gamma (``gamma`` 1: on display values; 2.2: on approximately linear
+light, as a lens and a sensor do), and u = (...)^(1 / gamma) before the tone curve:
 
 1. **lateral chromatic aberration** — red sampled at magnification 1 + c, blue at 1 - c, about the frame centre
    (bilinear, separable: one 2-tap gather per axis); c = 0.02 tanh(p_ca);
@@ -36,6 +37,7 @@ __all__ = ["BLUR_TAPS", "CameraModel", "frame_coordinates"]
 BLUR_TAPS: Final = 7
 _CA_MAX: Final = 0.02
 _NOISE_SCALE: Final = (0.01, 0.05)
+_GAMMA_FLOOR: Final = 1e-6
 
 
 def _softplus_inverse(y: float) -> float:
@@ -76,11 +78,12 @@ class CameraModel(nn.Module):
     Args:
         domains: how many domains have a camera (one parameter set each).
         knots: knots of the tone curve.
+        gamma: the optics and the noise act on u^gamma (module docstring); fixed, not learned.
     """
 
-    def __init__(self, domains: int = 2, knots: int = 8) -> None:
+    def __init__(self, domains: int = 2, knots: int = 8, gamma: float = 1.0) -> None:
         super().__init__()
-        self.knots = knots
+        self.knots, self.gamma = knots, float(gamma)
         self.ca = nn.Parameter(torch.zeros(domains))
         self.blur = nn.Parameter(torch.full((domains,), _softplus_inverse(0.3)))
         self.vignette = nn.Parameter(torch.zeros(domains, 2))
@@ -141,12 +144,16 @@ class CameraModel(nn.Module):
         box = frame_box if frame_box is not None else x.new_tensor([0.0, 0.0, 1.0, 1.0]).expand(B, 4)
         box = box.to(torch.float32)
         u = (x + 1) * 0.5
+        if self.gamma != 1.0:
+            u = u.clamp(min=0) ** self.gamma
         u = self._aberration(u, domain, box)
         u = self._blur(u, domain)
         u = u * self._vignetting(box, H, W, domain).to(u.dtype)
         if noise is not None:
             shot, read = F.softplus(self.noise[domain]) * self.noise.new_tensor(_NOISE_SCALE)
             u = u + noise.to(u.dtype) * torch.sqrt(shot * u.clamp(min=0) + read * read)
+        if self.gamma != 1.0:  # back to display values (the floor keeps the gradient of the root finite at 0)
+            u = u.clamp(min=_GAMMA_FLOOR) ** (1 / self.gamma)
         return self.tone_curve(u.clamp(0, 1), domain).clamp(0, 1) * 2 - 1  # saturates at white, like a sensor
 
     def _aberration(self, u: Tensor, domain: int, box: Tensor) -> Tensor:

@@ -71,7 +71,8 @@ INT_BOUNDS: Final[dict[str, tuple[int, int]]] = {
 #: float fields of GeneratorConfig: (name, low, high, low end open).
 _FLOAT_BOUNDS: Final = (("label_dropout", 0.0, 1.0, False), ("memory_momentum", 0.0, 1.0, False),
                         ("style_momentum", 0.0, 1.0, False), ("memory_temperature", 1e-3, 100.0, False),
-                        ("colour_prior_pooled_share", 0.0, 1.0, True), ("coefficient_pooling", 0.0, 1.0, False))
+                        ("colour_prior_pooled_share", 0.0, 1.0, True), ("coefficient_pooling", 0.0, 1.0, False),
+                        ("camera_gamma", 1.0, 3.0, False))
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,9 @@ class GeneratorConfig:
             (docs/translator.md, "Detail path"). Needs ``detail_channels`` > 0.
         use_camera: a learned camera model per domain after the decoder (:mod:`~sim2real.translator.camera`).
         camera_knots: knots of the camera's tone curve.
+        camera_gamma: the camera's optics and noise act on u^gamma (u the display value in [0, 1]): 1 = on display
+            values (as every model before it), 2.2 = on approximately linear light, where a lens blurs and
+            vignettes; in [1, 3].
         target_styles: names of the target datasets whose mean styles are kept apart (e.g. ("cityscapes",
             "camvid")); ``Translator(style=name)`` renders in one of them. Empty = one mean target style.
         use_colour_prior: a class-wise Lab colour map applied to the source frame before the target decoder
@@ -171,6 +175,7 @@ class GeneratorConfig:
     detail_highpass: bool = False
     use_camera: bool = False
     camera_knots: int = 8
+    camera_gamma: float = 1.0
     target_styles: tuple[str, ...] = ()
     use_colour_prior: bool = False
     colour_prior_per_frame: bool = False

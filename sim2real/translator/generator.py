@@ -491,7 +491,7 @@ class TranslatorGenerator(nn.Module):
                        pooling=cfg.coefficient_pooling if d == "target" else 0.0, num_classes=cfg.num_classes)
             for d in DOMAINS
         })
-        self.camera = CameraModel(len(DOMAINS), cfg.camera_knots) if cfg.use_camera else None
+        self.camera = CameraModel(len(DOMAINS), cfg.camera_knots, cfg.camera_gamma) if cfg.use_camera else None
         self.colour_prior = (ClassColourPrior(cfg.colour_prior_per_frame, cfg.colour_prior_pooled_share)
                              if cfg.use_colour_prior else None)
         self.register_buffer("style_mean", torch.zeros(len(DOMAINS), cfg.style_dim))
