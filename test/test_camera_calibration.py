@@ -25,11 +25,11 @@ from sim2real.translator.camera import CameraModel
 SIZE = (144, 256)
 
 
-def _source(count: int = 12, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Procedural frames (rgb in [-1, 1], train ids with 255 -> -1) at SIZE, three times of day."""
+def _source(count: int = 12, seed: int = 0, size: tuple[int, int] = SIZE) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Procedural frames (rgb in [-1, 1], train ids with 255 -> -1) of ``size`` (H, W), three times of day."""
     from sim_bridge.procedural import ProceduralSimulator, SimConfig
 
-    sims = [ProceduralSimulator(SimConfig(width=SIZE[1], height=SIZE[0], seed=seed, time_of_day=h))
+    sims = [ProceduralSimulator(SimConfig(width=size[1], height=size[0], seed=seed, time_of_day=h))
             for h in (8.0, 12.0, 16.0)]
     frames = []
     for i in range(count):
@@ -40,8 +40,8 @@ def _source(count: int = 12, seed: int = 0) -> list[tuple[torch.Tensor, torch.Te
     return frames
 
 
-def _camera(blur: float = 1e-3, vignette: tuple[float, float] = (0.0, 0.0)) -> CameraModel:
-    camera = CameraModel(domains=1)
+def _camera(blur: float = 1e-3, vignette: tuple[float, float] = (0.0, 0.0), gamma: float = 1.0) -> CameraModel:
+    camera = CameraModel(domains=1, gamma=gamma)
     camera.set_optics(0, chromatic_aberration=0.0, blur_sigma=blur, vignette=vignette)
     return camera
 
@@ -70,9 +70,15 @@ def test_the_vignetting_of_a_known_camera_is_recovered_despite_a_per_class_colou
 
 
 def test_vignetting_needs_three_radial_bins_seen_in_both_domains() -> None:
-    empty = RadialLuma(np.zeros((3, 8)), np.zeros((3, 8)), np.zeros((3, 8)))
+    empty = RadialLuma(*(np.zeros((3, 8)) for _ in range(4)))
     with pytest.raises(ConfigError, match="radial bin"):
         fit_vignetting(empty, empty)
+    # class 0 only near the centre, class 1 only near the corners: the bins of one are not tied to the other's
+    pixels = np.zeros((2, 8))
+    pixels[0, :3], pixels[1, 5:] = 1000, 1000
+    split = RadialLuma(pixels * 0.5, pixels, pixels * 0.1, pixels * 0.01)
+    with pytest.raises(ConfigError, match="do not link every radial bin"):
+        fit_vignetting(split, split)
 
 
 def test_edge_sharpness_falls_with_blur_and_a_known_blur_is_recovered() -> None:
@@ -88,18 +94,46 @@ def test_edge_sharpness_falls_with_blur_and_a_known_blur_is_recovered() -> None:
 
 def test_frames_without_a_clear_labelled_step_are_refused() -> None:
     flat = [(torch.zeros(3, *SIZE), torch.zeros(SIZE, dtype=torch.long))]
-    with pytest.raises(ConfigError, match="no label boundary"):
-        edge_sharpness(flat)
+    with pytest.raises(ConfigError, match="no label boundary with a clear step in the target frames"):
+        edge_sharpness(flat, "target frames")
 
 
 def test_calibration_measures_a_camera_from_another_world_of_the_simulator() -> None:
     """Target and source from different worlds (the unpaired case): blur and corner gain near the truth."""
     target = _through(_source(24, seed=1), _camera(blur=1.2, vignette=(0.25, 0.0)))
-    optics = calibrate_optics(iter(target), iter(_source(24, seed=0)), 256)
+    optics = calibrate_optics(iter(target), iter(_source(24, seed=0)), 256, gamma=1.0)
     assert optics.blur_sigma == pytest.approx(1.2, abs=0.1)
     assert 1 - sum(optics.vignette) == pytest.approx(0.75, abs=0.06)
     assert optics.source_sharpness > 0.9
     assert optics.target_sharpness < 0.5
+
+
+def test_a_linear_light_camera_is_calibrated_in_its_own_gamma() -> None:
+    """A target through a gamma-2.2 camera: calibrated with gamma 2.2 its optics come back; read with gamma 1
+    (display values) the same frames give another vignetting (the parameter the camera must be given differs)."""
+    source = _source(16)
+    target = _through(source, _camera(blur=1.0, vignette=(0.3, 0.0), gamma=2.2))
+    linear = calibrate_optics(iter(target), iter(source), 256, gamma=2.2)
+    assert linear.blur_sigma == pytest.approx(1.0, abs=0.05)
+    assert linear.vignette[0] == pytest.approx(0.3, abs=0.02) and abs(linear.vignette[1]) < 0.03
+    display = calibrate_optics(iter(target), iter(source), 256, gamma=1.0)
+    assert display.vignette[0] < 0.2  # on display values the same falloff is ~(1 - 0.3 r^2)^(1 / 2.2)
+
+
+def test_frames_are_calibrated_at_the_scale_training_sees_them(tmp_path: Path) -> None:
+    """Target frames at twice the source's size with a 2 px blur there: at ``resize_short`` (the training scale)
+    the camera blurs 1 px; read at their own size, 2 px (the negative control)."""
+    from sim2real.data.datasets import ProceduralSourceDataset
+    from sim2real.training.config import CameraCalibrationConfig
+
+    big = (2 * SIZE[0], 2 * SIZE[1])
+    images, labels = _write_folder(tmp_path / "big", _through(_source(12, seed=1, size=big), _camera(blur=2.0)))
+    cfg = CameraCalibrationConfig(True, (str(images),), (str(labels),), "train_id", 12, 12)
+    source = ProceduralSourceDataset(12, SIZE[1], SIZE[0], 0)
+    at_training_scale = calibrate_from_config(cfg, source, resize_short=SIZE[0], gamma=1.0)
+    assert at_training_scale.blur_sigma == pytest.approx(1.0, abs=0.15)
+    as_stored = calibrate_from_config(cfg, source, resize_short=None, gamma=1.0)
+    assert as_stored.blur_sigma > 1.6
 
 
 def _write_folder(root: Path, frames) -> tuple[Path, Path]:
@@ -120,7 +154,8 @@ def test_training_start_calibrates_the_target_camera_of_both_generators(tmp_path
     from sim2real.training.trainer import Trainer
     from sim2real.translator.generator import domain_index
 
-    images, labels = _write_folder(tmp_path / "real", _through(_source(16, seed=1), _camera(blur=1.0)))
+    real = _through(_source(16, seed=1), _camera(blur=1.0, vignette=(0.25, 0.0)))
+    images, labels = _write_folder(tmp_path / "real", real)
     with pytest.raises(ConfigError, match="camera_calibration.images"):
         load_train_config(None, ["camera_calibration.enabled=true"])
     with pytest.raises(ConfigError, match="use_camera"):
@@ -138,10 +173,15 @@ def test_training_start_calibrates_the_target_camera_of_both_generators(tmp_path
     logs: list[str] = []
     trainer = Trainer(cfg, source, ImageFolderDataset([str(images)]), None, log=logs.append, progress=False)
     target = domain_index("target")
-    for gen in (trainer.nets.gen, trainer.nets.gen_ema):
-        assert gen.camera.describe(target)["blur_sigma"] == pytest.approx(1.0, abs=0.1)
+    for gen in (trainer.nets.gen, trainer.nets.gen_ema):  # crops read as frames would move the centre
+        optics = gen.camera.describe(target)
+        assert optics["blur_sigma"] == pytest.approx(1.0, abs=0.1)
+        assert 1 - sum(optics["vignette"]) == pytest.approx(0.75, abs=0.06)
     assert trainer.nets.gen.camera.describe(1 - target)["blur_sigma"] == pytest.approx(0.3, abs=1e-4)  # untouched
     assert source.transform is not None  # the training source keeps its transform
     assert any("target camera calibrated" in line for line in logs)
     with pytest.raises(ConfigError, match="camera_calibration: .* must both be folders"):
-        calibrate_from_config(CameraCalibrationConfig(True, (str(images),), (str(tmp_path / "none"),)), source)
+        calibrate_from_config(CameraCalibrationConfig(True, (str(images),), (str(tmp_path / "none"),)), source,
+                              resize_short=None, gamma=1.0)
+    with pytest.raises(ConfigError, match="exposes no transform"):  # a wrapper could not be read unaugmented
+        calibrate_from_config(cfg.camera_calibration, [source[0]], resize_short=None, gamma=1.0)

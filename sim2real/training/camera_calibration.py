@@ -2,25 +2,26 @@
 
 A translator trained adversarially learns too little of a camera's optics: on the learnability check the camera
 settles at a blur of 0.5 px and a vignetting of a = 0.075 against the look's 1.1 px and 0.4 in linear light
-(docs/BENCHMARKS.md), and the decoder's colours score 1.5 dB better under the right optics. Like the colour
+(docs/BENCHMARKS.md), and the model's colours score 2.1 dB better under the look's own optics. Like the colour
 prior, the optics can instead be measured from the labelled target frames, in the camera model's own
 parametrisation (:class:`~sim2real.translator.camera.CameraModel`, whose optics act on u^gamma, u = (x + 1) / 2
-the display value; below, luma is that of u^gamma):
+the display value):
 
 - **vignetting**: per class k and radial bin j (r = distance to the frame centre / half-diagonal), the log ratio
-  of the target's to the source's mean luma, ``log T_kj - log S_kj = c_k + e_j`` (weighted least squares, e_0 = 0:
-  the class term takes the per-class colour change, the bin term the radial gain); then
-  ``exp(e_j) = s (1 - a r_j^2 - b r_j^4)`` by least squares for (s, a, b). Assumes the two domains' scenes vary
-  with radius alike within a class; the simulator's own radial variation cancels.
-- **blur**: the edge sharpness of label boundaries, ``rho`` = the largest luma step between neighbouring pixels
-  within 1 px of a boundary over the step between the two sides' means (3-6 px away), the median over the
+  of the target's to the source's mean luma of u^gamma, ``log T_kj - log S_kj = c_k + e_j`` (weighted least
+  squares, e = 0 in the first bin used: the class term takes the per-class colour change, the bin term the radial
+  gain); then ``exp(e_j) = s (1 - a r_j^2 - b r_j^4)`` by least squares for (s, a, b). Assumes the two domains'
+  scenes vary with radius alike within a class; the simulator's own radial variation cancels.
+- **blur**: the edge sharpness of label boundaries, ``rho`` = the largest display-luma step between neighbouring
+  pixels within 1 px of a boundary over the step between the two sides' means (3-6 px away), the median over the
   boundaries with a clear step (:func:`edge_sharpness`). The source frames are put through the camera's own blur
   at a trial width until their sharpness matches the target's (bisection): what is calibrated is exactly the
   operation the model applies, including the source's own antialiasing.
 
-Chromatic aberration is not calibrated (its share of the learnability gap is the smallest: 0.4 dB). Label
-boundaries that are drawn by hand (CamVid) sit within ~2 px of the image edge, which the window partly absorbs;
-texture and noise on the target make it look slightly sharper than its optics are.
+Both assume the camera's tone curve is the identity, as it is when the run starts; a run that freezes the optics
+and learns the tone curve moves the effective vignetting a little. Chromatic aberration is not calibrated (its
+share of the learnability gap is the smallest). Label boundaries drawn by hand (CamVid) sit a pixel or so off the
+image edge, which makes a camera read blurrier; texture and noise on the target make it read sharper.
 """
 
 from __future__ import annotations
@@ -75,11 +76,12 @@ def _radius2(height: int, width: int) -> Tensor:
 
 @dataclass(frozen=True)
 class RadialLuma:
-    """Luma sums, pixel counts and r^2 sums per class and radial bin (arrays (K, J)) of a set of frames."""
+    """Luma sums, pixel counts, r^2 and r^4 sums per class and radial bin (arrays (K, J)) of a set of frames."""
 
     luma: np.ndarray
     pixels: np.ndarray
     r2: np.ndarray
+    r4: np.ndarray
 
 
 def radial_luma(frames: Iterable[tuple[Tensor, Tensor]], classes: int, bins: int = RADIAL_BINS, gamma: float = 1.0
@@ -87,57 +89,73 @@ def radial_luma(frames: Iterable[tuple[Tensor, Tensor]], classes: int, bins: int
     """Per class and radial bin (equal widths in r over [0, 1]) statistics of (rgb (3, H, W) in [-1, 1], labels
     (H, W) class ids in [0, classes), others ignored) frames, the luma of u^gamma (the camera's working values);
     sizes may differ."""
-    luma, pixels, r2s = (np.zeros((classes, bins)) for _ in range(3))
+    sums = [np.zeros((classes, bins)) for _ in range(4)]  # luma, pixels, r^2, r^4
     for rgb, labels in frames:
         r2 = _radius2(*labels.shape)
         cell = (r2.sqrt() * bins).long().clamp(max=bins - 1)
         keep = (labels >= 0) & (labels < classes)
         index = (labels[keep].long() * bins + cell[keep]).numpy()
-        for total, values in ((luma, _luma(rgb, gamma)[keep]), (pixels, torch.ones_like(r2[keep])), (r2s, r2[keep])):
+        for total, values in zip(sums, (_luma(rgb, gamma)[keep], torch.ones_like(r2[keep]), r2[keep], r2[keep] ** 2),
+                                 strict=True):
             np.add(total, np.bincount(index, values.double().numpy(), minlength=classes * bins).reshape(classes, bins),
                    out=total)
-    return RadialLuma(luma, pixels, r2s)
+    return RadialLuma(*sums)
+
+
+def _bin_gains(target: RadialLuma, source: RadialLuma) -> tuple[np.ndarray, np.ndarray]:
+    """The used cells (bool (K, J): at least MIN_CELL_PIXELS in both) and the radial gain exp(e_j) of every bin
+    (NaN where unused), relative to the first bin used, from ``log T_kj - log S_kj = c_k + e_j`` by weighted least
+    squares (weights sqrt of the smaller pixel count). Raises ConfigError when fewer than three bins are used or the
+    classes do not link every used bin to the reference (the bin terms would not be determined)."""
+    used = (target.pixels >= MIN_CELL_PIXELS) & (source.pixels >= MIN_CELL_PIXELS)
+    cells = np.argwhere(used)
+    bins_used = sorted({int(j) for _, j in cells})
+    if len(bins_used) < 3:
+        raise ConfigError(f"camera_calibration: only {len(bins_used)} radial bin(s) hold a class seen in both the "
+                          "target and the source frames; vignetting needs three (more frames: "
+                          "camera_calibration.max_frames / source_frames; or check camera_calibration.label_space)")
+    classes = sorted({int(k) for k, _ in cells})
+    column = {("k", k): i for i, k in enumerate(classes)}
+    column.update({("j", j): len(classes) + i for i, j in enumerate(bins_used[1:])})  # bins_used[0]: reference
+    design = np.zeros((len(cells), len(column)))
+    ratio, weight = np.zeros(len(cells)), np.zeros(len(cells))
+    for row, (k, j) in enumerate(cells):
+        design[row, column[("k", int(k))]] = 1
+        if ("j", int(j)) in column:
+            design[row, column[("j", int(j))]] = 1
+        ratio[row] = (np.log(target.luma[k, j] / target.pixels[k, j] + 1e-4)
+                      - np.log(source.luma[k, j] / source.pixels[k, j] + 1e-4))
+        weight[row] = np.sqrt(min(target.pixels[k, j], source.pixels[k, j]))
+    if np.linalg.matrix_rank(design) < design.shape[1]:
+        raise ConfigError("camera_calibration: the classes seen in both domains do not link every radial bin; "
+                          "vignetting is not determined (more frames: camera_calibration.max_frames)")
+    solution = np.linalg.lstsq(design * weight[:, None], ratio * weight, rcond=None)[0]
+    gains = np.full(used.shape[1], np.nan)
+    gains[bins_used] = np.exp(np.concatenate([[0.0], solution[len(classes):]]))
+    return used, gains
 
 
 def fit_vignetting(target: RadialLuma, source: RadialLuma) -> tuple[float, float]:
     """The vignetting (a, b) of the camera's gain 1 - a r^2 - b r^4 that turns the source's radial luma into the
-    target's (module docstring), clipped to the camera's range (|a|, |b| <= 0.49). Raises ConfigError when fewer
-    than three radial bins hold a class seen in both (nothing to fit)."""
-    both = (target.pixels >= MIN_CELL_PIXELS) & (source.pixels >= MIN_CELL_PIXELS)
-    cells = np.argwhere(both)
-    bins_seen = sorted({int(j) for _, j in cells})
-    if len(bins_seen) < 3:
-        raise ConfigError(f"camera_calibration: only {len(bins_seen)} radial bin(s) hold a class seen in both the "
-                          "target and the source frames; vignetting needs three")
-    classes = sorted({int(k) for k, _ in cells})
-    col_class = {k: i for i, k in enumerate(classes)}
-    col_bin = {j: len(classes) + i for i, j in enumerate(bins_seen[1:])}  # the first bin seen is the reference
-    rows = np.zeros((len(cells), len(classes) + len(col_bin)))
-    ratio = np.zeros(len(cells))
-    weight = np.zeros(len(cells))
-    for row, (k, j) in enumerate(cells):
-        rows[row, col_class[int(k)]] = 1
-        if int(j) in col_bin:
-            rows[row, col_bin[int(j)]] = 1
-        ratio[row] = (np.log(target.luma[k, j] / target.pixels[k, j] + 1e-4)
-                      - np.log(source.luma[k, j] / source.pixels[k, j] + 1e-4))
-        weight[row] = np.sqrt(min(target.pixels[k, j], source.pixels[k, j]))
-    solution = np.linalg.lstsq(rows * weight[:, None], ratio * weight, rcond=None)[0]
-    gain = np.exp(np.concatenate([[0.0], solution[len(classes):]]))  # per bin seen, relative to the first
-    r2 = np.array([(target.r2[:, j].sum() / target.pixels[:, j].sum()) for j in bins_seen])
-    bin_weight = np.sqrt(np.array([target.pixels[:, j].sum() for j in bins_seen]))
-    design = np.stack([np.ones_like(r2), -r2, -r2 * r2], 1)  # gain = s - (s a) r^2 - (s b) r^4
-    s, sa, sb = np.linalg.lstsq(design * bin_weight[:, None], gain * bin_weight, rcond=None)[0]
+    target's (module docstring): the bin gains of :func:`_bin_gains` fitted by ``s (1 - a r^2 - b r^4)`` at each
+    bin's mean r^2 and r^4 over the cells used, clipped to the camera's range (|a|, |b| <= 0.49). Raises
+    ConfigError when nothing can be fitted (:func:`_bin_gains`)."""
+    used, gains = _bin_gains(target, source)
+    bins = np.flatnonzero(~np.isnan(gains))
+    pixels = (target.pixels * used)[:, bins].sum(0)
+    r2, r4 = ((moment * used)[:, bins].sum(0) / pixels for moment in (target.r2, target.r4))
+    design = np.stack([np.ones_like(r2), -r2, -r4], 1) * np.sqrt(pixels)[:, None]  # gain = s - (s a) r^2 - (s b) r^4
+    s, sa, sb = np.linalg.lstsq(design, gains[bins] * np.sqrt(pixels), rcond=None)[0]
     return float(np.clip(sa / s, -0.49, 0.49)), float(np.clip(sb / s, -0.49, 0.49))
 
 
 def _boundary_ratios(luma: Tensor, labels: Tensor) -> Tensor:
     """rho of every horizontal boundary of clean steps (module docstring) along the last axis: (H, W) -> (N,)."""
     inner, outer = _SIDE
-    reach = outer + 1  # columns from x - outer + 1 .. x + outer: boundary between x and x + 1
-    if labels.shape[-1] < 2 * reach:
+    if labels.shape[-1] < 2 * outer:
         return luma.new_zeros(0)
-    lab = labels.unfold(-1, 2 * outer, 1)  # (H, N, 2 outer): window starting at column x - outer + 1
+    # (H, N, 2 outer): the window of columns x - outer + 1 .. x + outer about the boundary between x and x + 1
+    lab = labels.unfold(-1, 2 * outer, 1)
     val = luma.unfold(-1, 2 * outer, 1)
     left, right = lab[..., :outer], lab[..., outer:]
     clean = ((left == left[..., -1:]).all(-1) & (right == right[..., :1]).all(-1)
@@ -149,17 +167,17 @@ def _boundary_ratios(luma: Tensor, labels: Tensor) -> Tensor:
     return (jump[keep] / step[keep].abs()).clamp(-1, 2)
 
 
-def edge_sharpness(frames: Iterable[tuple[Tensor, Tensor]]) -> float:
+def edge_sharpness(frames: Iterable[tuple[Tensor, Tensor]], what: str = "frames") -> float:
     """The median rho over the horizontal and vertical label boundaries of (rgb (3, H, W) in [-1, 1], labels (H, W),
-    negative = none) frames: 1 for a perfectly sharp step, ~0.35 for one blurred by a Gaussian of 1.1 px. Raises
-    ConfigError when no boundary has a clear step."""
+    negative = none) frames, on display luma: 1 for a perfectly sharp step, ~0.35 for one blurred by a Gaussian of
+    1.1 px. Raises ConfigError (naming ``what`` the frames are) when no boundary has a clear step."""
     ratios = []
     for rgb, labels in frames:
         luma = _luma(rgb)
         ratios += [_boundary_ratios(luma, labels), _boundary_ratios(luma.T, labels.T)]
     found = torch.cat(ratios) if ratios else torch.zeros(0)
     if found.numel() == 0:
-        raise ConfigError("camera_calibration: no label boundary with a clear step in the frames: cannot measure "
+        raise ConfigError(f"camera_calibration: no label boundary with a clear step in the {what}: cannot measure "
                           "their blur")
     return float(found.median())
 
@@ -209,7 +227,7 @@ def _keeping(frames: Iterable[tuple[Tensor, Tensor]], kept: list[tuple[Tensor, T
 
 
 def calibrate_optics(target: Iterable[tuple[Tensor, Tensor]], source: Iterable[tuple[Tensor, Tensor]],
-                     classes: int, gamma: float = 1.0, blur_frames: int = BLUR_FRAMES) -> CalibratedOptics:
+                     classes: int, *, gamma: float, blur_frames: int = BLUR_FRAMES) -> CalibratedOptics:
     """Blur and vignetting of a target camera working on u^gamma (module docstring) from labelled target and
     source frames (rgb (3, H, W) in [-1, 1], labels (H, W) class ids of one label space in [0, classes), negative
     = none), each read once: the vignetting from all of them, the blur from the first ``blur_frames`` of each."""
@@ -217,8 +235,9 @@ def calibrate_optics(target: Iterable[tuple[Tensor, Tensor]], source: Iterable[t
     source_kept: list[tuple[Tensor, Tensor]] = []
     vignette = fit_vignetting(radial_luma(_keeping(target, target_kept, blur_frames), classes, gamma=gamma),
                               radial_luma(_keeping(source, source_kept, blur_frames), classes, gamma=gamma))
-    sharp = edge_sharpness(target_kept)
-    return CalibratedOptics(fit_blur(sharp, source_kept, gamma), vignette, sharp, edge_sharpness(source_kept))
+    sharp = edge_sharpness(target_kept, "target frames")
+    return CalibratedOptics(fit_blur(sharp, source_kept, gamma), vignette, sharp,
+                            edge_sharpness(source_kept, "source frames"))
 
 
 def install_optics(camera: CameraModel, domain: int, optics: CalibratedOptics) -> None:
@@ -226,11 +245,14 @@ def install_optics(camera: CameraModel, domain: int, optics: CalibratedOptics) -
     camera.set_optics(domain, chromatic_aberration=0.0, blur_sigma=optics.blur_sigma, vignette=optics.vignette)
 
 
-
 def _unaugmented(source: object) -> object:
     """``source`` without its training transform: crops would move the frame centre the vignetting is measured
-    about, and random rescales blur the edges whose sharpness is matched."""
-    if getattr(source, "transform", None) is None:
+    about, and random rescales blur the edges whose sharpness is matched. Raises ConfigError for a dataset that
+    does not expose its transform (a wrapper: it could not be read unaugmented)."""
+    if not hasattr(source, "transform"):
+        raise ConfigError(f"camera_calibration: the source dataset ({type(source).__name__}) exposes no transform "
+                          "to read it without augmentation")
+    if source.transform is None:
         return source
     plain = copy.copy(source)
     plain.transform = None  # type: ignore[attr-defined]
@@ -239,8 +261,8 @@ def _unaugmented(source: object) -> object:
 
 def _at_training_scale(frames: Iterable[tuple[Tensor, Tensor]], resize_short: int | None
                        ) -> Iterator[tuple[Tensor, Tensor]]:
-    """Frames scaled as training scales them (short side to ``resize_short``, :func:`~sim2real.data.transforms.
-    resize_pair`; None = as they are), labels ids outside [0, 255) set to -1 (none)."""
+    """Frames scaled as training scales them before its random factor (short side to ``resize_short`` with
+    :func:`~sim2real.data.transforms.resize_pair`; None = as they are)."""
     for rgb, labels in frames:
         if resize_short is None or min(labels.shape) == resize_short:
             yield rgb, labels
@@ -248,12 +270,13 @@ def _at_training_scale(frames: Iterable[tuple[Tensor, Tensor]], resize_short: in
         h, w = labels.shape
         scale = resize_short / min(h, w)
         image = ((rgb.permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
-        image, (ids,) = resize_pair(image, [labels.numpy().astype(np.int32)], round(h * scale), round(w * scale))
+        size = max(1, round(h * scale)), max(1, round(w * scale))
+        image, (ids,) = resize_pair(image, [labels.numpy().astype(np.int32)], *size)
         yield torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1, torch.from_numpy(ids).long()
 
 
-def calibrate_from_config(cfg: CameraCalibrationConfig, source: object, resize_short: int | None = None,
-                          gamma: float = 1.0) -> CalibratedOptics:
+def calibrate_from_config(cfg: CameraCalibrationConfig, source: object, *, resize_short: int | None,
+                          gamma: float) -> CalibratedOptics:
     """The optics of a camera working on u^gamma, measured from ``cfg``'s labelled target frames and
     ``cfg.source_frames`` samples of ``source`` (a source dataset, read without its augmentation), both in
     ``cfg.label_space`` and scaled as training scales them (``resize_short``)."""
@@ -269,7 +292,8 @@ def calibrate_from_config(cfg: CameraCalibrationConfig, source: object, resize_s
             yield rgb, torch.where((labels >= 0) & (labels < classes), labels, -1)
 
     return calibrate_optics(prepared(read_labelled_frames(pairs, cfg.max_frames, "camera_calibration")),
-                            prepared(source_frames(_unaugmented(source), cfg.source_frames, lut)), classes, gamma)
+                            prepared(source_frames(_unaugmented(source), cfg.source_frames, lut)), classes,
+                            gamma=gamma)
 
 
 def calibrate_generators(cfg: TrainConfig, source: object, generators: Iterable[nn.Module],
@@ -281,11 +305,12 @@ def calibrate_generators(cfg: TrainConfig, source: object, generators: Iterable[
 
     started = time.monotonic()
     generators = list(generators)
-    optics = calibrate_from_config(cfg.camera_calibration, source, cfg.resize_short,
-                                   generators[0].cfg.camera_gamma)
+    optics = calibrate_from_config(cfg.camera_calibration, source, resize_short=cfg.resize_short,
+                                   gamma=generators[0].cfg.camera_gamma)
     for gen in generators:
         install_optics(gen.camera, domain_index("target"), optics)
-    log(f"target camera calibrated in {time.monotonic() - started:.1f} s: blur {optics.blur_sigma:.2f} px, "
+    edge = " (the end of the range it is searched in)" if optics.blur_sigma in BLUR_RANGE else ""
+    log(f"target camera calibrated in {time.monotonic() - started:.1f} s: blur {optics.blur_sigma:.2f} px{edge}, "
         f"vignetting (a, b) = ({optics.vignette[0]:.3f}, {optics.vignette[1]:.3f}); edge sharpness "
         f"{optics.target_sharpness:.3f} (source {optics.source_sharpness:.3f})")
     return optics

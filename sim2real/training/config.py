@@ -116,9 +116,10 @@ class CameraCalibrationConfig:
     (:mod:`sim2real.training.camera_calibration`; needs ``generator.use_camera``).
 
     ``enabled``: calibrate (off: the optics start at the identity camera and are learned). ``images`` / ``labels``
-    / ``label_space`` / ``max_frames`` / ``source_frames`` as in :class:`ColourPriorConfig` (usually the same
-    folders). The calibrated optics are then learned further like the rest of the camera unless the run freezes
-    them (``freeze: [camera.blur, camera.vignette]``).
+    / ``label_space`` / ``max_frames`` / ``source_frames`` mean what they mean in :class:`ColourPriorConfig`
+    (usually the same folders; here 200 frames of each by default: the vignetting fit needs about that many).
+    The calibrated optics are then learned further like the rest of the camera unless the run freezes them
+    (``freeze: [camera.blur, camera.vignette]``).
     """
 
     enabled: bool = False

@@ -17,7 +17,10 @@ light, as a lens and a sensor do), and u = (...)^(1 / gamma) before the tone cur
    curve whose slopes sum above ``knots`` clips the highlights, as a sensor does).
 
 Every parameter starts at the identity camera (no aberration, ~0.3 px blur, no vignetting, almost no noise,
-identity tone curve), so a model with a camera behaves like one without until training moves it.
+identity tone curve), so a model with a camera behaves like one without until training moves it, unless the run
+sets the target camera's optics from measurements first (:mod:`sim2real.training.camera_calibration`). With
+``gamma`` > 1 the identity camera floors display values at 1e-6^(1 / gamma) (0.0019 for 2.2: half an 8-bit
+level).
 
 Positions are in the **full frame**: a training crop passes ``frame_box`` (B, 4) = its (x0, y0, x1, y1) in
 normalised full-frame coordinates, so aberration and vignetting are those of the frame the crop came from.
@@ -103,8 +106,9 @@ class CameraModel(nn.Module):
     def set_optics(self, domain: int, *, chromatic_aberration: float, blur_sigma: float,
                    vignette: tuple[float, float]) -> None:
         """Set one domain's optics (aberration c, blur sigma in px, vignetting (a, b)) to known values, the inverse
-        of :meth:`describe` for them; the tone curve and the noise stay as learned. For diagnostics: how far a model
-        gets with a known camera's optics (``benchmarks/learnability.py --look-optics``). Raises ValueError for a
+        of :meth:`describe` for them; the tone curve and the noise stay as learned. For the optics measured at the start
+        of a run (:mod:`sim2real.training.camera_calibration`) and for diagnostics (``benchmarks/learnability.py
+        --look-optics``). Raises ValueError for a
         value outside what the parametrisation can reach (|c| < 0.02, sigma > 0, |a|, |b| < 0.5)."""
         a, b = vignette
         if not (abs(chromatic_aberration) < _CA_MAX and blur_sigma > 0 and abs(a) < 0.5 and abs(b) < 0.5):
