@@ -83,6 +83,16 @@ class TargetDataConfig:
                               f"path(s), styles {list(self.styles)}")
 
 
+def _check_labelled_frames(cfg: ColourPriorConfig | CameraCalibrationConfig, section: str) -> None:
+    """The labelled-frame fields both sections share: one label folder per image folder, frame counts in range."""
+    if len(cfg.images) != len(cfg.labels):
+        raise ConfigError(f"{section}.images and {section}.labels need one label folder per image folder, got "
+                          f"{len(cfg.images)} and {len(cfg.labels)}")
+    for name in ("max_frames", "source_frames"):
+        if not 1 <= getattr(cfg, name) <= 100_000:
+            raise ConfigError(f"{section}.{name} must be in [1, 100000], got {getattr(cfg, name)}")
+
+
 @dataclass(frozen=True)
 class ColourPriorConfig:
     """Labelled frames the class-wise colour prior is fitted from at the start of a run (generator field
@@ -102,12 +112,7 @@ class ColourPriorConfig:
     source_frames: int = 200
 
     def __post_init__(self) -> None:
-        if len(self.images) != len(self.labels):
-            raise ConfigError(f"colour_prior.images and colour_prior.labels need one label folder per image "
-                              f"folder, got {len(self.images)} and {len(self.labels)}")
-        for name in ("max_frames", "source_frames"):
-            if not 1 <= getattr(self, name) <= 100_000:
-                raise ConfigError(f"colour_prior.{name} must be in [1, 100000], got {getattr(self, name)}")
+        _check_labelled_frames(self, "colour_prior")
 
 
 @dataclass(frozen=True)
@@ -130,15 +135,10 @@ class CameraCalibrationConfig:
     source_frames: int = 200
 
     def __post_init__(self) -> None:
-        if len(self.images) != len(self.labels):
-            raise ConfigError(f"camera_calibration.images and camera_calibration.labels need one label folder per "
-                              f"image folder, got {len(self.images)} and {len(self.labels)}")
+        _check_labelled_frames(self, "camera_calibration")
         if self.enabled and not self.images:
             raise ConfigError("camera_calibration.enabled needs labelled target frames: set camera_calibration.images "
                               "and camera_calibration.labels")
-        for name in ("max_frames", "source_frames"):
-            if not 1 <= getattr(self, name) <= 100_000:
-                raise ConfigError(f"camera_calibration.{name} must be in [1, 100000], got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
