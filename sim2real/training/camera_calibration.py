@@ -46,10 +46,12 @@ from sim2real.translator.camera import CameraModel
 __all__ = ["BLUR_FRAMES", "CalibratedOptics", "RadialLuma", "calibrate_from_config", "calibrate_generators",
            "calibrate_optics", "edge_sharpness", "fit_blur", "fit_vignetting", "install_optics", "radial_luma"]
 
+#: Rec. 709 luminance weights: the vignetting ratio is taken on u^gamma, linear light for gamma 2.2 (the project's
+#: ``core.colour.LUMA_WEIGHTS`` are Rec. 601 weights for gamma-encoded values)
 _LUMA: Final = (0.2126, 0.7152, 0.0722)
 RADIAL_BINS: Final = 8
-#: inner and outer extent of each side of a boundary whose mean gives the step (px), and the window (px either side
-#: of the boundary) searched for the largest neighbour difference
+#: inner and outer extent of each side of a boundary whose mean gives the step (px), and the pixels either side of
+#: the boundary between x and x + 1 whose neighbour differences are searched (2: x - 1 .. x + 2, three differences)
 _SIDE: Final = (3, 6)
 _WINDOW: Final = 2
 #: a boundary counts when the step between its sides is at least this (display units in [0, 1])
