@@ -96,7 +96,8 @@ def test_the_benchmark_refuses_a_source_world_that_is_the_target_or_the_scoring_
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     config = ROOT / "config" / "learnability.yaml"
-    prior = [f"colour_prior.images=[{tmp_path}]", f"colour_prior.labels=[{tmp_path}]"]
+    prior = [f"{section}.{field}=[{tmp_path}]" for section in ("colour_prior", "camera_calibration")
+             for field in ("images", "labels")]
     assert bench.source_world_problem(config, prior) is None  # world 0
     for world in (bench.TARGET_WORLD, bench.EVAL_WORLD):
         assert f"source.sim_seed={world}" in bench.source_world_problem(config, [*prior, f"source.sim_seed={world}"])
