@@ -30,7 +30,6 @@ import copy
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
 import numpy as np
@@ -38,7 +37,6 @@ import torch
 from torch import Tensor, nn
 
 from sim2real.core.errors import ConfigError
-from sim2real.core.labels import CAMVID_NUM_CLASSES
 from sim2real.data.transforms import resize_pair
 from sim2real.training.config import CameraCalibrationConfig, TrainConfig
 from sim2real.translator.camera import CameraModel
@@ -282,12 +280,9 @@ def calibrate_from_config(cfg: CameraCalibrationConfig, source: object, *, resiz
     """The optics of a camera working on u^gamma, measured from ``cfg``'s labelled target frames and
     ``cfg.source_frames`` samples of ``source`` (a source dataset, read without its augmentation), both in
     ``cfg.label_space`` and scaled as training scales them (``resize_short``)."""
-    from sim2real.evaluation.baselines import camvid_lut
-    from sim2real.training.colour_prior_fit import labelled_pairs, read_labelled_frames, source_frames
+    from sim2real.training.colour_prior_fit import labelled_set, read_labelled_frames, source_frames
 
-    lut, classes = (camvid_lut(), CAMVID_NUM_CLASSES) if cfg.label_space == "camvid" else (torch.arange(256), 255)
-    pairs = [pair for images, labels in zip(cfg.images, cfg.labels, strict=True)
-             for pair in labelled_pairs(Path(images), Path(labels), "camera_calibration")]
+    pairs, lut, classes = labelled_set(cfg, "camera_calibration")
 
     def prepared(frames: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tensor, Tensor]]:
         for rgb, labels in _at_training_scale(frames, resize_short):  # ids outside the space (255 ignore) -> none

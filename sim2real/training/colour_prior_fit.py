@@ -25,11 +25,11 @@ from sim2real.core.errors import ConfigError
 from sim2real.core.labels import CAMVID_NUM_CLASSES
 from sim2real.data.datasets import IMAGE_SUFFIXES
 from sim2real.evaluation.baselines import RealColourStats, camvid_lut, fit_stats_of_frames, pooled_lab_maps
-from sim2real.training.config import ColourPriorConfig
+from sim2real.training.config import CameraCalibrationConfig, ColourPriorConfig
 from sim2real.translator.colour_prior import FRAME_ROWS, ClassColourPrior
 
 __all__ = ["SAMPLE_SEED", "PriorStatistics", "fit_colour_prior", "frame_tables", "install_colour_prior",
-           "labelled_pairs", "read_labelled_frames", "sample_indices", "source_frames"]
+           "labelled_pairs", "labelled_set", "read_labelled_frames", "sample_indices", "source_frames"]
 
 
 @dataclass(frozen=True)
@@ -101,14 +101,22 @@ def source_frames(source: object, count: int, lut: Tensor) -> Iterator[tuple[Ten
         yield sample["rgb"], lut[sample["semantic"].long().clamp(0, 255)]
 
 
-def fit_colour_prior(cfg: ColourPriorConfig, source: object) -> PriorStatistics:
-    """The statistics of ``cfg``'s labelled real frames and of ``source`` (a source dataset) per class."""
+def labelled_set(cfg: ColourPriorConfig | CameraCalibrationConfig, section: str
+                 ) -> tuple[list[tuple[Path, Path]], Tensor, int]:
+    """The (image, label) pairs of ``cfg``'s folders, the (256,) train id -> class table of its label space (-1 =
+    none) and its class count (255, the ignore id, for train ids). ConfigErrors name ``section``."""
     if cfg.label_space == "camvid":
         lut, classes = camvid_lut(), CAMVID_NUM_CLASSES
     else:
         lut, classes = torch.arange(256), 255  # 255 = ignore
     pairs = [pair for images, labels in zip(cfg.images, cfg.labels, strict=True)
-             for pair in labelled_pairs(Path(images), Path(labels))]
+             for pair in labelled_pairs(Path(images), Path(labels), section)]
+    return pairs, lut, classes
+
+
+def fit_colour_prior(cfg: ColourPriorConfig, source: object) -> PriorStatistics:
+    """The statistics of ``cfg``'s labelled real frames and of ``source`` (a source dataset) per class."""
+    pairs, lut, classes = labelled_set(cfg, "colour_prior")
     real = fit_stats_of_frames(read_labelled_frames(pairs, cfg.max_frames), classes)
     simulated = fit_stats_of_frames(source_frames(source, cfg.source_frames, lut), classes)
     return PriorStatistics(real, simulated, lut)
