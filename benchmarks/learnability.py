@@ -113,14 +113,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def source_world_problem(config: Path, overrides: list[str]) -> str | None:
-    """Why the training source may not be used, or None: a procedural source must render a world other than the
+    """Why the training source may not be used, or None: a procedural source must render worlds other than the
     target look's and the scoring frames' (it would show the pairs, or be scored on its own scenes)."""
     from sim2real.training.config import load_train_config
 
     src = load_train_config(str(config), overrides).source
-    if src.kind == "procedural" and src.sim_seed in (TARGET_WORLD, EVAL_WORLD):
-        return (f"source.sim_seed={src.sim_seed} is the target look's world ({TARGET_WORLD}) or the scoring "
-                f"world ({EVAL_WORLD}); pick another")
+    clash = sorted({src.sim_seed, *src.extra_sim_seeds} & {TARGET_WORLD, EVAL_WORLD})
+    if src.kind == "procedural" and clash:
+        return (f"source world(s) {clash} (source.sim_seed / extra_sim_seeds) include the target look's world "
+                f"({TARGET_WORLD}) or the scoring world ({EVAL_WORLD}); pick others")
     return None
 
 

@@ -18,12 +18,14 @@ from sim2real.data.datasets import (
     CityscapesSourceDataset,
     ImageFolderDataset,
     MatchStats,
+    ProceduralSourceDataset,
     SourceTopics,
     match_triplets,
 )
 from sim2real.data.transforms import PairedTransform
 from sim2real.io.bag_reader import BagMessage
 from sim2real.io.conversions import image_fields
+from sim2real.training.config import SourceDataConfig
 
 TS = get_typestore(Stores.ROS2_KILTED)
 Image, Header, Time = TS.types["sensor_msgs/msg/Image"], TS.types["std_msgs/msg/Header"], TS.types[
@@ -164,6 +166,21 @@ def test_cityscapes_folder_source(shared_data: Path, tmp_path: Path) -> None:
     (tmp_path / f"{key}_gtFine_instanceIds.png").unlink()
     with pytest.raises(ConfigError, match="no .*_gtFine_labelIds.png"):
         CityscapesSourceDataset(tmp_path)
+
+
+def test_procedural_source_spreads_frames_over_extra_worlds() -> None:
+    """Frames 0-3 (one per hour) come from world 5, frames 4-7 from world 9, then world 5 again: each the frame the
+    one-world dataset of that world gives at the same index; and the worlds differ (the negative control)."""
+    many = ProceduralSourceDataset(12, 96, 64, 5, extra_seeds=(9,))
+    world5, world9 = ProceduralSourceDataset(12, 96, 64, 5), ProceduralSourceDataset(12, 96, 64, 9)
+    for index, alone in ((0, world5), (3, world5), (4, world9), (7, world9), (8, world5), (11, world5)):
+        for key in ("rgb", "semantic", "instance"):
+            assert torch.equal(many[index][key], alone[index][key]), (index, key)
+    assert not torch.equal(world5[4]["rgb"], world9[4]["rgb"])
+    with pytest.raises(ConfigError, match="extra_sim_seeds"):
+        SourceDataConfig(sim_seed=5, extra_sim_seeds=(9, 5))
+    with pytest.raises(ConfigError, match="validation world 1005"):
+        SourceDataConfig(sim_seed=5, extra_sim_seeds=(1005,))
 
 
 def test_paired_transform_keeps_labels_aligned_and_exact() -> None:

@@ -134,13 +134,13 @@ def test_the_procedural_source_world_is_source_sim_seed_and_seed_only_augments(s
         return build_datasets(cfg)[0]
 
     world5 = source_of("source.sim_seed=5", "seed=0")
-    assert world5.sims[0].config.seed == 5 and world5.seed == 0
+    assert world5.sims[0][0].config.seed == 5 and world5.seed == 0
     plain = source_of("source.sim_seed=5", "seed=0")
     plain.transform = None  # unaugmented, item 3 is frame 3 * stride of world 5 at the fourth time of day
     expected = ProceduralSimulator(SimConfig(width=128, height=64, seed=5, time_of_day=18.5)).frame(3 * plain.stride)
     assert torch.equal(plain[3]["rgb"], torch.from_numpy(expected.rgb).permute(2, 0, 1).float() / 127.5 - 1)
     other_run = source_of("source.sim_seed=5", "seed=1")  # another run seed: the same world, other augmentation
-    assert other_run.sims[0].config.seed == 5 and other_run.seed == 1
+    assert other_run.sims[0][0].config.seed == 5 and other_run.seed == 1
     assert not torch.equal(world5[3]["rgb"], other_run[3]["rgb"])  # the same frame, augmented otherwise
     assert not torch.equal(world5[3]["rgb"], source_of("source.sim_seed=6", "seed=0")[3]["rgb"])
 
@@ -149,7 +149,7 @@ def test_the_procedural_source_world_is_source_sim_seed_and_seed_only_augments(s
 def test_an_exported_model_records_the_worlds_of_every_run_behind_its_weights(tmp_path: Path,
                                                                                shared_data: Path) -> None:
     """Stage 1 on world 7 (a training checkpoint directory), stage 2 from it on world 3, stage 3 from stage 2's
-    exported file on world 4: the last file's provenance names all six worlds (training and validation)."""
+    exported file on worlds 4 and 5: the last file's provenance names all seven worlds (training and validation)."""
     from sim2real.evaluation.provenance import training_provenance
     from sim2real.training.state_io import list_checkpoints
     from sim2real.translator.checkpoint import save_checkpoint
@@ -163,9 +163,10 @@ def test_an_exported_model_records_the_worlds_of_every_run_behind_its_weights(tm
     assert passed_on["config"]["source"]["sim_seed"] == 7 and passed_on["procedural_worlds"] == [7, 1007]
     prov = training_provenance(stage2_file)
     assert prov["world_seeds"] == [3, 7, 1003, 1007] and prov["unrecorded_init"] == []
-    stage3 = make_trainer(tmp_path / "3", shared_data, "source.sim_seed=4", "steps=0", f"init_from={stage2_file}")
+    stage3 = make_trainer(tmp_path / "3", shared_data, "source.sim_seed=4", "source.extra_sim_seeds=[5]", "steps=0",
+                          f"init_from={stage2_file}")
     prov = training_provenance(stage3.export(tmp_path / "stage3.safetensors"))
-    assert prov["world_seeds"] == [3, 4, 7, 1003, 1004, 1007] and prov["steps"] == 0
+    assert prov["world_seeds"] == [3, 4, 5, 7, 1003, 1004, 1007] and prov["steps"] == 0
     assert prov["target_paths"] == [str(shared_data / "real/seq0000")]  # each run's folder once
     # a file written before the record named its worlds: the config's worlds (and ``seed``), its start unknown
     old = {"steps": 5, "config": {"seed": 2, "init_from": "runs/a/checkpoints/step_5",

@@ -12,7 +12,6 @@ only. With a transform, ``frame_box`` (4,) float32 says where the crop lies in i
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import zlib
 from collections import deque
@@ -318,23 +317,23 @@ class ProceduralSourceDataset(EpochAugmented, Dataset):
 
     Frames are spread over ``frames`` indices with a stride, so a small dataset still covers varied scenes;
     ``time_of_day`` is varied per frame when ``vary_time_of_day`` (index i -> the (i mod 4)-th of 8:00, 12:00,
-    16:00, 18:30) so the translator sees day and dusk. ``seed`` is the simulator's world; ``augment_seed`` (default
-    ``seed``) seeds the transform's per-frame randomness.
+    16:00, 18:30) so the translator sees day and dusk. ``seed`` is the simulator's world; with ``extra_seeds`` the
+    frames cycle over the worlds (seed, *extra_seeds): frame i comes from world (i // hours) mod worlds, each world
+    at every hour. ``augment_seed`` (default ``seed``) seeds the transform's per-frame randomness.
     """
 
     def __init__(self, frames: int, width: int = 640, height: int = 360, seed: int = 0, *,
                  transform: PairedTransform | None = None, stride: int = 7, vary_time_of_day: bool = True,
-                 augment_seed: int | None = None) -> None:
+                 augment_seed: int | None = None, extra_seeds: Sequence[int] = ()) -> None:
         from sim_bridge.procedural import ProceduralSimulator, SimConfig
 
         if frames < 1:
             raise ConfigError(f"ProceduralSourceDataset needs frames >= 1, got {frames}")
         self.frames, self.stride, self.transform, self.epoch = frames, stride, transform, 0
         self.seed = seed if augment_seed is None else augment_seed  # the augmentation's (EpochAugmented's) seed
-        base = SimConfig(width=width, height=height, seed=seed)
-        hours = (8.0, 12.0, 16.0, 18.5) if vary_time_of_day else (base.time_of_day,)
-        self.sims = [ProceduralSimulator(dataclasses.replace(base, time_of_day=h)) for h in hours]
-
+        hours = (8.0, 12.0, 16.0, 18.5) if vary_time_of_day else (SimConfig().time_of_day,)
+        self.sims = [[ProceduralSimulator(SimConfig(width=width, height=height, seed=world, time_of_day=h))
+                      for h in hours] for world in (seed, *extra_seeds)]
 
     def __len__(self) -> int:
         return self.frames
@@ -342,7 +341,8 @@ class ProceduralSourceDataset(EpochAugmented, Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.frames:
             raise IndexError(f"frame {index} outside 0..{self.frames - 1}")
-        frame = self.sims[index % len(self.sims)].frame(index * self.stride)
+        hours = len(self.sims[0])
+        frame = self.sims[(index // hours) % len(self.sims)][index % hours].frame(index * self.stride)
         rgb, semantic, instance = frame.rgb, frame.semantic, frame.instance
         if self.transform is not None:
             rgb, (semantic, instance), box = self.transform.apply(

@@ -63,7 +63,7 @@ def _add_run(prov: dict[str, Any], record: dict[str, Any]) -> None:
     elif source.get("kind") == "procedural":
         # written before the record named its worlds: training and validation world, and ``seed``, which chose
         # the training world until 2026-12-05
-        sim_seed = int(source.get("sim_seed") or 0)  # validation world: + training.lineage.VALIDATION_WORLD_OFFSET
+        sim_seed = int(source.get("sim_seed") or 0)  # validation world: + training.config.VALIDATION_WORLD_OFFSET
         prov["world_seeds"].update({int(config.get("seed") or 0), sim_seed, sim_seed + 1000})
 
 

@@ -46,7 +46,7 @@ def _transform(cfg: TrainConfig, train: bool) -> PairedTransform:
 def _source(src: SourceDataConfig, paths: Sequence[str], transform: PairedTransform, seed: int) -> Any:
     if src.kind == "procedural":
         return ProceduralSourceDataset(src.frames, src.sim_width, src.sim_height, src.sim_seed, transform=transform,
-                                       augment_seed=seed)
+                                       augment_seed=seed, extra_seeds=src.extra_sim_seeds)
     if src.kind == "bag":
         topics = SourceTopics(src.image_topic, src.semantic_topic, src.instance_topic)
         decoder = adapter_label_decoder(src.adapter) if src.adapter else canonical_labels

@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import yaml
 
@@ -28,6 +28,9 @@ __all__ = [
 ]
 
 
+VALIDATION_WORLD_OFFSET: Final = 1000  # the procedural validation frames' world is the training world + this
+
+
 @dataclass(frozen=True)
 class SourceDataConfig:
     """Where labelled source frames come from.
@@ -37,7 +40,9 @@ class SourceDataConfig:
     whose decoder turns the stored labels into canonical ones (e.g. "carla"); None = already canonical.
     ``frames``, ``sim_width``, ``sim_height``, ``sim_seed``: the procedural source's frame count, size and world
     (validation frames come from world ``sim_seed + 1000``); the run's ``seed`` seeds the training frames'
-    augmentation.
+    augmentation. ``extra_sim_seeds``: more procedural worlds the training frames are spread over, beside
+    ``sim_seed``'s (the class-wise colour statistics of one world depend on which few trucks or buses it holds;
+    several worlds give the content's, not one draw's).
     """
 
     kind: Literal["procedural", "bag", "cityscapes"] = "procedural"
@@ -52,8 +57,14 @@ class SourceDataConfig:
     sim_width: int = 640
     sim_height: int = 360
     sim_seed: int = 0
+    extra_sim_seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        worlds = (self.sim_seed, *self.extra_sim_seeds)
+        if len(set(worlds)) != len(worlds) or self.sim_seed + VALIDATION_WORLD_OFFSET in worlds:
+            raise ConfigError(f"source.extra_sim_seeds {list(self.extra_sim_seeds)} must differ from each other, from "
+                              f"sim_seed {self.sim_seed} and from its validation world "
+                              f"{self.sim_seed + VALIDATION_WORLD_OFFSET}")
         if self.kind in ("bag", "cityscapes") and not self.paths:
             raise ConfigError(f"source.paths is required for source.kind={self.kind!r}")
         if self.tolerance_s < 0:

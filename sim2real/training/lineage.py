@@ -2,7 +2,7 @@
 
     {"steps": optimiser steps of this run,
      "config": the run's TrainConfig as plain data,
-     "procedural_worlds": [training world, validation world] of a procedural source ([] for other sources),
+     "procedural_worlds": [training worlds..., validation world] of a procedural source ([] for other sources),
      "init": the same record of the ``init_from`` checkpoint, or None}
 
 ``init`` makes the record a chain: a fine-tuned or refitted model (e.g. the shipped default's stage 2) names the
@@ -16,24 +16,24 @@ provenance check then counts the worlds its config may have used.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sim2real.core.errors import CheckpointError
-from sim2real.training.config import TrainConfig, to_plain
+from sim2real.training.config import VALIDATION_WORLD_OFFSET, TrainConfig, to_plain
 from sim2real.training.state_io import read_state_scalars
 
-__all__ = ["LINEAGE_KEY", "init_record", "procedural_worlds", "training_record"]
+__all__ = ["LINEAGE_KEY", "VALIDATION_WORLD_OFFSET", "init_record", "procedural_worlds", "training_record"]
 
 LINEAGE_KEY = "lineage"  # the training state's field holding the run's ``init`` record (JSON)
-VALIDATION_WORLD_OFFSET = 1000  # the validation frames' world is the training world + this
 
 
-def procedural_worlds(source_kind: str, sim_seed: int) -> list[int]:
-    """[training world, validation world] of a run on the procedural simulator; [] for recorded sources."""
+def procedural_worlds(source_kind: str, sim_seed: int, extra_sim_seeds: Sequence[int] = ()) -> list[int]:
+    """[training worlds..., validation world] of a run on the procedural simulator; [] for recorded sources."""
     if source_kind != "procedural":
         return []
-    return [sim_seed, sim_seed + VALIDATION_WORLD_OFFSET]
+    return [sim_seed, *extra_sim_seeds, sim_seed + VALIDATION_WORLD_OFFSET]
 
 
 def init_record(path: str | None) -> dict[str, Any] | None:
@@ -61,11 +61,13 @@ def init_record(path: str | None) -> dict[str, Any] | None:
     record = {"steps": scalars.get("step"), "config": config, "init": init}
     if LINEAGE_KEY in scalars:  # older states trained on world ``seed``: leave their worlds to the fallback
         source = config.get("source") or {}
-        record["procedural_worlds"] = procedural_worlds(source.get("kind") or "", int(source.get("sim_seed") or 0))
+        record["procedural_worlds"] = procedural_worlds(source.get("kind") or "", int(source.get("sim_seed") or 0),
+                                                        [int(w) for w in source.get("extra_sim_seeds") or ()])
     return record
 
 
 def training_record(cfg: TrainConfig, steps: int, init: dict[str, Any] | None) -> dict[str, Any]:
     """The ``training_data`` an exported checkpoint of this run carries (module docstring)."""
     return {"steps": steps, "config": to_plain(cfg),
-            "procedural_worlds": procedural_worlds(cfg.source.kind, cfg.source.sim_seed), "init": init}
+            "procedural_worlds": procedural_worlds(cfg.source.kind, cfg.source.sim_seed, cfg.source.extra_sim_seeds),
+            "init": init}
