@@ -8,9 +8,9 @@
    sensor noise, tone curve), written as an image folder; their label maps go to a folder beside it, which only
    what is fitted at the start of the run reads: the generator's class-wise colour prior
    (``generator.use_colour_prior``, as the class-wise baselines are fitted) and the target camera's blur and
-   vignetting (``camera_calibration``, :mod:`sim2real.training.camera_calibration`). The source domain is world
-   ``source.sim_seed`` (0 in the config; worlds 1 and 2 are refused). No source frame's look is ever shown: the
-   pairs never meet.
+   vignetting (``camera_calibration``, :mod:`sim2real.training.camera_calibration`). The source domain is worlds
+   ``source.sim_seed`` and ``source.extra_sim_seeds`` (0 and 3-9 in the config; worlds 1 and 2 are refused). No
+   source frame's look is ever shown: the pairs never meet.
 2. Trains with ``sim2real-train`` (the config plus overrides) and exports the EMA generator.
 3. Renders ``--eval-frames`` frames of a held-apart world 2 with their look, and scores against the look's
    deterministic part (:mod:`sim2real.evaluation.known_answer`): identity, the colour baselines (fitted on the

@@ -34,6 +34,10 @@ def main() -> None:
                    help="';'-separated sets of ','-separated simulator worlds the source statistics come from")
     p.add_argument("--source-frames", type=int, default=96, help="source frames per set, split over its worlds")
     args = p.parse_args()
+    world_sets = [[int(w) for w in worlds.split(",")] for worlds in args.source_worlds.split(";")]
+    for seeds in world_sets:
+        if {1, 2} & set(seeds) or args.source_frames < len(seeds):
+            p.error(f"source worlds {seeds}: not the target's (1) or the scored world (2), at most one per frame")
     size = tuple(int(v) for v in args.size.split("x"))
     look = CameraLook()
     full = render_look_set(args.eval_frames, size, 2, look=look)
@@ -48,8 +52,7 @@ def main() -> None:
     print(f"exact colours + tone, no optics, vs the look: {psnr(bare.deterministic, full.deterministic):.2f} dB")
     print(f"pooled class-wise vs the look:                {psnr(pooled, full.deterministic):.2f} dB")
     print(f"pooled class-wise vs the optics-free look:    {psnr(pooled, bare.deterministic):.2f} dB")
-    for worlds in args.source_worlds.split(";"):
-        seeds = [int(w) for w in worlds.split(",")]
+    for seeds in world_sets:
         sources = [render_look_set(args.source_frames // len(seeds), size, w, look=look) for w in seeds]
         source_stats = fit_source_stats(torch.cat([s.sim for s in sources]), torch.cat([s.semantic for s in sources]),
                                         class_lut=lut)

@@ -53,7 +53,7 @@ def test_a_short_unpaired_run_beats_the_colour_baselines_on_the_known_answer(tmp
     from sim2real.training.trainer import Trainer
 
     torch.manual_seed(0)
-    target = render_look_set(48, SIZE, 1)  # world 1; training source is world 0, scoring world 2
+    target = render_look_set(48, SIZE, 1)  # world 1; training source is worlds 0 and 3-9, scoring world 2
     labels = tmp_path / "look_labels"  # what the colour prior is fitted from (the class-wise baselines' view)
     folder = write_look_folder(target, tmp_path / "look", labels)
     cfg = load_train_config(str(ROOT / "config" / "learnability.yaml"), [

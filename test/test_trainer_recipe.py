@@ -143,6 +143,8 @@ def test_the_procedural_source_world_is_source_sim_seed_and_seed_only_augments(s
     assert other_run.sims[0][0].config.seed == 5 and other_run.seed == 1
     assert not torch.equal(world5[3]["rgb"], other_run[3]["rgb"])  # the same frame, augmented otherwise
     assert not torch.equal(world5[3]["rgb"], source_of("source.sim_seed=6", "seed=0")[3]["rgb"])
+    spread = source_of("source.sim_seed=5", "source.extra_sim_seeds=[6,9]")  # frames 4-7 from world 6, 8-11 world 9
+    assert [[sim.config.seed for sim in hours] for hours in spread.sims] == [[5] * 4, [6] * 4, [9] * 4]
 
 
 @pytest.mark.timeout(600)
