@@ -226,6 +226,27 @@ def trained_detail_paths(gen: TranslatorGenerator) -> None:
                 decoder.detail.out.weight.normal_(0, 0.1)
 
 
+def test_identity_start_returns_the_colour_prior_s_map_and_still_learns() -> None:
+    """A fresh lite with identity_start translates to its colour prior's map exactly (clamped to [-1, 1]); the
+    default start (tanh, small random head weights) does not; the zero head still gets a gradient."""
+    rgb, semantic, instance = make_batch(get_generator_config("lite"), 5, 7)
+    gain, offset = torch.full((256, 3), 1.3), torch.tensor([[8.0, -6.0, 12.0]]).repeat(256, 1)
+    outs = {}
+    for start in (True, False):
+        gen = model("lite", use_colour_prior=True, detail_channels=4, use_camera=False, identity_start=start).eval()
+        gen.colour_prior.set_maps(gain, offset)
+        with torch.no_grad():
+            prior = gen.colour_prior(rgb, semantic).clamp(-1, 1)
+            outs[start] = gen.translate(rgb, semantic, instance)
+        assert (prior.abs() == 1).any() and (prior.abs() < 1).any()  # some pixels clamped, most not
+    assert (outs[True] - prior).abs().max() < 1e-5
+    assert (outs[False] - prior).abs().max() > 0.1
+    gen = model("lite", use_colour_prior=True, identity_start=True).train()
+    gen.colour_prior.set_maps(gain, offset)
+    (gen.translate(rgb, semantic, instance) * torch.randn(2, 3, *rgb.shape[-2:])).sum().backward()
+    assert gen.decoders["target"].head.weight.grad.abs().sum() > 0
+
+
 def test_gradients_reach_every_translate_parameter() -> None:
     gen = model("lite").train()
     trained_detail_paths(gen)

@@ -116,6 +116,17 @@ def test_high_pass_detail_exports_with_parity(tmp_path: Path, generator: Transla
     assert onnx_parity(generator, runner, num_instances=3) > 10 * PARITY_TOLERANCE
 
 
+def test_identity_start_s_clamp_exports_with_parity(tmp_path: Path, generator: TranslatorGenerator,
+                                                    lite: GeneratorConfig) -> None:
+    """lite with identity_start (the same, trained-like weights): the clamp in place of tanh reaches the graph."""
+    gen = TranslatorGenerator(dataclasses.replace(lite, identity_start=True))
+    gen.load_state_dict(generator.state_dict())
+    runner = OnnxTranslator(export_onnx(gen.eval(), tmp_path / "clamp.onnx", HEIGHT, WIDTH), intra_op_threads=1)
+    assert runner.metadata["config"]["identity_start"] is True
+    assert onnx_parity(gen, runner, num_instances=3) <= PARITY_TOLERANCE
+    assert onnx_parity(generator, runner, num_instances=3) > 10 * PARITY_TOLERANCE
+
+
 def test_a_linear_light_camera_exports_with_parity(tmp_path: Path, generator: TranslatorGenerator,
                                                   lite: GeneratorConfig) -> None:
     """lite with camera_gamma 2.2 (the same weights): the graph matches eager, and differs from the display-value

@@ -368,7 +368,8 @@ class Decoder(nn.Module):
     ``num_res`` modulated residual blocks -> (nearest x2 upsample, modulated 3x3 conv, lrelu) per level
     -> 3x3 conv to 12 affine colour coefficients (+ D detail features) at work resolution (initialised near
     identity) [-> blended with their class means, ``pooling`` > 0 and labels given] -> bilinear upsampling to the
-    guide's size -> tanh(A . guide + b [+ detail path]).
+    guide's size -> tanh(A . guide + b [+ detail path]) (``identity_start``: clamped to [-1, 1] instead, from a head
+    whose colour-coefficient weights start at zero: a fresh decoder returns its guide).
 
     Args:
         channels: widths from the content level down to work resolution (channels[0] = C).
@@ -385,15 +386,17 @@ class Decoder(nn.Module):
             (:func:`~sim2real.translator.coefficient_pooling.class_pooled_coefficients`); 0 = off.
         num_classes: class ids below this pool per class; cells of other ids take the mean of the frame's class
             cells (their own coefficients when the frame has none).
+        identity_start: zero colour-coefficient weights at the start and a clamp to [-1, 1] instead of tanh.
     """
 
     def __init__(
         self, channels: list[int], num_res: int, style_dim: int, mlp_dim: int, value_dim: int,
         *, padding_mode: str = "replicate", detail_padding_mode: str | None = None, detail_channels: int = 0,
         detail_width: int = 8, detail_highpass: int = 0, pooling: float = 0.0, num_classes: int = NUM_CLASSES,
+        identity_start: bool = False,
     ) -> None:
         super().__init__()
-        self.pooling, self.num_classes = pooling, num_classes
+        self.pooling, self.num_classes, self.clamp = pooling, num_classes, identity_start
         self.mlp = StyleMLP(style_dim, mlp_dim)
         self.style_map_proj = nn.Conv2d(value_dim, channels[0], 1, bias=False) if value_dim > 0 else None
         self.res = nn.ModuleList([ModResBlock(channels[0], mlp_dim, padding_mode=padding_mode) for _ in range(num_res)])
@@ -405,6 +408,8 @@ class Decoder(nn.Module):
                                  padding_mode=padding_mode)
         with torch.no_grad():
             self.head.weight.mul_(0.1)
+            if identity_start:
+                self.head.weight[:AFFINE_COEFFS].zero_()
             self.head.bias.zero_()
             self.head.bias[:AFFINE_COEFFS].copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0, 0, 0, 0]))
         self.detail = (DetailPath(detail_channels, detail_width, padding_mode=detail_padding_mode or padding_mode,
@@ -434,6 +439,8 @@ class Decoder(nn.Module):
         out = upsampled_affine_colour(coeffs[:, :AFFINE_COEFFS], guide)
         if self.detail is not None:
             out = out + self.detail(guide, coeffs[:, AFFINE_COEFFS:], detail_noise)
+        if self.clamp:
+            return (out.clamp_(-1.0, 1.0) if inference_fast_path(out) else out.clamp(-1.0, 1.0)), coeffs
         return (out.tanh_() if inference_fast_path(out) else torch.tanh(out)), coeffs
 
 
@@ -488,7 +495,8 @@ class TranslatorGenerator(nn.Module):
                        padding_mode=body_pm, detail_padding_mode=pm, detail_channels=cfg.detail_channels,
                        detail_width=cfg.detail_width,
                        detail_highpass=2 * cfg.work_scale + 1 if cfg.detail_highpass else 0,
-                       pooling=cfg.coefficient_pooling if d == "target" else 0.0, num_classes=cfg.num_classes)
+                       pooling=cfg.coefficient_pooling if d == "target" else 0.0, num_classes=cfg.num_classes,
+                       identity_start=cfg.identity_start)
             for d in DOMAINS
         })
         self.camera = CameraModel(len(DOMAINS), cfg.camera_knots, cfg.camera_gamma) if cfg.use_camera else None
