@@ -13,6 +13,7 @@ from sim2real.core.labels import IGNORE_ID, NUM_CLASSES, SMALL_CLASSES, TRAIN_ID
 from sim2real.translator.losses import (
     ADVERSARIAL_LOSSES,
     box_consistency_loss,
+    coefficient_anchor_loss,
     content_discriminator_loss,
     content_generator_loss,
     cross_cycle_loss,
@@ -384,6 +385,17 @@ def test_lightness_gain_reads_only_the_matrix():
     assert float(lightness_gain_loss(affine_cells(swapped), 0.9)) == 0.0
     with pytest.raises(ValueError, match="coefficients"):
         lightness_gain_loss(torch.zeros(1, 9, 2, 2), 0.5)
+
+
+def test_coefficient_anchor_hand_value():
+    eye = [[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]
+    assert float(coefficient_anchor_loss(affine_cells(eye, eye, extra=4))) == 0.0  # detail features not anchored
+    # cell 2: A_00 0.5 away, offsets 0.2 each: (0.5 + 3 * 0.2) / 12 over two cells (the negative control above)
+    moved = [[1.5, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]
+    field = torch.cat([affine_cells(eye), affine_cells(moved, offset=0.2)], -1)
+    torch.testing.assert_close(coefficient_anchor_loss(field), torch.tensor((0.5 + 0.6) / 24), atol=1e-7, rtol=0)
+    with pytest.raises(ValueError, match="coefficients"):
+        coefficient_anchor_loss(torch.zeros(1, 9, 2, 2))
 
 
 def test_lightness_gain_gradient_only_below_the_floor():

@@ -28,6 +28,7 @@ from sim2real.translator.generator import TranslatorGenerator
 from sim2real.translator.layers import apply_affine_colour, upsample_to
 from sim2real.translator.losses import (
     box_consistency_loss,
+    coefficient_anchor_loss,
     instance_chroma_loss,
     instance_hue_loss,
     lightness_gain_loss,
@@ -270,6 +271,19 @@ def test_lightness_gain_term_reads_the_fake_target_coefficients():
     torch.testing.assert_close(on["total"], off["total"] + 2.0 * expected)
     grads = gen_grads(on["lightness_gain"], gen)
     assert sum(g.abs().sum() for g in grads) > 0
+
+
+def test_coefficient_anchor_term_reads_the_fake_target_coefficients():
+    gen, d_t, d_s, _, _ = small_nets(conditional=False)
+    src, tgt = make_source(), make_target()
+    out = translate_batches(gen, None, src, tgt)
+    off = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(), outputs=out)
+    on = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(coefficient_anchor=3.0), outputs=out)
+    assert "coefficient_anchor" not in off and TERM_WEIGHTS["coefficient_anchor"] == "coefficient_anchor"
+    expected = coefficient_anchor_loss(out.coefficients_fake_target)
+    assert float(expected.detach()) > 0.0  # a fresh tanh decoder's head has small random weights
+    torch.testing.assert_close(on["total"], off["total"] + 3.0 * expected)
+    assert sum(g.abs().sum() for g in gen_grads(on["coefficient_anchor"], gen)) > 0
 
 
 def test_decoder_coefficients_are_the_ones_it_applied():

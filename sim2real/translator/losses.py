@@ -428,6 +428,22 @@ def lightness_gain_loss(coefficients: Tensor, floor: float) -> Tensor:
     return F.relu(floor - gain).square().mean()
 
 
+def coefficient_anchor_loss(coefficients: Tensor) -> Tensor:
+    """Anchor of the decoder's affine colour coefficients to the identity map: the output keeps its guide's colours
+    (with the colour prior, the prior's class-wise map) unless the other terms pay for leaving them.
+
+        L = mean_{q, k} | c_k(q) - e_k |
+
+    over the work cells q and the 12 coefficients k (A row-major, then b; :func:`~sim2real.translator.layers.
+    apply_affine_colour`), with e the identity (A = I, b = 0). Shapes: coefficients (B, K >= 12, h, w); the detail
+    features beyond the first 12 are not anchored. Float32.
+    """
+    if coefficients.dim() != 4 or coefficients.shape[1] < 12:
+        raise ValueError(f"coefficients must be (B, K >= 12, h, w), got {tuple(coefficients.shape)}")
+    identity = coefficients.new_tensor([1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0, 0, 0, 0], dtype=torch.float32)
+    return (coefficients[:, :12].float() - identity.view(1, 12, 1, 1)).abs().mean()
+
+
 # --------------------------------------------------------------------------------------------------
 # Class-style memory contrastive (MGUIT)
 # --------------------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from sim2real.translator.generator import ContentCode, TranslatorGenerator
 from sim2real.translator.losses import (
     ADVERSARIAL_LOSSES,
     box_consistency_loss,
+    coefficient_anchor_loss,
     content_discriminator_loss,
     content_generator_loss,
     cross_cycle_loss,
@@ -116,6 +117,9 @@ class LossWeights:
         lightness_gain: penalises the target decoder's lightness gain on s->t below ``lightness_gain_floor`` in
             every work cell (:func:`~sim2real.translator.losses.lightness_gain_loss`; 0 = off).
         lightness_gain_floor: that floor.
+        coefficient_anchor: L1 of the target decoder's affine coefficients on s->t to the identity map
+            (:func:`~sim2real.translator.losses.coefficient_anchor_loss`; 0 = off): the colours stay the guide's,
+            the colour prior's, unless the other terms pay for leaving them.
         small_class_weight: extra CE weight of poles / traffic lights / traffic signs in ``semantic``.
         adversarial_mode: "lsgan" | "hinge" (:data:`sim2real.translator.losses.ADVERSARIAL_LOSSES`).
     """
@@ -136,6 +140,7 @@ class LossWeights:
     instance_chroma_margin: float = 0.05
     lightness_gain: float = 0.0
     lightness_gain_floor: float = 0.5
+    coefficient_anchor: float = 0.0
     small_class_weight: float = 5.0
     adversarial_mode: str = "lsgan"
 
@@ -171,6 +176,7 @@ TERM_WEIGHTS: Final[dict[str, str]] = {
     "instance_hue": "instance_hue",
     "instance_chroma": "instance_chroma",
     "lightness_gain": "lightness_gain",
+    "coefficient_anchor": "coefficient_anchor",
 }
 
 
@@ -470,8 +476,8 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
 def _instance_terms(gen: TranslatorGenerator, out: Translations, batch_source: SourceBatch, weights: LossWeights
                     ) -> dict[str, Tensor]:
     """memory (the class-style memory's contrastive loss), instance_hue (each instance keeps its hue on s->t),
-    instance_chroma (no instance gets more colourful on s->t) and lightness_gain (the s->t coefficient field keeps
-    the guide's shading)."""
+    instance_chroma (no instance gets more colourful on s->t), lightness_gain (the s->t coefficient field keeps
+    the guide's shading) and coefficient_anchor (and the guide's colours)."""
     losses: dict[str, Tensor] = {}
     if weights.memory > 0 and gen.memory is not None:
         queries = gen.memory_queries(out.content_source)
@@ -486,6 +492,11 @@ def _instance_terms(gen: TranslatorGenerator, out: Translations, batch_source: S
             raise ConfigError("losses.lightness_gain needs the s->t coefficient field, and these translations carry "
                               "none (build them with translate_batches / translate_one_sided)")
         losses["lightness_gain"] = lightness_gain_loss(out.coefficients_fake_target, weights.lightness_gain_floor)
+    if weights.coefficient_anchor > 0:
+        if out.coefficients_fake_target is None:
+            raise ConfigError("losses.coefficient_anchor needs the s->t coefficient field, and these translations "
+                              "carry none (build them with translate_batches / translate_one_sided)")
+        losses["coefficient_anchor"] = coefficient_anchor_loss(out.coefficients_fake_target)
     return losses
 
 
