@@ -2,11 +2,11 @@
 known answer beside the colour baselines (a regression guard; the full check is benchmarks/learnability.py,
 docs/BENCHMARKS.md).
 
-What it guards, honestly: the model must beat per-frame class-wise transfer by MARGIN_DB and identity by
-IDENTITY_MARGIN_DB and stay within POOLED_SLACK_DB of the pooled class-wise transfer (one fixed colour map per
-class), and the camera's blur and vignetting, calibrated at the start from the labelled look frames and frozen,
-must be near the look's. Since the config starts from the class-wise colour prior and the calibrated camera, the
-PSNR bounds catch training that breaks the start.
+What it guards, honestly: the model must beat per-frame class-wise transfer by MARGIN_DB, identity by
+IDENTITY_MARGIN_DB and the pooled class-wise transfer (one fixed colour map per class) by POOLED_MARGIN_DB, and the
+camera's blur and vignetting, calibrated at the start from the labelled look frames and frozen, must be near the
+look's. Since the config starts on the class-wise colour prior and the calibrated camera, the PSNR bounds catch
+training that breaks the start or leaves it.
 
 Measured (2026-12-04, 300 steps at 320x176, 4 scoring frames): identity 20.36, class-wise 18.99, pooled class-wise
 21.70 dB; the model 21.61 / 21.94 dB with seeds 0 / 3 on one thread and 21.26 with seed 0 on two (float summation
@@ -15,7 +15,9 @@ docs/BENCHMARKS.md), its camera learning a blur of 0.48-0.51 px. With the prior'
 limited to two times of day (2026-12-05): 23.11 dB, blur 0.49 px (seed 0, one thread). With the calibrated,
 frozen, linear-light camera (2026-12-05 22:29, seed 0, two threads): 23.61 dB, blur 0.96 px, corner gain 0.60.
 With the source spread over eight worlds (``source.extra_sim_seeds``, 2026-12-06 00:30, seed 0, one thread beside
-two trainings): 24.70 dB (pooled class-wise 21.70), blur 0.95 px, corner gain 0.63.
+two trainings): 24.70 dB (pooled class-wise 21.70), blur 0.95 px, corner gain 0.63. Starting on the prior
+(``generator.identity_start``) with the coefficient anchor and the tone curve frozen (2026-12-06 01:35, seed 0,
+one thread beside two trainings): 26.82 dB, +5.1 dB over the pooled transfer.
 """
 
 from __future__ import annotations
@@ -41,9 +43,9 @@ IDENTITY_MARGIN_DB = 0.5
 #: a corner gain near the look's 0.6 (measured 0.62 there)
 CALIBRATED_BLUR_PX = (0.85, 1.25)
 CALIBRATED_CORNER_GAIN = (0.5, 0.75)
-#: how far below the pooled class-wise transfer the short run may stay (measured: 1.5 dB above it here, on 4
-#: frames at 320x176; the full check at 360x640 ties it)
-POOLED_SLACK_DB = 1.0
+#: how far above the pooled class-wise transfer the short run must end (measured +5.1 dB with the config's start
+#: on the prior, +3.0 without it, +1.9 with the source from one world; module docstring)
+POOLED_MARGIN_DB = 2.0
 
 
 @pytest.mark.timeout(1200)
@@ -86,7 +88,7 @@ def test_a_short_unpaired_run_beats_the_colour_baselines_on_the_known_answer(tmp
           f"; calibrated blur {camera['blur_sigma']:.2f} px, corner gain {corner:.2f}")
     assert scores["model"] >= scores["classwise"] + MARGIN_DB, scores
     assert scores["model"] > scores["identity"] + IDENTITY_MARGIN_DB, scores
-    assert scores["model"] >= scores["classwise_pooled"] - POOLED_SLACK_DB, scores
+    assert scores["model"] >= scores["classwise_pooled"] + POOLED_MARGIN_DB, scores
     assert CALIBRATED_BLUR_PX[0] <= camera["blur_sigma"] <= CALIBRATED_BLUR_PX[1], camera
     assert CALIBRATED_CORNER_GAIN[0] <= corner <= CALIBRATED_CORNER_GAIN[1], camera
 
