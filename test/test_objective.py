@@ -145,7 +145,7 @@ def test_every_generator_term_finite_with_nonzero_generator_gradient():
     # floor 2: the decoder starts near the identity map (gain ~1), so the term has a gradient here; margin 0: any
     # colour the untrained generator gives the grey car costs
     weights = LossWeights(nce=1.0, instance_hue=1.0, instance_chroma=1.0, instance_chroma_margin=0.0,
-                          lightness_gain=1.0, lightness_gain_floor=2.0)
+                          lightness_gain=1.0, lightness_gain_floor=2.0, coefficient_anchor=1.0)
     projector = PatchProjector([gen.cfg.content_channels], dim=16)
     losses = generator_losses(gen, d_t, d_s, aux, src, tgt, weights, content_disc=d_c, projector=projector)
     assert set(TERM_WEIGHTS) <= set(losses), sorted(losses)

@@ -490,13 +490,12 @@ class TranslatorGenerator(nn.Module):
                             cfg.num_downsamples, padding_mode=pm, cell_centred=per_cell)
             for d in DOMAINS
         })
+        highpass = 2 * cfg.work_scale + 1 if cfg.detail_highpass else 0
         self.decoders = nn.ModuleDict({
             d: Decoder(chans[::-1], cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim,
                        padding_mode=body_pm, detail_padding_mode=pm, detail_channels=cfg.detail_channels,
-                       detail_width=cfg.detail_width,
-                       detail_highpass=2 * cfg.work_scale + 1 if cfg.detail_highpass else 0,
-                       pooling=cfg.coefficient_pooling if d == "target" else 0.0, num_classes=cfg.num_classes,
-                       identity_start=cfg.identity_start)
+                       detail_width=cfg.detail_width, detail_highpass=highpass, identity_start=cfg.identity_start,
+                       pooling=cfg.coefficient_pooling if d == "target" else 0.0, num_classes=cfg.num_classes)
             for d in DOMAINS
         })
         self.camera = CameraModel(len(DOMAINS), cfg.camera_knots, cfg.camera_gamma) if cfg.use_camera else None
