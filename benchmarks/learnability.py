@@ -45,6 +45,7 @@ TARGET_WORLD, EVAL_WORLD = 1, 2
 REQUIRED_GAIN_DB = 3.0
 LOOK = CameraLook()
 LOOK_OPTICS_ROW = "model with the look's optics"
+RENDER_CHUNK = 50  # target look frames rendered at a time
 
 
 def translate_all(model: Path, looks, noise: bool, look_optics: bool = False) -> torch.Tensor:
@@ -77,11 +78,26 @@ def translate_all(model: Path, looks, noise: bool, look_optics: bool = False) ->
     return torch.cat(outs)
 
 
-def score(model: Path | None, target, size: tuple[int, int], eval_frames: int, look_optics: bool = False) -> dict:
-    """Baselines and (optionally) the model on held-apart frames of world EVAL_WORLD; ``look_optics`` adds a row
-    for the model's colours through the look's exact optics (a diagnostic: what they score with a perfect camera)."""
+def target_stats(count: int, size: tuple[int, int], folder: Path | None = None, labels: Path | None = None):
+    """The class-wise colour statistics (train-id space) of ``count`` target look frames of world TARGET_WORLD,
+    writing the frames and labels to ``folder`` / ``labels`` when given. Rendered in chunks of RENDER_CHUNK and
+    only the full look and its labels kept: a whole rendered set holds ~25 MB a frame at 360x640 (10 GB for
+    400 frames), which ran two benchmarks side by side out of memory."""
+    fulls, semantics = [], []
+    for start in range(0, count, RENDER_CHUNK):
+        chunk = render_look_set(min(RENDER_CHUNK, count - start), size, TARGET_WORLD, start=start)
+        if folder is not None:
+            write_look_folder(chunk, folder, labels, first=start)
+        fulls.append(chunk.full)
+        semantics.append(chunk.semantic.to(torch.uint8))  # train ids < 256
+    return fit_real_stats(torch.cat(fulls), torch.cat(semantics).long(), num_classes=256)
+
+
+def score(model: Path | None, stats, size: tuple[int, int], eval_frames: int, look_optics: bool = False) -> dict:
+    """Baselines and (optionally) the model on held-apart frames of world EVAL_WORLD, the class-wise baselines
+    fitted to ``stats`` (:func:`target_stats`); ``look_optics`` adds a row for the model's colours through the
+    look's exact optics (a diagnostic: what they score with a perfect camera)."""
     looks = render_look_set(eval_frames, size, EVAL_WORLD)
-    stats = fit_real_stats(target.full, target.semantic, num_classes=256)  # class-wise in train-id space
     lut = torch.arange(256)
     pooled = fit_source_stats(looks.sim, looks.semantic, class_lut=lut)
     means = {name: torch.cat([apply_baseline(name, looks.sim[i : i + 1], looks.semantic[i : i + 1], stats,
@@ -140,11 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.time()
     print(f"[learnability] rendering {args.target_frames} target look frames of world {TARGET_WORLD}", flush=True)
-    target = render_look_set(args.target_frames, (h, w), TARGET_WORLD)
     model = args.score_only
+    stats = target_stats(args.target_frames, (h, w), *((folder, labels) if model is None else ()))
     train_s = 0.0
     if model is None:
-        write_look_folder(target, folder, labels)
         t1 = time.time()
         cmd = [sys.executable, "-m", "sim2real.training.cli", str(args.config), *overrides]
         print("[learnability] " + " ".join(cmd), flush=True)
@@ -153,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         train_s = time.time() - t1
         model = args.out / "run" / "model.safetensors"
-    table = score(model, target, (h, w), args.eval_frames, look_optics=args.look_optics)
+    table = score(model, stats, (h, w), args.eval_frames, look_optics=args.look_optics)
     print("\n| method | PSNR vs deterministic look (dB) | SSIM | random-part error (levels) |\n|---|---|---|---|")
     for name, row in table.items():
         print(f"| {name} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['random_part_error']:.2f} |")

@@ -39,3 +39,19 @@ def test_an_optics_free_look_through_the_look_optics_is_the_look() -> None:
     other = dataclasses.replace(look, blur_sigma=2.0, vignette=0.1)
     assert np.abs(through_look_optics(free, other) - full).max() > 0.05
     assert np.abs(free - full).max() > 0.05  # the optics matter on this frame
+
+
+def test_look_sets_rendered_in_chunks_join_into_the_one_set(tmp_path) -> None:
+    from sim2real.evaluation.known_answer import render_look_set, write_look_folder
+
+    whole = render_look_set(6, (24, 40), 1)
+    parts = [render_look_set(3, (24, 40), 1, start=0), render_look_set(3, (24, 40), 1, start=3)]
+    for name in ("sim", "semantic", "instance", "full", "deterministic"):
+        joined = np.concatenate([getattr(p, name).numpy() for p in parts])
+        np.testing.assert_array_equal(joined, getattr(whole, name).numpy(), err_msg=name)
+    assert parts[0].indices + parts[1].indices == whole.indices
+    assert not np.array_equal(parts[0].sim.numpy(), parts[1].sim.numpy())  # the chunks are different frames
+    for part, first in zip(parts, (0, 3), strict=True):
+        write_look_folder(part, tmp_path / "look", tmp_path / "labels", first=first)
+    assert sorted(p.name for p in (tmp_path / "look").iterdir()) == [f"look_{i:05d}.png" for i in range(6)]
+    assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == [f"look_{i:05d}.png" for i in range(6)]

@@ -50,9 +50,10 @@ class LookSet:
 
 
 def render_look_set(count: int, size: tuple[int, int], world_seed: int, *, hours: tuple[float, ...] = DEFAULT_HOURS,
-                    stride: int = 7, look: Any = None) -> LookSet:
+                    stride: int = 7, look: Any = None, start: int = 0) -> LookSet:
     """``count`` frames of the procedural world ``world_seed`` (spread over ``hours``, ``stride`` frames apart)
-    and their camera look (default :class:`~sim_bridge.procedural.look.CameraLook`)."""
+    and their camera look (default :class:`~sim_bridge.procedural.look.CameraLook`). ``start``: the number of
+    the first frame, so that sets rendered in chunks (``start`` 0, n, 2n, ...) join into the one set."""
     from sim_bridge.procedural import ProceduralSimulator, SimConfig
     from sim_bridge.procedural.look import CameraLook, render_look
 
@@ -60,7 +61,7 @@ def render_look_set(count: int, size: tuple[int, int], world_seed: int, *, hours
     base = SimConfig(width=size[1], height=size[0], seed=world_seed)
     sims = [ProceduralSimulator(dataclasses.replace(base, time_of_day=h)) for h in hours]
     rows: dict[str, list[Any]] = {"sim": [], "semantic": [], "instance": [], "full": [], "det": [], "idx": []}
-    for i in range(count):
+    for i in range(start, start + count):
         index = (i % len(sims)) * _SEQUENCE_GAP + (i // len(sims)) * stride
         frame = sims[i % len(sims)].frame(index)
         out = render_look(frame.rgb, frame.semantic, index, look)
@@ -74,18 +75,19 @@ def render_look_set(count: int, size: tuple[int, int], world_seed: int, *, hours
                    torch.stack(rows["full"]), torch.stack(rows["det"]), rows["idx"])
 
 
-def write_look_folder(looks: LookSet, folder: Path, labels: Path | None = None) -> Path:
+def write_look_folder(looks: LookSet, folder: Path, labels: Path | None = None, *, first: int = 0) -> Path:
     """The full look frames as PNG files (an unlabelled target domain for ``sim2real-train``); with ``labels``,
-    their semantic maps (train ids, mode L) under the same names there (for ``colour_prior.labels``)."""
+    their semantic maps (train ids, mode L) under the same names there (for ``colour_prior.labels``). Frame i
+    is named ``look_{first + i:05d}.png``."""
     folder.mkdir(parents=True, exist_ok=True)
     if labels is not None:
         labels.mkdir(parents=True, exist_ok=True)
     for i in range(len(looks)):
         rgb = ((looks.full[i] + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
-        written = cv2.imwrite(str(folder / f"look_{i:05d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        written = cv2.imwrite(str(folder / f"look_{first + i:05d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         if labels is not None:
             semantic = looks.semantic[i].clamp(0, 255).numpy().astype(np.uint8)
-            written = written and cv2.imwrite(str(labels / f"look_{i:05d}.png"), semantic)
+            written = written and cv2.imwrite(str(labels / f"look_{first + i:05d}.png"), semantic)
         if not written:
             raise OSError(f"cannot write look frame {i} under {folder}")
     return folder
