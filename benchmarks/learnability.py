@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from sim2real.evaluation.baselines import BASELINES, apply_baseline, fit_real_stats, fit_source_stats
+from sim2real.evaluation.baselines import BASELINES, apply_baseline, fit_source_stats, fit_stats_of_frames
 from sim2real.evaluation.known_answer import render_look_set, score_known_answer, write_look_folder
 from sim_bridge.procedural.look import CameraLook, through_look_optics
 
@@ -80,17 +80,18 @@ def translate_all(model: Path, looks, noise: bool, look_optics: bool = False) ->
 
 def target_stats(count: int, size: tuple[int, int], folder: Path | None = None, labels: Path | None = None):
     """The class-wise colour statistics (train-id space) of ``count`` target look frames of world TARGET_WORLD,
-    writing the frames and labels to ``folder`` / ``labels`` when given. Rendered in chunks of RENDER_CHUNK and
-    only the full look and its labels kept: a whole rendered set holds ~25 MB a frame at 360x640 (10 GB for
-    400 frames), which ran two benchmarks side by side out of memory."""
-    fulls, semantics = [], []
-    for start in range(0, count, RENDER_CHUNK):
-        chunk = render_look_set(min(RENDER_CHUNK, count - start), size, TARGET_WORLD, start=start)
-        if folder is not None:
-            write_look_folder(chunk, folder, labels, first=start)
-        fulls.append(chunk.full)
-        semantics.append(chunk.semantic.to(torch.uint8))  # train ids < 256
-    return fit_real_stats(torch.cat(fulls), torch.cat(semantics).long(), num_classes=256)
+    writing the frames and labels to ``folder`` / ``labels`` when given. Rendered RENDER_CHUNK frames at a time
+    and streamed into the statistics: a whole rendered set held ~12 GB at 400 frames of 360x640, which ran two
+    benchmarks side by side out of memory."""
+
+    def frames():
+        for start in range(0, count, RENDER_CHUNK):
+            chunk = render_look_set(min(RENDER_CHUNK, count - start), size, TARGET_WORLD, start=start)
+            if folder is not None:
+                write_look_folder(chunk, folder, labels, first=start)
+            yield from zip(chunk.full, chunk.semantic, strict=True)
+
+    return fit_stats_of_frames(frames(), num_classes=256)
 
 
 def score(model: Path | None, stats, size: tuple[int, int], eval_frames: int, look_optics: bool = False) -> dict:

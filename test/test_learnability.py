@@ -110,3 +110,29 @@ def test_the_benchmark_refuses_a_source_world_that_is_the_target_or_the_scoring_
             assert f"[{world}]" in bench.source_world_problem(config, [*prior, override])
             assert bench.main(["--out", str(tmp_path), override]) == 2
     assert not any(tmp_path.iterdir())  # refused before rendering or training anything
+
+
+def test_the_benchmark_streams_the_target_look_into_the_same_statistics(tmp_path: Path, monkeypatch) -> None:
+    import dataclasses
+    import importlib.util
+
+    import cv2
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("learnability_bench", ROOT / "benchmarks" / "learnability.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "RENDER_CHUNK", 2)  # chunks of 2, 2 and 1 frames
+    size = (24, 40)
+    streamed = bench.target_stats(5, size, tmp_path / "look", tmp_path / "labels")
+    whole = render_look_set(5, size, bench.TARGET_WORLD)
+    expected = fit_real_stats(whole.full, whole.semantic, num_classes=256)
+    for field in dataclasses.fields(expected):
+        np.testing.assert_array_equal(getattr(streamed, field.name), getattr(expected, field.name), field.name)
+    assert streamed.frames == 5
+    last = cv2.cvtColor(cv2.imread(str(tmp_path / "look" / "look_00004.png")), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(last, ((whole.full[4] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+    labels = cv2.imread(str(tmp_path / "labels" / "look_00004.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(labels, whole.semantic[4].numpy())
+    other = fit_real_stats(whole.full[:4], whole.semantic[:4], num_classes=256)  # the negative control
+    assert not np.array_equal(other.cdf, streamed.cdf)

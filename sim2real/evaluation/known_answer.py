@@ -89,7 +89,7 @@ def write_look_folder(looks: LookSet, folder: Path, labels: Path | None = None, 
             semantic = looks.semantic[i].clamp(0, 255).numpy().astype(np.uint8)
             written = written and cv2.imwrite(str(labels / f"look_{first + i:05d}.png"), semantic)
         if not written:
-            raise OSError(f"cannot write look frame {i} under {folder}")
+            raise OSError(f"cannot write look frame {first + i} under {folder}")
     return folder
 
 
