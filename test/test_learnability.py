@@ -19,7 +19,9 @@ two trainings): 24.70 dB (pooled class-wise 21.70), blur 0.95 px, corner gain 0.
 (``generator.identity_start``, the config since 2026-12-06; seed 0, one thread beside a training): 24.41 dB, +2.7
 dB over the pooled transfer (26.82 with the coefficient anchor and the tone curve frozen, not kept). At 150 steps
 (since 2026-12-06 04:05; seed 0, one thread beside two trainings, 2.3 min): 24.58 dB; without the colour prior
-24.02 (so the bound guards the pipeline's learning, not the prior: the full check measures that).
+24.02. With the generator's learning rate a quarter of the default (``optim.lr_generator`` 5e-5, the config since
+2026-12-06 05:40; seed 0, two threads, alone, 1.5 min): 28.39 dB, +6.7 over the pooled transfer, so the bound is
+now +4 dB: the old learning rate (+2.9 here) fails it.
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ IDENTITY_MARGIN_DB = 0.5
 #: a corner gain near the look's 0.6 (measured 0.62 there)
 CALIBRATED_BLUR_PX = (0.85, 1.25)
 CALIBRATED_CORNER_GAIN = (0.5, 0.75)
-#: how far above the pooled class-wise transfer the short run must end (measured +2.7 dB with the config, +3.0
-#: with a tanh start, +1.9 with the source from one world; module docstring)
-POOLED_MARGIN_DB = 1.5
+#: how far above the pooled class-wise transfer the short run must end (measured +6.7 dB with the config, +2.9 at
+#: the default learning rate, +2.3 without the colour prior; module docstring)
+POOLED_MARGIN_DB = 4.0
 
 
 @pytest.mark.timeout(1200)
