@@ -28,8 +28,10 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+from sim2real.nodes.start import STOPPED_BEFORE_START
+
 __all__ = ["OrderlyMultiThreadedExecutor", "check_writable_file", "descriptor", "guarded_thread",
-           "read_only_descriptor", "run_node", "spin_until_signal"]
+           "read_only_descriptor", "run_node", "spin_until_signal", "stopped_before_start"]
 
 
 class _Watch:
@@ -92,6 +94,15 @@ read_only_descriptor = functools.partial(descriptor, read_only=True)
 def _stop_on_signals() -> dict[int, Any]:
     """SIGINT / SIGTERM set the stop event from now on; returns the previous handlers."""
     return {sig: signal.signal(sig, lambda *_: _WATCH.stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def stopped_before_start(name: str) -> bool:
+    """Whether SIGINT / SIGTERM arrived while the node's modules were still importing
+    (:mod:`sim2real.nodes.start`); says so on stderr (rclpy's logging is not up yet) when it did."""
+    if STOPPED_BEFORE_START.is_set():
+        print(f"[{name}] stopped before it started (SIGINT / SIGTERM while importing)", file=sys.stderr, flush=True)
+        return True
+    return False
 
 
 def _restore(handlers: dict[int, Any]) -> None:
@@ -214,11 +225,15 @@ def run_node(make_node: Callable[[], Any], name: str, make_executor: Callable[[]
     """A node's entry point: init rclpy (without its signal handlers), build the node, spin it until
     SIGINT/SIGTERM (or its ``done`` event, when it has one) with ``node.stop`` as the final step, shut down
     (bounded by :data:`TEARDOWN_TIMEOUT_S`).
-    Returns 0; 1 (logged as fatal with the reason) when the node cannot be built (bad parameters, a missing
-    model, an existing output, ...) or when one of its threads died.
+    Returns 0 (without building the node when a stop signal came during its imports, see
+    :mod:`sim2real.nodes.start`); 1 (logged as fatal with the reason) when the node cannot be built (bad
+    parameters, a missing model, an existing output, ...) or when one of its threads died.
     """
     _WATCH.reset()
     previous = _stop_on_signals()  # a signal during start-up (loading a model, ...) stops the node once built
+    if stopped_before_start(name):  # one during the imports: nothing to build, nothing to stop
+        _restore(previous)
+        return 0
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         try:

@@ -78,8 +78,9 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from sim2real.core.errors import ConfigError
-from sim2real.nodes.common import OrderlyMultiThreadedExecutor, exit_node
+from sim2real.nodes.common import OrderlyMultiThreadedExecutor, exit_node, stopped_before_start
 from sim2real.nodes.common import read_only_descriptor as _descriptor
+from sim2real.nodes.start import STOPPED_BEFORE_START
 from sim2real.runtime.launch_description import parse_bool
 from sim2real.training.config import TrainConfig, load_train_config
 
@@ -520,6 +521,8 @@ def _spin_until_done(node: TrainerNode) -> int:
             node.done.set()  # quit now: the worker (a daemon thread) dies with the process
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if STOPPED_BEFORE_START.is_set():  # a signal while the node was built (sim2real.nodes.start caught it)
+        on_signal(signal.SIGINT, None)
 
     def spin() -> None:
         with contextlib.suppress(ExternalShutdownException):
@@ -546,7 +549,10 @@ def _spin_until_done(node: TrainerNode) -> int:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point (``trainer_node``): 0 after the final checkpoint + export, 1 on any error."""
+    """Entry point (``trainer_node``): 0 after the final checkpoint + export (or when stopped while it still
+    imported, :mod:`sim2real.nodes.start`), 1 on any error."""
+    if stopped_before_start(NODE_NAME):
+        return 0
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         try:

@@ -8,7 +8,7 @@ The arguments are those of ``launch/translate.launch.py`` (:data:`sim2real.runti
 ``duration`` (seconds; stop after it, default: run until SIGINT / SIGTERM) and per-node parameter overrides such
 as ``sim_node.width:=96`` or ``translate_node.warmup_width:=96`` (values read as YAML, like ``-p``).
 
-Each node runs as ``python -m sim2real.nodes.<node> --ros-args -r __node:=<node> [-r __ns:=<namespace>]
+Each node runs as ``python -m sim2real.nodes.start <node> --ros-args -r __node:=<node> [-r __ns:=<namespace>]
 -r from:=to ... --params-file F -p k:=v ...`` (:func:`sim2real.runtime.launch_description.ros_args`), inheriting
 this process's environment and output. Start order: record_node, translate_node, then the source (so nothing the
 source publishes is missed while the others start); stop order is the reverse: the source first, then
@@ -86,8 +86,9 @@ def parse_args(argv: Sequence[str]) -> LaunchRequest:
 
 
 def node_command(spec: NodeSpec) -> list[str]:
-    """The command line that runs ``spec`` with this interpreter."""
-    return [sys.executable, "-m", spec.module, *ros_args(spec)]
+    """The command line that runs ``spec`` with this interpreter, through :mod:`sim2real.nodes.start` (a stop
+    signal while the node still imports ends it cleanly)."""
+    return [sys.executable, "-m", "sim2real.nodes.start", spec.module.rpartition(".")[2], *ros_args(spec)]
 
 
 def _log(message: str) -> None:
