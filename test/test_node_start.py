@@ -35,13 +35,18 @@ def _signal_while_importing(cmd: list[str], sig: int, tmp_path: Path, *, when_ca
     its handlers; Python's own SIGINT handler is there from the interpreter's start); ``(exit status, output)``."""
     proc = subprocess.Popen(cmd, env=isolated_env(tmp_path / "ros_home"), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 30
-    while not _catches(proc.pid, when_caught):
-        assert proc.poll() is None and time.monotonic() < deadline, "the process never installed a handler"
-        time.sleep(0.002)
-    proc.send_signal(sig)
-    out, _ = proc.communicate(timeout=120)
-    return proc.returncode, out
+    try:
+        deadline = time.monotonic() + 30
+        while not _catches(proc.pid, when_caught):
+            assert proc.poll() is None and time.monotonic() < deadline, "the process never installed a handler"
+            time.sleep(0.002)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=120)
+        return proc.returncode, out
+    finally:  # never leave a node behind (a failing run)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
