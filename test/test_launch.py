@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -271,11 +272,20 @@ def test_a_stop_while_the_nodes_start_is_clean(tmp_path: Path) -> None:
     Which stage each node is in varies; test_node_start.py pins the import window itself."""
     model = make_checkpoint(tmp_path / "gen.safetensors", seed=4)
     env = isolated_env(tmp_path / "ros_home")
-    cmd = python_cmd("-m", "sim2real.runtime.launcher", "translate", "record:=true", f"output:={tmp_path / 'bag'}",
-                     f"model:={model}", "device:=cpu", "translate_node.warmup_width:=0", "duration:=1")
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    text = result.stdout + result.stderr
-    assert result.returncode == 0 and "stopped (duration 1 s); exit status 0" in text, text[-4000:]
+    cmd = python_cmd("-m", "sim2real.runtime.launcher", "translate", f"model:={model}", "device:=cpu",
+                     "translate_node.warmup_width:=0", "duration:=1")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        text, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # a failing run: SIGINT makes the runner stop its nodes
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0 and "stopped (duration 1 s); exit status 0" in text, text[-4000:]
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-4000:]
 
 
@@ -283,7 +293,6 @@ def run_until_ready_then_interrupt(cmd: list[str], env: dict[str, str], log: Pat
                                    ready: tuple[str, ...], timeout_s: float = 120.0) -> str:
     """Start the runner, wait until its output holds every ``ready`` marker, let it run ``run_s`` more seconds,
     send SIGINT and return the whole output once it exited 0 (fails on an early exit or after ``timeout_s``)."""
-    import signal
     import time
 
     with open(log, "wb") as out:

@@ -59,8 +59,9 @@ def test_a_stop_signal_during_the_imports_ends_the_node_cleanly(sig: int, tmp_pa
 
 
 def test_the_trainer_node_also_stops_cleanly_during_its_imports(tmp_path: Path) -> None:
-    code, out = _signal_while_importing(python_cmd("-m", "sim2real.nodes.start", "trainer_node"), signal.SIGINT,
-                                        tmp_path)
+    # a config that does not exist: should the signal ever miss the imports, the node fails at once (no training)
+    cmd = python_cmd("-m", "sim2real.nodes.start", "trainer_node", "--ros-args", "-p", "config:=/no/such.yaml")
+    code, out = _signal_while_importing(cmd, signal.SIGINT, tmp_path)
     assert code == 0 and "[trainer_node] stopped before it started" in out and "Traceback" not in out, out
 
 

@@ -28,7 +28,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from sim2real.nodes.start import STOPPED_BEFORE_START
+from sim2real.nodes.early_stop import STOPPED_BEFORE_START
 
 __all__ = ["OrderlyMultiThreadedExecutor", "check_writable_file", "descriptor", "guarded_thread",
            "read_only_descriptor", "run_node", "spin_until_signal", "stopped_before_start"]

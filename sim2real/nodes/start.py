@@ -4,34 +4,27 @@ executables of ``scripts/nodes/`` (``ros2 run``, launch_ros).
 
 A node's module imports rclpy, torch and its model code for seconds (more on a loaded machine). Python's default
 SIGINT handler would raise KeyboardInterrupt somewhere in those imports: a traceback and exit status 1 for a
-user's Ctrl-C, or a launch stopped early. Here the signal only sets :data:`STOPPED_BEFORE_START`;
+user's Ctrl-C, or a launch stopped early. Here the signal only sets
+:data:`sim2real.nodes.early_stop.STOPPED_BEFORE_START`;
 :func:`sim2real.nodes.common.run_node` sees it once the imports are done and exits 0 without building the node.
 
 Imports nothing but the standard library before the node's module (the package ``__init__`` files above it are
-docstrings only).
+docstrings only). Before that (the interpreter's own start-up, tens of milliseconds) SIGINT is still Python's
+KeyboardInterrupt and SIGTERM still ends the process at once.
 """
 
 from __future__ import annotations
 
 import importlib
-import signal
 import sys
-import threading
 from typing import NoReturn
 
-__all__ = ["NODES", "STOPPED_BEFORE_START", "catch_stop_signals", "main", "run"]
+from sim2real.nodes.early_stop import catch_stop_signals
+
+__all__ = ["NODES", "main", "run"]
 
 #: The node modules of this package that have an entry point (``main``).
 NODES = ("monitor_node", "record_node", "sim_adapter_node", "sim_node", "trainer_node", "translate_node")
-
-#: Set when SIGINT or SIGTERM arrived before the node installed its own handlers.
-STOPPED_BEFORE_START = threading.Event()
-
-
-def catch_stop_signals() -> None:
-    """From now on SIGINT / SIGTERM only set :data:`STOPPED_BEFORE_START` (until the node installs its own)."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: STOPPED_BEFORE_START.set())
 
 
 def run(node: str) -> NoReturn:
@@ -60,7 +53,5 @@ def main() -> NoReturn:
     run(node)
 
 
-if __name__ == "__main__":  # run the importable module's main: its event is the one the nodes read
-    from sim2real.nodes.start import main as start_main
-
-    start_main()
+if __name__ == "__main__":
+    main()

@@ -80,7 +80,7 @@ from std_srvs.srv import Trigger
 from sim2real.core.errors import ConfigError
 from sim2real.nodes.common import OrderlyMultiThreadedExecutor, exit_node, stopped_before_start
 from sim2real.nodes.common import read_only_descriptor as _descriptor
-from sim2real.nodes.start import STOPPED_BEFORE_START
+from sim2real.nodes.early_stop import RECEIVED
 from sim2real.runtime.launch_description import parse_bool
 from sim2real.training.config import TrainConfig, load_train_config
 
@@ -521,8 +521,8 @@ def _spin_until_done(node: TrainerNode) -> int:
             node.done.set()  # quit now: the worker (a daemon thread) dies with the process
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    if STOPPED_BEFORE_START.is_set():  # a signal while the node was built (sim2real.nodes.start caught it)
-        on_signal(signal.SIGINT, None)
+    for signum in RECEIVED:  # signals while the node was built (sim2real.nodes.start caught them)
+        on_signal(signum, None)
 
     def spin() -> None:
         with contextlib.suppress(ExternalShutdownException):
