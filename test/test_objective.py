@@ -225,65 +225,54 @@ def test_conditional_discriminator_without_target_labels_is_an_error():
     assert "bbox" not in losses and "semantic" not in losses and torch.isfinite(losses["total"])
 
 
-def test_instance_hue_term_is_weighted_into_the_total_only_when_on():
+def _term_off_and_on(weights: LossWeights, source=None):
+    """A small generator's losses on one batch with the extra term off and on: (gen, src, outputs, off, on)."""
     gen, d_t, d_s, _, _ = small_nets(conditional=False)
-    src, tgt = make_source(), make_target()
+    src, tgt = source or make_source(), make_target()
     out = translate_batches(gen, None, src, tgt)
     off = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(), outputs=out)
-    on = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(instance_hue=3.0), outputs=out)
-    assert "instance_hue" not in off and TERM_WEIGHTS["instance_hue"] == "instance_hue"
+    on = generator_losses(gen, d_t, d_s, None, src, tgt, weights, outputs=out)
+    return gen, src, out, off, on
+
+
+def _assert_weighted_term(name: str, weight: float, expected, gen, *, off: dict, on: dict) -> None:
+    """``name`` is absent when off; when on it equals ``expected``, enters the total times ``weight`` and
+    reaches the generator's weights."""
+    assert name not in off and TERM_WEIGHTS[name] == name
+    torch.testing.assert_close(on[name], expected)
+    torch.testing.assert_close(on["total"], off["total"] + weight * expected)
+    assert sum(g.abs().sum() for g in gen_grads(on[name], gen)) > 0
+
+
+def test_instance_hue_term_is_weighted_into_the_total_only_when_on():
+    gen, src, out, off, on = _term_off_and_on(LossWeights(instance_hue=3.0))
     expected = instance_hue_loss(out.fake_target, src.rgb, src.instance)
     assert float(expected.detach()) > 0  # an untrained generator does not keep the red cars' hue
-    torch.testing.assert_close(on["instance_hue"], expected)
-    torch.testing.assert_close(on["total"], off["total"] + 3.0 * expected)
-    assert sum(g.abs().sum() for g in gen_grads(on["instance_hue"], gen)) > 0
+    _assert_weighted_term("instance_hue", 3.0, expected, gen, off=off, on=on)
 
 
 def test_instance_chroma_term_is_weighted_into_the_total_only_when_on():
-    gen, d_t, d_s, _, _ = small_nets(conditional=False)
-    src, tgt = with_grey_car(make_source()), make_target()
-    out = translate_batches(gen, None, src, tgt)
-    off = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(), outputs=out)
     weights = LossWeights(instance_chroma=2.0, instance_chroma_margin=0.0)
-    on = generator_losses(gen, d_t, d_s, None, src, tgt, weights, outputs=out)
-    assert "instance_chroma" not in off and TERM_WEIGHTS["instance_chroma"] == "instance_chroma"
+    gen, src, out, off, on = _term_off_and_on(weights, with_grey_car(make_source()))
     expected = instance_chroma_loss(out.fake_target, src.rgb, src.instance, margin=0.0)
     assert float(expected.detach()) > 0  # the untrained generator tints the grey car
-    torch.testing.assert_close(on["instance_chroma"], expected)
-    torch.testing.assert_close(on["total"], off["total"] + 2.0 * expected)
-    assert sum(g.abs().sum() for g in gen_grads(on["instance_chroma"], gen)) > 0
-    wide = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(instance_chroma=2.0, instance_chroma_margin=5.0),
-                            outputs=out)
+    _assert_weighted_term("instance_chroma", 2.0, expected, gen, off=off, on=on)
+    _, _, _, _, wide = _term_off_and_on(LossWeights(instance_chroma=2.0, instance_chroma_margin=5.0), src)
     assert float(wide["instance_chroma"].detach()) == 0.0  # the margin reaches the term
 
 
 def test_lightness_gain_term_reads_the_fake_target_coefficients():
-    gen, d_t, d_s, _, _ = small_nets(conditional=False)
-    src, tgt = make_source(), make_target()
-    out = translate_batches(gen, None, src, tgt)
-    off = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(), outputs=out)
-    on = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(lightness_gain=2.0, lightness_gain_floor=1.5),
-                          outputs=out)
-    assert "lightness_gain" not in off and TERM_WEIGHTS["lightness_gain"] == "lightness_gain"
+    gen, _, out, off, on = _term_off_and_on(LossWeights(lightness_gain=2.0, lightness_gain_floor=1.5))
     expected = lightness_gain_loss(out.coefficients_fake_target, 1.5)
     assert float(expected.detach()) > 0.1  # gain ~1 near the identity start, floor 1.5
-    torch.testing.assert_close(on["lightness_gain"], expected)
-    torch.testing.assert_close(on["total"], off["total"] + 2.0 * expected)
-    grads = gen_grads(on["lightness_gain"], gen)
-    assert sum(g.abs().sum() for g in grads) > 0
+    _assert_weighted_term("lightness_gain", 2.0, expected, gen, off=off, on=on)
 
 
 def test_coefficient_anchor_term_reads_the_fake_target_coefficients():
-    gen, d_t, d_s, _, _ = small_nets(conditional=False)
-    src, tgt = make_source(), make_target()
-    out = translate_batches(gen, None, src, tgt)
-    off = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(), outputs=out)
-    on = generator_losses(gen, d_t, d_s, None, src, tgt, LossWeights(coefficient_anchor=3.0), outputs=out)
-    assert "coefficient_anchor" not in off and TERM_WEIGHTS["coefficient_anchor"] == "coefficient_anchor"
+    gen, _, out, off, on = _term_off_and_on(LossWeights(coefficient_anchor=3.0))
     expected = coefficient_anchor_loss(out.coefficients_fake_target)
     assert float(expected.detach()) > 0.0  # a fresh tanh decoder's head has small random weights
-    torch.testing.assert_close(on["total"], off["total"] + 3.0 * expected)
-    assert sum(g.abs().sum() for g in gen_grads(on["coefficient_anchor"], gen)) > 0
+    _assert_weighted_term("coefficient_anchor", 3.0, expected, gen, off=off, on=on)
 
 
 def test_decoder_coefficients_are_the_ones_it_applied():
