@@ -192,3 +192,56 @@ def test_a_run_may_change_the_body_padding_of_a_trained_model(tmp_path: Path) ->
     assert trained.cfg.body_padding_mode is None
     convs = [m for m in nets.gen.content_body.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1]
     assert convs and all(m.padding_mode == "replicate" for m in convs)
+
+
+def test_edge_pooling_gives_the_cells_near_another_label_their_class_mean_and_keeps_the_rest() -> None:
+    """Two classes split at cell column 4 of 8 (cell = 4 px): radius r replaces columns 4-r..3+r wholly by their
+    class mean; the other cells keep their own coefficients (weight 0) or their usual blend (weight 0.5)."""
+    torch.manual_seed(3)
+    coeffs = torch.randn(1, 5, 6, 8)
+    labels = torch.zeros(1, 24, 32, dtype=torch.long)
+    labels[:, :, 16:] = 3
+    full = class_pooled_coefficients(coeffs, labels, 1.0, 19)
+    for radius in (1, 2):
+        near = torch.zeros(8, dtype=torch.bool)
+        near[4 - radius : 4 + radius] = True
+        for weight in (0.0, 0.5):
+            out = class_pooled_coefficients(coeffs, labels, weight, 19, edge_radius=radius)
+            assert torch.allclose(out[..., near], full[..., near], atol=1e-6), (radius, weight)
+            blend = coeffs + weight * (full - coeffs)
+            assert torch.allclose(out[..., ~near], blend[..., ~near], atol=1e-6), (radius, weight)
+    assert torch.equal(class_pooled_coefficients(coeffs, labels, 0.0, 19, edge_radius=0), coeffs)  # off
+
+
+def test_near_other_label_uses_the_chebyshev_window_and_not_the_frame_border() -> None:
+    from sim2real.translator.coefficient_pooling import near_other_label
+
+    cells = torch.zeros(1, 7, 7, dtype=torch.long)
+    cells[0, 3, 3] = 5  # one odd cell in the middle
+    near = near_other_label(cells.flatten(1), (7, 7), 2)[0, 0]
+    expected = torch.zeros(7, 7, dtype=torch.bool)
+    expected[1:6, 1:6] = True  # the 5x5 window around it (the odd cell sees its neighbours)
+    assert torch.equal(near, expected)
+    assert not near_other_label(torch.zeros(1, 49, dtype=torch.long), (7, 7), 3).any()  # one label: no edge
+
+
+def test_edge_pooling_reaches_the_generator_and_onnx(tmp_path: Path) -> None:
+    from sim2real.translator.onnx_export import OnnxTranslator, export_onnx, onnx_parity
+
+    rgb, sem = procedural_frames(1, seed=3, size=(64, 96))
+    inst = torch.zeros_like(sem)
+    edge, plain = _pooled_generator(0.5, coefficient_edge_pooling=2), _pooled_generator(0.5)
+    with torch.no_grad():
+        assert (edge(rgb, sem, inst) - plain(rgb, sem, inst)).abs().max() > 1e-2
+    runner = OnnxTranslator(export_onnx(edge, tmp_path / "edge.onnx", 64, 96), intra_op_threads=1)
+    assert onnx_parity(edge, runner) < 1e-3
+    edge.decoders["target"].edge_pooling = 0  # parity must see the difference
+    assert onnx_parity(edge, runner) > 1e-2
+    for bad in (-1, 9, 1.5, True):
+        with pytest.raises(ConfigError, match="coefficient_edge_pooling"):
+            GeneratorConfig(coefficient_edge_pooling=bad)
+
+
+def test_a_run_may_switch_edge_pooling_on_for_a_trained_model(tmp_path: Path) -> None:
+    _, nets = _start_run_from_plain_model(tmp_path, ["generator.coefficient_edge_pooling=2"])
+    assert nets.gen.cfg.coefficient_edge_pooling == 2 and nets.gen.decoders["target"].edge_pooling == 2

@@ -14,6 +14,18 @@ of its frame, wholly:
 
     c'(q) = mean_{q' of a class} c(q')
 
+**Edge pooling** (``GeneratorConfig.coefficient_edge_pooling`` = r cells): a class cell within r cells of a cell of
+another label (Chebyshev distance on the work grid) takes its class mean wholly, whatever ``w``:
+
+    c'(q) = mean_{q': label(q') = label(q)} c(q')    if some q'' with |q'' - q|_inf <= r has label(q'') != label(q)
+
+The field the decoder predicts is smooth across label edges (its receptive field spans both sides), so the cells
+next to an edge carry part of the other class's map: that, not the camera or the detail path, is where the halos
+come from (the shipped model on 8 held-apart frames: edge bleed 10.6 levels in all, 10.5 with camera and detail
+path off, 1.0 for the colour prior alone). Edge pooling replaces exactly those cells and keeps the decoder's own
+spatial variation in the interior of every region. It changes no weight, so it can be switched on for a trained
+model (``training.networks.RUN_MAY_CHANGE``).
+
 The decoder never saw such cells in training (the procedural simulator labels every pixel), so their own
 coefficients are not to be trusted: on CARLA's frames its "static" banners (void) came out as pale green boxes.
 The frame's mean map treats an unlabelled region like the frame as a whole. A frame without any class cell (the
@@ -33,24 +45,51 @@ from torch import Tensor
 from sim2real.translator.memory import downsample_labels
 
 
-def class_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int) -> Tensor:
+def _class_targets(coeffs: Tensor, cell_ids: Tensor, num_classes: int) -> tuple[Tensor, Tensor, Tensor]:
+    """coeffs (B, K, h, w) float32, cell_ids (B, hw) -> (each cell's pooling target (B, K, h, w): its class's
+    mean, or the frame mean of the class cells for a cell of no class; in_class (B, 1, h, w) bool; class_cells
+    (B, 1, 1, 1), the number of class cells in the frame)."""
+    member = (cell_ids.unsqueeze(-1) == torch.arange(num_classes, device=coeffs.device)).float()  # (B, hw, C)
+    means = (coeffs.flatten(2) @ member) / member.sum(1).clamp(min=1).unsqueeze(1)  # (B, K, C)
+    pooled = (means @ member.transpose(1, 2)).view_as(coeffs)  # each cell's class mean (0: no class)
+    is_class = member.sum(-1).view(coeffs.shape[0], 1, *coeffs.shape[-2:])  # (B, 1, h, w) 1 or 0
+    class_cells = is_class.sum((2, 3), keepdim=True)  # (B, 1, 1, 1)
+    frame_mean = (coeffs * is_class).sum((2, 3), keepdim=True) / class_cells.clamp(min=1)  # (B, K, 1, 1)
+    in_class = is_class > 0
+    return torch.where(in_class, pooled, frame_mean), in_class, class_cells
+
+
+def near_other_label(cell_ids: Tensor, size: tuple[int, int], radius: int) -> Tensor:
+    """cell_ids (B, hw) integer labels of a (h, w) grid -> (B, 1, h, w) bool: a cell of another label lies within
+    ``radius`` cells (Chebyshev distance; the frame's border is not another label). One comparison per offset
+    of the (2 radius + 1)^2 window, on shifted copies of the grid padded by replication."""
+    h, w = size
+    grid = cell_ids.view(-1, 1, h, w).float()  # ids below 2^24: exact in float32
+    padded = torch.nn.functional.pad(grid, (radius, radius, radius, radius), mode="replicate")
+    near = torch.zeros_like(grid, dtype=torch.bool)
+    for dy in range(2 * radius + 1):
+        for dx in range(2 * radius + 1):
+            near = near | (padded[:, :, dy : dy + h, dx : dx + w] != grid)
+    return near
+
+
+def class_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int,
+                              edge_radius: int = 0) -> Tensor:
     """coeffs (B, K, h, w) at work resolution, labels (B, H, W) integer ids -> (B, K, h, w) float32.
 
-    ``weight`` 0 returns the coefficients unchanged (as float32); 1 gives every cell of a class its class's mean.
-    For any ``weight`` > 0, cells of no class take the mean over the frame's class cells (module docstring).
+    ``weight`` 0 (and ``edge_radius`` 0) returns the coefficients unchanged (as float32); 1 gives every cell of
+    a class its class's mean. For any ``weight`` > 0, cells of no class take the mean over the frame's class cells
+    (module docstring). ``edge_radius`` r > 0: cells within r cells of another label take their target wholly
+    (edge pooling, module docstring), whatever ``weight``.
     """
     with torch.autocast(coeffs.device.type, enabled=False):
         coeffs = coeffs.float()
-        if weight == 0:
+        if weight == 0 and edge_radius == 0:
             return coeffs
         cell_ids = downsample_labels(labels, tuple(coeffs.shape[-2:])).long().flatten(1)  # (B, hw)
-        member = (cell_ids.unsqueeze(-1) == torch.arange(num_classes, device=coeffs.device)).float()  # (B, hw, C)
-        means = (coeffs.flatten(2) @ member) / member.sum(1).clamp(min=1).unsqueeze(1)  # (B, K, C)
-        pooled = (means @ member.transpose(1, 2)).view_as(coeffs)  # each cell's class mean (0: no class)
-        is_class = member.sum(-1).view(coeffs.shape[0], 1, *coeffs.shape[-2:])  # (B, 1, h, w) 1 or 0
-        class_cells = is_class.sum((2, 3), keepdim=True)  # (B, 1, 1, 1)
-        frame_mean = (coeffs * is_class).sum((2, 3), keepdim=True) / class_cells.clamp(min=1)  # (B, K, 1, 1)
-        in_class = is_class > 0
-        target = torch.where(in_class, pooled, frame_mean)
+        target, in_class, class_cells = _class_targets(coeffs, cell_ids, num_classes)
         share = torch.where(in_class, weight, (class_cells > 0).float())  # no class cell at all: own coefficients
+        if edge_radius > 0:
+            near = near_other_label(cell_ids, tuple(coeffs.shape[-2:]), edge_radius) & (class_cells > 0)
+            share = torch.where(near, 1.0, share)
         return coeffs + share * (target - coeffs)

@@ -65,6 +65,7 @@ INT_BOUNDS: Final[dict[str, tuple[int, int]]] = {
     "detail_channels": (0, 64),
     "detail_width": (1, 256),
     "camera_knots": (2, 64),
+    "coefficient_edge_pooling": (0, 8),
 }
 
 
@@ -140,6 +141,9 @@ class GeneratorConfig:
             the mean of the cells of its class in the frame (the label at the cell centre; when the code carries
             labels; :mod:`~sim2real.translator.coefficient_pooling`): fewer halos and smears at label edges.
             0 = off.
+        coefficient_edge_pooling: r >= 0; the target decoder's class cells within r work cells of another label
+            take their class's mean wholly (edge pooling, :mod:`~sim2real.translator.coefficient_pooling`): the
+            halos come from those cells. 0 = off.
         identity_start: a fresh decoder returns its guide (with the colour prior: the prior's map) unchanged: its
             head's colour-coefficient weights start at zero (bias: the identity map) and its output is clamped to
             [-1, 1] instead of squashed by tanh. False = tanh and small random head weights, as every model before
@@ -186,6 +190,7 @@ class GeneratorConfig:
     colour_prior_per_frame: bool = False
     colour_prior_pooled_share: float = 0.01
     coefficient_pooling: float = 0.0
+    coefficient_edge_pooling: int = 0
     identity_start: bool = False
 
     def __post_init__(self) -> None:

@@ -367,9 +367,9 @@ class Decoder(nn.Module):
     content (+ 1x1 no-bias projection of an optional (B, value_dim, h, w) class-wise style map) ->
     ``num_res`` modulated residual blocks -> (nearest x2 upsample, modulated 3x3 conv, lrelu) per level
     -> 3x3 conv to 12 affine colour coefficients (+ D detail features) at work resolution (initialised near
-    identity) [-> blended with their class means, ``pooling`` > 0 and labels given] -> bilinear upsampling to the
-    guide's size -> tanh(A . guide + b [+ detail path]) (``identity_start``: clamped to [-1, 1] instead, from a head
-    whose colour-coefficient weights start at zero: a fresh decoder returns its guide).
+    identity) [-> blended with their class means, ``pooling`` / ``edge_pooling`` > 0 and labels given] -> bilinear
+    upsampling to the guide's size -> tanh(A . guide + b [+ detail path]) (``identity_start``: clamped to [-1, 1]
+    instead, from a head whose colour-coefficient weights start at zero: a fresh decoder returns its guide).
 
     Args:
         channels: widths from the content level down to work resolution (channels[0] = C).
@@ -387,16 +387,19 @@ class Decoder(nn.Module):
         num_classes: class ids below this pool per class; cells of other ids take the mean of the frame's class
             cells (their own coefficients when the frame has none).
         identity_start: zero colour-coefficient weights at the start and a clamp to [-1, 1] instead of tanh.
+        edge_pooling: cells within this many work cells of another label take their class mean wholly (with
+            labels; 0 = off).
     """
 
     def __init__(
         self, channels: list[int], num_res: int, style_dim: int, mlp_dim: int, value_dim: int,
         *, padding_mode: str = "replicate", detail_padding_mode: str | None = None, detail_channels: int = 0,
         detail_width: int = 8, detail_highpass: int = 0, pooling: float = 0.0, num_classes: int = NUM_CLASSES,
-        identity_start: bool = False,
+        identity_start: bool = False, edge_pooling: int = 0,
     ) -> None:
         super().__init__()
         self.pooling, self.num_classes, self.clamp = pooling, num_classes, identity_start
+        self.edge_pooling = edge_pooling
         self.mlp = StyleMLP(style_dim, mlp_dim)
         self.style_map_proj = nn.Conv2d(value_dim, channels[0], 1, bias=False) if value_dim > 0 else None
         self.res = nn.ModuleList([ModResBlock(channels[0], mlp_dim, padding_mode=padding_mode) for _ in range(num_res)])
@@ -434,8 +437,9 @@ class Decoder(nn.Module):
         for conv in self.ups:
             x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2.0, mode="nearest"), latent), 0.2)
         coeffs = self.head(x)
-        if self.pooling > 0 and labels is not None:
-            coeffs = class_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes).to(coeffs.dtype)
+        if (self.pooling > 0 or self.edge_pooling > 0) and labels is not None:
+            coeffs = class_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes,
+                                               self.edge_pooling).to(coeffs.dtype)
         out = upsampled_affine_colour(coeffs[:, :AFFINE_COEFFS], guide)
         if self.detail is not None:
             out = out + self.detail(guide, coeffs[:, AFFINE_COEFFS:], detail_noise)
@@ -495,7 +499,8 @@ class TranslatorGenerator(nn.Module):
             d: Decoder(chans[::-1], cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim,
                        padding_mode=body_pm, detail_padding_mode=pm, detail_channels=cfg.detail_channels,
                        detail_width=cfg.detail_width, detail_highpass=highpass, identity_start=cfg.identity_start,
-                       pooling=cfg.coefficient_pooling if d == "target" else 0.0, num_classes=cfg.num_classes)
+                       pooling=cfg.coefficient_pooling if d == "target" else 0.0, num_classes=cfg.num_classes,
+                       edge_pooling=cfg.coefficient_edge_pooling if d == "target" else 0)
             for d in DOMAINS
         })
         self.camera = CameraModel(len(DOMAINS), cfg.camera_knots, cfg.camera_gamma) if cfg.use_camera else None
