@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_model.py [--sizes 640x360,1280x720,1920x1080]
         [--presets lite,full,lite+prior,lite+frame_prior,lite+frame_prior+pool,lite+frame_prior+pool+body_replicate,
-         lite+frame_prior+pool+detail_highpass]
+         lite+frame_prior+pool+detail_highpass,lite+frame_prior+pool+detail_highpass+edge2]
         [--threads 2] [--warmup 3] [--frames 10] [--budget 8] [--devices cpu,cuda]
         [--compile-sizes all] [--onnx-cuda-sizes all]
 
@@ -172,12 +172,14 @@ def torch_variants(dev: torch.device, preset: str, size: str, compile_here: bool
 #: ``lite+frame_prior`` with the per-frame one (unfitted: the cost does not depend on the statistics' values),
 #: ``+pool`` with half the decoder's coefficients pooled per class (``coefficient_pooling`` 0.5), ``+body_replicate``
 #: with the content body and decoder padded by replication (``body_padding_mode``), ``+detail_highpass`` with the
-#: detail path's local mean taken off (``detail_highpass``; the shipped model is ``lite+frame_prior+pool``).
+#: detail path's local mean taken off (``detail_highpass``), ``+edge2`` with the cells within 2 work cells of another
+#: label pooled wholly (``coefficient_edge_pooling`` 2).
 PRESET_OPTIONS = {"prior": {"use_colour_prior": True},
                   "frame_prior": {"use_colour_prior": True, "colour_prior_per_frame": True},
                   "pool": {"coefficient_pooling": 0.5},
                   "body_replicate": {"body_padding_mode": "replicate"},
-                  "detail_highpass": {"detail_highpass": True}}
+                  "detail_highpass": {"detail_highpass": True},
+                  "edge2": {"coefficient_edge_pooling": 2}}
 
 
 def preset_config(spec: str) -> GeneratorConfig:
