@@ -33,8 +33,11 @@ def _signal_while_importing(cmd: list[str], sig: int, tmp_path: Path, *, when_ca
                             ) -> tuple[int, str]:
     """Start ``cmd``, send ``sig`` the moment the process catches ``when_caught`` (SIGTERM: ``start`` has installed
     its handlers; Python's own SIGINT handler is there from the interpreter's start); ``(exit status, output)``."""
+    # SIGINT at its default: a job started in the background by a non-interactive shell (a CI runner) inherits it
+    # ignored, and Python then installs no KeyboardInterrupt handler of its own
     proc = subprocess.Popen(cmd, env=isolated_env(tmp_path / "ros_home"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509 - one call
     try:
         deadline = time.monotonic() + 30
         while not _catches(proc.pid, when_caught):

@@ -466,8 +466,7 @@ class TranslatorGenerator(nn.Module):
             raise ConfigError(f"TranslatorGenerator needs a GeneratorConfig, got {type(cfg).__name__}")
         self.cfg = cfg
         chans = [cfg.channels_at(i) for i in range(cfg.num_downsamples + 1)]
-        pm = cfg.padding_mode
-        body_pm = cfg.body_padding_mode or pm
+        pm, body_pm = cfg.padding_mode, cfg.body_padding_mode or cfg.padding_mode
         per_cell = cfg.label_resolution == "work"  # stems centred on the pixel each work cell samples
         self.stems = nn.ModuleDict({
             "source": LabelStem(cfg.num_classes, cfg.label_embed_dim, chans[0], cfg.work_scale, padding_mode=pm,
