@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ros_testing import isolated_env, python_cmd
+from ros_testing import isolated_env, python_cmd, running
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
 from frame_driver import make_checkpoint
@@ -274,17 +274,10 @@ def test_a_stop_while_the_nodes_start_is_clean(tmp_path: Path) -> None:
     env = isolated_env(tmp_path / "ros_home")
     cmd = python_cmd("-m", "sim2real.runtime.launcher", "translate", f"model:={model}", "device:=cpu",
                      "translate_node.warmup_width:=0", "duration:=1")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        text, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:  # a failing run: SIGINT makes the runner stop its nodes
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    log = tmp_path / "runner.log"
+    with running(cmd, env, log) as proc:  # a failing run: SIGINT makes the runner stop its nodes
+        proc.wait(timeout=120)
+    text = log.read_text()
     assert proc.returncode == 0 and "stopped (duration 1 s); exit status 0" in text, text[-4000:]
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-4000:]
 

@@ -43,7 +43,6 @@ def run(node: str) -> NoReturn:
 def main() -> NoReturn:
     """``python -m sim2real.nodes.start <node> [ROS arguments]``: :func:`run` with ``sys.argv`` shifted so the
     node sees its own arguments only."""
-    catch_stop_signals()
     if len(sys.argv) < 2:
         print(f"usage: python -m sim2real.nodes.start <node> [--ros-args ...]; nodes: {', '.join(NODES)}",
               file=sys.stderr)
