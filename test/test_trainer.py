@@ -141,3 +141,43 @@ def test_lr_schedules() -> None:
     assert lr_factor("linear", 0, 100, 10, 0.5) == pytest.approx(0.1)
     with pytest.raises(ConfigError, match="valid: constant"):
         lr_factor("step", 60, 100, 0, 0.5)
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")  # no training here
+def test_generator_warmup_ramps_only_the_generator() -> None:
+    """``optim.generator_warmup_steps`` 4 over a linear schedule of 8 steps decaying from step 4: the generator's
+    LR (camera group included) is base * (step + 1) / 4 for steps 0-3, then the schedule's; the critics' and the
+    discriminators' follow the schedule alone from step 0. Control: without the warm-up the three share it."""
+    from sim2real.training.networks import build_networks
+    from sim2real.training.numerics import MixedPrecision
+    from sim2real.training.optimization import Optimization, generator_ramp
+    from sim2real.training.replicas import Replicas
+
+    assert [generator_ramp(s, 4) for s in (0, 1, 3, 4, 100)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+    assert generator_ramp(0, 0) == 1.0
+    base = ["steps=8", "optim.decay_start=0.5", "optim.lr_generator=0.001", "optim.lr_discriminator=0.002",
+            "generator.use_camera=true"]
+    schedule = [1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25]  # linear decay from step 4 to 0 at step 8
+
+    def rates(extra: list[str]) -> tuple[list[list[float]], list[float]]:
+        cfg = load_train_config(None, [*FAST, *base, *extra])
+        device = torch.device("cpu")
+        opt = Optimization(build_networks(cfg, device), cfg, MixedPrecision.for_run(False, "auto", device), Replicas())
+        assert len(opt.optimizers["g"].param_groups) == 2  # the network and the camera
+        g, d = [], []
+        for _ in range(8):
+            g.append([group["lr"] for group in opt.optimizers["g"].param_groups])
+            d.append(opt.lr("d"))
+            opt.end_step()
+        return g, d
+
+    g, d = rates(["optim.generator_warmup_steps=4"])
+    ramp = [0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert [row[0] for row in g] == pytest.approx([0.001 * r * s for r, s in zip(ramp, schedule, strict=True)])
+    assert [row[1] for row in g] == pytest.approx([5e-3 * r * s for r, s in zip(ramp, schedule, strict=True)])
+    assert d == pytest.approx([0.002 * s for s in schedule])
+    g0, d0 = rates([])
+    assert [row[0] for row in g0] == pytest.approx([0.001 * s for s in schedule])
+    assert d0 == d
+    with pytest.raises(ConfigError, match="generator_warmup_steps must be >= 0"):
+        load_train_config(None, ["optim.generator_warmup_steps=-1"])

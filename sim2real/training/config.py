@@ -160,6 +160,10 @@ class OptimConfig:
     vignetting, aberration, noise, tone curve), in the generator's optimiser. At the generator's rate Adam moves
     each by at most ~2e-4 a step, thousands of steps to reach a real camera's blur; these few numbers can move
     faster without destabilising anything.
+    ``warmup_steps``: every optimiser's LR ramps linearly from 0 over these first steps.
+    ``generator_warmup_steps``: the generator's LR alone (camera included) ramps linearly from 0 over these first
+    steps, on top of the schedule, while the critics learn at their full rate: a generator that starts on a good
+    answer (``generator.identity_start``) is not pushed around by the gradients of untrained critics.
     """
 
     lr_generator: float = 2e-4
@@ -170,10 +174,14 @@ class OptimConfig:
     weight_decay: float = 0.0
     schedule: Literal["constant", "linear", "cosine"] = "linear"
     warmup_steps: int = 0
+    generator_warmup_steps: int = 0
     decay_start: float = 0.5
     grad_clip: float = 10.0
 
     def __post_init__(self) -> None:
+        if self.warmup_steps < 0 or self.generator_warmup_steps < 0:
+            raise ConfigError(f"optim.warmup_steps and optim.generator_warmup_steps must be >= 0, got "
+                              f"{self.warmup_steps} and {self.generator_warmup_steps}")
         if not 0.0 <= self.decay_start <= 1.0:
             raise ConfigError(f"optim.decay_start is a fraction of the steps in [0, 1], got {self.decay_start}")
         if self.grad_clip < 0:

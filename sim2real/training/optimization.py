@@ -14,7 +14,7 @@ from sim2real.training.networks import Networks, trainable
 from sim2real.training.numerics import MixedPrecision
 from sim2real.training.replicas import Replicas
 
-__all__ = ["Optimization", "lr_factor"]
+__all__ = ["Optimization", "generator_ramp", "lr_factor"]
 
 
 def lr_factor(schedule: str, step: int, steps: int, warmup: int, decay_start: float) -> float:
@@ -30,6 +30,11 @@ def lr_factor(schedule: str, step: int, steps: int, warmup: int, decay_start: fl
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * t))
     raise ConfigError(f"unknown LR schedule {schedule!r}; valid: constant, linear, cosine")
+
+
+def generator_ramp(step: int, warmup: int) -> float:
+    """The generator's extra LR multiplier at ``step``: (step + 1) / warmup during its warm-up, then 1."""
+    return min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
 
 
 def _generator_groups(nets: Networks, lr: float, lr_camera: float) -> list[dict[str, Any]]:
@@ -62,7 +67,11 @@ class Optimization:
         def factor(step: int) -> float:
             return lr_factor(opt.schedule, step, cfg.steps, opt.warmup_steps, opt.decay_start)
 
-        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.optimizers.items()}
+        def generator_factor(step: int) -> float:
+            return factor(step) * generator_ramp(step, opt.generator_warmup_steps)
+
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, generator_factor if k == "g" else factor)
+                           for k, o in self.optimizers.items()}
         self.scaler = precision.grad_scaler()
         self.grad_clip = opt.grad_clip
         self.replicas = replicas
