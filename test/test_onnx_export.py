@@ -205,3 +205,57 @@ def test_onnx_translator_refuses_non_onnx(tmp_path: Path) -> None:
     junk.write_bytes(b"not a protobuf")
     with pytest.raises(CheckpointError, match="cannot be opened by onnxruntime"):
         OnnxTranslator(junk)
+
+
+def test_depth1_conv_is_conv2d() -> None:
+    """Known answer: the 3-D convolution over a depth of 1 gives conv2d's numbers (stride 1 and 2, padding 0 and
+    1); control: a transposed kernel does not."""
+    from sim2real.translator.layers import depth1_conv
+
+    torch.manual_seed(0)
+    x, w, b = torch.randn(2, 6, 9, 11), torch.randn(8, 6, 3, 3), torch.randn(8)
+    for stride, padding in ((1, 1), (1, 0), (2, 1)):
+        expected = torch.nn.functional.conv2d(x, w, b, stride, padding)
+        assert torch.allclose(depth1_conv(x, w, b, stride, padding), expected, atol=1e-5)
+    assert not torch.allclose(depth1_conv(x, w.transpose(-1, -2), b, 1, 1), torch.nn.functional.conv2d(x, w, b, 1, 1),
+                              atol=1e-2)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "replicate"])
+def test_the_detail_path_exports_as_depth1_convolutions(tmp_path: Path, padding_mode: str) -> None:
+    """The detail path (mean output, non-zero weights) exported alone: its two convolutions are 3-D ones in the
+    graph (5-D weights, no 2-D Conv: kept out of ONNX Runtime's NCHWc layout), and ONNX Runtime's output is the
+    eager one."""
+    import onnxruntime as ort
+
+    from sim2real.translator.generator import DetailPath
+
+    torch.manual_seed(0)
+    path = DetailPath(4, 8, padding_mode=padding_mode, highpass=3).eval()
+    with torch.no_grad():
+        for t in path.parameters():
+            t.add_(torch.randn_like(t) * 0.2)
+
+    class Mean(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.path = path
+
+        def forward(self, guide: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+            return self.path(guide, features, None)
+
+    guide, features = torch.rand(1, 3, 24, 40) * 2 - 1, torch.randn(1, 4, 6, 10)
+    out = tmp_path / "detail.onnx"
+    with torch.no_grad():
+        torch.onnx.export(Mean(), (guide, features), str(out), dynamo=False, opset_version=17,
+                          input_names=["guide", "features"], output_names=["r"])
+    model = onnx.load(str(out))
+    weights = {i.name: list(i.dims) for i in model.graph.initializer}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert sorted(len(weights[n.input[1]]) for n in convs) == [5, 5]
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"guide": guide.numpy(), "features": features.numpy()})[0]
+    with torch.no_grad():
+        expected = path(guide, features, None).numpy()
+    assert np.abs(expected).max() > 0.05  # a path that outputs something
+    assert np.abs(got - expected).max() < 1e-5

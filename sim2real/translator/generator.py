@@ -60,6 +60,7 @@ from sim2real.translator.layers import (
     ResBlock,
     StyleMLP,
     box_mean,
+    depth1_conv,
     inference_fast_path,
     padded_conv2d,
     upsample_to,
@@ -334,7 +335,9 @@ class DetailPath(nn.Module):
     Without noise, f_0 is not upsampled and the n' plane (all zeros, zero also when padded) is left out of the
     3x3 convolution together with its weights: the same r, one full-resolution plane less to build and read.
     With ``highpass`` = k > 0 the output is r - box_k(r) (:func:`~sim2real.translator.layers.box_mean`): no
-    colour shift survives, only what varies within k pixels.
+    colour shift survives, only what varies within k pixels. In an ONNX graph both convolutions are 3-D ones over
+    a depth of 1 (:func:`~sim2real.translator.layers.depth1_conv`: the same numbers, kept out of ONNX Runtime's
+    16-channel blocked layout).
     """
 
     def __init__(self, detail_channels: int, width: int, *, padding_mode: str = "replicate",
@@ -352,12 +355,14 @@ class DetailPath(nn.Module):
         if noise is None:
             conv = self.conv  # padded by 1 on every side (PaddedConv2d with an int padding)
             x = torch.cat([guide, upsample_to(features[:, 1:], size)], 1)
-            h = padded_conv2d(x, conv.weight[:, :-1], conv.bias, 1, conv.pad_before, padding_mode=conv.padding_mode)
+            h = padded_conv2d(x, conv.weight[:, :-1], conv.bias, 1, conv.pad_before, padding_mode=conv.padding_mode,
+                              depth1_in_onnx=True)
         else:
             features = upsample_to(features, size)
             n = F.softplus(features[:, :1]) * noise.to(guide.dtype)
             h = self.conv(torch.cat([guide, features[:, 1:], n], 1))
-        r = self.out(F.leaky_relu(h, 0.2))
+        h = F.leaky_relu(h, 0.2)
+        r = depth1_conv(h, self.out.weight, self.out.bias) if torch.onnx.is_in_onnx_export() else self.out(h)
         return r - box_mean(r, self.highpass) if self.highpass else r
 
 
