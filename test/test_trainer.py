@@ -145,9 +145,11 @@ def test_lr_schedules() -> None:
 
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")  # no training here
 def test_generator_warmup_ramps_only_the_generator() -> None:
-    """``optim.generator_warmup_steps`` 4 over a linear schedule of 8 steps decaying from step 4: the generator's
-    LR (camera group included) is base * (step + 1) / 4 for steps 0-3, then the schedule's; the critics' and the
-    discriminators' follow the schedule alone from step 0. Control: without the warm-up the three share it."""
+    """``optim.generator_warmup_steps`` 6 over a linear schedule of 8 steps decaying from step 4 (the ramp and the
+    decay overlap at steps 4 and 5): the generator's LR (camera group included) is base * schedule * (step + 1) / 6;
+    the discriminators' and the critics' follow the schedule alone. With ``optim.warmup_steps`` 2 as well, every
+    optimiser's rate takes that warm-up's factor and the generator's both. Control: without the generator's
+    warm-up the three share one schedule."""
     from sim2real.training.networks import build_networks
     from sim2real.training.numerics import MixedPrecision
     from sim2real.training.optimization import Optimization, generator_ramp
@@ -156,28 +158,39 @@ def test_generator_warmup_ramps_only_the_generator() -> None:
     assert [generator_ramp(s, 4) for s in (0, 1, 3, 4, 100)] == [0.25, 0.5, 1.0, 1.0, 1.0]
     assert generator_ramp(0, 0) == 1.0
     base = ["steps=8", "optim.decay_start=0.5", "optim.lr_generator=0.001", "optim.lr_discriminator=0.002",
-            "generator.use_camera=true"]
+            "optim.lr_aux=0.003", "optim.lr_camera=0.005", "generator.use_camera=true"]
     schedule = [1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25]  # linear decay from step 4 to 0 at step 8
+    ramp = [(s + 1) / 6 if s < 6 else 1.0 for s in range(8)]
+    warm = [0.5, 1.0] + [1.0] * 6  # optim.warmup_steps 2
 
-    def rates(extra: list[str]) -> tuple[list[list[float]], list[float]]:
+    def rates(extra: list[str]) -> dict[str, list[float]]:
         cfg = load_train_config(None, [*FAST, *base, *extra])
         device = torch.device("cpu")
         opt = Optimization(build_networks(cfg, device), cfg, MixedPrecision.for_run(False, "auto", device), Replicas())
         assert len(opt.optimizers["g"].param_groups) == 2  # the network and the camera
-        g, d = [], []
+        seen: dict[str, list[float]] = {"g": [], "camera": [], "d": [], "aux": []}
         for _ in range(8):
-            g.append([group["lr"] for group in opt.optimizers["g"].param_groups])
-            d.append(opt.lr("d"))
+            seen["g"].append(opt.optimizers["g"].param_groups[0]["lr"])
+            seen["camera"].append(opt.optimizers["g"].param_groups[1]["lr"])
+            seen["d"].append(opt.lr("d"))
+            seen["aux"].append(opt.lr("aux"))
             opt.end_step()
-        return g, d
+        return seen
 
-    g, d = rates(["optim.generator_warmup_steps=4"])
-    ramp = [0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0]
-    assert [row[0] for row in g] == pytest.approx([0.001 * r * s for r, s in zip(ramp, schedule, strict=True)])
-    assert [row[1] for row in g] == pytest.approx([5e-3 * r * s for r, s in zip(ramp, schedule, strict=True)])
-    assert d == pytest.approx([0.002 * s for s in schedule])
-    g0, d0 = rates([])
-    assert [row[0] for row in g0] == pytest.approx([0.001 * s for s in schedule])
-    assert d0 == d
+    def scaled(base_lr: float, *factors: list[float]) -> list[float]:
+        return [base_lr * math.prod(f) for f in zip(*factors, strict=True)]
+
+    got = rates(["optim.generator_warmup_steps=6"])
+    assert got["g"] == pytest.approx(scaled(0.001, schedule, ramp))
+    assert got["camera"] == pytest.approx(scaled(0.005, schedule, ramp))
+    assert got["d"] == pytest.approx(scaled(0.002, schedule))
+    assert got["aux"] == pytest.approx(scaled(0.003, schedule))
+    both = rates(["optim.generator_warmup_steps=6", "optim.warmup_steps=2"])
+    assert both["g"] == pytest.approx(scaled(0.001, schedule, ramp, warm))
+    assert both["d"] == pytest.approx(scaled(0.002, schedule, warm))
+    assert both["aux"] == pytest.approx(scaled(0.003, schedule, warm))
+    plain = rates([])
+    assert plain["g"] == pytest.approx(scaled(0.001, schedule))
+    assert plain["d"] == got["d"] and plain["aux"] == got["aux"]
     with pytest.raises(ConfigError, match="generator_warmup_steps must be >= 0"):
         load_train_config(None, ["optim.generator_warmup_steps=-1"])

@@ -160,10 +160,12 @@ class OptimConfig:
     vignetting, aberration, noise, tone curve), in the generator's optimiser. At the generator's rate Adam moves
     each by at most ~2e-4 a step, thousands of steps to reach a real camera's blur; these few numbers can move
     faster without destabilising anything.
-    ``warmup_steps``: every optimiser's LR ramps linearly from 0 over these first steps.
-    ``generator_warmup_steps``: the generator's LR alone (camera included) ramps linearly from 0 over these first
-    steps, on top of the schedule, while the critics learn at their full rate: a generator that starts on a good
-    answer (``generator.identity_start``) is not pushed around by the gradients of untrained critics.
+    ``warmup_steps``: every optimiser's LR ramps linearly over these first steps ((step + 1) / N).
+    ``generator_warmup_steps``: the generator optimiser's LR alone (its camera and PatchNCE projector included)
+    ramps the same way over these first steps, times the schedule (and times ``warmup_steps``' ramp when both are
+    set), while the discriminators and critics learn at their full rate: a generator that starts on a good answer
+    (``generator.identity_start``) is not moved far by the gradients of untrained critics, nor by Adam's first
+    steps (about the full LR on every weight, the zero-initialised colour head's included).
     """
 
     lr_generator: float = 2e-4

@@ -60,7 +60,6 @@ from sim2real.translator.layers import (
     ResBlock,
     StyleMLP,
     box_mean,
-    depth1_conv,
     inference_fast_path,
     padded_conv2d,
     upsample_to,
@@ -336,8 +335,7 @@ class DetailPath(nn.Module):
     3x3 convolution together with its weights: the same r, one full-resolution plane less to build and read.
     With ``highpass`` = k > 0 the output is r - box_k(r) (:func:`~sim2real.translator.layers.box_mean`): no
     colour shift survives, only what varies within k pixels. In an ONNX graph both convolutions are 3-D ones over
-    a depth of 1 (:func:`~sim2real.translator.layers.depth1_conv`: the same numbers, kept out of ONNX Runtime's
-    16-channel blocked layout).
+    a depth of 1 (:meth:`_depth1_convolutions`: the same numbers, kept out of ONNX Runtime's blocked layout).
     """
 
     def __init__(self, detail_channels: int, width: int, *, padding_mode: str = "replicate",
@@ -351,19 +349,31 @@ class DetailPath(nn.Module):
 
     def forward(self, guide: Tensor, features: Tensor, noise: Tensor | None) -> Tensor:
         """guide (B, 3, H, W), features (B, D, h, w), noise (B, 1, H, W) or None -> (B, 3, H, W)."""
-        size = guide.shape[-2:]
+        size, conv = guide.shape[-2:], self.conv  # conv: padded by 1 on every side (PaddedConv2d, int padding)
         if noise is None:
-            conv = self.conv  # padded by 1 on every side (PaddedConv2d with an int padding)
-            x = torch.cat([guide, upsample_to(features[:, 1:], size)], 1)
-            h = padded_conv2d(x, conv.weight[:, :-1], conv.bias, 1, conv.pad_before, padding_mode=conv.padding_mode,
-                              depth1_in_onnx=True)
+            x, weight = torch.cat([guide, upsample_to(features[:, 1:], size)], 1), conv.weight[:, :-1]
         else:
             features = upsample_to(features, size)
             n = F.softplus(features[:, :1]) * noise.to(guide.dtype)
-            h = self.conv(torch.cat([guide, features[:, 1:], n], 1))
-        h = F.leaky_relu(h, 0.2)
-        r = depth1_conv(h, self.out.weight, self.out.bias) if torch.onnx.is_in_onnx_export() else self.out(h)
+            x, weight = torch.cat([guide, features[:, 1:], n], 1), conv.weight
+        if torch.onnx.is_in_onnx_export():
+            r = self._depth1_convolutions(x, weight)
+        else:
+            h = padded_conv2d(x, weight, conv.bias, 1, conv.pad_before, padding_mode=conv.padding_mode)
+            r = self.out(F.leaky_relu(h, 0.2))
         return r - box_mean(r, self.highpass) if self.highpass else r
+
+    def _depth1_convolutions(self, x: Tensor, weight: Tensor) -> Tensor:
+        """conv3x3 -> lrelu -> conv1x1 as 3-D convolutions over a depth of 1, for ONNX graphs: x (B, Cin, H, W),
+        weight (width, Cin, 3, 3) -> (B, 3, H, W), the numbers of the 2-D path. ONNX Runtime moves 2-D
+        convolutions into its blocked NCHWc layout, which rounds output channels up to its block (8 with AVX2,
+        16 with AVX-512) and reorders back after: here 8 and 3 channels at full resolution. 3-D ones stay in NCHW
+        (and the first still fuses with its LeakyRelu)."""
+        pad = self.conv.pad_before
+        if self.conv.padding_mode != "zeros":
+            x, pad = F.pad(x, (pad,) * 4, mode="replicate"), 0
+        h = F.leaky_relu(F.conv3d(x.unsqueeze(2), weight.unsqueeze(2), self.conv.bias, padding=(0, pad, pad)), 0.2)
+        return F.conv3d(h, self.out.weight.unsqueeze(2), self.out.bias).squeeze(2)
 
 
 class Decoder(nn.Module):

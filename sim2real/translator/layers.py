@@ -41,7 +41,6 @@ __all__ = [
     "apply_affine_colour",
     "box_mean",
     "demodulation",
-    "depth1_conv",
     "inference_fast_path",
     "make_activation",
     "make_norm",
@@ -117,32 +116,12 @@ def check_padding_mode(padding_mode: str) -> str:
 
 
 def padded_conv2d(
-    x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int, *, padding_mode: str,
-    depth1_in_onnx: bool = False,
+    x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int, *, padding_mode: str
 ) -> Tensor:
-    """conv2d of ``x`` (B, Cin, H, W) padded by ``padding`` on every side in ``padding_mode``.
-
-    ``depth1_in_onnx``: while exporting to ONNX, the same convolution as a 3-D one over a depth of 1
-    (:func:`depth1_conv`)."""
-    if depth1_in_onnx and torch.onnx.is_in_onnx_export():
-        if padding_mode == "zeros":
-            return depth1_conv(x, weight, bias, stride, padding)
-        return depth1_conv(F.pad(x, (padding,) * 4, mode="replicate"), weight, bias, stride, 0)
+    """conv2d of ``x`` (B, Cin, H, W) padded by ``padding`` on every side in ``padding_mode``."""
     if padding_mode == "zeros":
         return F.conv2d(x, weight, bias, stride, padding)
     return F.conv2d(replicate_pad(x, padding), weight, bias, stride)
-
-
-def depth1_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int = 1, padding: int = 0) -> Tensor:
-    """``F.conv2d(x, weight, bias, stride, padding)`` (zero padding) computed as a 3-D convolution over a depth of
-    1: x (B, Cin, H, W), weight (Cout, Cin, k, k) -> (B, Cout, H', W'), the same numbers.
-
-    For ONNX graphs: ONNX Runtime moves 2-D convolutions into its blocked NCHWc layout, which rounds the output
-    channels up to its block (16 with AVX-512) and reorders back to NCHW after; a narrow full-resolution
-    convolution (the detail path's 8 and 3 channels) then computes 16 planes and pays the reorders. A 3-D
-    convolution stays in NCHW (the detail path alone: ~35 % less time, docs/BENCHMARKS.md)."""
-    out = F.conv3d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride, stride), (0, padding, padding))
-    return out.squeeze(2)
 
 
 class PaddedConv2d(nn.Conv2d):
