@@ -152,11 +152,11 @@ def test_generator_warmup_ramps_only_the_generator() -> None:
     warm-up the three share one schedule."""
     from sim2real.training.networks import build_networks
     from sim2real.training.numerics import MixedPrecision
-    from sim2real.training.optimization import Optimization, generator_ramp
+    from sim2real.training.optimization import Optimization, warmup_ramp
     from sim2real.training.replicas import Replicas
 
-    assert [generator_ramp(s, 4) for s in (0, 1, 3, 4, 100)] == [0.25, 0.5, 1.0, 1.0, 1.0]
-    assert generator_ramp(0, 0) == 1.0
+    assert [warmup_ramp(s, 4) for s in (0, 1, 3, 4, 100)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+    assert warmup_ramp(0, 0) == 1.0
     base = ["steps=8", "optim.decay_start=0.5", "optim.lr_generator=0.001", "optim.lr_discriminator=0.002",
             "optim.lr_aux=0.003", "optim.lr_camera=0.005", "generator.use_camera=true"]
     schedule = [1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25]  # linear decay from step 4 to 0 at step 8

@@ -14,13 +14,13 @@ from sim2real.training.networks import Networks, trainable
 from sim2real.training.numerics import MixedPrecision
 from sim2real.training.replicas import Replicas
 
-__all__ = ["Optimization", "generator_ramp", "lr_factor"]
+__all__ = ["Optimization", "lr_factor", "warmup_ramp"]
 
 
 def lr_factor(schedule: str, step: int, steps: int, warmup: int, decay_start: float) -> float:
     """Multiplier of the base LR at ``step``: linear warm-up, then constant / linear / cosine decay to 0."""
     if warmup and step < warmup:
-        return (step + 1) / warmup
+        return warmup_ramp(step, warmup)
     start = decay_start * steps
     if schedule == "constant" or step < start:
         return 1.0
@@ -32,8 +32,9 @@ def lr_factor(schedule: str, step: int, steps: int, warmup: int, decay_start: fl
     raise ConfigError(f"unknown LR schedule {schedule!r}; valid: constant, linear, cosine")
 
 
-def generator_ramp(step: int, warmup: int) -> float:
-    """The generator's extra LR multiplier at ``step``: (step + 1) / warmup during its warm-up, then 1."""
+def warmup_ramp(step: int, warmup: int) -> float:
+    """A linear warm-up's LR multiplier at ``step``: (step + 1) / warmup over the first ``warmup`` steps, then 1
+    (``warmup`` 0: always 1). ``optim.warmup_steps``' ramp in :func:`lr_factor`, and the generator's own."""
     return min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
 
 
@@ -68,7 +69,7 @@ class Optimization:
             return lr_factor(opt.schedule, step, cfg.steps, opt.warmup_steps, opt.decay_start)
 
         def generator_factor(step: int) -> float:
-            return factor(step) * generator_ramp(step, opt.generator_warmup_steps)
+            return factor(step) * warmup_ramp(step, opt.generator_warmup_steps)
 
         self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, generator_factor if k == "g" else factor)
                            for k, o in self.optimizers.items()}

@@ -62,6 +62,7 @@ from sim2real.translator.layers import (
     box_mean,
     inference_fast_path,
     padded_conv2d,
+    replicate_pad,
     upsample_to,
     upsampled_affine_colour,
 )
@@ -371,7 +372,7 @@ class DetailPath(nn.Module):
         (and the first still fuses with its LeakyRelu)."""
         pad = self.conv.pad_before
         if self.conv.padding_mode != "zeros":
-            x, pad = F.pad(x, (pad,) * 4, mode="replicate"), 0
+            x, pad = replicate_pad(x, pad), 0
         h = F.leaky_relu(F.conv3d(x.unsqueeze(2), weight.unsqueeze(2), self.conv.bias, padding=(0, pad, pad)), 0.2)
         return F.conv3d(h, self.out.weight.unsqueeze(2), self.out.bias).squeeze(2)
 
