@@ -90,9 +90,9 @@ def freeze_generator(gen: nn.Module, prefixes: Iterable[str]) -> None:
 
 #: generator config fields a run may change when it starts from another model's weights: they change no weight
 #: (how much of the decoder's coefficients are pooled per class, and near label edges; how the content body and
-#: decoders pad; whether the detail path's local mean is taken off).
+#: decoders pad; whether, and which, mean of the detail path's output is taken off).
 RUN_MAY_CHANGE: Final = ("coefficient_pooling", "coefficient_edge_pooling", "body_padding_mode",
-                         "detail_highpass")
+                         "detail_highpass", "detail_mean")
 
 
 def _prior_keys(per_frame: bool) -> set[str]:

@@ -39,10 +39,15 @@ float32, also under autocast (a bf16 mean over thousands of cells is off by a fe
 
 from __future__ import annotations
 
+from typing import Final
+
 import torch
 from torch import Tensor
 
-from sim2real.translator.memory import downsample_labels
+from sim2real.translator.memory import cell_centres, downsample_labels
+
+#: label ids 0..255 (uint8 label maps, 255 = ignore): the rows of :func:`class_mean_removed`'s per-pixel table.
+ID_ROWS: Final = 256
 
 
 def _class_targets(coeffs: Tensor, cell_ids: Tensor, num_classes: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -93,3 +98,35 @@ def class_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num
             near = near_other_label(cell_ids, tuple(coeffs.shape[-2:]), edge_radius) & (class_cells > 0)
             share = torch.where(near, 1.0, share)
         return coeffs + share * (target - coeffs)
+
+
+def class_mean_removed(x: Tensor, labels: Tensor | None, cells: tuple[int, int], num_classes: int) -> Tensor:
+    """x (B, C, H, W), labels (B, H, W) integer ids or None -> (B, C, H, W) float32: x minus, at every pixel, the
+    mean of x over the frame's pixels of the pixel's label.
+
+        out(p) = x(p) - mean_{q in S, row(q) = row(p)} x(q)        row = the label if a class, else num_classes
+
+    over the sample S of the centre pixels of a ``cells`` = (h, w) grid (the work cells: 1/16 of the pixels at
+    work scale 4, so the means cost a (B, hw, num_classes + 1) one-hot product, not a full-resolution one). Ids
+    that are not a class (void, ignore, padding: >= num_classes) share one row; ids are read clamped to [0, 255]
+    as the colour prior reads them (a negative id counts as class 0). A row with no sampled pixel (a thin class
+    that no cell centre hits), and every pixel when ``labels`` is None, takes the frame mean over S. Each pixel
+    gathers its mean by its id from one (B * 256, C) table. Float32 also under autocast.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        x = x.float()
+        batch, channels, height, width = x.shape
+        sampled = x.index_select(2, cell_centres(height, cells[0], x.device)).index_select(
+            3, cell_centres(width, cells[1], x.device)).flatten(2)  # (B, C, hw)
+        frame_mean = sampled.mean(-1, keepdim=True)  # (B, C, 1)
+        if labels is None:
+            return x - frame_mean.unsqueeze(-1)
+        ids = labels.long().clamp(0, ID_ROWS - 1)
+        row_of_id = torch.arange(ID_ROWS, device=x.device).clamp(max=num_classes)  # (256,)
+        cell_rows = row_of_id[downsample_labels(ids, cells).flatten(1)]  # (B, hw)
+        member = (cell_rows.unsqueeze(-1) == torch.arange(num_classes + 1, device=x.device)).float()  # (B, hw, R)
+        count = member.sum(1).unsqueeze(1)  # (B, 1, R)
+        means = torch.where(count > 0, (sampled @ member) / count.clamp(min=1), frame_mean)  # (B, C, R)
+        table = means.index_select(2, row_of_id).transpose(1, 2).reshape(batch * ID_ROWS, channels)
+        index = ids + torch.arange(batch, device=x.device).view(-1, 1, 1) * ID_ROWS if batch > 1 else ids
+        return x - table[index].permute(0, 3, 1, 2)

@@ -20,6 +20,7 @@ from sim2real.core.labels import NUM_CLASSES
 from sim2real.translator.layers import PADDING_MODES
 
 __all__ = [
+    "DETAIL_MEANS",
     "GENERATOR_PRESETS",
     "INT_BOUNDS",
     "LABEL_RESOLUTIONS",
@@ -39,6 +40,10 @@ VALID_WORK_SCALES: Final = (1, 2, 4)
 #: ``work_scale``; the stems are then centred on that pixel). With ``work_scale`` 1 the instance branch sees
 #: the same map either way, but "work" still feeds the labels through a 1x1 projection, not the stem conv.
 LABEL_RESOLUTIONS: Final = ("input", "work")
+
+#: what the detail path's output is made zero-mean over when ``detail_highpass`` is on: "box" = a box of
+#: 2 ``work_scale`` + 1 pixels around each pixel; "class" = the frame's pixels of the pixel's label.
+DETAIL_MEANS: Final = ("box", "class")
 
 
 #: inclusive bounds of every integer field. Checked before anything is built: a checkpoint is a file from
@@ -122,6 +127,11 @@ class GeneratorConfig:
             so that it adds only texture, grain and edges and no colour shift: without it the shipped model's
             detail output is ~99 % low-frequency energy, a second colour map beside the affine head
             (docs/translator.md, "Detail path"). Needs ``detail_channels`` > 0.
+        detail_mean: which mean ``detail_highpass`` takes off, one of :data:`DETAIL_MEANS`: "box" (the local
+            mean; a step of the output at a label edge turns into a band of + and - on either side: a halo) or
+            "class" (at every pixel, the mean over the frame's pixels of its label, sampled at the work cells'
+            centres, :func:`~sim2real.translator.coefficient_pooling.class_mean_removed`: no class's colour moves
+            and a step stays a step; without labels, the frame mean). Changes no weight.
         use_camera: a learned camera model per domain after the decoder (:mod:`~sim2real.translator.camera`).
         camera_knots: knots of the camera's tone curve.
         camera_gamma: the camera's optics and noise act on u^gamma (u the display value in [0, 1]): 1 = on display
@@ -182,6 +192,7 @@ class GeneratorConfig:
     detail_channels: int = 0
     detail_width: int = 8
     detail_highpass: bool = False
+    detail_mean: str = "box"
     use_camera: bool = False
     camera_knots: int = 8
     camera_gamma: float = 1.0
@@ -227,7 +238,8 @@ class GeneratorConfig:
             )
 
     def _check_choices(self) -> None:
-        for field, valid in (("padding_mode", PADDING_MODES), ("label_resolution", LABEL_RESOLUTIONS)):
+        for field, valid in (("padding_mode", PADDING_MODES), ("label_resolution", LABEL_RESOLUTIONS),
+                             ("detail_mean", DETAIL_MEANS)):
             if getattr(self, field) not in valid:
                 raise ConfigError(f"GeneratorConfig.{field} must be one of {list(valid)}, got {getattr(self, field)!r}")
         if self.body_padding_mode is not None and self.body_padding_mode not in PADDING_MODES:

@@ -47,7 +47,7 @@ from sim2real.core.errors import ConfigError, LabelError
 from sim2real.core.labels import NUM_CLASSES
 from sim2real.translator.boxes import InstanceBoxes, instance_boundary_count
 from sim2real.translator.camera import CameraModel
-from sim2real.translator.coefficient_pooling import class_pooled_coefficients
+from sim2real.translator.coefficient_pooling import class_mean_removed, class_pooled_coefficients
 from sim2real.translator.colour_prior import ClassColourPrior
 from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.instance_branch import InstanceBranch
@@ -335,21 +335,27 @@ class DetailPath(nn.Module):
     Without noise, f_0 is not upsampled and the n' plane (all zeros, zero also when padded) is left out of the
     3x3 convolution together with its weights: the same r, one full-resolution plane less to build and read.
     With ``highpass`` = k > 0 the output is r - box_k(r) (:func:`~sim2real.translator.layers.box_mean`): no
-    colour shift survives, only what varies within k pixels. In an ONNX graph both convolutions are 3-D ones over
-    a depth of 1 (:meth:`_depth1_convolutions`: the same numbers, kept out of ONNX Runtime's blocked layout).
+    colour shift survives, only what varies within k pixels; but a step of r at a label edge turns into a band
+    of + and - on either side of it (a halo). With ``mean`` "class" the output is r minus the mean of r over the
+    frame's pixels of each pixel's label instead, sampled at the work cells' centres
+    (:func:`~sim2real.translator.coefficient_pooling.class_mean_removed`): no class's colour moves, and a step
+    stays a step.
+    In an ONNX graph both convolutions are 3-D ones over a depth of 1 (:meth:`_depth1_convolutions`: the same
+    numbers, kept out of ONNX Runtime's blocked layout).
     """
 
     def __init__(self, detail_channels: int, width: int, *, padding_mode: str = "replicate",
-                 highpass: int = 0) -> None:
+                 highpass: int = 0, mean: str = "box", num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
-        self.highpass = highpass
+        self.highpass, self.mean, self.num_classes = highpass, mean, num_classes
         self.conv = PaddedConv2d(3 + detail_channels, width, 3, padding=1, padding_mode=padding_mode)
         self.out = nn.Conv2d(width, 3, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, guide: Tensor, features: Tensor, noise: Tensor | None) -> Tensor:
-        """guide (B, 3, H, W), features (B, D, h, w), noise (B, 1, H, W) or None -> (B, 3, H, W)."""
+    def forward(self, guide: Tensor, features: Tensor, noise: Tensor | None, labels: Tensor | None = None) -> Tensor:
+        """guide (B, 3, H, W), features (B, D, h, w), noise (B, 1, H, W) or None, labels (B, H, W) class ids or
+        None (read by ``mean`` "class") -> (B, 3, H, W)."""
         size, conv = guide.shape[-2:], self.conv  # conv: padded by 1 on every side (PaddedConv2d, int padding)
         if noise is None:
             x, weight = torch.cat([guide, upsample_to(features[:, 1:], size)], 1), conv.weight[:, :-1]
@@ -362,7 +368,11 @@ class DetailPath(nn.Module):
         else:
             h = padded_conv2d(x, weight, conv.bias, 1, conv.pad_before, padding_mode=conv.padding_mode)
             r = self.out(F.leaky_relu(h, 0.2))
-        return r - box_mean(r, self.highpass) if self.highpass else r
+        if not self.highpass:
+            return r
+        if self.mean == "class":
+            return class_mean_removed(r, labels, tuple(features.shape[-2:]), self.num_classes).to(r.dtype)
+        return r - box_mean(r, self.highpass)
 
     def _depth1_convolutions(self, x: Tensor, weight: Tensor) -> Tensor:
         """conv3x3 -> lrelu -> conv1x1 as 3-D convolutions over a depth of 1, for ONNX graphs: x (B, Cin, H, W),
@@ -384,7 +394,7 @@ class Decoder(nn.Module):
     ``num_res`` modulated residual blocks -> (nearest x2 upsample, modulated 3x3 conv, lrelu) per level
     -> 3x3 conv to 12 affine colour coefficients (+ D detail features) at work resolution (initialised near
     identity) [-> blended with their class means, ``pooling`` / ``edge_pooling`` > 0 and labels given] -> bilinear
-    upsampling to the guide's size -> tanh(A . guide + b [+ detail path]) (``identity_start``: clamped to [-1, 1]
+    upsampling to the guide's size -> tanh(A . guide + b [+ detail path r]) (``identity_start``: clamped to [-1, 1]
     instead, from a head whose colour-coefficient weights start at zero: a fresh decoder returns its guide).
 
     Args:
@@ -398,6 +408,8 @@ class Decoder(nn.Module):
         detail_channels: D (0 = no detail path).
         detail_width: width of the :class:`DetailPath`.
         detail_highpass: box size of the :class:`DetailPath`'s high-pass (0 = off).
+        detail_mean: which mean the :class:`DetailPath`'s high-pass takes off (``detail_highpass`` > 0): "box" or
+            "class".
         pooling: share of the coefficients taken from their class means when labels are given
             (:func:`~sim2real.translator.coefficient_pooling.class_pooled_coefficients`); 0 = off.
         num_classes: class ids below this pool per class; cells of other ids take the mean of the frame's class
@@ -411,7 +423,7 @@ class Decoder(nn.Module):
         self, channels: list[int], num_res: int, style_dim: int, mlp_dim: int, value_dim: int,
         *, padding_mode: str = "replicate", detail_padding_mode: str | None = None, detail_channels: int = 0,
         detail_width: int = 8, detail_highpass: int = 0, pooling: float = 0.0, num_classes: int = NUM_CLASSES,
-        identity_start: bool = False, edge_pooling: int = 0,
+        identity_start: bool = False, edge_pooling: int = 0, detail_mean: str = "box",
     ) -> None:
         super().__init__()
         self.pooling, self.num_classes, self.clamp = pooling, num_classes, identity_start
@@ -432,7 +444,8 @@ class Decoder(nn.Module):
             self.head.bias.zero_()
             self.head.bias[:AFFINE_COEFFS].copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0, 0, 0, 0]))
         self.detail = (DetailPath(detail_channels, detail_width, padding_mode=detail_padding_mode or padding_mode,
-                                  highpass=detail_highpass) if detail_channels > 0 else None)
+                                  highpass=detail_highpass, mean=detail_mean, num_classes=num_classes)
+                       if detail_channels > 0 else None)
 
     def forward(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None,
                 detail_noise: Tensor | None = None, *, labels: Tensor | None = None) -> Tensor:
@@ -458,7 +471,7 @@ class Decoder(nn.Module):
                                                self.edge_pooling).to(coeffs.dtype)
         out = upsampled_affine_colour(coeffs[:, :AFFINE_COEFFS], guide)
         if self.detail is not None:
-            out = out + self.detail(guide, coeffs[:, AFFINE_COEFFS:], detail_noise)
+            out = out + self.detail(guide, coeffs[:, AFFINE_COEFFS:], detail_noise, labels)
         if self.clamp:
             return (out.clamp_(-1.0, 1.0) if inference_fast_path(out) else out.clamp(-1.0, 1.0)), coeffs
         return (out.tanh_() if inference_fast_path(out) else torch.tanh(out)), coeffs
@@ -515,7 +528,7 @@ class TranslatorGenerator(nn.Module):
                        padding_mode=body_pm, detail_padding_mode=pm, detail_channels=cfg.detail_channels,
                        detail_width=cfg.detail_width, detail_highpass=highpass, identity_start=cfg.identity_start,
                        pooling=cfg.coefficient_pooling if d == "target" else 0.0, num_classes=cfg.num_classes,
-                       edge_pooling=cfg.coefficient_edge_pooling if d == "target" else 0)
+                       edge_pooling=cfg.coefficient_edge_pooling if d == "target" else 0, detail_mean=cfg.detail_mean)
             for d in DOMAINS
         })
         self.camera = CameraModel(len(DOMAINS), cfg.camera_knots, cfg.camera_gamma) if cfg.use_camera else None

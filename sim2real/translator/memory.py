@@ -44,9 +44,14 @@ def downsample_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
     h, w = size
     if (h, w) == (H, W):
         return labels
-    rows = ((torch.arange(h, device=labels.device) * 2 + 1) * H) // (2 * h)
-    cols = ((torch.arange(w, device=labels.device) * 2 + 1) * W) // (2 * w)
+    rows, cols = cell_centres(H, h, labels.device), cell_centres(W, w, labels.device)
     return labels.index_select(1, rows).index_select(2, cols)
+
+
+def cell_centres(length: int, cells: int, device: torch.device) -> Tensor:
+    """Indices of the centre pixels of ``cells`` equal cells along an axis of ``length`` pixels: (cells,) int64,
+    ``floor((i + 0.5) * length / cells)``."""
+    return ((torch.arange(cells, device=device) * 2 + 1) * length) // (2 * cells)
 
 
 class ClassStyleMemory(nn.Module):
