@@ -35,6 +35,10 @@ at 640x360 or 1280x720). Done at work resolution it costs a (B, hw, num_classes)
 upsampling that follows still mixes neighbouring cells within one cell of an edge (pooling each full-resolution
 pixel by its own label removed a little more bleed but cost 8 ms per 640x360 frame in ONNX Runtime). Computed in
 float32, also under autocast (a bf16 mean over thousands of cells is off by a few per cent).
+
+The same per-class means over the work cells serve the detail path's class-mean high-pass
+(:func:`class_mean_removed`, ``GeneratorConfig.detail_mean`` "class"): its full-resolution output less, per pixel,
+its mean over the frame's pixels of the pixel's label, sampled at the cells' centres.
 """
 
 from __future__ import annotations
