@@ -173,14 +173,15 @@ def torch_variants(dev: torch.device, preset: str, size: str, compile_here: bool
 #: ``+pool`` with half the decoder's coefficients pooled per class (``coefficient_pooling`` 0.5), ``+body_replicate``
 #: with the content body and decoder padded by replication (``body_padding_mode``), ``+detail_highpass`` with the
 #: detail path's local mean taken off (``detail_highpass``), ``+detail_class`` with its class means taken off instead
-#: (``detail_mean`` class), ``+edge2`` with the cells within 2 work cells of another label pooled wholly
-#: (``coefficient_edge_pooling`` 2).
+#: (``detail_mean`` class), ``+detail_class_box`` with both, class means first (``detail_mean`` class_box),
+#: ``+edge2`` with the cells within 2 work cells of another label pooled wholly (``coefficient_edge_pooling`` 2).
 PRESET_OPTIONS = {"prior": {"use_colour_prior": True},
                   "frame_prior": {"use_colour_prior": True, "colour_prior_per_frame": True},
                   "pool": {"coefficient_pooling": 0.5},
                   "body_replicate": {"body_padding_mode": "replicate"},
                   "detail_highpass": {"detail_highpass": True},
                   "detail_class": {"detail_highpass": True, "detail_mean": "class"},
+                  "detail_class_box": {"detail_highpass": True, "detail_mean": "class_box"},
                   "edge2": {"coefficient_edge_pooling": 2}}
 
 

@@ -10,8 +10,10 @@ Translates held-apart procedural frames (world 2718, the evaluation's) and split
 (the frame-wide shift an affine bias could carry; what varies between work cells, like the affine map; what varies
 within a cell: texture, grain, edges). Prints the RMS of r and of each band in 8-bit levels (pre-tanh), and the
 mean change per channel of the final output (after tanh and camera) when the detail path is switched off. With
-``detail_highpass`` the frame-mean band is ~0 by construction and the between-cells band is reduced, not
-removed (it is box_k(r) - box_k(box_k(r)): a box filter is not idempotent). Exit 2 when the model has no detail path.
+``detail_highpass`` (``detail_mean`` box or class_box) the frame-mean band is ~0 by construction and the
+between-cells band is reduced, not removed (it is box_k(r) - box_k(box_k(r)): a box filter is not idempotent);
+with ``detail_mean`` class only each label's frame mean is taken off, so the between-cells band stays. Exit 2 when
+the model has no detail path.
 """
 
 from __future__ import annotations

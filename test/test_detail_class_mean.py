@@ -54,6 +54,24 @@ def test_a_step_at_a_label_edge_is_removed_without_the_band_the_box_leaves() -> 
     assert (out - texture)[..., 12:20].abs().max() < 0.02  # what is left: each half's texture mean
 
 
+def test_class_box_keeps_the_box_high_pass_inside_each_class_and_takes_the_steps_band_off() -> None:
+    """``class_box``: the class means first, then the box. Inside a class (the box within one label) it is the
+    box high-pass of r exactly; beside the edge the band of the +0.3 / -0.2 step is gone: what is left is the box
+    high-pass of the texture alone (with its class means off), as if there were no step."""
+    labels = torch.zeros(1, 24, 32, dtype=torch.long)
+    labels[..., 16:] = 1
+    texture = 0.05 * torch.sin(torch.arange(32.0) * 2.1).expand(1, 3, 24, 32)
+    r = torch.where(labels.unsqueeze(1) == 0, 0.3, -0.2) + texture
+    centred = class_mean_removed(r, labels, CELLS, 19)
+    expected = centred - box_mean(centred, 9)
+    box = r - box_mean(r, 9)
+    assert torch.allclose(expected[..., :12], box[..., :12], atol=1e-6)  # the box within one label: unchanged
+    assert torch.allclose(expected[..., 20:], box[..., 20:], atol=1e-6)
+    no_step = class_mean_removed(texture, labels, CELLS, 19)
+    assert torch.allclose(expected, no_step - box_mean(no_step, 9), atol=1e-6)  # the step leaves nothing
+    assert (box - expected)[..., 12:20].abs().min() > 0.05  # where the box alone leaves its band
+
+
 def test_it_matches_a_float64_reference_with_thin_classes_other_ids_and_two_frames() -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 3, 24, 32)
@@ -72,6 +90,33 @@ def test_it_matches_a_float64_reference_with_thin_classes_other_ids_and_two_fram
     thin = out[0, :, :, 0] - (x[0, :, :, 0] - x[0, :, 2::4, 2::4].mean((1, 2))[:, None])
     assert thin.abs().max() < 1e-5
     assert not torch.allclose(out, class_mean_removed(x, labels, CELLS, 2), atol=1e-3)  # 2, 3 join the other row
+
+
+def test_per_pixel_labels_the_last_class_beside_other_ids_and_the_gradient() -> None:
+    """Labels that change at every pixel (so a cell's label is its centre pixel's, not its block's), class 18
+    (num_classes - 1) beside ids 19 and 255 (which share a row apart from it), and gradients: d out / d x through
+    the means, as the float64 reference's autograd gives them."""
+    torch.manual_seed(3)
+    labels = torch.randint(16, 20, (2, 24, 32))
+    labels[labels == 19] = torch.tensor([19, 255])[torch.randint(0, 2, (int((labels == 19).sum()),))]
+    x = torch.randn(2, 3, 24, 32, dtype=torch.float64, requires_grad=True)
+    out = class_mean_removed(x, labels, CELLS, 19)
+    reference = _reference(x.detach(), labels, 19)
+    assert torch.allclose(out.double(), reference, atol=1e-5)
+    assert not torch.allclose(out.double(), _reference(x.detach(), labels, 20), atol=1e-3)  # 19 its own class
+    weights = torch.randn_like(out)
+    (grad,) = torch.autograd.grad((out * weights).sum(), x)
+    x64 = x.detach().clone().requires_grad_(True)
+    ids = torch.where(labels.clamp(0, 255) < 19, labels.clamp(0, 255), 19)
+    centres = ids[:, 2::4, 2::4]
+    mean_of = torch.zeros_like(x64)
+    for b in range(2):
+        for row in ids[b].unique():
+            sampled = x64[b, :, 2::4, 2::4][:, centres[b] == row]
+            mean = sampled.mean(1) if sampled.numel() else x64[b, :, 2::4, 2::4].flatten(1).mean(1)
+            mean_of[b] = mean_of[b] + (ids[b] == row) * mean[:, None, None]
+    (expected,) = torch.autograd.grad(((x64 - mean_of) * weights.double()).sum(), x64)
+    assert torch.allclose(grad.double(), expected, atol=1e-5)
 
 
 def test_every_row_is_zero_mean_at_the_samples_and_no_labels_gives_the_frame_mean() -> None:
@@ -101,6 +146,10 @@ def test_the_detail_path_takes_the_class_mean_off_and_keeps_its_dtype_under_auto
                               atol=1e-6)
         assert torch.allclose(by_class(guide, features, None), r - r[..., 2::4, 2::4].mean((2, 3), keepdim=True),
                               atol=1e-6)  # no labels: the frame mean
+        class_box = DetailPath(4, 8, highpass=9, mean="class_box")
+        class_box.load_state_dict(plain.state_dict())
+        centred = class_mean_removed(r, labels, CELLS, 19)
+        assert torch.allclose(class_box(guide, features, None, labels), centred - box_mean(centred, 9), atol=1e-6)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = by_class(guide, features, None, labels)
         assert low.dtype == torch.bfloat16

@@ -116,16 +116,17 @@ def test_high_pass_detail_exports_with_parity(tmp_path: Path, generator: Transla
     assert onnx_parity(generator, runner, num_instances=3) > 10 * PARITY_TOLERANCE
 
 
+@pytest.mark.parametrize("mean", ["class", "class_box"])
 def test_class_mean_detail_exports_with_parity(tmp_path: Path, generator: TranslatorGenerator,
-                                             lite: GeneratorConfig) -> None:
-    """lite with the detail path's class-mean high-pass (``detail_mean`` class, the same weights): the graph
-    matches eager, and differs from the box high-pass's output (the class means reached the graph)."""
+                                             lite: GeneratorConfig, mean: str) -> None:
+    """lite with the detail path's class-mean high-pass (``detail_mean`` class or class_box, the same weights): the
+    graph matches eager, and differs from the box high-pass's output (the class means reached the graph)."""
     box = TranslatorGenerator(dataclasses.replace(lite, detail_highpass=True))
-    gen = TranslatorGenerator(dataclasses.replace(lite, detail_highpass=True, detail_mean="class"))
+    gen = TranslatorGenerator(dataclasses.replace(lite, detail_highpass=True, detail_mean=mean))
     box.load_state_dict(generator.state_dict())
     gen.load_state_dict(generator.state_dict())
     runner = OnnxTranslator(export_onnx(gen.eval(), tmp_path / "class.onnx", HEIGHT, WIDTH), intra_op_threads=1)
-    assert runner.metadata["config"]["detail_mean"] == "class"
+    assert runner.metadata["config"]["detail_mean"] == mean
     assert onnx_parity(gen, runner, num_instances=3) <= PARITY_TOLERANCE
     assert onnx_parity(box.eval(), runner, num_instances=3) > 10 * PARITY_TOLERANCE
 

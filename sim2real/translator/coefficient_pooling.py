@@ -36,9 +36,10 @@ upsampling that follows still mixes neighbouring cells within one cell of an edg
 pixel by its own label removed a little more bleed but cost 8 ms per 640x360 frame in ONNX Runtime). Computed in
 float32, also under autocast (a bf16 mean over thousands of cells is off by a few per cent).
 
-The same per-class means over the work cells serve the detail path's class-mean high-pass
-(:func:`class_mean_removed`, ``GeneratorConfig.detail_mean`` "class"): its full-resolution output less, per pixel,
-its mean over the frame's pixels of the pixel's label, sampled at the cells' centres.
+Per-class means over the work cells' centre pixels also serve the detail path's class-mean high-pass
+(:func:`class_mean_removed`, ``GeneratorConfig.detail_mean``): its full-resolution output less, per pixel, its
+mean over the frame's pixels of the pixel's label. Its rows differ a little from the pooling's: a negative id
+counts as class 0 there (ids are read as the colour prior reads them), and ids >= num_classes share one row.
 """
 
 from __future__ import annotations
@@ -132,5 +133,7 @@ def class_mean_removed(x: Tensor, labels: Tensor | None, cells: tuple[int, int],
         count = member.sum(1).unsqueeze(1)  # (B, 1, R)
         means = torch.where(count > 0, (sampled @ member) / count.clamp(min=1), frame_mean)  # (B, C, R)
         table = means.index_select(2, row_of_id).transpose(1, 2).reshape(batch * ID_ROWS, channels)
+        # one frame (the ONNX graph is exported for batch 1, and OnnxTranslator runs frames one at a time):
+        # no per-frame row offset to add at full resolution
         index = ids + torch.arange(batch, device=x.device).view(-1, 1, 1) * ID_ROWS if batch > 1 else ids
         return x - table[index].permute(0, 3, 1, 2)

@@ -42,8 +42,9 @@ VALID_WORK_SCALES: Final = (1, 2, 4)
 LABEL_RESOLUTIONS: Final = ("input", "work")
 
 #: what the detail path's output is made zero-mean over when ``detail_highpass`` is on: "box" = a box of
-#: 2 ``work_scale`` + 1 pixels around each pixel; "class" = the frame's pixels of the pixel's label.
-DETAIL_MEANS: Final = ("box", "class")
+#: 2 ``work_scale`` + 1 pixels around each pixel; "class" = the frame's pixels of the pixel's label; "class_box" =
+#: the label's first, then the box.
+DETAIL_MEANS: Final = ("box", "class", "class_box")
 
 
 #: inclusive bounds of every integer field. Checked before anything is built: a checkpoint is a file from
@@ -127,11 +128,14 @@ class GeneratorConfig:
             so that it adds only texture, grain and edges and no colour shift: without it the shipped model's
             detail output is ~99 % low-frequency energy, a second colour map beside the affine head
             (docs/translator.md, "Detail path"). Needs ``detail_channels`` > 0.
-        detail_mean: which mean ``detail_highpass`` takes off, one of :data:`DETAIL_MEANS`: "box" (the local
-            mean; a step of the output at a label edge turns into a band of + and - on either side: a halo) or
-            "class" (at every pixel, the mean over the frame's pixels of its label, sampled at the work cells'
-            centres, :func:`~sim2real.translator.coefficient_pooling.class_mean_removed`: no class's colour moves
-            and a step stays a step; without labels, the frame mean). Changes no weight.
+        detail_mean: which mean ``detail_highpass`` takes off, one of :data:`DETAIL_MEANS`. "box": the local mean (a
+            step of the output between two classes turns into a band of + and - on either side of the edge: a
+            halo). "class": at every pixel the mean over the frame's pixels of its label, sampled at the work
+            cells' centres (:func:`~sim2real.translator.coefficient_pooling.class_mean_removed`): no band, but
+            what varies slowly inside a class passes (a second colour map, which a model trained with the box
+            never had shaped). "class_box": the class means, then the box: the box's output inside each class,
+            without the steps' bands. Without labels (decoding a real frame) the class mean is the frame mean.
+            Changes no weight.
         use_camera: a learned camera model per domain after the decoder (:mod:`~sim2real.translator.camera`).
         camera_knots: knots of the camera's tone curve.
         camera_gamma: the camera's optics and noise act on u^gamma (u the display value in [0, 1]): 1 = on display

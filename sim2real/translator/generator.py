@@ -338,8 +338,9 @@ class DetailPath(nn.Module):
     colour shift survives, only what varies within k pixels; but a step of r at a label edge turns into a band
     of + and - on either side of it (a halo). With ``mean`` "class" the output is r minus the mean of r over the
     frame's pixels of each pixel's label instead, sampled at the work cells' centres
-    (:func:`~sim2real.translator.coefficient_pooling.class_mean_removed`): no class's colour moves, and a step
-    stays a step.
+    (:func:`~sim2real.translator.coefficient_pooling.class_mean_removed`): no class's colour moves and a step
+    stays a step, but what varies slowly inside a class passes. "class_box" takes the class means off first and
+    then the box mean: inside a class the box's output, beside a label edge no band from the step.
     In an ONNX graph both convolutions are 3-D ones over a depth of 1 (:meth:`_depth1_convolutions`: the same
     numbers, kept out of ONNX Runtime's blocked layout).
     """
@@ -370,9 +371,9 @@ class DetailPath(nn.Module):
             r = self.out(F.leaky_relu(h, 0.2))
         if not self.highpass:
             return r
-        if self.mean == "class":
-            return class_mean_removed(r, labels, tuple(features.shape[-2:]), self.num_classes).to(r.dtype)
-        return r - box_mean(r, self.highpass)
+        if self.mean != "box":
+            r = class_mean_removed(r, labels, tuple(features.shape[-2:]), self.num_classes).to(r.dtype)
+        return r if self.mean == "class" else r - box_mean(r, self.highpass)
 
     def _depth1_convolutions(self, x: Tensor, weight: Tensor) -> Tensor:
         """conv3x3 -> lrelu -> conv1x1 as 3-D convolutions over a depth of 1, for ONNX graphs: x (B, Cin, H, W),
@@ -408,8 +409,8 @@ class Decoder(nn.Module):
         detail_channels: D (0 = no detail path).
         detail_width: width of the :class:`DetailPath`.
         detail_highpass: box size of the :class:`DetailPath`'s high-pass (0 = off).
-        detail_mean: which mean the :class:`DetailPath`'s high-pass takes off (``detail_highpass`` > 0): "box" or
-            "class".
+        detail_mean: which mean the :class:`DetailPath`'s high-pass takes off (``detail_highpass`` > 0): "box",
+            "class" or "class_box".
         pooling: share of the coefficients taken from their class means when labels are given
             (:func:`~sim2real.translator.coefficient_pooling.class_pooled_coefficients`); 0 = off.
         num_classes: class ids below this pool per class; cells of other ids take the mean of the frame's class
@@ -450,7 +451,8 @@ class Decoder(nn.Module):
     def forward(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None,
                 detail_noise: Tensor | None = None, *, labels: Tensor | None = None) -> Tensor:
         """content (B, C, h, w), style (B, S), guide (B, 3, H, W), style_map (B, Dv, h, w), detail_noise
-        (B, 1, H, W) or None, labels (B, H, W) class ids for the coefficient pooling or None -> (B, 3, H, W)."""
+        (B, 1, H, W) or None, labels (B, H, W) class ids (for the coefficient pooling and the detail path's class
+        means) or None -> (B, 3, H, W)."""
         return self.render(content, style, guide, style_map, detail_noise, labels=labels)[0]
 
     def render(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None,
