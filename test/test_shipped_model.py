@@ -14,7 +14,6 @@ def test_default_model_translates_a_sim_frame() -> None:
     path = share_dir() / "models" / "default.safetensors"
     doc = read_checkpoint_document(path)
     assert doc["config"]["name"] == "lite"
-    assert doc["config"]["detail_highpass"] and doc["config"]["detail_mean"] == "class_box"
     frame = ProceduralSimulator(SimConfig(width=160, height=96, seed=11)).frame(5)
     out = Translator.from_checkpoint(path, device="cpu").translate(frame.rgb, frame.semantic, frame.instance)
     assert out.shape == frame.rgb.shape and out.dtype == np.uint8
@@ -34,10 +33,9 @@ def test_model_card_is_shipped_with_its_pictures() -> None:
 
 
 def test_the_default_model_records_the_training_data_of_every_run_behind_it() -> None:
-    """The file (the class-box re-export, steps 0, of the edge-pooling re-export, steps 0, of stage 2: steps 0,
-    the per-frame prior refitted) carries the records of stage 1b (2 000 steps with the lightness-gain floor) and
-    stage 1 (5 600 steps; world 0, validation world 1000), so ``sim2real-eval`` knows every world and folder behind
-    the weights."""
+    """The file (the edge-pooling re-export, steps 0, of stage 2: steps 0, the per-frame prior refitted) carries the
+    records of stage 1b (2 000 steps with the lightness-gain floor) and stage 1 (5 600 steps; world 0, validation
+    world 1000), so ``sim2real-eval`` knows every world and folder behind the weights."""
     from sim2real.evaluation.provenance import training_provenance
 
     prov = training_provenance(share_dir() / "models" / "default.safetensors")
@@ -47,6 +45,5 @@ def test_the_default_model_records_the_training_data_of_every_run_behind_it() ->
     while record:
         chain.append((record["steps"], record["config"].get("init_from")))
         record = record.get("init")
-    assert chain == [(0, "runs/ship_edge2/model.safetensors"), (0, "models/default.safetensors"),
-                     (0, "runs/lg35/checkpoints/step_00002000"), (2000, "runs/hh_s0/checkpoints/step_00005600"),
-                     (5600, None)]
+    assert chain == [(0, "models/default.safetensors"), (0, "runs/lg35/checkpoints/step_00002000"),
+                     (2000, "runs/hh_s0/checkpoints/step_00005600"), (5600, None)]

@@ -49,7 +49,7 @@ from typing import Final
 import torch
 from torch import Tensor
 
-from sim2real.translator.memory import cell_centres, downsample_labels
+from sim2real.translator.memory import at_cell_centres, downsample_labels
 
 #: label ids 0..255 (uint8 label maps, 255 = ignore): the rows of :func:`class_mean_removed`'s per-pixel table.
 ID_ROWS: Final = 256
@@ -120,15 +120,14 @@ def class_mean_removed(x: Tensor, labels: Tensor | None, cells: tuple[int, int],
     """
     with torch.autocast(x.device.type, enabled=False):
         x = x.float()
-        batch, channels, height, width = x.shape
-        sampled = x.index_select(2, cell_centres(height, cells[0], x.device)).index_select(
-            3, cell_centres(width, cells[1], x.device)).flatten(2)  # (B, C, hw)
+        batch, channels = x.shape[:2]
+        sampled = at_cell_centres(x, cells).flatten(2)  # (B, C, hw)
         frame_mean = sampled.mean(-1, keepdim=True)  # (B, C, 1)
         if labels is None:
             return x - frame_mean.unsqueeze(-1)
         ids = labels.long().clamp(0, ID_ROWS - 1)
         row_of_id = torch.arange(ID_ROWS, device=x.device).clamp(max=num_classes)  # (256,)
-        cell_rows = row_of_id[downsample_labels(ids, cells).flatten(1)]  # (B, hw)
+        cell_rows = row_of_id[downsample_labels(labels, cells).long().clamp(0, ID_ROWS - 1).flatten(1)]  # (B, hw)
         member = (cell_rows.unsqueeze(-1) == torch.arange(num_classes + 1, device=x.device)).float()  # (B, hw, R)
         count = member.sum(1).unsqueeze(1)  # (B, 1, R)
         means = torch.where(count > 0, (sampled @ member) / count.clamp(min=1), frame_mean)  # (B, C, R)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from sim2real.core.errors import ConfigError, LabelError
 
-__all__ = ["ClassStyleMemory", "downsample_labels"]
+__all__ = ["ClassStyleMemory", "at_cell_centres", "cell_centres", "downsample_labels"]
 
 
 def downsample_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
@@ -44,8 +44,18 @@ def downsample_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
     h, w = size
     if (h, w) == (H, W):
         return labels
-    rows, cols = cell_centres(H, h, labels.device), cell_centres(W, w, labels.device)
-    return labels.index_select(1, rows).index_select(2, cols)
+    return at_cell_centres(labels.unsqueeze(1), size).squeeze(1)
+
+
+def at_cell_centres(x: Tensor, cells: tuple[int, int]) -> Tensor:
+    """(B, C, H, W) -> (B, C, h, w): the centre pixel of each of ``cells`` = (h, w) equal cells
+    (:func:`cell_centres` along each axis). A strided slice when the cells divide the frame (one ONNX Slice), two
+    ``index_select`` otherwise (Gather); the same values either way."""
+    (H, W), (h, w) = x.shape[-2:], cells
+    if H % h == 0 and W % w == 0:
+        sh, sw = H // h, W // w
+        return x[:, :, sh // 2 :: sh, sw // 2 :: sw]
+    return x.index_select(2, cell_centres(H, h, x.device)).index_select(3, cell_centres(W, w, x.device))
 
 
 def cell_centres(length: int, cells: int, device: torch.device) -> Tensor:
