@@ -160,6 +160,8 @@ def test_the_config_field_is_checked_and_reaches_the_decoders() -> None:
     lite = get_generator_config("lite")
     with pytest.raises(ConfigError, match="detail_mean must be one of"):
         dataclasses.replace(lite, detail_highpass=True, detail_mean="median")
+    with pytest.raises(ConfigError, match="needs detail_highpass: true"):  # not silently ignored
+        dataclasses.replace(lite, detail_mean="class")
     cfg = dataclasses.replace(lite, detail_highpass=True, detail_mean="class")
     assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
     gen = TranslatorGenerator(cfg)

@@ -43,7 +43,7 @@ LABEL_RESOLUTIONS: Final = ("input", "work")
 
 #: what the detail path's output is made zero-mean over when ``detail_highpass`` is on: "box" = a box of
 #: 2 ``work_scale`` + 1 pixels around each pixel; "class" = the frame's pixels of the pixel's label; "class_box" =
-#: the label's first, then the box.
+#: the label's mean first, then the box's.
 DETAIL_MEANS: Final = ("box", "class", "class_box")
 
 
@@ -227,6 +227,9 @@ class GeneratorConfig:
         self._check_choices()
         if self.detail_highpass and self.detail_channels == 0:
             raise ConfigError("GeneratorConfig.detail_highpass needs a detail path (detail_channels > 0)")
+        if self.detail_mean != "box" and not self.detail_highpass:
+            raise ConfigError(f"GeneratorConfig.detail_mean {self.detail_mean!r} names the mean detail_highpass takes "
+                              "off: it needs detail_highpass: true")
         if self.colour_prior_per_frame and not self.use_colour_prior:
             raise ConfigError("GeneratorConfig.colour_prior_per_frame needs use_colour_prior")
         for field, low, high, open_low in _FLOAT_BOUNDS:
