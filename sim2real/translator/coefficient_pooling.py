@@ -55,12 +55,18 @@ from sim2real.translator.memory import at_cell_centres, downsample_labels
 ID_ROWS: Final = 256
 
 
+def _row_means(values: Tensor, rows: Tensor, num_rows: int) -> tuple[Tensor, Tensor]:
+    """values (B, K, N), rows (B, N) integer row of each sample -> (means (B, K, R): each row's mean over its
+    samples, 0 for a row without any; member (B, N, R), the samples' one-hot rows), R = ``num_rows``."""
+    member = (rows.unsqueeze(-1) == torch.arange(num_rows, device=values.device)).float()
+    return (values @ member) / member.sum(1).clamp(min=1).unsqueeze(1), member
+
+
 def _class_targets(coeffs: Tensor, cell_ids: Tensor, num_classes: int) -> tuple[Tensor, Tensor, Tensor]:
     """coeffs (B, K, h, w) float32, cell_ids (B, hw) -> (each cell's pooling target (B, K, h, w): its class's
     mean, or the frame mean of the class cells for a cell of no class; in_class (B, 1, h, w) bool; class_cells
     (B, 1, 1, 1), the number of class cells in the frame)."""
-    member = (cell_ids.unsqueeze(-1) == torch.arange(num_classes, device=coeffs.device)).float()  # (B, hw, C)
-    means = (coeffs.flatten(2) @ member) / member.sum(1).clamp(min=1).unsqueeze(1)  # (B, K, C)
+    means, member = _row_means(coeffs.flatten(2), cell_ids, num_classes)  # (B, K, C), (B, hw, C)
     pooled = (means @ member.transpose(1, 2)).view_as(coeffs)  # each cell's class mean (0: no class)
     is_class = member.sum(-1).view(coeffs.shape[0], 1, *coeffs.shape[-2:])  # (B, 1, h, w) 1 or 0
     class_cells = is_class.sum((2, 3), keepdim=True)  # (B, 1, 1, 1)
@@ -128,9 +134,8 @@ def class_mean_removed(x: Tensor, labels: Tensor | None, cells: tuple[int, int],
         ids = labels.long().clamp(0, ID_ROWS - 1)
         row_of_id = torch.arange(ID_ROWS, device=x.device).clamp(max=num_classes)  # (256,)
         cell_rows = row_of_id[downsample_labels(labels, cells).long().clamp(0, ID_ROWS - 1).flatten(1)]  # (B, hw)
-        member = (cell_rows.unsqueeze(-1) == torch.arange(num_classes + 1, device=x.device)).float()  # (B, hw, R)
-        count = member.sum(1).unsqueeze(1)  # (B, 1, R)
-        means = torch.where(count > 0, (sampled @ member) / count.clamp(min=1), frame_mean)  # (B, C, R)
+        means, member = _row_means(sampled, cell_rows, num_classes + 1)  # (B, C, R), (B, hw, R)
+        means = torch.where(member.sum(1).unsqueeze(1) > 0, means, frame_mean)  # rows without a sample
         table = means.index_select(2, row_of_id).transpose(1, 2).reshape(batch * ID_ROWS, channels)
         # one frame (the ONNX graph is exported for batch 1, and OnnxTranslator runs frames one at a time):
         # no per-frame row offset to add at full resolution
