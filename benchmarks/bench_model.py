@@ -174,7 +174,10 @@ def torch_variants(dev: torch.device, preset: str, size: str, compile_here: bool
 #: with the content body and decoder padded by replication (``body_padding_mode``), ``+detail_highpass`` with the
 #: detail path's local mean taken off (``detail_highpass``), ``+detail_class`` with its class means taken off instead
 #: (``detail_mean`` class), ``+detail_class_box`` with both, class means first (``detail_mean`` class_box),
-#: ``+edge2`` with the cells within 2 work cells of another label pooled wholly (``coefficient_edge_pooling`` 2).
+#: ``+detail_class_box_field`` with the box and the class steps' bands taken off in the edge-pixel field (after
+#: ``+edge2_pixels``; ``detail_mean`` class_box_field),
+#: ``+edge2`` with the cells within 2 work cells of another label pooled wholly (``coefficient_edge_pooling`` 2),
+#: ``+edge2_pixels`` with that edge pooling also per pixel (``coefficient_edge_pixels``).
 PRESET_OPTIONS = {"prior": {"use_colour_prior": True},
                   "frame_prior": {"use_colour_prior": True, "colour_prior_per_frame": True},
                   "pool": {"coefficient_pooling": 0.5},
@@ -182,7 +185,9 @@ PRESET_OPTIONS = {"prior": {"use_colour_prior": True},
                   "detail_highpass": {"detail_highpass": True},
                   "detail_class": {"detail_highpass": True, "detail_mean": "class"},
                   "detail_class_box": {"detail_highpass": True, "detail_mean": "class_box"},
-                  "edge2": {"coefficient_edge_pooling": 2}}
+                  "detail_class_box_field": {"detail_highpass": True, "detail_mean": "class_box_field"},
+                  "edge2": {"coefficient_edge_pooling": 2},
+                  "edge2_pixels": {"coefficient_edge_pooling": 2, "coefficient_edge_pixels": True}}
 
 
 def preset_config(spec: str) -> GeneratorConfig:

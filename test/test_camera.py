@@ -115,6 +115,18 @@ def test_vignetting_is_one_at_the_centre_and_one_minus_a_minus_b_at_the_corners(
     assert corner == pytest.approx(0.5 * (1 - 0.2 * r2 - 0.1 * r2 * r2), abs=1e-4)
 
 
+def test_a_batch_of_crops_is_aberrated_as_each_crop_alone() -> None:
+    """The one-frame path gathers whole rows along H (the exported graph's batch); a batch gathers per frame, each
+    frame with its own box: the same numbers."""
+    cam = camera(ca=0.015)
+    x = torch.rand(3, 3, 40, 56) * 2 - 1
+    boxes = torch.tensor([[0.1, 0.2, 0.6, 0.9], [0.0, 0.0, 1.0, 1.0], [0.3, 0.1, 0.5, 0.4]])
+    batch = cam._aberration(x, 0, boxes)
+    alone = torch.cat([cam._aberration(x[i : i + 1], 0, boxes[i : i + 1]) for i in range(3)])
+    assert torch.allclose(batch, alone, atol=1e-6)
+    assert (batch - x).abs().amax(dim=(1, 2, 3)).min() > 1e-2  # every frame is resampled
+
+
 def test_a_crop_sees_the_camera_of_its_full_frame() -> None:
     cam = camera(ca=0.008, a=0.3)
     x = torch.rand(1, 3, 48, 96) * 2 - 1

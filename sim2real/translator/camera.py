@@ -68,11 +68,12 @@ def _magnify_axis(x: Tensor, coords: Tensor, span: tuple[Tensor, Tensor], factor
     left = left.long()
     right = (left + 1).clamp(max=size - 1)
     shape = (x.shape[0], 1, size) if dim == 2 else (x.shape[0], size, 1)
-    expand = x.shape
-    a = torch.gather(x, dim, left.view(shape).expand(expand))
-    b = torch.gather(x, dim, right.view(shape).expand(expand))
-    f = frac.view(shape)
-    return a + (b - a) * f
+    if dim == 1 and x.shape[0] == 1:  # one frame: whole rows (in ONNX Runtime a gather of rows, ~6x faster)
+        a, b = x.index_select(1, left[0]), x.index_select(1, right[0])
+    else:
+        a = torch.gather(x, dim, left.view(shape).expand(x.shape))
+        b = torch.gather(x, dim, right.view(shape).expand(x.shape))
+    return a + (b - a) * frac.view(shape)
 
 
 class CameraModel(nn.Module):

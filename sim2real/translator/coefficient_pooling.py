@@ -44,7 +44,7 @@ counts as class 0 there (ids are read as the colour prior reads them), and ids >
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, NamedTuple
 
 import torch
 from torch import Tensor
@@ -62,31 +62,42 @@ def _row_means(values: Tensor, rows: Tensor, num_rows: int) -> tuple[Tensor, Ten
     return (values @ member) / member.sum(1).clamp(min=1).unsqueeze(1), member
 
 
-def _class_targets(coeffs: Tensor, cell_ids: Tensor, num_classes: int) -> tuple[Tensor, Tensor, Tensor]:
-    """coeffs (B, K, h, w) float32, cell_ids (B, hw) -> (each cell's pooling target (B, K, h, w): its class's
-    mean, or the frame mean of the class cells for a cell of no class; in_class (B, 1, h, w) bool; class_cells
-    (B, 1, 1, 1), the number of class cells in the frame)."""
+class _ClassTargets(NamedTuple):
+    """What :func:`_class_targets` finds: the per-cell pooling target and the per-class means it came from."""
+
+    target: Tensor  # (B, K, h, w): each cell's class mean, the frame mean of the class cells for a cell of no class
+    in_class: Tensor  # (B, 1, h, w) bool
+    class_cells: Tensor  # (B, 1, 1, 1): how many class cells the frame has
+    means: Tensor  # (B, K, C): each class's mean, the frame mean for a class without a cell
+    frame_mean: Tensor  # (B, K, 1, 1)
+
+
+def _class_targets(coeffs: Tensor, cell_ids: Tensor, num_classes: int) -> _ClassTargets:
+    """coeffs (B, K, h, w) float32, cell_ids (B, hw) -> :class:`_ClassTargets`."""
     means, member = _row_means(coeffs.flatten(2), cell_ids, num_classes)  # (B, K, C), (B, hw, C)
     pooled = (means @ member.transpose(1, 2)).view_as(coeffs)  # each cell's class mean (0: no class)
     is_class = member.sum(-1).view(coeffs.shape[0], 1, *coeffs.shape[-2:])  # (B, 1, h, w) 1 or 0
     class_cells = is_class.sum((2, 3), keepdim=True)  # (B, 1, 1, 1)
     frame_mean = (coeffs * is_class).sum((2, 3), keepdim=True) / class_cells.clamp(min=1)  # (B, K, 1, 1)
     in_class = is_class > 0
-    return torch.where(in_class, pooled, frame_mean), in_class, class_cells
+    means = torch.where(member.sum(1).unsqueeze(1) > 0, means, frame_mean.flatten(2))
+    return _ClassTargets(torch.where(in_class, pooled, frame_mean), in_class, class_cells, means, frame_mean)
 
 
 def near_other_label(cell_ids: Tensor, size: tuple[int, int], radius: int) -> Tensor:
     """cell_ids (B, hw) integer labels of a (h, w) grid -> (B, 1, h, w) bool: a cell of another label lies within
-    ``radius`` cells (Chebyshev distance; the frame's border is not another label). One comparison per offset
-    of the (2 radius + 1)^2 window, on shifted copies of the grid padded by replication."""
+    ``radius`` cells (Chebyshev distance; the frame's border is not another label).
+
+    The (2 radius + 1)^2 window around a cell holds another label exactly when its largest and smallest label
+    differ (the cell's own label lies between them): two max poolings over the grid padded by replication, a
+    handful of operations where one comparison per window offset made ~100 in the exported graph."""
     h, w = size
     grid = cell_ids.view(-1, 1, h, w).float()  # ids below 2^24: exact in float32
     padded = torch.nn.functional.pad(grid, (radius, radius, radius, radius), mode="replicate")
-    near = torch.zeros_like(grid, dtype=torch.bool)
-    for dy in range(2 * radius + 1):
-        for dx in range(2 * radius + 1):
-            near = near | (padded[:, :, dy : dy + h, dx : dx + w] != grid)
-    return near
+    window = 2 * radius + 1
+    largest = torch.nn.functional.max_pool2d(padded, window, stride=1)
+    smallest = -torch.nn.functional.max_pool2d(-padded, window, stride=1)
+    return largest != smallest
 
 
 def class_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int,
@@ -102,13 +113,50 @@ def class_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num
         coeffs = coeffs.float()
         if weight == 0 and edge_radius == 0:
             return coeffs
-        cell_ids = downsample_labels(labels, tuple(coeffs.shape[-2:])).long().flatten(1)  # (B, hw)
-        target, in_class, class_cells = _class_targets(coeffs, cell_ids, num_classes)
-        share = torch.where(in_class, weight, (class_cells > 0).float())  # no class cell at all: own coefficients
-        if edge_radius > 0:
-            near = near_other_label(cell_ids, tuple(coeffs.shape[-2:]), edge_radius) & (class_cells > 0)
-            share = torch.where(near, 1.0, share)
-        return coeffs + share * (target - coeffs)
+        return _pooled(coeffs, labels, weight, num_classes, edge_radius)[0]
+
+
+def edge_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int, edge_radius: int
+                             ) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`class_pooled_coefficients` with ``edge_radius`` > 0, also returning what edge pooling per pixel
+    (module docstring) needs: coeffs (B, K, h, w), labels (B, H, W) -> (pooled (B, K, h, w) float32; edge
+    (B, 1, h, w) float32, 1 on the cells that took their class mean wholly, else 0; table (B, K, ID_ROWS) float32,
+    column = label id: the class's mean for a class with a cell, the frame mean of the class cells for every other
+    id). A frame without a class cell has no edge cell."""
+    if edge_radius <= 0:
+        raise ValueError(f"edge pooling per pixel needs edge_radius > 0, got {edge_radius}")
+    with torch.autocast(coeffs.device.type, enabled=False):
+        pooled, edge, targets = _pooled(coeffs.float(), labels, weight, num_classes, edge_radius)
+        others = targets.frame_mean.flatten(2).expand(-1, -1, ID_ROWS - num_classes)
+        return pooled, edge.float(), torch.cat([targets.means, others], 2)
+
+
+def _pooled(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int, edge_radius: int
+            ) -> tuple[Tensor, Tensor, _ClassTargets]:
+    """coeffs (B, K, h, w) float32 -> (pooled (B, K, h, w), edge cells (B, 1, h, w) bool, the class targets)."""
+    cell_ids = downsample_labels(labels, tuple(coeffs.shape[-2:])).long().flatten(1)  # (B, hw)
+    targets = _class_targets(coeffs, cell_ids, num_classes)
+    share = torch.where(targets.in_class, weight, (targets.class_cells > 0).float())  # no class cell: own
+    near = torch.zeros_like(targets.in_class)
+    if edge_radius > 0:
+        near = near_other_label(cell_ids, tuple(coeffs.shape[-2:]), edge_radius) & (targets.class_cells > 0)
+        share = torch.where(near, 1.0, share)
+    return coeffs + share * (targets.target - coeffs), near, targets
+
+
+def class_means_by_id(x: Tensor, labels: Tensor, cells: tuple[int, int], num_classes: int) -> Tensor:
+    """x (B, C, H, W), labels (B, H, W) integer ids -> (B, C, ID_ROWS) float32: for every label id, the mean of x
+    over the frame's pixels of that id's row, sampled at the centre pixels of a ``cells`` = (h, w) grid
+    (:func:`class_mean_removed`'s means: row = the id if a class, else num_classes; ids read clamped to
+    [0, 255]; a row without a sampled pixel takes the frame mean over the sample)."""
+    with torch.autocast(x.device.type, enabled=False):
+        sampled = at_cell_centres(x.float(), cells).flatten(2)  # (B, C, hw)
+        frame_mean = sampled.mean(-1, keepdim=True)  # (B, C, 1)
+        row_of_id = torch.arange(ID_ROWS, device=x.device).clamp(max=num_classes)  # (256,)
+        cell_rows = row_of_id[downsample_labels(labels, cells).long().clamp(0, ID_ROWS - 1).flatten(1)]  # (B, hw)
+        means, member = _row_means(sampled, cell_rows, num_classes + 1)  # (B, C, R), (B, hw, R)
+        means = torch.where(member.sum(1).unsqueeze(1) > 0, means, frame_mean)  # rows without a sample
+        return means.index_select(2, row_of_id)
 
 
 def class_mean_removed(x: Tensor, labels: Tensor | None, cells: tuple[int, int], num_classes: int) -> Tensor:
@@ -121,22 +169,17 @@ def class_mean_removed(x: Tensor, labels: Tensor | None, cells: tuple[int, int],
     work scale 4, so the means cost a (B, hw, num_classes + 1) one-hot product, not a full-resolution one). Ids
     that are not a class (void, ignore, padding: >= num_classes) share one row; ids are read clamped to [0, 255]
     as the colour prior reads them (a negative id counts as class 0). A row with no sampled pixel (a thin class
-    that no cell centre hits), and every pixel when ``labels`` is None, takes the frame mean over S. Each pixel
-    gathers its mean by its id from one (B * 256, C) table. Float32 also under autocast.
+    that no cell centre hits), and every pixel when ``labels`` is None, takes the frame mean over S
+    (:func:`class_means_by_id`). Each pixel gathers its mean by its id from one (B * 256, C) table. Float32 also
+    under autocast.
     """
     with torch.autocast(x.device.type, enabled=False):
         x = x.float()
         batch, channels = x.shape[:2]
-        sampled = at_cell_centres(x, cells).flatten(2)  # (B, C, hw)
-        frame_mean = sampled.mean(-1, keepdim=True)  # (B, C, 1)
         if labels is None:
-            return x - frame_mean.unsqueeze(-1)
+            return x - at_cell_centres(x, cells).mean((2, 3), keepdim=True)
         ids = labels.long().clamp(0, ID_ROWS - 1)
-        row_of_id = torch.arange(ID_ROWS, device=x.device).clamp(max=num_classes)  # (256,)
-        cell_rows = row_of_id[downsample_labels(labels, cells).long().clamp(0, ID_ROWS - 1).flatten(1)]  # (B, hw)
-        means, member = _row_means(sampled, cell_rows, num_classes + 1)  # (B, C, R), (B, hw, R)
-        means = torch.where(member.sum(1).unsqueeze(1) > 0, means, frame_mean)  # rows without a sample
-        table = means.index_select(2, row_of_id).transpose(1, 2).reshape(batch * ID_ROWS, channels)
+        table = class_means_by_id(x, labels, cells, num_classes).transpose(1, 2).reshape(batch * ID_ROWS, channels)
         # one frame (the ONNX graph is exported for batch 1, and OnnxTranslator runs frames one at a time):
         # no per-frame row offset to add at full resolution
         index = ids + torch.arange(batch, device=x.device).view(-1, 1, 1) * ID_ROWS if batch > 1 else ids

@@ -44,7 +44,7 @@ LABEL_RESOLUTIONS: Final = ("input", "work")
 #: what the detail path's output is made zero-mean over when ``detail_highpass`` is on: "box" = a box of
 #: 2 ``work_scale`` + 1 pixels around each pixel; "class" = the frame's pixels of the pixel's label; "class_box" =
 #: the label's mean first, then the box's.
-DETAIL_MEANS: Final = ("box", "class", "class_box")
+DETAIL_MEANS: Final = ("box", "class", "class_box", "class_box_field")
 
 
 #: inclusive bounds of every integer field. Checked before anything is built: a checkpoint is a file from
@@ -135,7 +135,10 @@ class GeneratorConfig:
             what varies slowly inside a class passes (a second colour map, which a model trained with the box
             never had shaped). "class_box": the class means, then the box: the box's output inside each class,
             without the steps' bands. Without labels (decoding a real frame) the class mean is the frame mean.
-            Changes no weight.
+            "class_box_field": the box, and the bands of the class means' steps taken off through the affine
+            offsets at the edge-pixel field's resolution (needs ``coefficient_edge_pixels``; the target decoder
+            only): class_box to within about a pixel of each edge, with no full-resolution work added. Changes
+            no weight.
         use_camera: a learned camera model per domain after the decoder (:mod:`~sim2real.translator.camera`).
         camera_knots: knots of the camera's tone curve.
         camera_gamma: the camera's optics and noise act on u^gamma (u the display value in [0, 1]): 1 = on display
@@ -158,6 +161,10 @@ class GeneratorConfig:
         coefficient_edge_pooling: r >= 0; the target decoder's class cells within r work cells of another label
             take their class's mean wholly (edge pooling, :mod:`~sim2real.translator.coefficient_pooling`): the
             halos come from those cells. 0 = off.
+        coefficient_edge_pixels: edge pooling per pixel (needs ``coefficient_edge_pooling`` > 0): each
+            full-resolution pixel takes the edge cells' share of its bilinear upsampling weights from its own
+            label's class mean, not from the edge cells' (the other class's, across the edge): the upsampling
+            carries no class's colour map across a label edge. Changes no weight.
         identity_start: a fresh decoder returns its guide (with the colour prior: the prior's map) unchanged: its
             head's colour-coefficient weights start at zero (bias: the identity map) and its output is clamped to
             [-1, 1] instead of squashed by tanh. False = tanh and small random head weights, as every model before
@@ -206,6 +213,7 @@ class GeneratorConfig:
     colour_prior_pooled_share: float = 0.01
     coefficient_pooling: float = 0.0
     coefficient_edge_pooling: int = 0
+    coefficient_edge_pixels: bool = False
     identity_start: bool = False
 
     def __post_init__(self) -> None:
@@ -217,7 +225,7 @@ class GeneratorConfig:
                 raise ConfigError(f"GeneratorConfig.{field} must be an int in [{low}, {high}], got {value!r}")
         self._check_target_styles()
         for field in ("use_instance_branch", "use_memory", "use_camera", "use_colour_prior",
-                      "colour_prior_per_frame", "detail_highpass", "identity_start"):
+                      "colour_prior_per_frame", "detail_highpass", "identity_start", "coefficient_edge_pixels"):
             if not isinstance(getattr(self, field), bool):
                 raise ConfigError(f"GeneratorConfig.{field} must be true or false, got {getattr(self, field)!r}")
         if self.work_scale not in VALID_WORK_SCALES:
@@ -225,13 +233,7 @@ class GeneratorConfig:
                 f"GeneratorConfig.work_scale must be one of {VALID_WORK_SCALES}, got {self.work_scale!r}"
             )
         self._check_choices()
-        if self.detail_highpass and self.detail_channels == 0:
-            raise ConfigError("GeneratorConfig.detail_highpass needs a detail path (detail_channels > 0)")
-        if self.detail_mean != "box" and not self.detail_highpass:
-            raise ConfigError(f"GeneratorConfig.detail_mean {self.detail_mean!r} names the mean detail_highpass takes "
-                              "off: it needs detail_highpass: true")
-        if self.colour_prior_per_frame and not self.use_colour_prior:
-            raise ConfigError("GeneratorConfig.colour_prior_per_frame needs use_colour_prior")
+        self._check_needs()
         for field, low, high, open_low in _FLOAT_BOUNDS:
             value = getattr(self, field)
             if (not isinstance(value, int | float) or isinstance(value, bool) or value > high
@@ -243,6 +245,22 @@ class GeneratorConfig:
                 f"GeneratorConfig.base_channels ({self.base_channels}) must not exceed "
                 f"content_channels ({self.content_channels})"
             )
+
+    def _check_needs(self) -> None:
+        """Options that only mean something with another one."""
+        if self.detail_highpass and self.detail_channels == 0:
+            raise ConfigError("GeneratorConfig.detail_highpass needs a detail path (detail_channels > 0)")
+        if self.detail_mean != "box" and not self.detail_highpass:
+            raise ConfigError(f"GeneratorConfig.detail_mean {self.detail_mean!r} names the mean detail_highpass takes "
+                              "off: it needs detail_highpass: true")
+        if self.detail_mean == "class_box_field" and not self.coefficient_edge_pixels:
+            raise ConfigError("GeneratorConfig.detail_mean class_box_field takes the bands off through the edge-pixel "
+                              "field: it needs coefficient_edge_pixels: true")
+        if self.coefficient_edge_pixels and not self.coefficient_edge_pooling:
+            raise ConfigError("GeneratorConfig.coefficient_edge_pixels is edge pooling per pixel: it needs "
+                              "coefficient_edge_pooling > 0")
+        if self.colour_prior_per_frame and not self.use_colour_prior:
+            raise ConfigError("GeneratorConfig.colour_prior_per_frame needs use_colour_prior")
 
     def _check_choices(self) -> None:
         for field, valid in (("padding_mode", PADDING_MODES), ("label_resolution", LABEL_RESOLUTIONS),

@@ -320,6 +320,23 @@ def upsample_to(t: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
     return F.interpolate(t.contiguous(), size=tuple(size), mode="bilinear", align_corners=False)
 
 
+def coefficients_by_label(table: Tensor, labels: Tensor) -> Tensor:
+    """Each pixel's column of a per-label table: table (B, K, R), labels (B, h, w) integer ids (read clamped to
+    [0, R - 1]) -> (B, K, h, w), out[b, :, y, x] = table[b, :, labels[b, y, x]].
+
+    For one frame (the exported graph's batch) a gather of whole rows of the transposed table and a transpose to
+    planes (in ONNX Runtime ~6 times faster than gathering the K planes one element at a time); more frames
+    gather along the last axis per frame."""
+    if table.shape[0] != labels.shape[0] or table.dim() != 3 or labels.dim() != 3:
+        raise ValueError(f"table must be (B, K, R) and labels (B, h, w) with the same B, got {tuple(table.shape)} "
+                         f"and {tuple(labels.shape)}")
+    ids = labels.long().clamp(0, table.shape[2] - 1)
+    if table.shape[0] == 1:
+        return table[0].t()[ids[0]].permute(2, 0, 1).unsqueeze(0)
+    index = ids.flatten(1).unsqueeze(1).expand(-1, table.shape[1], -1)
+    return table.gather(2, index).view(*table.shape[:2], *ids.shape[1:])
+
+
 def box_mean(x: Tensor, size: int) -> Tensor:
     """Mean over a ``size`` x ``size`` box around every pixel (odd ``size``, replicate border): (B, C, H, W) ->
     (B, C, H, W). Separable: two 1-D average poolings (ONNX AveragePool after an edge Pad). Under CPU autocast the
@@ -331,8 +348,9 @@ def box_mean(x: Tensor, size: int) -> Tensor:
     return F.avg_pool2d(F.pad(x, (0, 0, r, r), mode="replicate"), (size, 1), stride=1)
 
 
-def upsampled_affine_colour(coeffs: Tensor, image: Tensor) -> Tensor:
-    """:func:`apply_affine_colour` of ``coeffs`` (B, 12, h, w) bilinearly upsampled to ``image``'s (B, 3, H, W).
+def upsampled_affine_colour(coeffs: Tensor, image: Tensor, offset: Tensor | None = None) -> Tensor:
+    """:func:`apply_affine_colour` of ``coeffs`` (B, 12, h, w) bilinearly upsampled to ``image``'s (B, 3, H, W);
+    ``offset`` (B, 3, h, w), if given, is added to the offsets b (coeffs[:, 9:12]) before the upsampling.
 
     Exported (ONNX; also under ``torch.compile``) as four 3-plane upsamplings, one per column of [A | b] (A_:j and
     b), summed as b + A_:0 g_0 + A_:1 g_1 + A_:2 g_2 with the guide planes broadcast: no 12-plane full-resolution
@@ -342,11 +360,15 @@ def upsampled_affine_colour(coeffs: Tensor, image: Tensor) -> Tensor:
     if coeffs.shape[1] != AFFINE_COEFFS or coeffs.shape[0] != image.shape[0] or image.shape[1] != 3:
         raise ValueError(f"coeffs must be (B, 12, h, w) and image (B, 3, H, W) with the same B, got "
                          f"{tuple(coeffs.shape)} and {tuple(image.shape)}")
+    if offset is not None and offset.shape != (coeffs.shape[0], 3, *coeffs.shape[-2:]):
+        raise ValueError(f"offset must be (B, 3, h, w) like coeffs {tuple(coeffs.shape)}, got {tuple(offset.shape)}")
     size = image.shape[-2:]
     if not _exporting():
+        if offset is not None:
+            coeffs = torch.cat([coeffs[:, :9], coeffs[:, 9:] + offset], 1)
         return apply_affine_colour(upsample_to(coeffs, size), image)
     columns = [upsample_to(coeffs[:, [j, 3 + j, 6 + j]], size) for j in range(3)]
-    out = upsample_to(coeffs[:, 9:12], size)
+    out = upsample_to(coeffs[:, 9:12] if offset is None else coeffs[:, 9:12] + offset, size)
     for j in range(3):
         out = out + columns[j] * image[:, j : j + 1]
     return out

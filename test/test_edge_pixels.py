@@ -1,0 +1,230 @@
+"""Edge pooling per pixel (``coefficient_edge_pixels``): the per-label lookup, the class means it reads, the field
+against a float64 label-aware bilinear reference, pixels beside a label edge that keep their own class's map where
+the plain upsampling blends the two, batches, the generator, ONNX, autocast, config and a run switching it on; the
+detail path's class steps taken off in that field (``detail_mean: class_box_field``) against ``class_box``."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from procedural_frames import procedural_frames
+
+from sim2real.core.errors import ConfigError
+from sim2real.translator.coefficient_pooling import (
+    class_mean_removed,
+    class_means_by_id,
+    class_pooled_coefficients,
+    edge_pooled_coefficients,
+    near_other_label,
+)
+from sim2real.translator.config import GeneratorConfig, get_generator_config
+from sim2real.translator.generator import Decoder, TranslatorGenerator
+from sim2real.translator.layers import box_mean, coefficients_by_label, upsample_to, upsampled_affine_colour
+from sim2real.translator.memory import downsample_labels
+
+
+def _decoder(weight: float = 0.5, radius: int = 1) -> Decoder:
+    return Decoder([8, 8], 0, 4, 8, 0, pooling=weight, edge_pooling=radius, edge_pixels=True)
+
+
+def _labels() -> torch.Tensor:
+    """(2, 24, 32): frame 0 has a diagonal edge, a block of void (255) and a 1-px class-7 line that no cell centre
+    (rows and columns 2, 6, ..., 30) hits; frame 1 is two halves split at x = 14, off the cell grid."""
+    y, x = torch.meshgrid(torch.arange(24), torch.arange(32), indexing="ij")
+    first = torch.where(x + y < 26, 2, 5)
+    first[:8, 24:] = 255
+    first[:, 9] = 7
+    second = torch.where(x < 14, 1, 3)
+    return torch.stack([first, second])
+
+
+def test_coefficients_by_label_looks_up_each_pixels_column_for_one_frame_and_for_several() -> None:
+    table = torch.arange(2 * 3 * 256, dtype=torch.float32).view(2, 3, 256)
+    labels = torch.tensor([[[0, 5], [255, 300]], [[-4, 1], [2, 3]]])  # 300 and -4: read clamped to 255 and 0
+    ids = labels.clamp(0, 255)
+    expected = torch.stack([table[b][:, ids[b]] for b in range(2)])
+    assert torch.equal(coefficients_by_label(table, labels), expected)  # the per-frame gather
+    assert torch.equal(coefficients_by_label(table[1:], labels[1:]), expected[1:])  # one frame: rows, transposed
+    with pytest.raises(ValueError, match="same B"):
+        coefficients_by_label(table, labels[:1])
+
+
+def test_edge_pooled_coefficients_returns_the_pooling_its_edge_cells_and_every_ids_class_mean() -> None:
+    torch.manual_seed(1)
+    coeffs, labels = torch.randn(2, 5, 6, 8), _labels()
+    pooled, edge, table = edge_pooled_coefficients(coeffs, labels, 0.5, 19, 1)
+    assert torch.equal(pooled, class_pooled_coefficients(coeffs, labels, 0.5, 19, edge_radius=1))
+    cells = downsample_labels(labels, (6, 8)).long()
+    assert torch.equal(edge.bool(), near_other_label(cells.flatten(1), (6, 8), 1))
+    for b in range(2):
+        in_class = cells[b] < 19
+        frame_mean = coeffs[b][:, in_class].mean(1)
+        for label in (0, 1, 2, 3, 5, 7, 19, 255):
+            member = cells[b] == label
+            expected = coeffs[b][:, member].mean(1) if member.any() and label < 19 else frame_mean
+            assert torch.allclose(table[b, :, label], expected, atol=1e-6), (b, label)
+    assert table.shape == (2, 5, 256)
+    with pytest.raises(ValueError, match="edge_radius"):
+        edge_pooled_coefficients(coeffs, labels, 0.5, 19, 0)
+
+
+def _bilinear_taps(i: int, scale: int, size: int) -> list[tuple[int, float]]:
+    """The (cell, weight) pairs of output index i of a bilinear upsampling by ``scale`` (half-pixel centres, the
+    border clamped, as torch's ``align_corners=False``)."""
+    s = max((i + 0.5) / scale - 0.5, 0.0)
+    low = min(math.floor(s), size - 1)
+    high, frac = min(low + 1, size - 1), s - low
+    return [(low, 1 - frac), (high, frac)]
+
+
+def test_the_field_is_the_bilinear_upsampling_with_each_pixels_own_label_in_place_of_the_edge_cells() -> None:
+    """float64 reference, per pixel p of the 2x work-resolution field: sum over its four cells k of w_k c(k), with
+    c(k) = the class mean of p's label (its top-left full-resolution pixel) where k is an edge cell, the pooled
+    coefficients elsewhere."""
+    torch.manual_seed(2)
+    coeffs, labels = torch.randn(2, 12, 6, 8), _labels()
+    pooled, edge, table = edge_pooled_coefficients(coeffs, labels, 0.5, 19, 1)
+    field = _decoder()._edge_field(pooled, edge, table, labels)[0]
+    ref_pooled, ref_edge, ref_table = pooled.double(), edge.double(), table.double()
+    expected = torch.zeros(2, 12, 12, 16, dtype=torch.float64)
+    for b in range(2):
+        for y in range(12):
+            for x in range(16):
+                own = ref_table[b, :, labels[b, 2 * y, 2 * x].clamp(0, 255)]
+                for cy, wy in _bilinear_taps(y, 2, 6):
+                    for cx, wx in _bilinear_taps(x, 2, 8):
+                        value = own if ref_edge[b, 0, cy, cx] > 0 else ref_pooled[b, :, cy, cx]
+                        expected[b, :, y, x] += wy * wx * value
+    assert field.shape == (2, 12, 12, 16)
+    assert torch.allclose(field.double(), expected, atol=1e-5)
+    alone = _decoder()._edge_field(pooled[1:], edge[1:], table[1:], labels[1:])[0]  # one frame: the exported lookup
+    assert torch.allclose(alone, field[1:], atol=1e-6)
+
+
+def test_pixels_beside_an_edge_keep_their_own_class_map_where_the_plain_upsampling_blends_the_two() -> None:
+    """Two classes split at x = 14, inside cell column 3 (x 12-15, centre 14: class 3), every cell at its class
+    mean (weight 1). Plain bilinear upsampling gives class-1 pixels up to 4 px from the edge part of class 3's map
+    (the control); per pixel only the two pixels either side of the edge blend (the last upsampling, 2x to full
+    resolution), every other pixel is its own class's map."""
+    torch.manual_seed(4)
+    coeffs, labels = torch.randn(1, 12, 6, 8), _labels()[1:]
+    guide = torch.rand(1, 3, 24, 32) * 2 - 1
+    pooled, edge, table = edge_pooled_coefficients(coeffs, labels, 1.0, 19, 1)
+    out = upsampled_affine_colour(_decoder(weight=1.0)._edge_field(pooled, edge, table, labels)[0], guide)
+    own = upsampled_affine_colour(torch.where(labels.unsqueeze(1) == 1, pooled[..., :1, :1], pooled[..., :1, -1:]),
+                                  guide)  # each pixel its class's (uniform) map
+    plain = upsampled_affine_colour(pooled, guide)
+    kept = torch.ones(32, dtype=torch.bool)
+    kept[13:15] = False
+    assert torch.allclose(out[..., kept], own[..., kept], atol=1e-5)
+    assert (out[..., 13:15] - own[..., 13:15]).abs().amax() > 1e-2  # the 1 px blend is real, and tested
+    assert (plain - own)[..., 10:13].norm(dim=1).amin() > 1e-2  # the control: class-1 pixels 2-4 px off the edge
+
+
+def test_class_box_field_takes_the_bands_of_the_class_steps_off_as_class_box_does() -> None:
+    """A detail output r = a +0.3 / -0.2 step at x = 14 plus a texture. The box high-pass leaves a band of up to
+    0.23 over columns 10-17 (the control); with the offsets' change (looked up at 2x work resolution, a 5-pixel
+    box there for the 9-pixel one) what is left against ``class_box`` is at most 0.03 beyond the two pixels at the
+    edge, about half the box's at them, and nothing farther away."""
+    labels = torch.zeros(1, 24, 32, dtype=torch.long)
+    labels[..., 14:] = 1
+    texture = 0.05 * torch.sin(torch.arange(32.0) * 2.1).expand(1, 3, 24, 32)
+    r = torch.where(labels.unsqueeze(1) == 0, 0.3, -0.2) + texture
+    decoder = Decoder([8, 8], 0, 4, 8, 0, detail_channels=2, detail_highpass=9, detail_mean="class_box_field",
+                      edge_pooling=1, edge_pixels=True)
+    means = class_means_by_id(r, labels, (6, 8), 19)
+    field, offset = decoder._edge_field(torch.zeros(1, 12, 6, 8), torch.zeros(1, 1, 6, 8), torch.zeros(1, 12, 256),
+                                        labels, means)
+    assert offset is not None and torch.equal(field, torch.zeros(1, 12, 12, 16))
+    m = torch.where(labels[:, ::2, ::2].unsqueeze(1) == 0, means[..., 0, None, None], means[..., 1, None, None])
+    assert torch.allclose(offset, box_mean(m, 5) - m, atol=1e-6)
+    exact = class_mean_removed(r, labels, (6, 8), 19)
+    exact = exact - box_mean(exact, 9)
+    error = (r - box_mean(r, 9) + upsample_to(offset, (24, 32)) - exact).abs().amax(dim=(0, 1, 2))  # per column
+    box_error = (r - box_mean(r, 9) - exact).abs().amax(dim=(0, 1, 2))
+    assert box_error[10:18].min() > 0.05 and box_error.max() > 0.2  # the control: the box's band
+    assert error[[*range(9), *range(19, 32)]].max() < 1e-6
+    assert error[[9, 10, 11, 12, 15, 16, 17, 18]].max() < 0.03
+    assert error[13:15].max() < 0.6 * box_error[13:15].min()
+    without = decoder._edge_field(torch.zeros(1, 12, 6, 8), torch.zeros(1, 1, 6, 8), torch.zeros(1, 12, 256), labels)
+    assert without[1] is None
+
+
+def _generator(edge_pixels: bool, **overrides: object) -> TranslatorGenerator:
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(get_generator_config("lite"), coefficient_pooling=0.5, coefficient_edge_pooling=2,
+                              coefficient_edge_pixels=edge_pixels, **overrides)
+    gen = TranslatorGenerator(cfg).eval()
+    with torch.no_grad():  # a decoder head that varies in space, so the pooling has something to change
+        gen.decoders["target"].head.weight.mul_(20)
+    return gen
+
+
+def test_the_generator_looks_labels_up_only_in_the_target_decoder_and_only_with_labels() -> None:
+    rgb, sem = procedural_frames(2, seed=3, size=(64, 96))
+    inst = torch.zeros_like(sem)
+    per_pixel, plain = _generator(True), _generator(False)
+    assert per_pixel.decoders["target"].edge_pixels and not per_pixel.decoders["source"].edge_pixels
+    with torch.no_grad():
+        both = per_pixel(rgb, sem, inst)
+        assert (both - plain(rgb, sem, inst)).abs().max() > 1e-2
+        assert torch.allclose(both[1:], per_pixel(rgb[1:], sem[1:], inst[1:]), atol=1e-5)  # batch = frames alone
+        assert torch.equal(per_pixel(rgb, None, None), plain(rgb, None, None))  # no labels: nothing to look up
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = per_pixel(rgb, sem, inst)
+    assert (low.float() - both).abs().max() < 0.1  # the lookup runs under autocast too
+
+
+def test_edge_pixels_reach_onnx(tmp_path: Path) -> None:
+    from sim2real.translator.onnx_export import OnnxTranslator, export_onnx, onnx_parity
+
+    gen = _generator(True)
+    runner = OnnxTranslator(export_onnx(gen, tmp_path / "edge_pixels.onnx", 64, 96), intra_op_threads=1)
+    assert runner.metadata["config"]["coefficient_edge_pixels"] is True
+    assert onnx_parity(gen, runner) < 1e-3
+    gen.decoders["target"].edge_pixels = False  # parity must see the difference
+    assert onnx_parity(gen, runner) > 1e-2
+
+
+def test_class_box_field_reaches_onnx(tmp_path: Path) -> None:
+    from sim2real.translator.onnx_export import OnnxTranslator, export_onnx, onnx_parity
+
+    gen = _generator(True, detail_highpass=True, detail_mean="class_box_field")
+    with torch.no_grad():  # a detail path that draws something
+        gen.decoders["target"].detail.out.weight.normal_(0, 0.3)
+    runner = OnnxTranslator(export_onnx(gen, tmp_path / "class_box_field.onnx", 64, 96), intra_op_threads=1)
+    assert runner.metadata["config"]["detail_mean"] == "class_box_field"
+    assert onnx_parity(gen, runner) < 1e-3
+    gen.decoders["target"].detail.mean = "box"  # no class means, no change to the offsets: parity must see it
+    assert onnx_parity(gen, runner) > 1e-3
+
+
+def test_the_config_needs_edge_pooling_and_a_bool_and_class_box_field_needs_edge_pixels() -> None:
+    with pytest.raises(ConfigError, match="coefficient_edge_pooling"):
+        GeneratorConfig(coefficient_edge_pixels=True)
+    with pytest.raises(ConfigError, match="coefficient_edge_pixels"):
+        GeneratorConfig(coefficient_edge_pooling=2, coefficient_edge_pixels=1)
+    with pytest.raises(ValueError, match="edge_pooling"):
+        Decoder([8, 8], 0, 4, 8, 0, edge_pixels=True)
+    with pytest.raises(ConfigError, match="coefficient_edge_pixels"):
+        GeneratorConfig(detail_channels=4, detail_highpass=True, detail_mean="class_box_field",
+                        coefficient_edge_pooling=2)
+
+
+def test_a_run_may_switch_edge_pixels_on_for_a_trained_model(tmp_path: Path) -> None:
+    from sim2real.training.config import load_train_config
+    from sim2real.training.networks import build_networks, load_initial_weights
+    from sim2real.translator.checkpoint import save_checkpoint
+
+    trained = _generator(False)
+    path = save_checkpoint(tmp_path / "trained.safetensors", trained, trained.cfg)
+    overrides = ["device=cpu", "validation_judge=null", "generator.coefficient_pooling=0.5",
+                 "generator.coefficient_edge_pooling=2", "generator.coefficient_edge_pixels=true"]
+    nets = build_networks(load_train_config(None, overrides), "cpu")
+    load_initial_weights(nets, str(path), lambda _: None)
+    assert nets.gen.cfg.coefficient_edge_pixels and nets.gen.decoders["target"].edge_pixels
+    assert all(torch.equal(nets.gen.state_dict()[k], v) for k, v in trained.state_dict().items())
