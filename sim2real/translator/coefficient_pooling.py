@@ -32,9 +32,13 @@ The frame's mean map treats an unlabelled region like the frame as a whole. A fr
 node's all-255 map when labels are missing) keeps its own coefficients. Padded cells (label 255) take the frame
 mean too; the bilinear upsampling carries a little of it into the last real row or column next to them (no padding
 at 640x360 or 1280x720). Done at work resolution it costs a (B, hw, num_classes) one-hot product; the bilinear
-upsampling that follows still mixes neighbouring cells within one cell of an edge (pooling each full-resolution
-pixel by its own label removed a little more bleed but cost 8 ms per 640x360 frame in ONNX Runtime). Computed in
-float32, also under autocast (a bf16 mean over thousands of cells is off by a few per cent).
+upsampling that follows still mixes neighbouring cells within one cell of an edge. Computed in float32, also under
+autocast (a bf16 mean over thousands of cells is off by a few per cent).
+
+**Edge pooling per pixel** (``GeneratorConfig.coefficient_edge_pixels``): :func:`edge_pooled_coefficients` also
+returns the edge cells and every label id's pooling target, so that the decoder can give the share of its bilinear
+upsampling a pixel takes from edge cells to the pixel's own label's class mean instead
+(:meth:`~sim2real.translator.generator.Decoder._edge_field`, at 2x work resolution).
 
 Per-class means over the work cells' centre pixels also serve the detail path's class-mean high-pass
 (:func:`class_mean_removed`, ``GeneratorConfig.detail_mean``): its full-resolution output less, per pixel, its

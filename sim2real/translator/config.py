@@ -137,8 +137,8 @@ class GeneratorConfig:
             without the steps' bands. Without labels (decoding a real frame) the class mean is the frame mean.
             "class_box_field": the box, and the bands of the class means' steps taken off through the affine
             offsets at the edge-pixel field's resolution (needs ``coefficient_edge_pixels``; the target decoder
-            only): class_box to within about a pixel of each edge, with no full-resolution work added. Changes
-            no weight.
+            only): class_box to within about a pixel of each edge (exactly at work scale 2, whose field is at full
+            resolution), with no full-resolution work added. Changes no weight.
         use_camera: a learned camera model per domain after the decoder (:mod:`~sim2real.translator.camera`).
         camera_knots: knots of the camera's tone curve.
         camera_gamma: the camera's optics and noise act on u^gamma (u the display value in [0, 1]): 1 = on display

@@ -86,8 +86,8 @@ __all__ = [
     "domain_index",
 ]
 
-#: edge pooling per pixel (``Decoder(edge_pixels=True)``) looks labels up at this multiple of work resolution
-#: (at most full resolution).
+#: edge pooling per pixel (``Decoder(edge_pixels=True)``) looks labels up at this multiple of work resolution, at
+#: most: never finer than full resolution (work scale 2: full resolution; 1: work resolution).
 EDGE_PIXEL_SCALE: Final = 2
 #: explicit domain registry: name -> index (memory value set, style-mean row).
 DOMAINS: Final[dict[str, int]] = {"source": 0, "target": 1}
@@ -454,6 +454,9 @@ class Decoder(nn.Module):
         super().__init__()
         if edge_pixels and edge_pooling <= 0:
             raise ValueError("edge_pixels needs edge_pooling > 0")
+        if detail_mean == "class_box_field" and not edge_pixels:
+            raise ValueError("detail_mean class_box_field takes its bands off in the edge-pixel field: it needs "
+                             "edge_pixels")
         self.pooling, self.num_classes, self.clamp = pooling, num_classes, identity_start
         self.edge_pooling, self.edge_pixels = edge_pooling, edge_pixels
         self.mlp = StyleMLP(style_dim, mlp_dim)
@@ -480,34 +483,43 @@ class Decoder(nn.Module):
         """Edge pooling per pixel (``edge_pixels``): the pooled affine coefficients (B, 12, h, w), edge cells
         (B, 1, h, w), the class means by label id (B, 12, 256)
         (:func:`~sim2real.translator.coefficient_pooling.edge_pooled_coefficients`), labels (B, H, W) -> the affine
-        field at EDGE_PIXEL_SCALE x work resolution (B, 12, 2h, 2w), float32, and the change to its offsets b
-        (B, 3, 2h, 2w) for ``detail_means`` (else None):
+        field at s x work resolution (B, 12, s h, s w), s = min(EDGE_PIXEL_SCALE, H / h), and the change to its
+        offsets b (B, 3, s h, s w) for ``detail_means`` (else None):
 
             c(p) = up(c (1 - e))(p) + up(e)(p) T[label(p)]
 
         with e = 1 on the edge cells (which hold their class mean T[label] wholly), up the bilinear upsampling and
-        label(p) the label at p's top-left full-resolution pixel: the bilinear weights a pixel gives edge cells go
-        to its own label's class mean instead of the edge cells' labels'. At that scale, not full resolution:
-        +3 ms per 640x360 frame in ONNX Runtime on 2 cores, against +10 ms for a lookup at every pixel; the
+        label(p) the label at the top-left full-resolution pixel p covers: the bilinear weights a pixel gives edge
+        cells go to its own label's class mean instead of the edge cells' labels'. At 2x work resolution, not full
+        resolution (a lookup at every full-resolution pixel cost +10 ms per 640x360 frame in ONNX Runtime); the
         upsampling to full resolution that follows blends the two classes over the 1 px either side of an edge.
 
         ``detail_means`` (B, 3, 256), the detail output's class means by label id (``detail_mean``
-        "class_box_field"), are looked up at the same pixels, and their steps' bands come off the offsets b:
-
-            b(p) <- b(p) - (m[label(p)] - box_k(m[label])(p)),     k = the detail high-pass box / scale, odd
-
-        the band that the detail path's box high-pass makes of each step of its class means (``class_box``
-        takes them off before the box, at full resolution), here at the field's resolution, so no
-        full-resolution operation is added."""
+        "class_box_field"), give the offsets' change :meth:`_class_step_offset` at the same pixels."""
         scale = min(EDGE_PIXEL_SCALE, labels.shape[-1] // affine.shape[-1])
         size = (affine.shape[-2] * scale, affine.shape[-1] * scale)
         step = labels.shape[-1] // size[1]  # full-resolution pixels per field pixel
         ids = labels[:, ::step, ::step]
+        if tuple(ids.shape[-2:]) != size:
+            raise ValueError(f"labels {tuple(labels.shape[-2:])} are not {step} x the field's {size} (the "
+                             f"coefficients' {tuple(affine.shape[-2:])} times {scale})")
         field = upsample_to(affine - edge * affine, size) + upsample_to(edge, size) * coefficients_by_label(table, ids)
         if detail_means is None or self.detail is None:
             return field, None
-        m = coefficients_by_label(detail_means.float(), ids)
-        return field, box_mean(m, (self.detail.highpass // scale) | 1) - m
+        return field, self._class_step_offset(detail_means.to(field.dtype), ids, step)
+
+    def _class_step_offset(self, detail_means: Tensor, ids: Tensor, step: int) -> Tensor:
+        """``detail_mean`` "class_box_field": the detail output's class means by label id (B, 3, 256), the field's
+        labels (B, h', w') at ``step`` full-resolution pixels each -> the change to the affine offsets (B, 3, h', w')
+        that takes off the band the detail path's box high-pass (k pixels) makes of each step of its class means:
+
+            b(p) <- b(p) - (m[label] - box_k'(m[label]))(p),     k' = k / step, made odd
+
+        (``class_box`` takes the means off before the box, at full resolution; here nothing runs at full
+        resolution). Exact where the field is at full resolution; at 2x work resolution a 5-pixel box stands in
+        for the 9-pixel one (tested against ``class_box``)."""
+        m = coefficients_by_label(detail_means, ids)
+        return box_mean(m, (self.detail.highpass // int(step)) | 1) - m  # int: a constant also in a traced graph
 
     def forward(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None,
                 detail_noise: Tensor | None = None, *, labels: Tensor | None = None) -> Tensor:
@@ -603,7 +615,8 @@ class TranslatorGenerator(nn.Module):
                        padding_mode=body_pm, detail_padding_mode=pm, detail_channels=cfg.detail_channels,
                        detail_width=cfg.detail_width, detail_highpass=highpass, identity_start=cfg.identity_start,
                        pooling=cfg.coefficient_pooling if d == "target" else 0.0, num_classes=cfg.num_classes,
-                       edge_pooling=cfg.coefficient_edge_pooling if d == "target" else 0, detail_mean=cfg.detail_mean,
+                       edge_pooling=cfg.coefficient_edge_pooling if d == "target" else 0,
+                       detail_mean=cfg.detail_mean if d == "target" or cfg.detail_mean != "class_box_field" else "box",
                        edge_pixels=cfg.coefficient_edge_pixels and d == "target")
             for d in DOMAINS
         })

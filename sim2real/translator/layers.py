@@ -321,8 +321,9 @@ def upsample_to(t: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
 
 
 def coefficients_by_label(table: Tensor, labels: Tensor) -> Tensor:
-    """Each pixel's column of a per-label table: table (B, K, R), labels (B, h, w) integer ids (read clamped to
-    [0, R - 1]) -> (B, K, h, w), out[b, :, y, x] = table[b, :, labels[b, y, x]].
+    """Each pixel's column of a per-label table: table (B, K, R), labels (B, h, w) integer ids -> (B, K, h, w),
+    out[b, :, y, x] = table[b, :, labels[b, y, x]]; an id outside [0, R) reads the last column (with R = 256 ids,
+    column 255: not a class, as the coefficient pooling treats negative ids and ids >= 256).
 
     For one frame (the exported graph's batch) a gather of whole rows of the transposed table and a transpose to
     planes (in ONNX Runtime ~6 times faster than gathering the K planes one element at a time); more frames
@@ -330,7 +331,9 @@ def coefficients_by_label(table: Tensor, labels: Tensor) -> Tensor:
     if table.shape[0] != labels.shape[0] or table.dim() != 3 or labels.dim() != 3:
         raise ValueError(f"table must be (B, K, R) and labels (B, h, w) with the same B, got {tuple(table.shape)} "
                          f"and {tuple(labels.shape)}")
-    ids = labels.long().clamp(0, table.shape[2] - 1)
+    last = table.shape[2] - 1
+    ids = labels.long()
+    ids = torch.where((ids < 0) | (ids > last), last, ids)
     if table.shape[0] == 1:
         return table[0].t()[ids[0]].permute(2, 0, 1).unsqueeze(0)
     index = ids.flatten(1).unsqueeze(1).expand(-1, table.shape[1], -1)
