@@ -49,10 +49,11 @@ def detail_energy(translator: Translator, frames: SourceFrames) -> dict[str, flo
     outputs: list[torch.Tensor] = []
     switched_off = [False]
 
-    def record_or_zero(_module: torch.nn.Module, _inputs: object, out: torch.Tensor) -> torch.Tensor | None:
-        if switched_off[0]:
-            return torch.zeros_like(out)
-        outputs.append(out.detach())
+    def record_or_zero(_module: torch.nn.Module, _inputs: object, out: tuple[torch.Tensor, torch.Tensor | None]
+                       ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        if switched_off[0]:  # the output, and the class means class_box_field hands the decoder, as if zero
+            return torch.zeros_like(out[0]), None if out[1] is None else torch.zeros_like(out[1])
+        outputs.append(out[0].detach())
         return None
 
     energy = dict.fromkeys(("rms", *BANDS), 0.0)

@@ -133,19 +133,19 @@ def test_the_detail_path_takes_the_class_mean_off_and_keeps_its_dtype_under_auto
         torch.nn.init.normal_(plain.out.weight, std=0.3)
         plain.out.bias.copy_(torch.tensor([0.3, -0.2, 0.1]))
         by_class.load_state_dict(plain.state_dict())
-        r = plain(guide, features, None)
-        assert torch.allclose(by_class(guide, features, None, labels), class_mean_removed(r, labels, CELLS, 19),
+        r = plain(guide, features, None)[0]
+        assert torch.allclose(by_class(guide, features, None, labels)[0], class_mean_removed(r, labels, CELLS, 19),
                               atol=1e-6)
-        assert torch.allclose(by_class(guide, features, None), r - r[..., 2::4, 2::4].mean((2, 3), keepdim=True),
+        assert torch.allclose(by_class(guide, features, None)[0], r - r[..., 2::4, 2::4].mean((2, 3), keepdim=True),
                               atol=1e-6)  # no labels: the frame mean
         class_box = DetailPath(4, 8, highpass=9, mean="class_box")
         class_box.load_state_dict(plain.state_dict())
         centred = class_mean_removed(r, labels, CELLS, 19)
-        assert torch.allclose(class_box(guide, features, None, labels), centred - box_mean(centred, 9), atol=1e-6)
+        assert torch.allclose(class_box(guide, features, None, labels)[0], centred - box_mean(centred, 9), atol=1e-6)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            low = by_class(guide, features, None, labels)
+            low = by_class(guide, features, None, labels)[0]
         assert low.dtype == torch.bfloat16
-        assert torch.allclose(low.float(), by_class(guide, features, None, labels), atol=0.05)
+        assert torch.allclose(low.float(), by_class(guide, features, None, labels)[0], atol=0.05)
 
 
 def test_the_config_field_is_checked_and_reaches_the_decoders() -> None:

@@ -169,14 +169,14 @@ def test_detail_path_without_noise_equals_a_zero_noise_plane(padding_mode: str, 
     detail = DetailPath(channels, 8, padding_mode=padding_mode)
     torch.nn.init.normal_(detail.out.weight, 0, 0.5)
     guide, features = torch.randn(2, 3, 16, 24), torch.randn(2, channels, *work)
-    without = detail(guide, features, None)
+    without = detail(guide, features, None)[0]
     (grad_without,) = torch.autograd.grad(without.square().sum(), detail.conv.weight)
-    with_zeros = detail(guide, features, torch.zeros(2, 1, 16, 24))
+    with_zeros = detail(guide, features, torch.zeros(2, 1, 16, 24))[0]
     (grad_zeros,) = torch.autograd.grad(with_zeros.square().sum(), detail.conv.weight)
     assert without.abs().max() > 0.1  # not a no-op
     assert torch.allclose(without, with_zeros, atol=1e-6)
     assert torch.allclose(grad_without, grad_zeros, atol=1e-5)
-    with_noise = detail(guide, features, torch.randn(2, 1, 16, 24))
+    with_noise = detail(guide, features, torch.randn(2, 1, 16, 24))[0]
     assert (with_noise - without).abs().max() > 1e-3  # the noise plane is read when given
 
 

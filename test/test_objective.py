@@ -292,7 +292,7 @@ def test_decoder_coefficients_are_the_ones_it_applied():
         assert coeffs.shape[-2:] == (H // gen.cfg.work_scale, W // gen.cfg.work_scale)
         rebuilt = apply_affine_colour(upsample_to(coeffs[:, :12], guide.shape[-2:]), guide)
         if gen.decoders["target"].detail is not None:
-            rebuilt = rebuilt + gen.decoders["target"].detail(guide, coeffs[:, 12:], None, content.semantic)
+            rebuilt = rebuilt + gen.decoders["target"].detail(guide, coeffs[:, 12:], None, content.semantic)[0]
         torch.testing.assert_close(torch.tanh(rebuilt), image, atol=1e-5, rtol=0)
 
 

@@ -350,7 +350,7 @@ class DetailPath(nn.Module):
     (:func:`~sim2real.translator.coefficient_pooling.class_mean_removed`): no class's colour moves and a step
     stays a step, but what varies slowly inside a class passes. "class_box" takes the class means off first and
     then the box mean: inside a class the box's output, beside a label edge no band from the step.
-    "class_box_field" returns the box's output and the class means (:meth:`render`); the :class:`Decoder` takes
+    "class_box_field" returns the box's output and the class means (:meth:`forward`); the :class:`Decoder` takes
     the steps' bands off at its edge-pixel field's resolution instead (:meth:`Decoder._edge_field`).
     In an ONNX graph both convolutions are 3-D ones over a depth of 1 (:meth:`_depth1_convolutions`: the same
     numbers, kept out of ONNX Runtime's blocked layout).
@@ -365,16 +365,13 @@ class DetailPath(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, guide: Tensor, features: Tensor, noise: Tensor | None, labels: Tensor | None = None) -> Tensor:
+    def forward(self, guide: Tensor, features: Tensor, noise: Tensor | None, labels: Tensor | None = None
+                ) -> tuple[Tensor, Tensor | None]:
         """guide (B, 3, H, W), features (B, D, h, w), noise (B, 1, H, W) or None, labels (B, H, W) class ids or
-        None (read by the class means) -> (B, 3, H, W)."""
-        return self.render(guide, features, noise, labels)[0]
-
-    def render(self, guide: Tensor, features: Tensor, noise: Tensor | None, labels: Tensor | None = None
-               ) -> tuple[Tensor, Tensor | None]:
-        """As :meth:`forward`, also returning, for ``mean`` "class_box_field" with labels, the class means of r by
-        label id (B, 3, 256) (:func:`~sim2real.translator.coefficient_pooling.class_means_by_id`), for the
-        :class:`Decoder` to take their steps' bands off through its affine offsets; else None."""
+        None (read by the class means) -> (the detail output (B, 3, H, W); for ``mean`` "class_box_field" with
+        labels the class means of r by label id (B, 3, 256)
+        (:func:`~sim2real.translator.coefficient_pooling.class_means_by_id`), for the :class:`Decoder` to take
+        their steps' bands off through its affine offsets, else None)."""
         size, conv = guide.shape[-2:], self.conv  # conv: padded by 1 on every side (PaddedConv2d, int padding)
         if noise is None:
             x, weight = torch.cat([guide, upsample_to(features[:, 1:], size)], 1), conv.weight[:, :-1]
@@ -550,7 +547,7 @@ class Decoder(nn.Module):
         elif (self.pooling > 0 or self.edge_pooling > 0) and labels is not None:
             coeffs = class_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes,
                                                self.edge_pooling).to(coeffs.dtype)
-        detail, means = (self.detail.render(guide, coeffs[:, AFFINE_COEFFS:], detail_noise, labels)
+        detail, means = (self.detail(guide, coeffs[:, AFFINE_COEFFS:], detail_noise, labels)
                          if self.detail is not None else (None, None))
         affine, offset = coeffs[:, :AFFINE_COEFFS], None
         if edge_inputs is not None:
@@ -562,6 +559,20 @@ class Decoder(nn.Module):
         if self.clamp:
             return (out.clamp_(-1.0, 1.0) if inference_fast_path(out) else out.clamp(-1.0, 1.0)), coeffs
         return (out.tanh_() if inference_fast_path(out) else torch.tanh(out)), coeffs
+
+
+def _decoder(cfg: GeneratorConfig, domain: str, channels: list[int], value_dim: int, *, body_padding: str,
+             padding: str) -> Decoder:
+    """The decoder of ``domain``: the pooling options (coefficient pooling, edge pooling, edge pixels) act in the
+    target decoder only, so the source decoder's detail path takes the box for ``class_box_field``."""
+    target = domain == "target"
+    return Decoder(channels, cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim,
+                   padding_mode=body_padding, detail_padding_mode=padding, detail_channels=cfg.detail_channels,
+                   detail_width=cfg.detail_width, detail_highpass=2 * cfg.work_scale + 1 if cfg.detail_highpass else 0,
+                   identity_start=cfg.identity_start, pooling=cfg.coefficient_pooling if target else 0.0,
+                   num_classes=cfg.num_classes, edge_pooling=cfg.coefficient_edge_pooling if target else 0,
+                   detail_mean=cfg.detail_mean if target or cfg.detail_mean != "class_box_field" else "box",
+                   edge_pixels=cfg.coefficient_edge_pixels and target)
 
 
 class TranslatorGenerator(nn.Module):
@@ -609,17 +620,8 @@ class TranslatorGenerator(nn.Module):
                             cfg.num_downsamples, padding_mode=pm, cell_centred=per_cell)
             for d in DOMAINS
         })
-        highpass = 2 * cfg.work_scale + 1 if cfg.detail_highpass else 0
-        self.decoders = nn.ModuleDict({
-            d: Decoder(chans[::-1], cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim,
-                       padding_mode=body_pm, detail_padding_mode=pm, detail_channels=cfg.detail_channels,
-                       detail_width=cfg.detail_width, detail_highpass=highpass, identity_start=cfg.identity_start,
-                       pooling=cfg.coefficient_pooling if d == "target" else 0.0, num_classes=cfg.num_classes,
-                       edge_pooling=cfg.coefficient_edge_pooling if d == "target" else 0,
-                       detail_mean=cfg.detail_mean if d == "target" or cfg.detail_mean != "class_box_field" else "box",
-                       edge_pixels=cfg.coefficient_edge_pixels and d == "target")
-            for d in DOMAINS
-        })
+        self.decoders = nn.ModuleDict({d: _decoder(cfg, d, chans[::-1], value_dim, body_padding=body_pm, padding=pm)
+                                       for d in DOMAINS})
         self.camera = CameraModel(len(DOMAINS), cfg.camera_knots, cfg.camera_gamma) if cfg.use_camera else None
         self.colour_prior = (ClassColourPrior(cfg.colour_prior_per_frame, cfg.colour_prior_pooled_share)
                              if cfg.use_colour_prior else None)
