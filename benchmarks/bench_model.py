@@ -49,7 +49,7 @@ from sim2real.translator.generator import TranslatorGenerator
 from sim2real.translator.inference import Translator
 
 
-def machine() -> str:
+def machine(spin_us: int = 0) -> str:
     """CPU model, logical cores, torch version and threads."""
     model = platform.processor() or "unknown CPU"
     try:
@@ -59,7 +59,8 @@ def machine() -> str:
         pass
     return (f"{model}, {os.cpu_count()} logical cores, torch {torch.__version__} ({torch.get_num_threads()} "
             f"intra-op threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}), onnxruntime "
-            f"{_ort_version()} (graph optimisation ALL, intra-op threads = --threads, no spin-wait), load average "
+            f"{_ort_version()} (graph optimisation ALL, intra-op threads = --threads, "
+            f"{f'spin-wait up to {spin_us} us' if spin_us else 'no spin-wait'}), load average "
             f"{os.getloadavg()[0]:.1f}")
 
 
@@ -117,6 +118,7 @@ class Bench:
     frames: int
     budget: float
     threads: int
+    spin_us: int = 0
     rows: list[tuple[str, str, str, float, float, float | None, float]] = field(default_factory=list)
 
     def emit(self, model: str, size: str, backend: str, *, t: tuple[float, float, int, float], base: float | None
@@ -249,7 +251,7 @@ def bench_onnx(b: Bench, gen: TranslatorGenerator, preset: str, size: str, *,
         try:
             export_onnx(gen.cpu(), path, int(height), int(width))
             providers = (provider,) if provider == "CPUExecutionProvider" else (provider, "CPUExecutionProvider")
-            ort_tr = OnnxTranslator(path, intra_op_threads=b.threads, providers=providers)
+            ort_tr = OnnxTranslator(path, intra_op_threads=b.threads, spin_us=b.spin_us, providers=providers)
         except Exception as exc:  # exporter and session errors are diverse; report and go on
             skipped(preset, size, label, f"export / session failed: {str(exc)[:80]}")
             return
@@ -264,6 +266,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="640x360,1280x720,1920x1080")
     parser.add_argument("--presets", default="lite,full")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--onnx-spin-us", type=int, default=0,
+                        help="ONNX Runtime rows: idle threads spin this many microseconds before sleeping (0 = not at "
+                             "all, the translate node's default)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--budget", type=float, default=8.0, help="seconds per row for warm-up and for timing")
@@ -277,13 +282,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     cuda = torch.cuda.is_available()
-    print(f"machine: {machine()}")
+    print(f"machine: {machine(args.onnx_spin_us)}")
     print(f"CUDA: {torch.cuda.get_device_name(0) if cuda else 'no CUDA'}")
     print()
     print("| model | size | backend | ms / frame | p95 ms | frames/s | CPU s / frame | × ResNet-9 (wall, same size, "
           "device, fp32) | timed frames |")
     print("|---|---|---|---|---|---|---|---|---|")
-    b = Bench(args.warmup, args.frames, args.budget, args.threads)
+    b = Bench(args.warmup, args.frames, args.budget, args.threads, args.onnx_spin_us)
     wanted = args.devices.split(",")
     devices = [torch.device(d) for d in ("cpu", "cuda") if d in wanted and (d == "cpu" or cuda)]
     if "cuda" in wanted and not cuda:

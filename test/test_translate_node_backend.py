@@ -1,9 +1,11 @@
-"""translate_node's ``backend`` parameter: declared read-only with its choices, validated at start-up."""
+"""translate_node's ``backend`` parameter: declared read-only with its choices, validated at start-up; the
+``threads`` rule; ``onnx_spin_us`` from the parameter to onnxruntime's session options."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +52,50 @@ def test_load_translator_passes_the_backend(tmp_path: Path) -> None:
     assert load_translator(str(model), "cpu", "fp32", "torch").backend == "torch"  # type: ignore[attr-defined]
     assert load_translator(str(model), "cpu", "fp32", "auto").backend == "onnxruntime"  # type: ignore[attr-defined]
     assert load_translator(str(model), "cpu", "bf16", "auto").backend == "torch"  # type: ignore[attr-defined]
+
+
+def test_onnx_spin_us_reaches_onnxruntimes_session_options() -> None:
+    """0 (the default): idle threads sleep at once; N > 0: they spin up to N microseconds. Refused below 0."""
+    from sim2real.core.errors import ConfigError
+    from sim2real.nodes.translate.model import load_translator
+    from sim2real.nodes.translate.params import parameter_table
+
+    default, desc = {name: (d, x) for name, d, x in parameter_table()}["onnx_spin_us"]
+    assert default == 0 and desc.read_only and desc.integer_range[0].from_value == 0
+    model = str(Path(__file__).resolve().parent.parent / "models" / "default.safetensors")
+    for spin_us, allow, duration in ((0, "0", ""), (700, "1", "700")):
+        translator = load_translator(model, "cpu", "fp32", "onnxruntime", onnx_spin_us=spin_us)
+        translator.warmup(64, 96)
+        (session,) = translator._backend._sessions.values()  # type: ignore[attr-defined]
+        options = session._session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == allow
+        if duration:
+            assert options.get_session_config_entry("session.intra_op.spin_duration_us") == duration
+    with pytest.raises(ConfigError, match="onnx_spin_us"):
+        load_translator(model, "cpu", "fp32", "onnxruntime", onnx_spin_us=-1)
+
+
+def test_the_node_passes_onnx_spin_us_to_every_model_it_loads(ros_context: Any) -> None:
+    from rclpy.parameter import Parameter
+
+    from sim2real.nodes.translate.model import load_translator
+    from sim2real.nodes.translate_node import TranslateNode
+
+    calls: list[dict[str, Any]] = []
+
+    def factory(path: str, device: str, precision: str, backend: str, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return load_translator(path, device, precision, "torch", **kwargs)
+
+    node = TranslateNode(context=ros_context, translator_factory=factory, parameter_overrides=[
+        Parameter("device", value="cpu"), Parameter("precision", value="fp32"), Parameter("warmup_width", value=0),
+        Parameter("onnx_spin_us", value=800)])
+    try:
+        assert calls == [{"onnx_spin_us": 800}]
+        assert not node.set_parameters([Parameter("onnx_spin_us", value=0)])[0].successful  # read-only
+    finally:
+        node.stop()
+        node.destroy_node()
 
 
 @pytest.mark.ros

@@ -114,6 +114,8 @@ class TranslateNode(Node):
             f" backend={p['backend']}, style={p['style'] or 'mean'}, {self._threads} CPU thread(s))")
         if p["style"]:  # read-only: every model this node loads renders in that style
             translator_factory = functools.partial(translator_factory, style=p["style"])
+        if p["onnx_spin_us"]:  # read-only, like style: passed to every model this node loads
+            translator_factory = functools.partial(translator_factory, onnx_spin_us=p["onnx_spin_us"])
         self.model = ModelSlot(translator_factory, p["model"], device=p["device"], precision=p["precision"],
                                backend=p["backend"], logger=self.get_logger())
         if p["warmup_width"] > 0 and p["warmup_height"] > 0:

@@ -38,6 +38,8 @@ class BackendSettings:
         channels_last: torch: convert the network to channels_last.
         compile: torch: ``torch.compile`` the network (see TorchBackend).
         threads: onnxruntime intra-op threads (None: ``torch.get_num_threads()``).
+        onnx_spin_us: onnxruntime: how long idle intra-op threads spin before sleeping, in microseconds (0 = they
+            sleep at once; :class:`~sim2real.translator.onnx_export.OnnxTranslator`'s ``spin_us``).
         onnx_cache_dir: where exported graphs are cached (None: ``default_onnx_cache_dir()``).
         max_sessions: onnxruntime: sessions (frame sizes) kept at once, least recently used evicted first.
         metadata: the checkpoint's JSON document (stored in exported graphs).
@@ -49,6 +51,7 @@ class BackendSettings:
     channels_last: bool = True
     compile: bool = False
     threads: int | None = None
+    onnx_spin_us: int = 0
     onnx_cache_dir: Path | None = None
     max_sessions: int = 4
     metadata: Mapping[str, Any] = field(default_factory=dict)

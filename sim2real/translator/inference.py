@@ -93,13 +93,18 @@ class Translator:
         threads: int | None = None,
         onnx_cache_dir: str | os.PathLike[str] | None = None,
         max_sessions: int = 4,
+        onnx_spin_us: int = 0,
     ) -> None:
         """Wrap ``generator`` (the backend takes it over: moved, eval mode, frozen). Prefer the constructors.
 
         ``backend``: :data:`BACKENDS`. ``threads``: onnxruntime intra-op threads (default:
         ``torch.get_num_threads()``). ``onnx_cache_dir``: where exported graphs are kept (default
         :func:`default_onnx_cache_dir`). ``max_sessions``: onnxruntime sessions (frame sizes) kept open.
+        ``onnx_spin_us``: how long onnxruntime's idle threads spin before sleeping (0 = not at all: right on a
+        CPU shared with a simulator; see :class:`~sim2real.translator.onnx_export.OnnxTranslator`).
         """
+        if not isinstance(onnx_spin_us, int) or isinstance(onnx_spin_us, bool) or onnx_spin_us < 0:
+            raise ConfigError(f"onnx_spin_us must be an int >= 0 (microseconds), got {onnx_spin_us!r}")
         stride = int(getattr(cfg, "stride", 1))
         if stride < 1:
             raise ConfigError(f"cfg.stride must be >= 1, got {stride}")
@@ -109,7 +114,7 @@ class Translator:
         self._metadata = dict(metadata or {})
         settings = BackendSettings(
             device=device_, precision=precision_, channels_last=bool(channels_last), compile=bool(compile),
-            threads=int(threads) if threads else None, max_sessions=int(max_sessions),
+            threads=int(threads) if threads else None, max_sessions=int(max_sessions), onnx_spin_us=onnx_spin_us,
             onnx_cache_dir=Path(onnx_cache_dir) if onnx_cache_dir is not None else None,
             metadata=self._metadata, model_name=self.model_name,
         )

@@ -264,9 +264,13 @@ class OnnxTranslator:
     Only the exported frame size is accepted; batches ``(B, H, W, 3)`` run frame by frame. The session
     uses onnxruntime's full graph optimisation (``ORT_ENABLE_ALL``: constant folding, node fusions, NCHWc
     layout transformation) and ``intra_op_threads`` threads (onnxruntime's default when None).
-    ``spin_wait=False`` (default) stops idle pool threads from busy-waiting between operators: on a CPU
-    shared with the simulator and other processes, spinning threads steal the cores the busy ones need
-    (measured here: 2 threads 287 ms/frame spinning vs 186 ms not, lite 640x360, load ~4 on 2 cores).
+    ``spin_us`` = 0 (default) stops idle pool threads from busy-waiting between operators: on a CPU shared with
+    the simulator and other processes, spinning threads steal the cores the busy ones need (measured here: 2
+    threads 287 ms/frame spinning vs 186 ms not, lite 640x360, load ~4 on 2 cores; the shipped graph with two
+    busy processes on the 2 cores 138.6 ms spinning up to 1 ms vs 100.1 not). ``spin_us`` > 0 lets them spin up
+    to that many microseconds before sleeping (``session.intra_op.spin_duration_us``): on a CPU of its own
+    that saves waking a thread for every parallel operator (the shipped graph, 2 threads, idle machine: 52.0 vs
+    58.7 ms per 640x360 frame at 1000 µs; docs/BENCHMARKS.md).
     """
 
     def __init__(
@@ -275,7 +279,7 @@ class OnnxTranslator:
         *,
         providers: Sequence[str] = ("CPUExecutionProvider",),
         intra_op_threads: int | None = None,
-        spin_wait: bool = False,
+        spin_us: int = 0,
         name: str | None = None,
     ) -> None:
         """Open ``path``: an ONNX file written by :func:`export_onnx`, or the model's bytes
@@ -286,7 +290,11 @@ class OnnxTranslator:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only: shape-merge notices of the exported If nodes are noise
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
+        if not isinstance(spin_us, int) or isinstance(spin_us, bool) or spin_us < 0:
+            raise ValueError(f"spin_us must be an int >= 0 (microseconds; 0 = no spin-wait), got {spin_us!r}")
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_us else "0")
+        if spin_us:
+            opts.add_session_config_entry("session.intra_op.spin_duration_us", str(spin_us))
         if intra_op_threads is not None:
             opts.intra_op_num_threads = int(intra_op_threads)
         model = path if isinstance(path, bytes) else str(self._path)

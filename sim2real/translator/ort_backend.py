@@ -124,7 +124,8 @@ class OnnxRuntimeBackend(InferenceBackend):
         data = cache.read(height, width)
         if data is not None:
             try:
-                session = OnnxTranslator(data, intra_op_threads=self._threads, name=str(path))
+                session = OnnxTranslator(data, intra_op_threads=self._threads, spin_us=self.settings.onnx_spin_us,
+                                        name=str(path))
                 problem = _misfit(session, cache.digest, height, width)
             except CheckpointError as e:
                 problem = str(e)
@@ -135,7 +136,8 @@ class OnnxRuntimeBackend(InferenceBackend):
         data = export_onnx_bytes(self.generator, height, width, cfg=self.cfg, metadata=self.settings.metadata,
                                  export_info={DIGEST_FIELD: cache.digest})
         self.stats["exports"] += 1
-        session = OnnxTranslator(data, intra_op_threads=self._threads, name=str(path))
+        session = OnnxTranslator(data, intra_op_threads=self._threads, spin_us=self.settings.onnx_spin_us,
+                                 name=str(path))
         if (problem := _misfit(session, cache.digest, height, width)) is not None:
             raise InferenceError(f"the graph just exported for {path.name} does not fit: {problem}")
         cache.write(height, width, data)

@@ -38,8 +38,9 @@ class TranslatorLike(Protocol):
     def warmup(self, height: int, width: int, batch: int = 1) -> None: ...
 
 
-#: (model path, device, precision, backend) -> translator; with the node's ``style`` parameter set it is also
-#: called with ``style=NAME`` (as :func:`load_translator` accepts), so a custom factory must take that keyword.
+#: (model path, device, precision, backend) -> translator; with the node's ``style`` / ``onnx_spin_us`` parameters
+#: set it is also called with ``style=NAME`` / ``onnx_spin_us=N`` (as :func:`load_translator` accepts), so a custom
+#: factory must take those keywords.
 TranslatorFactory = Callable[..., TranslatorLike]
 
 
@@ -60,13 +61,14 @@ def inference_threads(requested: int) -> int:
     return max(1, len(os.sched_getaffinity(0)) - 1)
 
 
-def load_translator(path: str, device: str, precision: str, backend: str = "auto", *, style: str = ""
-                    ) -> TranslatorLike:
+def load_translator(path: str, device: str, precision: str, backend: str = "auto", *, style: str = "",
+                    onnx_spin_us: int = 0) -> TranslatorLike:
     """Load a ``.safetensors`` checkpoint; raise :class:`Sim2RealError` naming the path when it cannot.
 
     ``backend`` (:data:`BACKENDS`): ``auto`` runs onnxruntime on the CPU (the graph is exported for the frame
     size at warm-up or on the first frame of a new size, and cached on disk) and torch on CUDA. ``style``: the
     model's named target style to render in ("" = its mean style; an unknown name raises ConfigError).
+    ``onnx_spin_us``: how long onnxruntime's idle threads spin before sleeping (0 = not at all).
     """
     p = Path(path)
     if p.suffix != ".safetensors":
@@ -78,7 +80,8 @@ def load_translator(path: str, device: str, precision: str, backend: str = "auto
         )
     from sim2real.translator.inference import Translator
 
-    return Translator.from_checkpoint(p, device=device, precision=precision, backend=backend, style=style or None)
+    return Translator.from_checkpoint(p, device=device, precision=precision, backend=backend, style=style or None,
+                                      onnx_spin_us=onnx_spin_us)
 
 
 class ModelSlot:

@@ -73,6 +73,11 @@ def _model_parameters() -> list[tuple[str, Any, ParameterDescriptor]]:
             " else one less than the CPU cores this process may use (at least 1), leaving a core to the ROS"
             " callbacks, DDS and often the simulator (on 2 cores: same throughput as 2 threads, a third of the"
             " p95 latency; docs/BENCHMARKS.md)", _INT, read_only=True, int_range=(0, 1024))),
+        ("onnx_spin_us", 0, _descriptor(
+            "onnxruntime backend: how long idle inference threads spin before sleeping, in microseconds; 0 = they"
+            " sleep at once (right when the CPU is shared with the simulator: spinning there cost +38 % per frame)."
+            " With threads >= 2 on a CPU of their own, 1000 saved 6.7 of 58.7 ms per 640x360 frame (2 threads;"
+            " docs/BENCHMARKS.md)", _INT, read_only=True, int_range=(0, 100000))),
         ("output_encoding", "rgb8", _descriptor(
             "encoding of translated/image; 'input' copies the input's (rgb8, bgr8, rgba8, bgra8, mono8)", _STR,
             constraints=" | ".join(OUTPUT_ENCODINGS))),
