@@ -288,6 +288,8 @@ def main() -> None:
     print("| model | size | backend | ms / frame | p95 ms | frames/s | CPU s / frame | × ResNet-9 (wall, same size, "
           "device, fp32) | timed frames |")
     print("|---|---|---|---|---|---|---|---|---|")
+    if args.onnx_spin_us < 0:
+        parser.error(f"--onnx-spin-us must be >= 0, got {args.onnx_spin_us}")
     b = Bench(args.warmup, args.frames, args.budget, args.threads, args.onnx_spin_us)
     wanted = args.devices.split(",")
     devices = [torch.device(d) for d in ("cpu", "cuda") if d in wanted and (d == "cpu" or cuda)]

@@ -75,7 +75,7 @@ def test_onnx_spin_us_reaches_onnxruntimes_session_options() -> None:
         load_translator(model, "cpu", "fp32", "onnxruntime", onnx_spin_us=-1)
 
 
-def test_the_node_passes_onnx_spin_us_to_every_model_it_loads(ros_context: Any) -> None:
+def test_the_node_passes_onnx_spin_us_to_every_model_it_loads(ros_context: Any, tmp_path: Path) -> None:
     from rclpy.parameter import Parameter
 
     from sim2real.nodes.translate.model import load_translator
@@ -93,6 +93,12 @@ def test_the_node_passes_onnx_spin_us_to_every_model_it_loads(ros_context: Any) 
     try:
         assert calls == [{"onnx_spin_us": 800}]
         assert not node.set_parameters([Parameter("onnx_spin_us", value=0)])[0].successful  # read-only
+        model = str(Path(__file__).resolve().parent.parent / "models" / "default.json")  # a model change ...
+        assert not node.set_parameters([Parameter("model", value=model)])[0].successful  # ... refused: not a model
+        other = tmp_path / "other.safetensors"
+        other.write_bytes((Path(__file__).resolve().parent.parent / "models" / "default.safetensors").read_bytes())
+        assert node.set_parameters([Parameter("model", value=str(other))])[0].successful
+        assert calls[-1] == {"onnx_spin_us": 800}  # the new model got it too
     finally:
         node.stop()
         node.destroy_node()

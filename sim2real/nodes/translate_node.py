@@ -111,13 +111,18 @@ class TranslateNode(Node):
         torch.set_num_threads(self._threads)  # the Translator's onnxruntime sessions take the same count
         self.get_logger().info(
             f"loading model {p['model']} (device={p['device']}, precision={p['precision']},"
-            f" backend={p['backend']}, style={p['style'] or 'mean'}, {self._threads} CPU thread(s))")
+            f" backend={p['backend']}, style={p['style'] or 'mean'}, {self._threads} CPU thread(s),"
+            f" onnx_spin_us={p['onnx_spin_us']})")
         if p["style"]:  # read-only: every model this node loads renders in that style
             translator_factory = functools.partial(translator_factory, style=p["style"])
         if p["onnx_spin_us"]:  # read-only, like style: passed to every model this node loads
             translator_factory = functools.partial(translator_factory, onnx_spin_us=p["onnx_spin_us"])
         self.model = ModelSlot(translator_factory, p["model"], device=p["device"], precision=p["precision"],
                                backend=p["backend"], logger=self.get_logger())
+        if p["onnx_spin_us"] and (self._threads < 2 or getattr(self.model.translator, "backend", "") != "onnxruntime"):
+            self.get_logger().warning(
+                f"onnx_spin_us={p['onnx_spin_us']} does nothing here: it acts on onnxruntime's extra inference threads"
+                f" (backend {getattr(self.model.translator, 'backend', 'torch')}, {self._threads} thread(s))")
         if p["warmup_width"] > 0 and p["warmup_height"] > 0:
             self.model.warmup(p["warmup_height"], p["warmup_width"], min(len(keys), p["max_batch"]))
         self.add_on_set_parameters_callback(self._validate_parameters)

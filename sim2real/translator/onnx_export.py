@@ -266,11 +266,12 @@ class OnnxTranslator:
     layout transformation) and ``intra_op_threads`` threads (onnxruntime's default when None).
     ``spin_us`` = 0 (default) stops idle pool threads from busy-waiting between operators: on a CPU shared with
     the simulator and other processes, spinning threads steal the cores the busy ones need (measured here: 2
-    threads 287 ms/frame spinning vs 186 ms not, lite 640x360, load ~4 on 2 cores; the shipped graph with two
-    busy processes on the 2 cores 138.6 ms spinning up to 1 ms vs 100.1 not). ``spin_us`` > 0 lets them spin up
-    to that many microseconds before sleeping (``session.intra_op.spin_duration_us``): on a CPU of its own
-    that saves waking a thread for every parallel operator (the shipped graph, 2 threads, idle machine: 52.0 vs
-    58.7 ms per 640x360 frame at 1000 µs; docs/BENCHMARKS.md).
+    threads 287 ms/frame spinning vs 186 ms not, lite 640x360, load ~4 on 2 cores; the graph shipped before edge
+    pooling per pixel, with two busy processes on the 2 cores: 138.6 ms spinning up to 1 ms vs 100.1 not).
+    ``spin_us`` > 0 lets them spin up to that many microseconds before sleeping
+    (``session.intra_op.spin_duration_us``): on a CPU of its own that saves waking a thread for every parallel
+    operator (the shipped graph, 2 threads, idle machine: 49.2-49.5 vs 54.7-54.8 ms per 640x360 frame at
+    1000 µs; docs/BENCHMARKS.md).
     """
 
     def __init__(

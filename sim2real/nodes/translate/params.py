@@ -74,10 +74,11 @@ def _model_parameters() -> list[tuple[str, Any, ParameterDescriptor]]:
             " callbacks, DDS and often the simulator (on 2 cores: same throughput as 2 threads, a third of the"
             " p95 latency; docs/BENCHMARKS.md)", _INT, read_only=True, int_range=(0, 1024))),
         ("onnx_spin_us", 0, _descriptor(
-            "onnxruntime backend: how long idle inference threads spin before sleeping, in microseconds; 0 = they"
-            " sleep at once (right when the CPU is shared with the simulator: spinning there cost +38 % per frame)."
-            " With threads >= 2 on a CPU of their own, 1000 saved 6.7 of 58.7 ms per 640x360 frame (2 threads;"
-            " docs/BENCHMARKS.md)", _INT, read_only=True, int_range=(0, 100000))),
+            "onnxruntime backend with threads >= 2: how long idle inference threads spin before sleeping, in"
+            " microseconds; 0 = they sleep at once (right when the CPU is shared with the simulator: with two busy"
+            " processes on 2 cores, 1000 cost +38 % per frame). On a CPU of their own, 1000 saved 5.4 of 54.8 ms per"
+            " 640x360 frame with the shipped model (2 threads; docs/BENCHMARKS.md); large values keep the threads"
+            " busy between frames", _INT, read_only=True, int_range=(0, 100000))),
         ("output_encoding", "rgb8", _descriptor(
             "encoding of translated/image; 'input' copies the input's (rgb8, bgr8, rgba8, bgra8, mono8)", _STR,
             constraints=" | ".join(OUTPUT_ENCODINGS))),
