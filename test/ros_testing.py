@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 LOCK_DIR = Path("/tmp/sim2real-ros-domains")
 # Domain ids 0-101 are valid with Fast DDS defaults; keep 0 for humans.
@@ -92,3 +93,28 @@ def ros2_cli() -> str:
     if (ROS_CLI_WHEELS / "install-ros2-cli.sh").is_file():
         pytest.fail(f"{ROS_CLI_WHEELS} exists but ros2 is not installed in the venv: re-run scripts/setup.sh")
     pytest.skip(f"the ROS 2 command line is not installed (no {ROS_CLI_WHEELS})")
+
+
+@contextlib.contextmanager
+def translate_node_recording_loads(context: Any, **params: Any) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    """An in-process TranslateNode on the CPU (fp32, no warm-up, the torch backend for every model) with ``params``
+    as extra parameters -> (the node, the keywords each model load got, in order); stopped and destroyed after."""
+    from rclpy.parameter import Parameter
+
+    from sim2real.nodes.translate.model import load_translator
+    from sim2real.nodes.translate_node import TranslateNode
+
+    calls: list[dict[str, Any]] = []
+
+    def factory(path: str, device: str, precision: str, backend: str, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return load_translator(path, device, precision, "torch", **kwargs)
+
+    overrides = {"device": "cpu", "precision": "fp32", "warmup_width": 0, **params}
+    node = TranslateNode(context=context, translator_factory=factory,
+                         parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+    try:
+        yield node, calls
+    finally:
+        node.stop()
+        node.destroy_node()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ros_testing import isolated_env, python_cmd
+from ros_testing import isolated_env, python_cmd, translate_node_recording_loads
 
 
 def test_backend_parameter_is_declared_read_only_with_its_choices() -> None:
@@ -75,22 +75,11 @@ def test_onnx_spin_us_reaches_onnxruntimes_session_options() -> None:
         load_translator(model, "cpu", "fp32", "onnxruntime", onnx_spin_us=-1)
 
 
+@pytest.mark.ros
 def test_the_node_passes_onnx_spin_us_to_every_model_it_loads(ros_context: Any, tmp_path: Path) -> None:
     from rclpy.parameter import Parameter
 
-    from sim2real.nodes.translate.model import load_translator
-    from sim2real.nodes.translate_node import TranslateNode
-
-    calls: list[dict[str, Any]] = []
-
-    def factory(path: str, device: str, precision: str, backend: str, **kwargs: Any) -> Any:
-        calls.append(kwargs)
-        return load_translator(path, device, precision, "torch", **kwargs)
-
-    node = TranslateNode(context=ros_context, translator_factory=factory, parameter_overrides=[
-        Parameter("device", value="cpu"), Parameter("precision", value="fp32"), Parameter("warmup_width", value=0),
-        Parameter("onnx_spin_us", value=800)])
-    try:
+    with translate_node_recording_loads(ros_context, onnx_spin_us=800) as (node, calls):
         assert calls == [{"onnx_spin_us": 800}]
         assert not node.set_parameters([Parameter("onnx_spin_us", value=0)])[0].successful  # read-only
         model = str(Path(__file__).resolve().parent.parent / "models" / "default.json")  # a model change ...
@@ -99,9 +88,6 @@ def test_the_node_passes_onnx_spin_us_to_every_model_it_loads(ros_context: Any, 
         other.write_bytes((Path(__file__).resolve().parent.parent / "models" / "default.safetensors").read_bytes())
         assert node.set_parameters([Parameter("model", value=str(other))])[0].successful
         assert calls[-1] == {"onnx_spin_us": 800}  # the new model got it too
-    finally:
-        node.stop()
-        node.destroy_node()
 
 
 @pytest.mark.ros

@@ -13,6 +13,8 @@ import torch
 from sim2real.core.errors import ConfigError, Sim2RealError
 from sim_bridge.procedural import ProceduralSimulator, SimConfig
 
+from ros_testing import translate_node_recording_loads
+
 
 @pytest.fixture(scope="module")
 def styled_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -50,22 +52,7 @@ def test_load_translator_renders_in_the_named_style(styled_model: Path) -> None:
 def test_the_node_passes_its_style_parameter_to_every_model_it_loads(styled_model: Path, ros_context: Any) -> None:
     from rclpy.parameter import Parameter
 
-    from sim2real.nodes.translate.model import load_translator
-    from sim2real.nodes.translate_node import TranslateNode
-
-    calls: list[dict[str, Any]] = []
-
-    def factory(path: str, device: str, precision: str, backend: str, **kwargs: Any) -> Any:
-        calls.append(kwargs)
-        return load_translator(path, device, precision, "torch", **kwargs)
-
-    node = TranslateNode(context=ros_context, translator_factory=factory, parameter_overrides=[
-        Parameter("model", value=str(styled_model)), Parameter("device", value="cpu"),
-        Parameter("precision", value="fp32"), Parameter("warmup_width", value=0), Parameter("style", value="camvid")])
-    try:
+    with translate_node_recording_loads(ros_context, model=str(styled_model), style="camvid") as (node, calls):
         assert calls == [{"style": "camvid"}]
         assert node.get_parameter("style").value == "camvid"
         assert not node.set_parameters([Parameter("style", value="cityscapes")])[0].successful  # read-only
-    finally:
-        node.stop()
-        node.destroy_node()

@@ -43,7 +43,8 @@ LABEL_RESOLUTIONS: Final = ("input", "work")
 
 #: what the detail path's output is made zero-mean over when ``detail_highpass`` is on: "box" = a box of
 #: 2 ``work_scale`` + 1 pixels around each pixel; "class" = the frame's pixels of the pixel's label; "class_box" =
-#: the label's mean first, then the box's.
+#: the label's mean first, then the box's; "class_box_field" = the box's, and the class steps' bands taken off through
+#: the edge-pixel field's affine offsets.
 DETAIL_MEANS: Final = ("box", "class", "class_box", "class_box_field")
 
 
