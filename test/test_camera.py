@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -240,3 +241,71 @@ def test_with_gamma_the_optics_act_on_linear_light() -> None:
         cam.set_optics(0, chromatic_aberration=0.0, blur_sigma=1.0, vignette=(0.0, 0.0))
         edge = (cam(step, 0)[0, 0, 2, 7] + 1) / 2  # pixel 7: the taps at 8, 9, 10 see white
         assert edge.item() == pytest.approx(float(k[4:].sum()) ** (1 / gamma), abs=1e-5), gamma
+
+
+def test_exported_blur_taps_leave_out_only_taps_below_the_floor() -> None:
+    """Known answers of the tap count (weight exp(-i^2 / 2 sigma^2) >= 1e-5 of the centre's kept)."""
+    from sim2real.translator.camera import _exported_blur_taps
+
+    assert [_exported_blur_taps(s) for s in (0.1, 0.3, 0.395, 0.5, 0.62, 0.7, 1.0, 3.0)] == [1, 3, 3, 5, 5, 7, 7, 7]
+    for sigma in (0.3, 0.395, 0.5, 0.62):
+        half = _exported_blur_taps(sigma) // 2
+        assert math.exp(-0.5 * ((half + 1) / sigma) ** 2) < 1e-5 <= math.exp(-0.5 * (half / sigma) ** 2)
+
+
+@pytest.mark.parametrize(("sigma", "taps", "tolerance"), [(0.395, 3, 1e-4), (0.5, 5, 1e-4), (1.0, 7, 1e-5)])
+def test_an_exported_camera_equals_the_eager_one(tmp_path, monkeypatch, sigma: float, taps: int,
+                                                 tolerance: float) -> None:
+    """ONNX Runtime against eager on a sharp-edged frame: the pruned kernel (``taps`` in the graph) moves no
+    output by more than ``tolerance``; a kernel cut to 3 taps at sigma 1 (control) moves it by > 0.01."""
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    import sim2real.translator.camera as camera_module
+
+    torch.manual_seed(0)
+    cam = camera(blur=sigma, ca=0.01, a=0.2, b=-0.1)
+    with torch.no_grad():
+        cam.tone[0] = torch.randn(8) * 0.5
+    x = torch.where(torch.rand(1, 3, 24, 32) > 0.5, 0.9, -0.9)
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cam = cam
+
+        def forward(self, image: torch.Tensor) -> torch.Tensor:
+            return self.cam(image, 0)
+
+    def exported(path) -> tuple[np.ndarray, list[int]]:
+        torch.onnx.export(Wrapped(), (x,), str(path), input_names=["x"], dynamo=False)
+        graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+        shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in graph.value_info}
+        widths = sorted({max(shapes[n.input[1]][2:]) for n in graph.node  # the blur's (3, 1, 1, k), (3, 1, k, 1)
+                         if n.op_type == "Conv" and len(shapes.get(n.input[1], [])) == 4})
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, {"x": x.numpy()})[0], widths
+
+    with torch.no_grad():
+        eager = cam(x, 0).numpy()
+    out, widths = exported(tmp_path / "camera.onnx")
+    assert widths == [taps]
+    assert np.abs(out - eager).max() < tolerance
+    if sigma == 1.0:
+        monkeypatch.setattr(camera_module, "_exported_blur_taps", lambda s: 3)
+        cut, _ = exported(tmp_path / "cut.onnx")
+        assert np.abs(cut - eager).max() > 0.01
+
+
+def test_the_output_is_twice_the_tone_curve_minus_one_clamped() -> None:
+    """The scale and shift folded into the tone curve's convolution: the camera without optics returns
+    clamp(2 tone(u) - 1, -1, 1), with a curve whose slopes clip the highlights."""
+    torch.manual_seed(2)
+    cam = camera(blur=1e-3)
+    with torch.no_grad():
+        cam.tone[0] = torch.randn(8) + 1.0
+        cam.noise[0] = -30.0
+    x = torch.linspace(-1, 1, 200).expand(1, 3, 4, 200)
+    u = (x + 1) / 2
+    expected = (cam.tone_curve(u, 0) * 2 - 1).clamp(-1, 1)
+    assert cam.tone_curve(torch.ones(1), 0).item() > 1.05  # the curve leaves [0, 1]: the clamp counts
+    assert torch.allclose(cam(x, 0), expected, atol=1e-6)

