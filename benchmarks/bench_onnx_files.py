@@ -52,12 +52,18 @@ def main() -> None:
     parser.add_argument("--frame", choices=("procedural", "synthetic"), default="procedural")
     args = parser.parse_args()
     missing = [str(f) for f in args.files if not f.is_file()]
-    if missing or min(args.threads, args.rounds, args.frames) < 1 or args.onnx_spin_us < 0:
-        parser.exit(2, f"error: {'no such file: ' + ', '.join(missing) if missing else 'counts must be >= 1'}\n")
+    if missing:
+        parser.exit(2, f"error: no such file: {', '.join(missing)}\n")
+    if min(args.threads, args.rounds, args.frames) < 1 or args.onnx_spin_us < 0:
+        parser.exit(2, "error: --threads, --rounds and --frames must be >= 1, --onnx-spin-us >= 0\n")
 
+    from sim2real.core.errors import CheckpointError
     from sim2real.translator.onnx_export import OnnxTranslator
 
-    graphs = [OnnxTranslator(f, intra_op_threads=args.threads, spin_us=args.onnx_spin_us) for f in args.files]
+    try:
+        graphs = [OnnxTranslator(f, intra_op_threads=args.threads, spin_us=args.onnx_spin_us) for f in args.files]
+    except CheckpointError as e:  # not an ONNX file, or not one of ours
+        parser.exit(2, f"error: {e}\n")
     if len({(g.height, g.width) for g in graphs}) != 1:
         parser.exit(2, "error: the files were exported at different frame sizes\n")
     frame = frame_for(graphs[0].height, graphs[0].width, args.frame)

@@ -46,9 +46,13 @@ def test_the_table_compares_each_file_with_the_first(tmp_path: Path) -> None:
 
 def test_user_errors_exit_2_without_a_traceback(tmp_path: Path) -> None:
     small, large = _export(tmp_path / "small.onnx", 0), _export(tmp_path / "large.onnx", 0, 64, 128)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a graph")
     for args, message in (((str(tmp_path / "missing.onnx"),), "no such file"),
                           ((str(small), str(large)), "different frame sizes"),
-                          ((str(small), "--rounds", "0"), ">= 1")):
+                          ((str(small), "--rounds", "0"), ">= 1"),
+                          ((str(small), "--onnx-spin-us", "-1"), "--onnx-spin-us >= 0"),
+                          ((str(small), str(junk)), "cannot be opened by onnxruntime")):
         run = _run(*args)
         assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr, run.stderr
 

@@ -198,6 +198,21 @@ def test_upsampled_affine_colour_exports_the_same_function_by_columns(tmp_path: 
     assert torch.allclose(upsampled_affine_colour(coeffs, image, offset), expected + up_offset, atol=1e-5)
 
 
+def test_the_export_form_of_the_affine_head_keeps_float32_under_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export form also runs compiled (``torch.compile``), where CPU autocast may be on: its MatMul over the
+    columns must not drop float32 coefficients to bf16 (~1.5 levels), as the eager form does not."""
+    from sim2real.translator import layers
+
+    torch.manual_seed(1)
+    coeffs, image = torch.randn(1, 12, 6, 8), torch.randn(1, 3, 24, 32)
+    expected = upsampled_affine_colour(coeffs, image)
+    monkeypatch.setattr(layers, "_exporting", lambda: True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        compiled_form = upsampled_affine_colour(coeffs, image)
+    assert compiled_form.dtype == torch.float32
+    assert torch.allclose(compiled_form, expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("padding_mode", ["replicate", "zeros"])
 @pytest.mark.parametrize(("channels", "work"), [(4, (4, 6)), (1, (4, 6)), (4, (16, 24))])
 def test_detail_path_without_noise_equals_a_zero_noise_plane(padding_mode: str, channels: int,

@@ -7,7 +7,7 @@ light, as a lens and a sensor do), and u = (...)^(1 / gamma) before the tone cur
 1. **lateral chromatic aberration** — red sampled at magnification 1 + c, blue at 1 - c, about the frame centre
    (bilinear, separable: one 2-tap gather per axis); c = 0.02 tanh(p_ca);
 2. **defocus blur** — a normalised Gaussian of width sigma = softplus(p_blur) px (7 taps per axis, separable,
-   replicate border; an exported graph leaves out outer taps below 1e-5 of the centre's);
+   replicate border; an exported graph with ``gamma`` 1 leaves out outer taps below 1e-5 of the centre's);
 3. **vignetting** — u <- u (1 - a r^2 - b r^4), r = distance to the frame centre / half-diagonal, (a, b) =
    0.5 tanh(p_vig);
 4. **sensor noise** — u <- u + n sqrt(s_shot u + s_read^2) with n ~ N(0, 1) supplied by the caller (None = the
@@ -35,10 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BLUR_TAPS", "CameraModel", "frame_coordinates"]
+__all__ = ["BLUR_TAPS", "BLUR_TAP_FLOOR", "CameraModel", "frame_coordinates"]
 
 BLUR_TAPS: Final = 7
-#: in an exported graph, outer blur taps below this share of the centre tap are left out (:func:`_exported_blur_taps`)
+#: in an exported graph with ``gamma`` 1, outer blur taps below this share of the centre tap are left out
+#: (:func:`_exported_blur_taps`)
 BLUR_TAP_FLOOR: Final = 1e-5
 _CA_MAX: Final = 0.02
 _NOISE_SCALE: Final = (0.01, 0.05)
@@ -50,10 +51,12 @@ def _softplus_inverse(y: float) -> float:
 
 
 def _exported_blur_taps(sigma: float) -> int:
-    """Taps of the blur kernel in an exported graph (a constant there): the ``BLUR_TAPS`` ones less the outer pairs
-    whose weight is below ``BLUR_TAP_FLOOR`` of the centre's, exp(-i^2 / (2 sigma^2)) < 1e-5 (sigma 0.4 px: 3
-    taps, ~0.4 ms less per 640x360 frame in ONNX Runtime). The kernel is normalised over the taps kept: the
-    output moves by at most ~4e-5 of a step's height (~0.01 of an 8-bit level)."""
+    """Taps of the blur kernel in an exported graph with ``gamma`` 1 (a constant there): the ``BLUR_TAPS`` ones
+    less the outer pairs whose weight is below ``BLUR_TAP_FLOOR`` of the centre's, exp(-i^2 / (2 sigma^2)) < 1e-5
+    (sigma 0.4 px: 3 taps, ~0.4 ms less per 640x360 frame in ONNX Runtime). The kernel is normalised over the
+    taps kept: on display values the output moves by at most ~4e-5 of a step's height (~0.01 of an 8-bit
+    level). With ``gamma`` > 1 the blur acts on u^gamma and the root after it magnifies that near black (up to
+    levels), so those graphs keep every tap."""
     half = min(BLUR_TAPS // 2, int(sigma * math.sqrt(-2 * math.log(BLUR_TAP_FLOOR))))
     return 2 * half + 1
 
@@ -191,7 +194,10 @@ class CameraModel(nn.Module):
     def _blur(self, u: Tensor, domain: int) -> Tensor:
         sigma = F.softplus(self.blur[domain]).clamp(min=1e-3)
         # exported, sigma is a constant of the graph: its value sets the tap count (a TracerWarning, on purpose)
-        taps = _exported_blur_taps(float(sigma)) if torch.onnx.is_in_onnx_export() else BLUR_TAPS
+        # (on display values only: with gamma > 1 the root after the blur magnifies what a dropped tap leaves
+        # near black, up to levels)
+        prune = torch.onnx.is_in_onnx_export() and self.gamma == 1.0
+        taps = _exported_blur_taps(float(sigma)) if prune else BLUR_TAPS
         t = torch.arange(taps, device=u.device, dtype=torch.float32) - taps // 2
         k = torch.exp(-0.5 * (t / sigma) ** 2)
         k = (k / k.sum()).to(u.dtype)

@@ -236,6 +236,8 @@ class ModulatedConv2d(nn.Module):
         """(B, Cin, h, w), (B, latent_dim) -> (B, Cout, h, w)."""
         s = self.affine(latent)  # (B, Cin)
         weight = self.weight * self.scale
+        # an ONNX export traced at batch 1 folds s[0] into the weight: ExportGraph's graphs are static batch 1 with
+        # the model's mean style (a constant); a graph with a batch axis and a style per frame must not take this
         if x.shape[0] == 1 and (inference_fast_path(x, latent, self.weight) or torch.onnx.is_in_onnx_export()):
             return self._forward_folded(x, s, weight)
         x = x * s[:, :, None, None]
@@ -250,7 +252,8 @@ class ModulatedConv2d(nn.Module):
     def _forward_folded(self, x: Tensor, s: Tensor, weight: Tensor) -> Tensor:
         """Batch-1 inference: scale and demodulation folded into the (Cout, Cin, k, k) weight, bias into the
         conv, so the only full-size pass is the convolution itself (StyleGAN2 ``fused_modconv``). Also in a
-        batch-1 ONNX graph: its style is the model's mean style, so the folded weight is a constant there."""
+        batch-1 ONNX export: the exported graphs (``ExportGraph``) use the model's mean style, so the folded
+        weight is a constant there."""
         w = weight * s[0][None, :, None, None]
         if self.demodulate:
             w = w * demodulation(s, weight).to(w.dtype)[0][:, None, None, None]  # same as the unfolded path
@@ -380,4 +383,5 @@ def upsampled_affine_colour(coeffs: Tensor, image: Tensor, offset: Tensor | None
     up = upsample_to(planes, size).view(B, 4, 3, H, W)
     guide = torch.cat([image, torch.ones_like(image[:, :1])], 1).view(B, 4, 1, H, W)  # (g_0, g_1, g_2, 1)
     terms = (up * guide).view(B, 4, 3 * H * W)
-    return torch.matmul(terms.new_ones(1, 1, 4), terms).view(B, 3, H, W)  # the sum over columns as a MatMul
+    with torch.autocast(terms.device.type, enabled=False):  # a sum in the terms' dtype, as the eager one, also compiled
+        return torch.matmul(terms.new_ones(1, 1, 4), terms).view(B, 3, H, W)  # the sum over columns as a MatMul
