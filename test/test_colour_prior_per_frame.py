@@ -15,6 +15,7 @@ import torch
 from procedural_frames import procedural_frames as _frames
 
 from sim2real.core.errors import ConfigError
+from sim2real.core.labels import THING_CLASSES
 from sim2real.evaluation.baselines import fit_real_stats, fit_source_stats
 from sim2real.training.colour_prior_fit import PriorStatistics, frame_tables, install_colour_prior
 from sim2real.translator.colour_prior import FRAME_ROWS, STATS_STRIDE, ClassColourPrior, lab_to_srgb, srgb_to_lab
@@ -174,9 +175,10 @@ def test_bad_statistics_and_the_wrong_setter_are_refused() -> None:
     assert prior.fitted.item() == 0  # nothing was installed
 
 
-def _prior_generator(per_frame: bool) -> TranslatorGenerator:
+def _prior_generator(per_frame: bool, thing_chroma: bool = False) -> TranslatorGenerator:
     torch.manual_seed(0)
-    cfg = dataclasses.replace(get_generator_config("lite"), use_colour_prior=True, colour_prior_per_frame=per_frame)
+    cfg = dataclasses.replace(get_generator_config("lite"), use_colour_prior=True, colour_prior_per_frame=per_frame,
+                              colour_prior_thing_chroma=thing_chroma)
     gen = TranslatorGenerator(cfg).eval()
     rgb, sem = _frames(4, seed=2)
     install_colour_prior(gen.colour_prior, _statistics(rgb, sem))
@@ -340,3 +342,71 @@ def test_a_moved_small_class_keeps_its_contrast() -> None:
     assert abs(float(gain[0, 0, 0]) - 1.0) < 0.1
     mapped_mean = 80 * float(gain[0, 0, 0]) + float(offset[0, 0, 0])
     assert abs(mapped_mean - (50 + 0.2 * 30)) < 2.0  # the pooled mean keeps w / (n + w) = 0.2 of the move
+
+
+@pytest.mark.parametrize("per_frame", [False, True])
+def test_thing_chroma_keeps_the_chroma_of_thing_classes_and_maps_their_lightness(per_frame: bool) -> None:
+    """``thing_chroma``: pixels of thing classes (here cars, recoloured blue, yellow and purple) keep their Lab a
+    and b and get the same lightness as without it; every pixel of another class is mapped exactly as without it.
+    Control: without it the cars' chroma moves."""
+    rgb, sem = _frames(4, seed=3, size=(64, 96))
+    stats = _statistics(*_frames(4, seed=5, size=(64, 96)))
+    rgb = rgb[:1].clone()
+    sem = sem[:1].clone()
+    car = torch.zeros_like(sem, dtype=torch.bool)
+    for colour, cols in (((-0.4, -0.3, 0.1), slice(0, 20)), ((0.2, 0.15, -0.3), slice(30, 50)),
+                         ((0.0, -0.25, -0.25), slice(60, 80))):  # muted: mapped, they stay in the sRGB gamut
+        rgb[:, :, 40:56, cols] = torch.tensor(colour).view(1, 3, 1, 1)
+        sem[:, 40:56, cols] = 13  # car
+        car[:, 40:56, cols] = True
+    plain = ClassColourPrior(per_frame=per_frame)
+    keeping = ClassColourPrior(per_frame=per_frame, thing_chroma=True)
+    install_colour_prior(plain, stats)
+    install_colour_prior(keeping, stats)
+    source, mapped, kept = (srgb_to_lab(x)[0] for x in (rgb, plain(rgb, sem), keeping(rgb, sem)))
+    inside = car[0] & (kept[0] > 5) & (kept[0] < 95)  # off the gamut's black and white ends
+    assert inside.sum() > 500
+    assert (kept[1:, inside] - source[1:, inside]).abs().max() < 0.5  # chroma kept (sRGB gamut rounding)
+    assert (kept[0, inside] - mapped[0, inside]).abs().max() < 0.5  # lightness mapped as without the option
+    assert (mapped[1:, inside] - source[1:, inside]).abs().max() > 5  # control: the plain prior moves chroma
+    stuff = ~torch.isin(sem[0], torch.tensor(sorted(THING_CLASSES)))  # not a thing (the frame's people neither)
+    assert torch.equal(plain(rgb, sem)[..., stuff], keeping(rgb, sem)[..., stuff])
+
+
+def test_thing_chroma_leaves_the_no_class_row_alone() -> None:
+    """A thing class without statistics maps to the last (no-class) row, which also maps every unlabelled
+    pixel: that row keeps its chroma map."""
+    rgb, sem = _frames(2, seed=3, size=(64, 96))
+    stats = _statistics(rgb, torch.where(sem == 13, 255, sem))  # no car statistics: cars take the last row
+    plain, keeping = ClassColourPrior(per_frame=True), ClassColourPrior(per_frame=True, thing_chroma=True)
+    install_colour_prior(plain, stats)
+    install_colour_prior(keeping, stats)
+    assert int(plain.class_of_id[13]) == FRAME_ROWS - 1
+    unlabelled = torch.full_like(sem[:1], 255)
+    assert torch.equal(plain(rgb[:1], unlabelled), keeping(rgb[:1], unlabelled))
+
+
+@pytest.mark.parametrize("per_frame", [False, True])
+def test_thing_chroma_survives_checkpoint_and_onnx(tmp_path: Path, per_frame: bool) -> None:
+    """The option travels in the checkpoint's config and exports: ONNX Runtime matches eager, and the graph
+    differs from one without the option on frames with things (so the option is in the graph)."""
+    from sim2real.translator.checkpoint import build_generator, load_checkpoint, save_checkpoint
+    from sim2real.translator.onnx_export import OnnxTranslator, export_onnx, onnx_parity
+
+    gen = _prior_generator(per_frame, thing_chroma=True)
+    loaded = build_generator(load_checkpoint(save_checkpoint(tmp_path / "p.safetensors", gen, gen.cfg))).eval()
+    assert loaded.colour_prior.thing_chroma
+    runner = OnnxTranslator(export_onnx(loaded, tmp_path / "p.onnx", 64, 96), intra_op_threads=1)
+    assert onnx_parity(loaded, runner) < 1e-3
+    assert onnx_parity(_prior_generator(per_frame), runner) > 1e-2  # the same weights without the option
+
+
+def test_thing_chroma_is_a_config_flag_a_zero_step_run_may_switch() -> None:
+    from sim2real.training.networks import check_generator_config
+
+    base = dataclasses.replace(get_generator_config("lite"), use_colour_prior=True, colour_prior_per_frame=True)
+    switched = dataclasses.replace(base, colour_prior_thing_chroma=True)
+    assert TranslatorGenerator(switched).colour_prior.thing_chroma
+    check_generator_config(base, switched, Path("trained.safetensors"), lambda _: None)  # no error
+    with pytest.raises(ConfigError, match="colour_prior_thing_chroma"):
+        dataclasses.replace(base, colour_prior_thing_chroma="yes")

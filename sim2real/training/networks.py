@@ -121,7 +121,7 @@ def check_generator_config(loaded: GeneratorConfig, run: GeneratorConfig, source
     fields a run may change (``RUN_MAY_CHANGE``) and the kind of colour prior; each of those that does differ is
     logged with both values. Compared as plain fields (a mix of the two configs need not be a valid one)."""
     mixed = {**loaded.to_dict(), **{f: getattr(run, f) for f in RUN_MAY_CHANGE}}
-    prior_fields = ("colour_prior_per_frame", "colour_prior_pooled_share")
+    prior_fields = ("colour_prior_per_frame", "colour_prior_pooled_share", "colour_prior_thing_chroma")
     other_prior = loaded.use_colour_prior and run.use_colour_prior and {
         **mixed, **{f: getattr(run, f) for f in prior_fields}} == run.to_dict()
     if mixed != run.to_dict() and not other_prior:

@@ -30,6 +30,11 @@ Pixels a frame was padded with (:mod:`~sim2real.translator.frames`: edge pixels 
 the no-class row too: none at 640x360 or 1280x720, a few rows or columns where the size is not a multiple of the
 stride.
 
+**Thing chroma** (``thing_chroma=True``, both kinds): in the rows of thing classes (person ... bicycle; never the
+per-frame prior's no-class row) the gain on Lab a and b is 1 and their offset 0: those pixels keep their own
+chroma and only their lightness is mapped. Without it, a frame's vehicles, whose sim colours spread several times
+wider than real ones, are all mapped near the real vehicles' mean (near grey; docs/translator.md "Thing chroma").
+
 The sRGB <-> Lab conversions here are the project's one implementation (the baselines use them in float64);
 they keep the input dtype and export to ONNX (Pow, MatMul, Where, Gather).
 """
@@ -40,6 +45,8 @@ from typing import Final
 
 import torch
 from torch import Tensor, nn
+
+from sim2real.core.labels import THING_CLASSES
 
 __all__ = ["FRAME_ROWS", "MAX_GAIN", "STATS_STRIDE", "STD_EPS", "ClassColourPrior", "lab_to_srgb", "srgb_to_lab"]
 
@@ -137,6 +144,7 @@ class ClassColourPrior(nn.Module):
     (256, 3), row = train id) or fitted to each frame (``per_frame=True``: buffers ``class_of_id`` (256,) train id
     -> class row, and per class row (FRAME_ROWS, 3) ``real_mean`` / ``real_std`` / ``source_mean`` /
     ``source_std`` in Lab, ``adapts`` (FRAME_ROWS,) 1 where a row follows the frame); ``fitted`` (1,).
+    ``thing_chroma``: thing classes keep their Lab a and b (module docstring).
 
     The forward pass is the Lab round trip of :func:`srgb_to_lab` / :func:`lab_to_srgb` arranged for speed at
     full resolution (it runs on every pixel of every frame; 20 -> ~11 ms per 640x360 frame in ONNX Runtime on 2
@@ -148,11 +156,11 @@ class ClassColourPrior(nn.Module):
 
     fitted: Tensor
 
-    def __init__(self, per_frame: bool = False, pooled_share: float = 0.01) -> None:
+    def __init__(self, per_frame: bool = False, pooled_share: float = 0.01, *, thing_chroma: bool = False) -> None:
         super().__init__()
         if not 0.0 < pooled_share <= 1.0:
             raise ValueError(f"pooled_share must be in (0, 1], got {pooled_share}")
-        self.per_frame, self.pooled_share = per_frame, float(pooled_share)
+        self.per_frame, self.pooled_share, self.thing_chroma = per_frame, float(pooled_share), thing_chroma
         if per_frame:
             self.register_buffer("class_of_id", torch.full((PRIOR_ROWS,), FRAME_ROWS - 1, dtype=torch.long))
             for name, fill in (("real_mean", 0.0), ("real_std", 1.0), ("source_mean", 0.0), ("source_std", 1.0)):
@@ -165,6 +173,7 @@ class ClassColourPrior(nn.Module):
         for name, value in _constants().items():  # derived constants: not part of the state dict
             self.register_buffer(f"_{name}", value, persistent=False)
         self.register_buffer("_rows", torch.arange(FRAME_ROWS), persistent=False)
+        self.register_buffer("_thing_ids", torch.tensor(sorted(THING_CLASSES)), persistent=False)
 
     @torch.no_grad()
     def set_maps(self, gain: Tensor, offset: Tensor) -> None:
@@ -238,16 +247,30 @@ class ClassColourPrior(nn.Module):
         if self.per_frame:
             s = STATS_STRIDE
             sampled = lab_unbiased[:, ::s, ::s] + self._lab_bias
-            gain, offset = self.frame_maps(sampled, self.class_of_id[index[:, ::s, ::s]])
+            gain, offset = self._chroma_kept(*self.frame_maps(sampled, self.class_of_id[index[:, ::s, ::s]]))
             offset = self._folded_offsets(gain, offset)
             table = torch.cat([gain, offset], 2)[:, self.class_of_id].reshape(-1, 6)  # (B * 256, 6)
             index = index + torch.arange(index.shape[0], device=index.device).view(-1, 1, 1) * PRIOR_ROWS
         else:
-            table = torch.cat([self.gain, self._folded_offsets(self.gain, self.offset)], 1)  # (256, 6)
+            gain, offset = self._chroma_kept(self.gain, self.offset)
+            table = torch.cat([gain, self._folded_offsets(gain, offset)], 1)  # (256, 6)
         maps = table[index]  # (B, H, W, 6)
         f_mapped = (lab_unbiased * maps[..., :3] + maps[..., 3:]) @ self._to_f
         linear = (_lab_f_inverse(f_mapped) @ self._to_linear).clamp(min=0)
         return _encode_srgb(linear).clamp(-1, 1).permute(0, 3, 1, 2)
+
+    def _chroma_kept(self, gain: Tensor, offset: Tensor) -> tuple[Tensor, Tensor]:
+        """``thing_chroma``: the maps (..., rows, 3) with gain 1 and offset 0 on Lab a and b in the rows of thing
+        classes (per-frame prior: the class rows they map to, never the last, no-class row; fixed prior: their
+        train ids), so those pixels keep their own chroma and only their lightness is mapped."""
+        if not self.thing_chroma:
+            return gain, offset
+        rows = self.class_of_id[self._thing_ids] if self.per_frame else self._thing_ids
+        thing = torch.zeros(gain.shape[-2], device=gain.device, dtype=gain.dtype).index_fill(0, rows, 1.0)
+        if self.per_frame:
+            thing[-1] = 0.0  # the no-class row also maps every unlabelled pixel
+        keep = thing[:, None] * gain.new_tensor([0.0, 1.0, 1.0])  # (rows, 3)
+        return gain * (1 - keep) + keep, offset * (1 - keep)
 
     def _folded_offsets(self, gain: Tensor, offset: Tensor) -> Tensor:
         """Offsets (..., 3) of maps applied to Lab without its bias and read back to f without its bias: with

@@ -155,6 +155,8 @@ class GeneratorConfig:
             fixed map per class.
         colour_prior_pooled_share: in the per-frame prior, the pooled statistics weigh as this share of the
             frame's pixels in every class, in (0, 1].
+        colour_prior_thing_chroma: the prior maps only the lightness of thing classes (person ... bicycle) and
+            keeps their own chroma (Lab a, b), so a blue bus is not mapped to the real vehicles' mean colour.
         coefficient_pooling: share w in [0, 1] of each of the target decoder's work-resolution cells taken from
             the mean of the cells of its class in the frame (the label at the cell centre; when the code carries
             labels; :mod:`~sim2real.translator.coefficient_pooling`): fewer halos and smears at label edges.
@@ -212,6 +214,7 @@ class GeneratorConfig:
     use_colour_prior: bool = False
     colour_prior_per_frame: bool = False
     colour_prior_pooled_share: float = 0.01
+    colour_prior_thing_chroma: bool = False
     coefficient_pooling: float = 0.0
     coefficient_edge_pooling: int = 0
     coefficient_edge_pixels: bool = False
@@ -226,7 +229,8 @@ class GeneratorConfig:
                 raise ConfigError(f"GeneratorConfig.{field} must be an int in [{low}, {high}], got {value!r}")
         self._check_target_styles()
         for field in ("use_instance_branch", "use_memory", "use_camera", "use_colour_prior",
-                      "colour_prior_per_frame", "detail_highpass", "identity_start", "coefficient_edge_pixels"):
+                      "colour_prior_per_frame", "colour_prior_thing_chroma", "detail_highpass", "identity_start",
+                      "coefficient_edge_pixels"):
             if not isinstance(getattr(self, field), bool):
                 raise ConfigError(f"GeneratorConfig.{field} must be true or false, got {getattr(self, field)!r}")
         if self.work_scale not in VALID_WORK_SCALES:

@@ -623,7 +623,8 @@ class TranslatorGenerator(nn.Module):
         self.decoders = nn.ModuleDict({d: _decoder(cfg, d, chans[::-1], value_dim, body_padding=body_pm, padding=pm)
                                        for d in DOMAINS})
         self.camera = CameraModel(len(DOMAINS), cfg.camera_knots, cfg.camera_gamma) if cfg.use_camera else None
-        self.colour_prior = (ClassColourPrior(cfg.colour_prior_per_frame, cfg.colour_prior_pooled_share)
+        self.colour_prior = (ClassColourPrior(cfg.colour_prior_per_frame, cfg.colour_prior_pooled_share,
+                                              thing_chroma=cfg.colour_prior_thing_chroma)
                              if cfg.use_colour_prior else None)
         self.register_buffer("style_mean", torch.zeros(len(DOMAINS), cfg.style_dim))
         if cfg.target_styles:  # one EMA mean style per named target dataset (absent in older checkpoints)
