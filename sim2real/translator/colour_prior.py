@@ -107,7 +107,6 @@ def _constants() -> dict[str, Tensor]:
         "to_lab": f_to_lab.T,
         "lab_bias": torch.tensor([-16.0, 0, 0], dtype=torch.float64),
         "to_f": lab_to_f.T,
-        "f_bias": lab_to_f @ torch.tensor([16.0, 0, 0], dtype=torch.float64),
         "to_linear": (torch.linalg.inv(rgb2xyz) * white[None, :]).T,
     }
     return {k: v.float().contiguous() for k, v in consts.items()}
@@ -273,9 +272,9 @@ class ClassColourPrior(nn.Module):
         return gain * (1 - keep) + keep, offset * (1 - keep)
 
     def _folded_offsets(self, gain: Tensor, offset: Tensor) -> Tensor:
-        """Offsets (..., 3) of maps applied to Lab without its bias and read back to f without its bias: with
-        lab = lab_u + lab_bias and f = lab @ to_f + f_bias = (lab + f_bias @ to_lab) @ to_f,
-        gain * lab + offset -> gain * lab_u + (offset + gain * lab_bias + f_bias @ to_lab) (two full-resolution
-        bias additions folded into the per-class table; ONNX Runtime also runs a bias-free 3x3 MatMul ~3x faster
-        than the Gemm it fuses with a bias)."""
-        return offset + gain * self._lab_bias + self._f_bias @ self._to_lab
+        """Offsets (..., 3) of maps applied to Lab without its bias and read back to f without its bias. With
+        lab = lab_u + lab_bias and f = (lab - lab_bias) @ to_f (the inverse of lab = f @ to_lab + lab_bias),
+        gain * lab + offset -> gain * lab_u + (offset + (gain - 1) lab_bias): two full-resolution bias additions
+        folded into the per-class table (ONNX Runtime also runs a bias-free 3x3 MatMul ~3x faster than the Gemm it
+        fuses with a bias)."""
+        return offset + (gain - 1) * self._lab_bias
