@@ -52,6 +52,7 @@ from sim2real.evaluation.baselines import (
 )
 from sim2real.evaluation.edge_bleed import BleedTally, edge_bleed_tally
 from sim2real.evaluation.frames import DEFAULT_HOURS, SourceFrames, load_real_frames, load_source_frames
+from sim2real.evaluation.instance_colour import InstanceColourTally, instance_colour_tally
 from sim2real.evaluation.judge import JudgeNet, load_judge
 from sim2real.evaluation.judging import JudgeTally
 from sim2real.evaluation.metrics import (
@@ -167,6 +168,7 @@ class MethodScores:
     edge: ClassTally = field(default_factory=ClassTally.zeros)
     flicker: FlickerTally = field(default_factory=FlickerTally)
     bleed: BleedTally = field(default_factory=BleedTally)
+    colour: InstanceColourTally = field(default_factory=InstanceColourTally)
     grid: dict[int, Tensor] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -203,8 +205,9 @@ def score_method(translate: Callable[[int], Tensor], source: SourceFrames, judge
         things = inst > 0
         scores.ssim = scores.ssim + masked_class_tally(ssim_map(src, out), things, sem)
         scores.edge = scores.edge + masked_class_tally(edge_agreement_map(src, out), things, sem)
-        scores.bleed = scores.bleed + edge_bleed_tally(denormalize_rgb(src)[0].numpy(), denormalize_rgb(out)[0].numpy(),
-                                                       sem[0].numpy(), ignore=IGNORE_ID)
+        src8, out8 = denormalize_rgb(src)[0].numpy(), denormalize_rgb(out)[0].numpy()
+        scores.bleed = scores.bleed + edge_bleed_tally(src8, out8, sem[0].numpy(), ignore=IGNORE_ID)
+        scores.colour = scores.colour + instance_colour_tally(src8, out8, inst[0].numpy())
         if prev is not None and source.sequence[i] == source.sequence[i - 1]:
             p = slice(i - 1, i)
             static = static_mask(source.rgb[p], src, semantic_prev=source.semantic[p], semantic=sem,
@@ -243,6 +246,10 @@ def _summary(scores: MethodScores, real_feats: Tensor, real_colour: Tensor, subs
         "static_flicker": _finite(scores.flicker.static_flicker),
         "edge_bleed": _finite(scores.bleed.bleed()), "edge_bleed_band_rms": _finite(scores.bleed.band_rms()),
         "edge_bleed_interior_rms": _finite(scores.bleed.interior_rms()),
+        "instance_hue_error": _finite(scores.colour.hue_error()),
+        "instance_chroma_ratio": _finite(scores.colour.chroma_ratio()),
+        "instance_grey_tint": _finite(scores.colour.grey_tint()),
+        "coloured_instances": scores.colour.coloured_count(),
         "iou": {name: _finite(v) for name, v in zip(CAMVID_CLASS_NAMES, iou, strict=True)},
         "groups": {g: {"judge_miou": _finite(t.miou()), "instance_recall": _finite(t.objects.instance_recall()),
                        "frames": t.frames} for g, t in scores.groups.items()},

@@ -28,6 +28,7 @@ METRICS: Final[dict[str, tuple[str, int, str | None]]] = {
     "instance_recall": ("instance recall", 1, None),
     "box_recall50": ("box recall@0.5 (judge components)", 1, None),
     "edge_bleed": ("label-edge bleed (levels)", -1, None),
+    "instance_hue_error": ("instance hue error (degrees)", -1, None),
     "fid_inception": ("FID (Inception)", -1, None),
     "kid_inception": ("KID (Inception)", -1, "kid_inception_std"),
 }
