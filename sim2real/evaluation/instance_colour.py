@@ -2,9 +2,10 @@
 
 A translation may make colours more or less saturated, as real cameras and scenes are (the simulator's vehicle
 colours spread several times wider than real ones), but it should not give every object of a class the same
-hue: an engineer who tracks or re-identifies objects expects a red car to leave red. Per thing instance (instance
-id > 0, at least ``MIN_PIXELS`` pixels), the mean CIE Lab a, b of its pixels in the source (a_s, b_s) and in the
-translation (a_t, b_t) give, over the *coloured* instances (source chroma C_s = |(a_s, b_s)| >= ``MIN_CHROMA``):
+hue: an engineer who tracks or re-identifies objects expects a red car to leave red. Per frame and thing
+instance (instance id > 0, at least ``MIN_PIXELS`` pixels), the mean CIE Lab a, b of its pixels in the source
+(a_s, b_s) and in the translation (a_t, b_t) give, over the *coloured* instances (source chroma
+C_s = |(a_s, b_s)| >= ``MIN_CHROMA``):
 
     hue_error    = mean_i angle((a_s, b_s)_i, (a_t, b_t)_i)          degrees in [0, 180]
     chroma_ratio = median_i C_t,i / C_s,i
