@@ -13,9 +13,12 @@ C_s = |(a_s, b_s)| >= ``MIN_CHROMA``):
 and, over the *grey* instances (C_s < ``GREY_CHROMA``), ``grey_tint`` = mean_i C_t,i (Lab units): the colour a
 translation paints on white, grey and black objects. The identity scores 0, 1 and the grey instances' own chroma;
 a rotation of every a, b by theta degrees scores theta; halving every chroma scores hue 0, ratio 0.5; painting
-every instance one colour scores a large hue error. Scaling every chroma down keeps each hue: that collapse
-shows in the chroma ratio only (which has no better direction: real colours are less saturated than simulated
-ones). Lab from OpenCV (sRGB, D65; L in [0, 100], a, b about [-128, 127]).
+every instance one colour scores a large hue error. Scaling every chroma down keeps each hue while the output
+keeps some chroma: that collapse shows in the chroma ratio (which has no better direction: real colours are
+less saturated than simulated ones). Below a few Lab units of output chroma the angle is noise (an output
+scaled to 0.1 of chroma 30 reads ~6 degrees, a wholly grey one an arbitrary angle), so read the hue error with
+the chroma ratio. Each instance's chroma is that of its mean (a, b), not the mean of its pixels' chroma. Lab
+from OpenCV (sRGB, D65; L in [0, 100], a, b about [-128, 127]).
 
 Imports numpy and OpenCV only (used by :mod:`sim2real.evaluation.evaluate`).
 """
@@ -30,9 +33,9 @@ import numpy as np
 
 #: instances with fewer pixels are not scored (their mean colour is mostly edge and blur)
 MIN_PIXELS: Final = 200
-#: an instance is coloured when its source's mean Lab chroma is at least this
+#: an instance is coloured when the chroma of its source's mean Lab (a, b) is at least this
 MIN_CHROMA: Final = 12.0
-#: an instance is grey when its source's mean Lab chroma is below this
+#: an instance is grey when the chroma of its source's mean Lab (a, b) is below this
 GREY_CHROMA: Final = 5.0
 
 
@@ -57,7 +60,7 @@ class InstanceColourTally:
 
     def hue_error(self) -> float:
         """Mean angle (degrees) between the source's and the translation's mean (a, b) over coloured instances;
-        NaN without one."""
+        NaN without one. A translated mean of (0, 0) has no angle: arctan2 reads 0 degrees for it."""
         t = self._coloured()
         if not len(t):
             return float("nan")

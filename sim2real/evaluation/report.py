@@ -109,7 +109,7 @@ def verdicts(summary: dict[str, dict[str, Any]], model: str) -> list[str]:
     A difference is a tie ("within noise") when it is smaller than NOISE_SIGMAS x the paired block-bootstrap
     standard deviation of model - baseline (judge mIoU and class IoUs, uncertainty.py; "undecided" when the
     frames are too few for one), or than the larger of the two KID subset standard deviations (KIDs). Metrics
-    without a noise model (FD, recalls, FID) say so in their line.
+    without a noise model (FD, recalls, FID, edge bleed, instance hue error) say so in their line.
     """
     lines: list[str] = []
     beaten: dict[str, set[str]] = {}
