@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,23 @@ def largest_views(semantic: np.ndarray, instance: np.ndarray, sequence: np.ndarr
                 if majority in classes:
                     best[key] = (int(counts[k]), t)
     return {key: t for key, (_, t) in best.items()}
+
+
+def vehicle_tally(source: Any, kept: dict[int, np.ndarray], translator: Any) -> Any:
+    """The instance colour tally of the vehicles in ``kept`` ({frame index: (H, W) ids of the vehicles scored
+    there, 0 elsewhere}) of ``source`` (SourceFrames), translated by ``translator`` (None: the identity)."""
+    import torch
+
+    from sim2real.evaluation.instance_colour import InstanceColourTally, instance_colour_tally
+    from sim2real.translator.frames import denormalize_rgb
+
+    out = InstanceColourTally()
+    for t, ids in kept.items():
+        rgb, sem, inst = source.rgb[t:t + 1], source.semantic[t:t + 1], source.instance[t:t + 1]
+        with torch.no_grad():
+            translated = rgb if translator is None else translator.translate_normalized(rgb, sem, inst)
+        out = out + instance_colour_tally(denormalize_rgb(rgb)[0].numpy(), denormalize_rgb(translated)[0].numpy(), ids)
+    return out
 
 
 def main() -> None:
@@ -60,13 +78,10 @@ def main() -> None:
     if min(args.frames, args.stride) < 1 or args.min_pixels < MIN_PIXELS:
         parser.exit(2, f"error: --frames and --stride must be >= 1, --min-pixels >= {MIN_PIXELS}\n")
 
-    import torch
 
     from sim2real.core.errors import Sim2RealError
     from sim2real.evaluation.evaluate import EVAL_SIM_SEED
     from sim2real.evaluation.frames import load_source_frames
-    from sim2real.evaluation.instance_colour import InstanceColourTally, instance_colour_tally
-    from sim2real.translator.frames import denormalize_rgb
     from sim2real.translator.inference import Translator
 
     source = load_source_frames(f"procedural:{args.frames}", sim_seed=EVAL_SIM_SEED, stride=args.stride)
@@ -78,24 +93,13 @@ def main() -> None:
     for (_, obj), t in views.items():
         kept[t][instance[t] == obj] = obj
 
-    def tally(translator: Translator | None) -> InstanceColourTally:
-        """The vehicles' tally through ``translator`` (None: the identity)."""
-        out = InstanceColourTally()
-        for t in frames:
-            rgb, sem, inst = source.rgb[t:t + 1], source.semantic[t:t + 1], source.instance[t:t + 1]
-            with torch.no_grad():
-                translated = rgb if translator is None else translator.translate_normalized(rgb, sem, inst)
-            out = out + instance_colour_tally(denormalize_rgb(rgb)[0].numpy(), denormalize_rgb(translated)[0].numpy(),
-                                              kept[t])
-        return out
-
-    rows = [("identity", tally(None))]
+    rows = [("identity", vehicle_tally(source, kept, None))]
     for model in args.models:
         try:
             translator = Translator.from_checkpoint(model, device="cpu", style=args.style)
         except Sim2RealError as exc:
             parser.exit(2, f"error: {model}: {exc}\n")
-        rows.append((str(model), tally(translator)))
+        rows.append((str(model), vehicle_tally(source, kept, translator)))
     print(f"{len(views)} vehicles ({args.classes}) of {len(source)} frames of world {EVAL_SIM_SEED}, "
           f"each at its largest view (>= {args.min_pixels} px)\n")
     print("| model | coloured vehicles | hue error (degrees) ↓ | chroma ratio | grey tint (Lab) |")
