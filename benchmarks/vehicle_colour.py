@@ -17,9 +17,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sim2real.evaluation.frames import SourceFrames
+    from sim2real.evaluation.instance_colour import InstanceColourTally
+    from sim2real.translator.inference import Translator
 
 
 def largest_views(semantic: np.ndarray, instance: np.ndarray, sequence: np.ndarray, classes: set[int],
@@ -39,9 +44,10 @@ def largest_views(semantic: np.ndarray, instance: np.ndarray, sequence: np.ndarr
     return {key: t for key, (_, t) in best.items()}
 
 
-def vehicle_tally(source: Any, kept: dict[int, np.ndarray], translator: Any) -> Any:
+def vehicle_tally(source: SourceFrames, kept: dict[int, np.ndarray], translator: Translator | None
+                  ) -> InstanceColourTally:
     """The instance colour tally of the vehicles in ``kept`` ({frame index: (H, W) ids of the vehicles scored
-    there, 0 elsewhere}) of ``source`` (SourceFrames), translated by ``translator`` (None: the identity)."""
+    there, 0 elsewhere}) of ``source``, translated by ``translator`` (None: the identity)."""
     import torch
 
     from sim2real.evaluation.instance_colour import InstanceColourTally, instance_colour_tally
@@ -78,7 +84,6 @@ def main() -> None:
     if min(args.frames, args.stride) < 1 or args.min_pixels < MIN_PIXELS:
         parser.exit(2, f"error: --frames and --stride must be >= 1, --min-pixels >= {MIN_PIXELS}\n")
 
-
     from sim2real.core.errors import Sim2RealError
     from sim2real.evaluation.evaluate import EVAL_SIM_SEED
     from sim2real.evaluation.frames import load_source_frames
@@ -88,8 +93,8 @@ def main() -> None:
     semantic, instance = source.semantic.numpy(), source.instance.numpy()
     views = largest_views(semantic, instance, source.sequence.numpy(), {TRAIN_ID[c] for c in args.classes.split(",")},
                           args.min_pixels)
-    frames = sorted(set(views.values()))
-    kept = {t: np.zeros_like(instance[t]) for t in frames}  # only each vehicle's largest view is scored
+    # only each vehicle's largest view is scored
+    kept = {t: np.zeros_like(instance[t]) for t in sorted(set(views.values()))}
     for (_, obj), t in views.items():
         kept[t][instance[t] == obj] = obj
 
