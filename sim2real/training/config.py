@@ -8,6 +8,7 @@ the dotted path and the valid choices, so a typo in a YAML file never silently f
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -318,10 +319,16 @@ def _convert_tuple(value: Any, hint: Any, path: str) -> tuple:
     return tuple(_convert(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
 
 
+# PyYAML reads YAML 1.1, where ``5e-5`` (no dot) is a string, not a float; a float field takes it as the number.
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _convert_scalar(value: Any, hint: Any, path: str) -> Any:
     if hint is Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
         return float(value)
     wrong_type = isinstance(hint, type) and not isinstance(value, hint)
     if wrong_type or (hint in (int, float) and isinstance(value, bool)):
