@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sim2real.core.errors import ConfigError
@@ -15,7 +17,7 @@ def test_exponent_without_dot_is_a_float(raw: str, expected: float) -> None:
     assert isinstance(cfg.optim.lr_generator, float) and cfg.optim.lr_generator == pytest.approx(expected)
 
 
-def test_yaml_file_exponent(tmp_path) -> None:
+def test_yaml_file_exponent(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("optim:\n  lr_discriminator: 3e-4\n")
     assert load_train_config(path).optim.lr_discriminator == pytest.approx(3e-4)
