@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ros_testing import isolated_env, python_cmd, running
+from ros_testing import allocate_domain_id, isolated_env, python_cmd, running
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_scripts"))
 from frame_driver import make_checkpoint
@@ -138,6 +138,37 @@ def test_runner_arguments() -> None:
     for bad in (["run"], ["translate", "source=builtin"], ["translate", "duration:=-1"], ["translate", "x:=1"]):
         with pytest.raises(ConfigError):
             parse_args(bad)
+
+
+def test_runner_reads_exponent_numbers_as_rcl_does() -> None:
+    """PyYAML reads ``5e-5`` as a string; ``-p`` (rcl) reads it as a double, so the runner must too."""
+    req = parse_args(["translate", "sim_node.rate:=5e-1", "sim_node.gain:=-2E3", "sim_node.name:='5e-5'",
+                      "sim_node.ratio:=1.5e-3", "sim_node.tag:=5e"])
+    params = req.config.node_parameters["sim_node"]
+    assert params == {"rate": 0.5, "gain": -2000.0, "name": "5e-5", "ratio": 0.0015, "tag": "5e"}
+    assert [type(params[k]) for k in ("rate", "gain", "name", "tag")] == [float, float, str, str]
+    assert format_param_value(params["rate"]) == "0.5" and format_param_value(params["name"]) == "'5e-5'"
+
+
+@pytest.mark.ros
+def test_ros_args_give_rcl_the_types_the_runner_read() -> None:
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    spec = NodeSpec("probe", "probe", "m", dict(parse_args(
+        ["translate", "sim_node.rate:=5e-5", "sim_node.name:='5e-5'", "sim_node.width:=96"]
+    ).config.node_parameters["sim_node"]))
+    context = rclpy.Context()
+    rclpy.init(args=["probe", *ros_args(spec)], context=context, domain_id=allocate_domain_id())
+    node = rclpy.create_node("probe", context=context, automatically_declare_parameters_from_overrides=True)
+    try:
+        got = {n: node.get_parameter(n) for n in ("rate", "name", "width")}
+        assert got["rate"].type_ == Parameter.Type.DOUBLE and got["rate"].value == 5e-5
+        assert got["name"].type_ == Parameter.Type.STRING and got["name"].value == "5e-5"
+        assert got["width"].type_ == Parameter.Type.INTEGER and got["width"].value == 96
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
 
 
 def test_launch_file_describes_the_same_nodes_as_the_runner() -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sim2real.core.errors import ConfigError
+from sim2real.core.yaml_numbers import exponent_float
 from sim2real.runtime.launch_description import ARGUMENTS, LaunchConfig, NodeSpec, describe, ros_args
 
 __all__ = ["LaunchRequest", "main", "node_command", "parse_args", "run"]
@@ -49,8 +50,12 @@ class LaunchRequest:
 
 
 def _yaml_value(text: str) -> Any:
+    """``text`` read as YAML, as rcl reads ``-p name:=text``: ``5e-5`` is a float there too (not PyYAML's string)."""
     import yaml
 
+    number = exponent_float(text)
+    if number is not None:
+        return number
     try:
         return yaml.safe_load(text) if text else ""
     except yaml.YAMLError:

@@ -8,7 +8,6 @@ the dotted path and the valid choices, so a typo in a YAML file never silently f
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any, Final, Literal
 import yaml
 
 from sim2real.core.errors import ConfigError
+from sim2real.core.yaml_numbers import exponent_float
 from sim2real.translator.aux_nets import AuxConfig
 from sim2real.translator.config import GENERATOR_PRESETS, GeneratorConfig
 from sim2real.translator.discriminator import DiscriminatorConfig
@@ -319,17 +319,13 @@ def _convert_tuple(value: Any, hint: Any, path: str) -> tuple:
     return tuple(_convert(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
 
 
-# PyYAML reads YAML 1.1, where ``5e-5`` (no dot) is a string, not a float; a float field takes it as the number.
-_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
 def _convert_scalar(value: Any, hint: Any, path: str) -> Any:
     if hint is Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
-        return float(value)
+    if hint is float and isinstance(value, str) and exponent_float(value) is not None:
+        return exponent_float(value)  # PyYAML (YAML 1.1) reads ``5e-5`` as a string
     wrong_type = isinstance(hint, type) and not isinstance(value, hint)
     if wrong_type or (hint in (int, float) and isinstance(value, bool)):
         raise ConfigError(f"{path}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
