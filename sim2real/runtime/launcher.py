@@ -6,7 +6,8 @@
 
 The arguments are those of ``launch/translate.launch.py`` (:data:`sim2real.runtime.launch_description.ARGUMENTS`) plus
 ``duration`` (seconds; stop after it, default: run until SIGINT / SIGTERM) and per-node parameter overrides such
-as ``sim_node.width:=96`` or ``translate_node.warmup_width:=96`` (values read as YAML, like ``-p``).
+as ``sim_node.width:=96`` or ``translate_node.warmup_width:=96`` (values read as YAML, as ``-p`` reads them:
+``5e-5`` is a number).
 
 Each node runs as ``python -m sim2real.nodes.start <node> --ros-args -r __node:=<node> [-r __ns:=<namespace>]
 -r from:=to ... --params-file F -p k:=v ...`` (:func:`sim2real.runtime.launch_description.ros_args`), inheriting
