@@ -9,15 +9,17 @@ vehicles: ``--frames`` procedural frames of the evaluation world (``EVAL_SIM_SEE
 every time of day, ``--stride`` frames apart), each vehicle once, in the frame where it is largest (at least
 ``--min-pixels``), translated eagerly on the CPU in the model's mean style (the translate node's default) or
 ``--style``. Per model it prints the coloured vehicles' count (Lab chroma >= 12), mean hue error (degrees),
-median chroma ratio (output / source) and the grey vehicles' mean tint (Lab units). The first row is the
-identity: 0 degrees and ratio 1, the known answer. Exits 2 on a user error.
+median chroma ratio (output / source) and the grey vehicles' mean tint (Lab units), and whether each vehicle
+keeps its shading (:func:`shading_rows`): the median shading ratio and the mean Lab chroma of the dark parts
+(undersides, tyres, windows), which a translator that paints a region flat lifts and tints. The first row is
+the identity: 0 degrees, ratios 1 and the source's own dark chroma, the known answer. Exits 2 on a user error.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
@@ -44,22 +46,54 @@ def largest_views(semantic: np.ndarray, instance: np.ndarray, sequence: np.ndarr
     return {key: t for key, (_, t) in best.items()}
 
 
+#: vehicles whose source lightness spread (bright quartile minus dark quartile) is below this are not scored
+MIN_SHADING: Final = 10.0
+
+
+def shading_rows(source: np.ndarray, translated: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Each vehicle's shading: source and translated (H, W, 3) uint8 RGB, (H, W) ids (0 = not scored) ->
+    (N, 3) rows [shading ratio, dark chroma source, dark chroma translated], one per id whose source spread
+    is at least ``MIN_SHADING``.
+
+    With the CIE Lab lightness L of the id's pixels, *dark* = source L at most its 25th percentile and *bright*
+    = at least its 75th: ratio = (mean L_t(bright) - mean L_t(dark)) / (mean L_s(bright) - mean L_s(dark))
+    (1: the shading kept, 0: painted flat, < 0: inverted); dark chroma = |mean (a, b)| over the dark pixels.
+    """
+    import cv2
+
+    labs = [cv2.cvtColor(x.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab) for x in (source, translated)]
+    rows = []
+    for obj in np.unique(ids[ids > 0]):
+        lab_s, lab_t = (lab[ids == obj] for lab in labs)
+        low, high = np.percentile(lab_s[:, 0], [25, 75])
+        dark, bright = lab_s[:, 0] <= low, lab_s[:, 0] >= high
+        spread = lab_s[bright, 0].mean() - lab_s[dark, 0].mean()
+        if spread < MIN_SHADING:
+            continue
+        ratio = (lab_t[bright, 0].mean() - lab_t[dark, 0].mean()) / spread
+        rows.append([ratio, *(np.hypot(*lab[dark, 1:].mean(0)) for lab in (lab_s, lab_t))])
+    return np.array(rows, np.float64).reshape(-1, 3)
+
+
 def vehicle_tally(source: SourceFrames, kept: dict[int, np.ndarray], translator: Translator | None
-                  ) -> InstanceColourTally:
-    """The instance colour tally of the vehicles in ``kept`` ({frame index: (H, W) ids of the vehicles scored
-    there, 0 elsewhere}) of ``source``, translated by ``translator`` (None: the identity)."""
+                  ) -> tuple[InstanceColourTally, np.ndarray]:
+    """The instance colour tally and the :func:`shading_rows` of the vehicles in ``kept`` ({frame index: (H, W)
+    ids of the vehicles scored there, 0 elsewhere}) of ``source``, translated by ``translator`` (None: the
+    identity)."""
     import torch
 
     from sim2real.evaluation.instance_colour import InstanceColourTally, instance_colour_tally
     from sim2real.translator.frames import denormalize_rgb
 
-    out = InstanceColourTally()
+    out, shading = InstanceColourTally(), []
     for t, ids in kept.items():
         rgb, sem, inst = source.rgb[t:t + 1], source.semantic[t:t + 1], source.instance[t:t + 1]
         with torch.no_grad():
             translated = rgb if translator is None else translator.translate_normalized(rgb, sem, inst)
-        out = out + instance_colour_tally(denormalize_rgb(rgb)[0].numpy(), denormalize_rgb(translated)[0].numpy(), ids)
-    return out
+        pair = denormalize_rgb(rgb)[0].numpy(), denormalize_rgb(translated)[0].numpy()
+        out = out + instance_colour_tally(*pair, ids)
+        shading.append(shading_rows(*pair, ids))
+    return out, np.concatenate([np.zeros((0, 3)), *shading])
 
 
 def main() -> None:
@@ -107,10 +141,12 @@ def main() -> None:
         rows.append((str(model), vehicle_tally(source, kept, translator)))
     print(f"{len(views)} vehicles ({args.classes}) of {len(source)} frames of world {EVAL_SIM_SEED}, "
           f"each at its largest view (>= {args.min_pixels} px)\n")
-    print("| model | coloured vehicles | hue error (degrees) ↓ | chroma ratio | grey tint (Lab) |")
-    print("|---|---|---|---|---|")
-    for name, t in rows:
-        print(f"| {name} | {t.coloured_count()} | {t.hue_error():.1f} | {t.chroma_ratio():.2f} | {t.grey_tint():.2f} |")
+    print("| model | coloured vehicles | hue error (degrees) ↓ | chroma ratio | grey tint (Lab) | shaded vehicles "
+          "| shading ratio | dark-part chroma (Lab) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, (t, shade) in rows:
+        print(f"| {name} | {t.coloured_count()} | {t.hue_error():.1f} | {t.chroma_ratio():.2f} | {t.grey_tint():.2f} "
+              f"| {len(shade)} | {np.median(shade[:, 0]):.2f} | {shade[:, 2].mean():.2f} |")
 
 
 if __name__ == "__main__":

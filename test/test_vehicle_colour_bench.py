@@ -11,7 +11,7 @@ import numpy as np
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
-from vehicle_colour import largest_views  # noqa: E402
+from vehicle_colour import largest_views, shading_rows  # noqa: E402
 
 
 def test_each_vehicle_is_kept_once_at_its_largest_view() -> None:
@@ -26,6 +26,25 @@ def test_each_vehicle_is_kept_once_at_its_largest_view() -> None:
     assert views == {(0, 5): 1}
     # the same id in another sequence is another vehicle
     assert largest_views(semantic, instance, np.array([0, 0, 1]), {car}, 100) == {(0, 5): 1, (1, 5): 2}
+
+
+def test_shading_ratio_and_dark_chroma_have_known_answers() -> None:
+    source = np.zeros((20, 40, 3), np.uint8)
+    source[:10], source[10:] = 200, 20  # vehicle 1: light body over a black underside
+    source[:, 20:] = 128  # vehicle 2: flat grey, no shading to keep
+    ids = np.zeros((20, 40), np.int64)
+    ids[:, :20], ids[:, 20:] = 1, 2
+    (row,) = shading_rows(source, source, ids)  # vehicle 2 is not scored
+    assert row[0] == 1.0 and row[1] == row[2] < 1.0
+    flat = source.copy()
+    flat[:, :20] = 110
+    assert abs(shading_rows(source, flat, ids)[0, 0]) < 1e-6
+    inverted = 255 - source
+    assert shading_rows(source, inverted, ids)[0, 0] < -0.9
+    pink = source.copy()
+    pink[10:, :20] = (90, 40, 50)  # the underside lifted and tinted
+    lifted = shading_rows(source, pink, ids)[0]
+    assert 0.0 < lifted[0] < 0.9 and lifted[2] > 10.0
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
