@@ -24,6 +24,7 @@ from sim2real.translator.losses import (
     instance_chroma_loss,
     instance_hue_loss,
     instance_mean_chroma,
+    instance_shading_loss,
     kl_loss,
     latent_reconstruction_loss,
     lightness_gain_loss,
@@ -345,6 +346,62 @@ def test_instance_chroma_without_instances_zero_attached_and_checks_arguments():
         instance_chroma_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), margin=-0.1)
     with pytest.raises(ConfigError, match="scale"):
         instance_chroma_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), scale=0.0)
+
+
+# ------------------------------------------------------------------ instance shading floor
+def shading_scene() -> tuple[torch.Tensor, torch.Tensor]:
+    """One frame, two instances: 1 (left half) a grey body over a darker underside (luma 0.4 top rows, -0.6
+    bottom rows: spread 0.5 std), 2 (right half) flat grey (no shading to keep)."""
+    ref = torch.zeros(1, 3, 4, 6)
+    ref[0, :, :2, :3], ref[0, :, 2:, :3], ref[0, :, :, 3:] = 0.4, -0.6, 0.1
+    inst = torch.zeros(1, 4, 6, dtype=torch.long)
+    inst[0, :, :3], inst[0, :, 3:] = 1, 2
+    return ref, inst
+
+
+def test_instance_shading_known_answers():
+    ref, inst = shading_scene()
+    assert float(instance_shading_loss(ref, ref, inst)) < 1e-6  # gain 1 (instance 2: float rounding of sigma 0)
+    assert float(instance_shading_loss(0.6 * ref + 0.2, ref, inst)) < 1e-6  # gain 0.6, above the floor 0.5
+    flat = torch.full_like(ref, -0.1)
+    # instance 1 painted flat: gain 0, weight min(0.5 / 0.1, 1) = 1; instance 2 has sigma 0: weight 0; N = 2
+    torch.testing.assert_close(instance_shading_loss(flat, ref, inst), torch.tensor(0.25 / 2), atol=1e-6, rtol=0)
+    torch.testing.assert_close(instance_shading_loss(-ref, ref, inst), torch.tensor(1.5 ** 2 / 2), atol=1e-5, rtol=0)
+    lifted = ref.clone()
+    lifted[0, :, 2:, :3] = 0.1  # the underside painted lighter: gain (0.4 - 0.1) / 1.0 = 0.3
+    torch.testing.assert_close(instance_shading_loss(lifted, ref, inst), torch.tensor(0.2 ** 2 / 2),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(instance_shading_loss(lifted, ref, inst, floor=0.3), torch.tensor(0.0),
+                               atol=1e-6, rtol=0)
+    # a chroma-only change (grey axis untouched) leaves the luma slope alone
+    tinted = ref + torch.tensor([0.1, -0.1 * 0.299 / 0.587, 0.0])[None, :, None, None]
+    assert float(instance_shading_loss(tinted, ref, inst)) < 1e-6
+
+
+def test_instance_shading_gradient_raises_the_dark_part_contrast_only_inside_instances():
+    ref, inst = shading_scene()
+    inst[0, :, 5] = 0  # a background column: never read
+    img = torch.full_like(ref, 0.1).requires_grad_(True)
+    ref.requires_grad_(True)
+    instance_shading_loss(img, ref, inst).backward()
+    assert ref.grad is None
+    grad = img.grad.sum(dim=1)
+    assert float(grad[0, :2, :3].max()) < 0 < float(grad[0, 2:, :3].min())  # body lighter, underside darker
+    assert float(img.grad[0, :, :, 5].abs().max()) == 0.0
+
+
+def test_instance_shading_without_instances_zero_attached_float32_under_autocast_and_checks_arguments():
+    img = torch.rand(1, 3, 4, 4, requires_grad=True)
+    loss = instance_shading_loss(img, img.detach(), torch.zeros(1, 4, 4, dtype=torch.long))
+    assert float(loss.detach()) == 0.0 and loss.requires_grad
+    with pytest.raises(ConfigError, match="spread_scale"):
+        instance_shading_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), spread_scale=0.0)
+    ref, inst = shading_scene()
+    flat = torch.full_like(ref, -0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = instance_shading_loss(flat.bfloat16(), ref, inst)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, torch.tensor(0.125), atol=1e-3, rtol=0)
 
 
 def test_instance_chroma_is_float32_under_cpu_autocast():

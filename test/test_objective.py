@@ -31,6 +31,7 @@ from sim2real.translator.losses import (
     coefficient_anchor_loss,
     instance_chroma_loss,
     instance_hue_loss,
+    instance_shading_loss,
     lightness_gain_loss,
     memory_contrastive_loss,
 )
@@ -145,7 +146,8 @@ def test_every_generator_term_finite_with_nonzero_generator_gradient():
     # floor 2: the decoder starts near the identity map (gain ~1), so the term has a gradient here; margin 0: any
     # colour the untrained generator gives the grey car costs
     weights = LossWeights(nce=1.0, instance_hue=1.0, instance_chroma=1.0, instance_chroma_margin=0.0,
-                          lightness_gain=1.0, lightness_gain_floor=2.0, coefficient_anchor=1.0)
+                          lightness_gain=1.0, lightness_gain_floor=2.0, coefficient_anchor=1.0, instance_shading=1.0,
+                          instance_shading_floor=2.0)
     projector = PatchProjector([gen.cfg.content_channels], dim=16)
     losses = generator_losses(gen, d_t, d_s, aux, src, tgt, weights, content_disc=d_c, projector=projector)
     assert set(TERM_WEIGHTS) <= set(losses), sorted(losses)
@@ -266,6 +268,16 @@ def test_lightness_gain_term_reads_the_fake_target_coefficients():
     expected = lightness_gain_loss(out.coefficients_fake_target, 1.5)
     assert float(expected.detach()) > 0.1  # gain ~1 near the identity start, floor 1.5
     _assert_weighted_term("lightness_gain", 2.0, expected, gen, off=off, on=on)
+
+
+def test_instance_shading_term_reads_the_fake_target_against_the_source():
+    weights = LossWeights(instance_shading=2.0, instance_shading_floor=1.5)
+    gen, src, out, off, on = _term_off_and_on(weights, with_grey_car(make_source()))
+    expected = instance_shading_loss(out.fake_target, src.rgb, src.instance, floor=1.5)
+    assert float(expected.detach()) > 0  # floor 1.5: above any gain near the identity start
+    _assert_weighted_term("instance_shading", 2.0, expected, gen, off=off, on=on)
+    _, _, _, _, low = _term_off_and_on(LossWeights(instance_shading=2.0, instance_shading_floor=0.0), src)
+    assert float(low["instance_shading"].detach()) < float(expected.detach())  # the floor reaches the term
 
 
 def test_coefficient_anchor_term_reads_the_fake_target_coefficients():

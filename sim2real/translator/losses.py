@@ -38,6 +38,7 @@ __all__ = [
     "instance_chroma_loss",
     "instance_hue_loss",
     "instance_mean_chroma",
+    "instance_shading_loss",
     "kl_loss",
     "latent_reconstruction_loss",
     "lightness_gain_loss",
@@ -402,6 +403,45 @@ def instance_chroma_loss(image: Tensor, reference: Tensor, instance: Tensor, *, 
     means, ref = pair
     excess = F.relu(means.norm(dim=1) - ref.norm(dim=1) - margin)
     return excess.sum() / (scale * means.shape[0])
+
+
+def instance_shading_loss(image: Tensor, reference: Tensor, instance: Tensor, *, floor: float = 0.5,
+                          spread_scale: float = 0.1) -> Tensor:
+    """Instance shading floor: each instance keeps its source's light and dark parts (a truck's black underside
+    stays darker than its body).
+
+    With s_p and t_p the luma (weights l, images in [-1, 1]) of pixel p of instance i in ``reference`` and in
+    ``image``, and sigma_i the standard deviation of s over the instance, its shading gain is the least-squares
+    slope of t on s,
+
+        G_i = cov_i(s, t) / sigma_i^2,    L = sum_i w_i max(0, floor - G_i)^2 / N,
+        w_i = min(sigma_i / spread_scale, 1)
+
+    over the N instances (id > 0). The identity has G = 1, an instance painted one flat colour G = 0, its
+    lightness turned over G = -1. Lifting only the dark parts (an underside painted brown) lowers G. An instance
+    with no shading in the source has no gain to hold and weighs ~ sigma_i / spread_scale. Unlike
+    :func:`lightness_gain_loss`, which reads each work cell's colour map, this reads the output pixels (detail
+    path and camera model included) over a whole instance, so an offset field that paints a dark part lighter
+    pays for it. Shapes: image, reference (B, 3, H, W) float, instance (B, H, W) integer. The reference is
+    detached. Float32, also under autocast. Returns 0 (attached to ``image``) when no frame has an instance.
+    """
+    if spread_scale <= 0:
+        raise ConfigError(f"spread_scale must be > 0, got {spread_scale}")
+    inside, slot, counts, _ = _instance_groups(instance)
+    if counts.numel() == 0:
+        return image.float().sum() * 0.0
+    with torch.autocast(image.device.type, enabled=False):
+        luma = image.new_tensor(LUMA_WEIGHTS, dtype=torch.float32)
+        t, s = (torch.einsum("c,bchw->bhw", luma, x.float()).flatten()[inside] for x in (image, reference.detach()))
+
+        def group_mean(values: Tensor) -> Tensor:
+            return torch.zeros_like(counts).index_add(0, slot, values) / counts
+
+        ds, dt = s - group_mean(s)[slot], t - group_mean(t)[slot]
+        variance = group_mean(ds * ds)
+        gain = group_mean(ds * dt) / variance.clamp(min=1e-8)
+        weight = (variance.sqrt() / spread_scale).clamp(max=1.0)
+        return (weight * F.relu(floor - gain).square()).sum() / counts.numel()
 
 
 def lightness_gain_loss(coefficients: Tensor, floor: float) -> Tensor:

@@ -58,6 +58,7 @@ from sim2real.translator.losses import (
     get_adversarial_loss,
     instance_chroma_loss,
     instance_hue_loss,
+    instance_shading_loss,
     kl_loss,
     latent_reconstruction_loss,
     lightness_gain_loss,
@@ -117,6 +118,10 @@ class LossWeights:
         lightness_gain: penalises the target decoder's lightness gain on s->t below ``lightness_gain_floor`` in
             every work cell (:func:`~sim2real.translator.losses.lightness_gain_loss`; 0 = off).
         lightness_gain_floor: that floor.
+        instance_shading: penalises each source instance's shading gain on s->t (the least-squares slope of its
+            output luma on its source luma) below ``instance_shading_floor``
+            (:func:`~sim2real.translator.losses.instance_shading_loss`; 0 = off): a dark underside stays dark.
+        instance_shading_floor: that floor.
         coefficient_anchor: L1 of the target decoder's affine coefficients on s->t to the identity map
             (:func:`~sim2real.translator.losses.coefficient_anchor_loss`; 0 = off): the colours stay the guide's,
             the colour prior's, unless the other terms pay for leaving them.
@@ -140,6 +145,8 @@ class LossWeights:
     instance_chroma_margin: float = 0.05
     lightness_gain: float = 0.0
     lightness_gain_floor: float = 0.5
+    instance_shading: float = 0.0
+    instance_shading_floor: float = 0.5
     coefficient_anchor: float = 0.0
     small_class_weight: float = 5.0
     adversarial_mode: str = "lsgan"
@@ -176,6 +183,7 @@ TERM_WEIGHTS: Final[dict[str, str]] = {
     "instance_hue": "instance_hue",
     "instance_chroma": "instance_chroma",
     "lightness_gain": "lightness_gain",
+    "instance_shading": "instance_shading",
     "coefficient_anchor": "coefficient_anchor",
 }
 
@@ -440,8 +448,8 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
       class CE; diagnostics bbox_l1 / bbox_giou.
     * semantic: CE(S(u), y_s) with small-class weights, frozen segmenter (needs ``aux``); nce: PatchNCE between
       E^c(u) and sg(c_s) through ``projector`` (CUT; needs ``projector``).
-    * instance_hue, instance_chroma, lightness_gain: :func:`~sim2real.translator.losses.instance_hue_loss`,
-      :func:`~sim2real.translator.losses.instance_chroma_loss`, :func:`~sim2real.translator.losses.lightness_gain_loss`.
+    * instance_hue, instance_chroma, instance_shading, lightness_gain: the functions of those names in
+      :mod:`sim2real.translator.losses` (``instance_hue_loss``, ...).
 
     After a one-sided pass (:func:`translate_one_sided`) the terms of the missing directions are left out.
     Discriminators, content discriminator and critics are frozen here, so ``total.backward()`` fills only
@@ -477,7 +485,8 @@ def _instance_terms(gen: TranslatorGenerator, out: Translations, batch_source: S
                     ) -> dict[str, Tensor]:
     """memory (the class-style memory's contrastive loss), instance_hue (each instance keeps its hue on s->t),
     instance_chroma (no instance gets more colourful on s->t), lightness_gain (the s->t coefficient field keeps
-    the guide's shading) and coefficient_anchor (and the guide's colours)."""
+    the guide's shading), instance_shading (each instance keeps its source's) and coefficient_anchor (and the
+    guide's colours)."""
     losses: dict[str, Tensor] = {}
     if weights.memory > 0 and gen.memory is not None:
         queries = gen.memory_queries(out.content_source)
@@ -487,6 +496,9 @@ def _instance_terms(gen: TranslatorGenerator, out: Translations, batch_source: S
     if weights.instance_chroma > 0:
         losses["instance_chroma"] = instance_chroma_loss(out.fake_target, batch_source.rgb, batch_source.instance,
                                                          margin=weights.instance_chroma_margin)
+    if weights.instance_shading > 0:
+        losses["instance_shading"] = instance_shading_loss(out.fake_target, batch_source.rgb, batch_source.instance,
+                                                           floor=weights.instance_shading_floor)
     if weights.lightness_gain > 0:
         if out.coefficients_fake_target is None:
             raise ConfigError("losses.lightness_gain needs the s->t coefficient field, and these translations carry "
