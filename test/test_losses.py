@@ -17,6 +17,7 @@ from sim2real.translator.losses import (
     content_discriminator_loss,
     content_generator_loss,
     cross_cycle_loss,
+    dark_level_loss,
     generalized_iou,
     get_adversarial_loss,
     hinge_d_loss,
@@ -346,6 +347,39 @@ def test_instance_chroma_without_instances_zero_attached_and_checks_arguments():
         instance_chroma_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), margin=-0.1)
     with pytest.raises(ConfigError, match="scale"):
         instance_chroma_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), scale=0.0)
+
+
+# ------------------------------------------------------------------ dark-level ceiling
+def test_dark_level_known_answers():
+    ref = torch.zeros(1, 3, 2, 4)
+    ref[..., :2], ref[..., 2:] = -0.9, 0.5  # a black half (4 pixels, luma -0.9) and a light half
+    assert float(dark_level_loss(ref, ref)) == 0.0
+    assert float(dark_level_loss(ref - 0.5, ref)) == 0.0  # darker costs nothing
+    lifted = ref.clone()
+    lifted[..., :2] = -0.4  # +0.5: 0.3 above the margin 0.2
+    torch.testing.assert_close(dark_level_loss(lifted, ref), torch.tensor(0.09), atol=1e-6, rtol=0)
+    torch.testing.assert_close(dark_level_loss(lifted, ref, margin=0.0), torch.tensor(0.25), atol=1e-6, rtol=0)
+    lifted[0, :, 0, 0] = -0.8  # one pixel within the margin: (0 + 3 * 0.09) / 4
+    torch.testing.assert_close(dark_level_loss(lifted, ref), torch.tensor(0.0675), atol=1e-6, rtol=0)
+    light = ref.clone()
+    light[..., 2:] = -1.0  # the light half painted black: not dark in the source, never read
+    assert float(dark_level_loss(light, ref)) == 0.0
+    assert float(dark_level_loss(lifted, ref, below=-0.95)) == 0.0  # no pixel that dark: 0
+
+
+def test_dark_level_gradient_darkens_only_the_lifted_dark_pixels_and_checks_arguments():
+    ref = torch.zeros(1, 3, 2, 4)
+    ref[..., :2] = -0.9
+    img = torch.full_like(ref, 0.0).requires_grad_(True)
+    ref.requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = dark_level_loss(img, ref)
+    assert loss.dtype == torch.float32
+    loss.backward()
+    assert ref.grad is None
+    assert float(img.grad[..., :2].min()) > 0 and float(img.grad[..., 2:].abs().max()) == 0
+    with pytest.raises(ConfigError, match="margin"):
+        dark_level_loss(img, ref, margin=-0.1)
 
 
 # ------------------------------------------------------------------ instance shading floor

@@ -29,6 +29,7 @@ from sim2real.translator.layers import apply_affine_colour, upsample_to
 from sim2real.translator.losses import (
     box_consistency_loss,
     coefficient_anchor_loss,
+    dark_level_loss,
     instance_chroma_loss,
     instance_hue_loss,
     instance_shading_loss,
@@ -147,7 +148,7 @@ def test_every_generator_term_finite_with_nonzero_generator_gradient():
     # colour the untrained generator gives the grey car costs
     weights = LossWeights(nce=1.0, instance_hue=1.0, instance_chroma=1.0, instance_chroma_margin=0.0,
                           lightness_gain=1.0, lightness_gain_floor=2.0, coefficient_anchor=1.0, instance_shading=1.0,
-                          instance_shading_floor=2.0)
+                          instance_shading_floor=2.0, dark_level=1.0, dark_level_below=1.0, dark_level_margin=0.0)
     projector = PatchProjector([gen.cfg.content_channels], dim=16)
     losses = generator_losses(gen, d_t, d_s, aux, src, tgt, weights, content_disc=d_c, projector=projector)
     assert set(TERM_WEIGHTS) <= set(losses), sorted(losses)
@@ -278,6 +279,20 @@ def test_instance_shading_term_reads_the_fake_target_against_the_source():
     _assert_weighted_term("instance_shading", 2.0, expected, gen, off=off, on=on)
     _, _, _, _, low = _term_off_and_on(LossWeights(instance_shading=2.0, instance_shading_floor=0.0), src)
     assert float(low["instance_shading"].detach()) < float(expected.detach())  # the floor reaches the term
+
+
+def test_dark_level_term_reads_the_fake_target_against_the_source():
+    src = make_source()
+    src = dataclasses.replace(src, rgb=torch.full_like(src.rgb, -0.95))  # every source pixel black
+    weights = LossWeights(dark_level=2.0, dark_level_margin=0.0)
+    gen, src, out, off, on = _term_off_and_on(weights, src)
+    expected = dark_level_loss(out.fake_target, src.rgb, margin=0.0)
+    assert float(expected.detach()) > 0  # the untrained generator lifts some black pixel
+    _assert_weighted_term("dark_level", 2.0, expected, gen, off=off, on=on)
+    _, _, _, _, wide = _term_off_and_on(LossWeights(dark_level=2.0, dark_level_margin=5.0), src)
+    assert float(wide["dark_level"].detach()) == 0.0  # the margin reaches the term
+    with pytest.raises(ConfigError, match="dark_level_below"):
+        LossWeights(dark_level_below=-1.0)
 
 
 def test_coefficient_anchor_term_reads_the_fake_target_coefficients():

@@ -31,6 +31,7 @@ __all__ = [
     "content_discriminator_loss",
     "content_generator_loss",
     "cross_cycle_loss",
+    "dark_level_loss",
     "generalized_iou",
     "get_adversarial_loss",
     "hinge_d_loss",
@@ -442,6 +443,31 @@ def instance_shading_loss(image: Tensor, reference: Tensor, instance: Tensor, *,
         gain = group_mean(ds * dt) / variance.clamp(min=1e-8)
         weight = (variance.sqrt() / spread_scale).clamp(max=1.0)
         return (weight * F.relu(floor - gain).square()).sum() / counts.numel()
+
+
+def dark_level_loss(image: Tensor, reference: Tensor, *, below: float = -0.6, margin: float = 0.2) -> Tensor:
+    """Dark-level ceiling: what is dark in the source stays dark (a truck's black underside, tyres, shadows).
+
+    With s_p and t_p the luma (weights l) of pixel p in ``reference`` and in ``image`` (both in [-1, 1]),
+
+        L = sum_{p: s_p < below} max(0, t_p - s_p - margin)^2 / |{p: s_p < below}|
+
+    (0 when no pixel is that dark). Below ``below`` (-0.6: the darkest fifth of the range) a pixel may come out
+    at most ``margin`` (0.2: a tenth of the range, ~25 8-bit levels) lighter than in the source at no cost;
+    darker always costs nothing. A real camera keeps scene black near its black level; an offset-heavy colour map
+    lifts it to a brownish grey, which neither :func:`lightness_gain_loss` (a slope, per work cell) nor
+    :func:`instance_shading_loss` (a slope, per instance) sees, since a lift by a constant keeps every slope.
+    Reads the output pixels (detail path and camera model included). Shapes: image, reference (B, 3, H, W)
+    float. The reference is detached. Float32, also under autocast.
+    """
+    if margin < 0:
+        raise ConfigError(f"margin must be >= 0, got {margin}")
+    with torch.autocast(image.device.type, enabled=False):
+        luma = image.new_tensor(LUMA_WEIGHTS, dtype=torch.float32)
+        t, s = (torch.einsum("c,bchw->bhw", luma, x.float()) for x in (image, reference.detach()))
+        dark = s < below
+        lift = F.relu(t - s - margin).square() * dark
+        return lift.sum() / dark.sum().clamp(min=1)
 
 
 def lightness_gain_loss(coefficients: Tensor, floor: float) -> Tensor:

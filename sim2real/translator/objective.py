@@ -55,6 +55,7 @@ from sim2real.translator.losses import (
     content_discriminator_loss,
     content_generator_loss,
     cross_cycle_loss,
+    dark_level_loss,
     get_adversarial_loss,
     instance_chroma_loss,
     instance_hue_loss,
@@ -122,6 +123,10 @@ class LossWeights:
             output luma on its source luma) below ``instance_shading_floor``
             (:func:`~sim2real.translator.losses.instance_shading_loss`; 0 = off): a dark underside stays dark.
         instance_shading_floor: that floor.
+        dark_level: penalises s->t pixels that are dark in the source (luma below ``dark_level_below``) and come
+            out more than ``dark_level_margin`` lighter (:func:`~sim2real.translator.losses.dark_level_loss`;
+            0 = off): a black underside stays black.
+        dark_level_below, dark_level_margin: that threshold and margin (luma of images in [-1, 1]).
         coefficient_anchor: L1 of the target decoder's affine coefficients on s->t to the identity map
             (:func:`~sim2real.translator.losses.coefficient_anchor_loss`; 0 = off): the colours stay the guide's,
             the colour prior's, unless the other terms pay for leaving them.
@@ -147,6 +152,9 @@ class LossWeights:
     lightness_gain_floor: float = 0.5
     instance_shading: float = 0.0
     instance_shading_floor: float = 0.5
+    dark_level: float = 0.0
+    dark_level_below: float = -0.6
+    dark_level_margin: float = 0.2
     coefficient_anchor: float = 0.0
     small_class_weight: float = 5.0
     adversarial_mode: str = "lsgan"
@@ -157,11 +165,14 @@ class LossWeights:
                 f"unknown adversarial_mode {self.adversarial_mode!r}; valid: {sorted(ADVERSARIAL_LOSSES)}"
             )
         for f in fields(self):
-            if f.name == "adversarial_mode":
+            if f.name in ("adversarial_mode", "dark_level_below"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"LossWeights.{f.name} must be a number >= 0, got {value!r}")
+        below = self.dark_level_below
+        if isinstance(below, bool) or not isinstance(below, int | float) or not -1 < below <= 1:
+            raise ConfigError(f"LossWeights.dark_level_below must be a luma in (-1, 1], got {below!r}")
         if self.small_class_weight <= 0:
             raise ConfigError(f"LossWeights.small_class_weight must be > 0, got {self.small_class_weight}")
 
@@ -184,6 +195,7 @@ TERM_WEIGHTS: Final[dict[str, str]] = {
     "instance_chroma": "instance_chroma",
     "lightness_gain": "lightness_gain",
     "instance_shading": "instance_shading",
+    "dark_level": "dark_level",
     "coefficient_anchor": "coefficient_anchor",
 }
 
@@ -485,8 +497,8 @@ def _instance_terms(gen: TranslatorGenerator, out: Translations, batch_source: S
                     ) -> dict[str, Tensor]:
     """memory (the class-style memory's contrastive loss), instance_hue (each instance keeps its hue on s->t),
     instance_chroma (no instance gets more colourful on s->t), lightness_gain (the s->t coefficient field keeps
-    the guide's shading), instance_shading (each instance keeps its source's) and coefficient_anchor (and the
-    guide's colours)."""
+    the guide's shading), instance_shading (each instance keeps its source's), dark_level (dark stays dark) and
+    coefficient_anchor (and the guide's colours)."""
     losses: dict[str, Tensor] = {}
     if weights.memory > 0 and gen.memory is not None:
         queries = gen.memory_queries(out.content_source)
@@ -499,6 +511,9 @@ def _instance_terms(gen: TranslatorGenerator, out: Translations, batch_source: S
     if weights.instance_shading > 0:
         losses["instance_shading"] = instance_shading_loss(out.fake_target, batch_source.rgb, batch_source.instance,
                                                            floor=weights.instance_shading_floor)
+    if weights.dark_level > 0:
+        losses["dark_level"] = dark_level_loss(out.fake_target, batch_source.rgb, below=weights.dark_level_below,
+                                               margin=weights.dark_level_margin)
     if weights.lightness_gain > 0:
         if out.coefficients_fake_target is None:
             raise ConfigError("losses.lightness_gain needs the s->t coefficient field, and these translations carry "
