@@ -266,12 +266,18 @@ def test_instance_hue_gradient_reaches_instances_of_the_image_only():
     assert float(grad[1].max()) == 0  # the grey-referenced instance weighs 0, the background is never read
 
 
-def test_instance_hue_without_instances_is_zero_attached():
+def assert_zero_attached_without_instances(loss_fn, **bad_argument: float) -> None:
+    """``loss_fn`` is 0 and attached to the image's graph without instances, and refuses ``bad_argument``."""
     img = torch.rand(1, 3, 4, 4, requires_grad=True)
-    loss = instance_hue_loss(img, img.detach(), torch.zeros(1, 4, 4, dtype=torch.long))
+    loss = loss_fn(img, img.detach(), torch.zeros(1, 4, 4, dtype=torch.long))
     assert float(loss.detach()) == 0.0 and loss.requires_grad
-    with pytest.raises(ConfigError, match="chroma_scale"):
-        instance_hue_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), chroma_scale=0.0)
+    (name,) = bad_argument
+    with pytest.raises(ConfigError, match=name):
+        loss_fn(img, img, torch.ones(1, 4, 4, dtype=torch.long), **bad_argument)
+
+
+def test_instance_hue_without_instances_is_zero_attached():
+    assert_zero_attached_without_instances(instance_hue_loss, chroma_scale=0.0)
 
 
 def test_instance_hue_near_grey_is_bounded_and_a_grey_output_costs_a_quarter_turn():
@@ -425,11 +431,7 @@ def test_instance_shading_gradient_raises_the_dark_part_contrast_only_inside_ins
 
 
 def test_instance_shading_without_instances_zero_attached_float32_under_autocast_and_checks_arguments():
-    img = torch.rand(1, 3, 4, 4, requires_grad=True)
-    loss = instance_shading_loss(img, img.detach(), torch.zeros(1, 4, 4, dtype=torch.long))
-    assert float(loss.detach()) == 0.0 and loss.requires_grad
-    with pytest.raises(ConfigError, match="spread_scale"):
-        instance_shading_loss(img, img, torch.ones(1, 4, 4, dtype=torch.long), spread_scale=0.0)
+    assert_zero_attached_without_instances(instance_shading_loss, spread_scale=0.0)
     ref, inst = shading_scene()
     flat = torch.full_like(ref, -0.1)
     with torch.autocast("cpu", dtype=torch.bfloat16):

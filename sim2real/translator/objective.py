@@ -460,8 +460,8 @@ def generator_losses(  # noqa: PLR0917 (the objective's documented positional co
       class CE; diagnostics bbox_l1 / bbox_giou.
     * semantic: CE(S(u), y_s) with small-class weights, frozen segmenter (needs ``aux``); nce: PatchNCE between
       E^c(u) and sg(c_s) through ``projector`` (CUT; needs ``projector``).
-    * instance_hue, instance_chroma, instance_shading, lightness_gain: the functions of those names in
-      :mod:`sim2real.translator.losses` (``instance_hue_loss``, ...).
+    * instance_hue, instance_chroma, instance_shading, dark_level, lightness_gain: the functions of those names
+      in :mod:`sim2real.translator.losses` (``instance_hue_loss``, ...).
 
     After a one-sided pass (:func:`translate_one_sided`) the terms of the missing directions are left out.
     Discriminators, content discriminator and critics are frozen here, so ``total.backward()`` fills only
