@@ -8,6 +8,7 @@ EXPONENT_FLOAT: Final = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def exponent_float(text: str) -> float | None:
-    """``"5e-5"`` -> 5e-05; None for anything else (``"1.5e-3"``, which PyYAML reads itself, included or not)."""
+    """A decimal with an exponent (``"5e-5"`` -> 5e-05; ``"1.5e-3"`` too), surrounding spaces ignored; None for
+    any other text."""
     stripped = text.strip()
     return float(stripped) if EXPONENT_FLOAT.fullmatch(stripped) else None

@@ -324,8 +324,8 @@ def _convert_scalar(value: Any, hint: Any, path: str) -> Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint is float and isinstance(value, str) and exponent_float(value) is not None:
-        return exponent_float(value)  # PyYAML (YAML 1.1) reads ``5e-5`` as a string
+    if hint is float and isinstance(value, str) and (number := exponent_float(value)) is not None:
+        return number  # PyYAML (YAML 1.1) reads ``5e-5`` as a string
     wrong_type = isinstance(hint, type) and not isinstance(value, hint)
     if wrong_type or (hint in (int, float) and isinstance(value, bool)):
         raise ConfigError(f"{path}: expected {getattr(hint, '__name__', hint)}, got {value!r}")

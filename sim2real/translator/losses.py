@@ -406,6 +406,11 @@ def instance_chroma_loss(image: Tensor, reference: Tensor, instance: Tensor, *, 
     return excess.sum() / (scale * means.shape[0])
 
 
+def _luma(image: Tensor) -> Tensor:
+    """(B, 3, H, W) -> (B, H, W) float32 luma (``LUMA_WEIGHTS``); call with autocast off."""
+    return torch.einsum("c,bchw->bhw", image.new_tensor(LUMA_WEIGHTS, dtype=torch.float32), image.float())
+
+
 def instance_shading_loss(image: Tensor, reference: Tensor, instance: Tensor, *, floor: float = 0.5,
                           spread_scale: float = 0.1) -> Tensor:
     """Instance shading floor: each instance keeps its source's light and dark parts (a truck's black underside
@@ -432,8 +437,7 @@ def instance_shading_loss(image: Tensor, reference: Tensor, instance: Tensor, *,
     if counts.numel() == 0:
         return image.float().sum() * 0.0
     with torch.autocast(image.device.type, enabled=False):
-        luma = image.new_tensor(LUMA_WEIGHTS, dtype=torch.float32)
-        t, s = (torch.einsum("c,bchw->bhw", luma, x.float()).flatten()[inside] for x in (image, reference.detach()))
+        t, s = (_luma(x).flatten()[inside] for x in (image, reference.detach()))
 
         def group_mean(values: Tensor) -> Tensor:
             return torch.zeros_like(counts).index_add(0, slot, values) / counts
@@ -463,8 +467,7 @@ def dark_level_loss(image: Tensor, reference: Tensor, *, below: float = -0.6, ma
     if margin < 0:
         raise ConfigError(f"margin must be >= 0, got {margin}")
     with torch.autocast(image.device.type, enabled=False):
-        luma = image.new_tensor(LUMA_WEIGHTS, dtype=torch.float32)
-        t, s = (torch.einsum("c,bchw->bhw", luma, x.float()) for x in (image, reference.detach()))
+        t, s = _luma(image), _luma(reference.detach())
         dark = s < below
         lift = F.relu(t - s - margin).square() * dark
         return lift.sum() / dark.sum().clamp(min=1)
