@@ -92,7 +92,7 @@ def freeze_generator(gen: nn.Module, prefixes: Iterable[str]) -> None:
 #: (how much of the decoder's coefficients are pooled per class, and near label edges; how the content body and
 #: decoders pad; whether, and which, mean of the detail path's output is taken off).
 RUN_MAY_CHANGE: Final = ("coefficient_pooling", "coefficient_edge_pooling", "body_padding_mode",
-                         "detail_highpass", "detail_mean", "coefficient_edge_pixels")
+                         "detail_highpass", "detail_mean", "coefficient_edge_pixels", "decoder_thing_chroma")
 
 
 def _prior_keys(per_frame: bool) -> set[str]:

@@ -25,6 +25,7 @@ __all__ = [
     "INT_BOUNDS",
     "LABEL_RESOLUTIONS",
     "PADDING_MODES",
+    "THING_CHROMA_SOURCES",
     "VALID_WORK_SCALES",
     "GeneratorConfig",
     "get_generator_config",
@@ -46,6 +47,9 @@ LABEL_RESOLUTIONS: Final = ("input", "work")
 #: the label's mean first, then the box's; "class_box_field" = the box's, and the class steps' bands taken off through
 #: the edge-pixel field's affine offsets.
 DETAIL_MEANS: Final = ("box", "class", "class_box", "class_box_field")
+#: ``GeneratorConfig.decoder_thing_chroma``: where thing classes' chroma comes from
+#: (:mod:`~sim2real.translator.thing_colour_maps`).
+THING_CHROMA_SOURCES: Final = ("decoder", "untinted", "guide")
 
 
 #: inclusive bounds of every integer field. Checked before anything is built: a checkpoint is a file from
@@ -168,6 +172,12 @@ class GeneratorConfig:
             full-resolution pixel takes the edge cells' share of its bilinear upsampling weights from its own
             label's class mean, not from the edge cells' (the other class's, across the edge): the upsampling
             carries no class's colour map across a label edge. Changes no weight.
+        decoder_thing_chroma: one of :data:`THING_CHROMA_SOURCES`: where the target decoder's colour maps of thing
+            classes (person ... bicycle) take their chroma from, with labels
+            (:mod:`~sim2real.translator.thing_colour_maps`; each keeps the map's lightness). "decoder": the maps as
+            they are; "untinted": a grey guide stays grey and a coloured one takes the map of its own chroma;
+            "guide": the guide's chroma unchanged (with ``colour_prior_thing_chroma``, the source instance's own).
+            Changes no weight.
         identity_start: a fresh decoder returns its guide (with the colour prior: the prior's map) unchanged: its
             head's colour-coefficient weights start at zero (bias: the identity map) and its output is clamped to
             [-1, 1] instead of squashed by tanh. False = tanh and small random head weights, as every model before
@@ -218,6 +228,7 @@ class GeneratorConfig:
     coefficient_pooling: float = 0.0
     coefficient_edge_pooling: int = 0
     coefficient_edge_pixels: bool = False
+    decoder_thing_chroma: str = "decoder"
     identity_start: bool = False
 
     def __post_init__(self) -> None:
@@ -269,7 +280,7 @@ class GeneratorConfig:
 
     def _check_choices(self) -> None:
         for field, valid in (("padding_mode", PADDING_MODES), ("label_resolution", LABEL_RESOLUTIONS),
-                             ("detail_mean", DETAIL_MEANS)):
+                             ("detail_mean", DETAIL_MEANS), ("decoder_thing_chroma", THING_CHROMA_SOURCES)):
             if getattr(self, field) not in valid:
                 raise ConfigError(f"GeneratorConfig.{field} must be one of {list(valid)}, got {getattr(self, field)!r}")
         if self.body_padding_mode is not None and self.body_padding_mode not in PADDING_MODES:

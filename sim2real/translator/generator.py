@@ -54,7 +54,7 @@ from sim2real.translator.coefficient_pooling import (
     edge_pooled_coefficients,
 )
 from sim2real.translator.colour_prior import ClassColourPrior
-from sim2real.translator.config import GeneratorConfig
+from sim2real.translator.config import THING_CHROMA_SOURCES, GeneratorConfig
 from sim2real.translator.instance_branch import InstanceBranch
 from sim2real.translator.layers import (
     AFFINE_COEFFS,
@@ -73,6 +73,7 @@ from sim2real.translator.layers import (
     upsampled_affine_colour,
 )
 from sim2real.translator.memory import ClassStyleMemory, downsample_labels
+from sim2real.translator.thing_colour_maps import thing_cells, thing_columns
 
 __all__ = [
     "DOMAINS",
@@ -440,6 +441,8 @@ class Decoder(nn.Module):
             bilinear weights from its own label's class mean (edge pooling per pixel,
             :func:`~sim2real.translator.coefficient_pooling.edge_pooled_coefficients`): no class's map leaks across
             an edge in the upsampling.
+        thing_chroma: with labels, where the chroma of thing classes' colour maps comes from: "decoder" (their
+            maps as they are), "untinted" or "guide" (:mod:`~sim2real.translator.thing_colour_maps`).
     """
 
     def __init__(
@@ -447,6 +450,7 @@ class Decoder(nn.Module):
         *, padding_mode: str = "replicate", detail_padding_mode: str | None = None, detail_channels: int = 0,
         detail_width: int = 8, detail_highpass: int = 0, pooling: float = 0.0, num_classes: int = NUM_CLASSES,
         identity_start: bool = False, edge_pooling: int = 0, detail_mean: str = "box", edge_pixels: bool = False,
+        thing_chroma: str = "decoder",
     ) -> None:
         super().__init__()
         if edge_pixels and edge_pooling <= 0:
@@ -454,8 +458,10 @@ class Decoder(nn.Module):
         if detail_mean == "class_box_field" and not edge_pixels:
             raise ValueError("detail_mean class_box_field takes its bands off in the edge-pixel field: it needs "
                              "edge_pixels")
+        if thing_chroma not in THING_CHROMA_SOURCES:
+            raise ValueError(f"thing_chroma must be one of {list(THING_CHROMA_SOURCES)}, got {thing_chroma!r}")
         self.pooling, self.num_classes, self.clamp = pooling, num_classes, identity_start
-        self.edge_pooling, self.edge_pixels = edge_pooling, edge_pixels
+        self.edge_pooling, self.edge_pixels, self.thing_chroma = edge_pooling, edge_pixels, thing_chroma
         self.mlp = StyleMLP(style_dim, mlp_dim)
         self.style_map_proj = nn.Conv2d(value_dim, channels[0], 1, bias=False) if value_dim > 0 else None
         self.res = nn.ModuleList([ModResBlock(channels[0], mlp_dim, padding_mode=padding_mode) for _ in range(num_res)])
@@ -518,6 +524,24 @@ class Decoder(nn.Module):
         m = coefficients_by_label(detail_means, ids)
         return box_mean(m, (self.detail.highpass // int(step)) | 1) - m  # int: a constant also in a traced graph
 
+    def _labelled_coefficients(self, coeffs: Tensor, labels: Tensor | None
+                               ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor] | None]:
+        """The head's coefficients (B, 12 + D, h, w) and labels (B, H, W) or None -> (the coefficients after the
+        pooling options and ``thing_chroma``, same shape and dtype; with edge pooling per pixel, what
+        :meth:`_edge_field` takes: float32 affine coefficients, edge cells, class table and labels, else None)."""
+        if labels is None:
+            return coeffs, None
+        if self.edge_pixels:
+            pooled, edge, table = edge_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes,
+                                                           self.edge_pooling)
+            if self.thing_chroma != "decoder":
+                pooled, table = thing_cells(pooled, labels, self.thing_chroma), thing_columns(table, self.thing_chroma)
+            return pooled.to(coeffs.dtype), (pooled[:, :AFFINE_COEFFS], edge, table[:, :AFFINE_COEFFS], labels)
+        if self.pooling > 0 or self.edge_pooling > 0:
+            coeffs = class_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes,
+                                               self.edge_pooling).to(coeffs.dtype)
+        return (coeffs if self.thing_chroma == "decoder" else thing_cells(coeffs, labels, self.thing_chroma)), None
+
     def forward(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None,
                 detail_noise: Tensor | None = None, *, labels: Tensor | None = None) -> Tensor:
         """content (B, C, h, w), style (B, S), guide (B, 3, H, W), style_map (B, Dv, h, w), detail_noise
@@ -537,16 +561,7 @@ class Decoder(nn.Module):
             x = block(x, latent)
         for conv in self.ups:
             x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2.0, mode="nearest"), latent), 0.2)
-        coeffs = self.head(x)
-        edge_inputs = None  # edge pooling per pixel: (float32 pooled affine coefficients, edge cells, table, labels)
-        if self.edge_pixels and labels is not None:
-            pooled, edge, table = edge_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes,
-                                                           self.edge_pooling)
-            coeffs = pooled.to(coeffs.dtype)
-            edge_inputs = (pooled[:, :AFFINE_COEFFS], edge, table[:, :AFFINE_COEFFS], labels)
-        elif (self.pooling > 0 or self.edge_pooling > 0) and labels is not None:
-            coeffs = class_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes,
-                                               self.edge_pooling).to(coeffs.dtype)
+        coeffs, edge_inputs = self._labelled_coefficients(self.head(x), labels)
         detail, means = (self.detail(guide, coeffs[:, AFFINE_COEFFS:], detail_noise, labels)
                          if self.detail is not None else (None, None))
         affine, offset = coeffs[:, :AFFINE_COEFFS], None
@@ -572,7 +587,8 @@ def _decoder(cfg: GeneratorConfig, domain: str, channels: list[int], value_dim: 
                    identity_start=cfg.identity_start, pooling=cfg.coefficient_pooling if target else 0.0,
                    num_classes=cfg.num_classes, edge_pooling=cfg.coefficient_edge_pooling if target else 0,
                    detail_mean=cfg.detail_mean if target or cfg.detail_mean != "class_box_field" else "box",
-                   edge_pixels=cfg.coefficient_edge_pixels and target)
+                   edge_pixels=cfg.coefficient_edge_pixels and target,
+                   thing_chroma=cfg.decoder_thing_chroma if target else "decoder")
 
 
 class TranslatorGenerator(nn.Module):
