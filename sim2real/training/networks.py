@@ -89,10 +89,12 @@ def freeze_generator(gen: nn.Module, prefixes: Iterable[str]) -> None:
 
 
 #: generator config fields a run may change when it starts from another model's weights: they change no weight
-#: (how much of the decoder's coefficients are pooled per class, and near label edges; how the content body and
-#: decoders pad; whether, and which, mean of the detail path's output is taken off).
+#: (how much of the decoder's coefficients are pooled per class, near label edges and for whole classes; how the
+#: content body and decoders pad; whether, and which, mean of the detail path's output is taken off; where thing
+#: classes' colour maps take their chroma from).
 RUN_MAY_CHANGE: Final = ("coefficient_pooling", "coefficient_edge_pooling", "body_padding_mode",
-                         "detail_highpass", "detail_mean", "coefficient_edge_pixels", "decoder_thing_chroma")
+                         "detail_highpass", "detail_mean", "coefficient_edge_pixels", "decoder_thing_chroma",
+                         "coefficient_whole_classes")
 
 
 def _prior_keys(per_frame: bool) -> set[str]:
@@ -120,11 +122,12 @@ def check_generator_config(loaded: GeneratorConfig, run: GeneratorConfig, source
     """CheckpointError when the generator config ``source`` was trained with differs from this run's beyond the
     fields a run may change (``RUN_MAY_CHANGE``) and the kind of colour prior; each of those that does differ is
     logged with both values. Compared as plain fields (a mix of the two configs need not be a valid one)."""
-    mixed = {**loaded.to_dict(), **{f: getattr(run, f) for f in RUN_MAY_CHANGE}}
+    run_fields = run.to_dict()  # as plain JSON values (lists, not tuples), as loaded.to_dict() gives them
+    mixed = {**loaded.to_dict(), **{f: run_fields[f] for f in RUN_MAY_CHANGE}}
     prior_fields = ("colour_prior_per_frame", "colour_prior_pooled_share", "colour_prior_thing_chroma")
     other_prior = loaded.use_colour_prior and run.use_colour_prior and {
-        **mixed, **{f: getattr(run, f) for f in prior_fields}} == run.to_dict()
-    if mixed != run.to_dict() and not other_prior:
+        **mixed, **{f: run_fields[f] for f in prior_fields}} == run_fields
+    if mixed != run_fields and not other_prior:
         raise CheckpointError(f"init_from {source}: its generator config differs from this run's "
                               f"({loaded} vs {run})")
     for name in RUN_MAY_CHANGE:

@@ -35,6 +35,11 @@ at 640x360 or 1280x720). Done at work resolution it costs a (B, hw, num_classes)
 upsampling that follows still mixes neighbouring cells within one cell of an edge. Computed in float32, also under
 autocast (a bf16 mean over thousands of cells is off by a few per cent).
 
+**Whole classes** (``GeneratorConfig.coefficient_whole_classes``): the cells of these classes take their class mean
+wholly, whatever ``w``: one colour map per frame for the class, applied to the guide's own variation. In the sky,
+whose real counterpart is smooth, the decoder's spatial variation is only blotches, streaks and a band along the
+frame's top edge (docs/translator.md "Whole sky").
+
 **Edge pooling per pixel** (``GeneratorConfig.coefficient_edge_pixels``): :func:`edge_pooled_coefficients` also
 returns the edge cells and every label id's pooling target, so that the decoder can give the share of its bilinear
 upsampling a pixel takes from edge cells to the pixel's own label's class mean instead
@@ -108,42 +113,49 @@ def near_other_label(cell_ids: Tensor, size: tuple[int, int], radius: int) -> Te
 
 
 def class_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int,
-                              edge_radius: int = 0) -> Tensor:
+                              edge_radius: int = 0, *, whole_classes: tuple[int, ...] = ()) -> Tensor:
     """coeffs (B, K, h, w) at work resolution, labels (B, H, W) integer ids -> (B, K, h, w) float32.
 
-    ``weight`` 0 (and ``edge_radius`` 0) returns the coefficients unchanged (as float32); 1 gives every cell of
-    a class its class's mean. For any ``weight`` > 0, cells of no class take the mean over the frame's class cells
-    (module docstring). ``edge_radius`` r > 0: cells within r cells of another label take their target wholly
-    (edge pooling, module docstring), whatever ``weight``.
+    ``weight`` 0 (and ``edge_radius`` 0, no ``whole_classes``) returns the coefficients unchanged (as float32); 1
+    gives every cell of a class its class's mean. For any ``weight`` > 0, cells of no class take the mean over the
+    frame's class cells (module docstring). ``edge_radius`` r > 0: cells within r cells of another label take
+    their target wholly (edge pooling, module docstring), whatever ``weight``. ``whole_classes``: class ids whose
+    cells take their class mean wholly, whatever ``weight`` (whole classes, module docstring).
     """
     with torch.autocast(coeffs.device.type, enabled=False):
         coeffs = coeffs.float()
-        if weight == 0 and edge_radius == 0:
+        if weight == 0 and edge_radius == 0 and not whole_classes:
             return coeffs
-        return _pooled(coeffs, labels, weight, num_classes, edge_radius)[0]
+        return _pooled(coeffs, labels, weight, num_classes, edge_radius, whole_classes=whole_classes)[0]
 
 
-def edge_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int, edge_radius: int
-                             ) -> tuple[Tensor, Tensor, Tensor]:
+def edge_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int, edge_radius: int,
+                             *, whole_classes: tuple[int, ...] = ()) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`class_pooled_coefficients` with ``edge_radius`` > 0, also returning what edge pooling per pixel
     (module docstring) needs: coeffs (B, K, h, w), labels (B, H, W) -> (pooled (B, K, h, w) float32; edge
     (B, 1, h, w) float32, 1 on the cells that took their class mean wholly, else 0; table (B, K, ID_ROWS) float32,
     column = label id: the class's mean for a class with a cell, the frame mean of the class cells for every other
-    id). A frame without a class cell has no edge cell."""
+    id). A frame without a class cell has no edge cell. ``whole_classes``: as :func:`class_pooled_coefficients`
+    (their cells hold their class mean; only those near another label count as edge cells)."""
     if edge_radius <= 0:
         raise ValueError(f"edge pooling per pixel needs edge_radius > 0, got {edge_radius}")
     with torch.autocast(coeffs.device.type, enabled=False):
-        pooled, edge, targets = _pooled(coeffs.float(), labels, weight, num_classes, edge_radius)
+        pooled, edge, targets = _pooled(coeffs.float(), labels, weight, num_classes, edge_radius,
+                                        whole_classes=whole_classes)
         others = targets.frame_mean.flatten(2).expand(-1, -1, ID_ROWS - num_classes)
         return pooled, edge.float(), torch.cat([targets.means, others], 2)
 
 
-def _pooled(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int, edge_radius: int
-            ) -> tuple[Tensor, Tensor, _ClassTargets]:
+def _pooled(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int, edge_radius: int,
+            *, whole_classes: tuple[int, ...] = ()) -> tuple[Tensor, Tensor, _ClassTargets]:
     """coeffs (B, K, h, w) float32 -> (pooled (B, K, h, w), edge cells (B, 1, h, w) bool, the class targets)."""
     cell_ids = downsample_labels(labels, tuple(coeffs.shape[-2:])).long().flatten(1)  # (B, hw)
     targets = _class_targets(coeffs, cell_ids, num_classes)
     share = torch.where(targets.in_class, weight, (targets.class_cells > 0).float())  # no class cell: own
+    if whole_classes:  # a lookup by id (a Gather in the exported graph)
+        whole = torch.zeros(ID_ROWS, device=coeffs.device).index_fill_(
+            0, torch.tensor(whole_classes, device=coeffs.device), 1.0)[cell_ids.clamp(0, ID_ROWS - 1)]
+        share = torch.where(whole.view_as(targets.in_class) > 0, 1.0, share)
     near = torch.zeros_like(targets.in_class)
     if edge_radius > 0:
         near = near_other_label(cell_ids, tuple(coeffs.shape[-2:]), edge_radius) & (targets.class_cells > 0)

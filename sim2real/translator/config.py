@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sim2real.core.errors import ConfigError
-from sim2real.core.labels import NUM_CLASSES
+from sim2real.core.labels import CLASS_NAMES, NUM_CLASSES, TRAIN_ID
 from sim2real.translator.layers import PADDING_MODES
 
 __all__ = [
@@ -176,8 +176,11 @@ class GeneratorConfig:
             classes (person ... bicycle) take their chroma from, with labels
             (:mod:`~sim2real.translator.thing_colour_maps`; each keeps the map's lightness). "decoder": the maps as
             they are; "untinted": a grey guide stays grey and a coloured one takes the map of its own chroma;
-            "guide": the guide's chroma unchanged (with ``colour_prior_thing_chroma``, the source instance's own).
-            Changes no weight.
+            "guide": the guide's chroma unchanged (with ``colour_prior_thing_chroma``, the source instance's own;
+            exact for the colour map, before the output's tanh, detail path and camera). Changes no weight.
+        coefficient_whole_classes: names of classes (``core.labels.CLASS_NAMES``) whose cells in the target decoder
+            take their class mean wholly, with labels (:mod:`~sim2real.translator.coefficient_pooling`): one colour
+            map per frame for the class, e.g. ("sky",). Changes no weight.
         identity_start: a fresh decoder returns its guide (with the colour prior: the prior's map) unchanged: its
             head's colour-coefficient weights start at zero (bias: the identity map) and its output is clamped to
             [-1, 1] instead of squashed by tanh. False = tanh and small random head weights, as every model before
@@ -229,6 +232,7 @@ class GeneratorConfig:
     coefficient_edge_pooling: int = 0
     coefficient_edge_pixels: bool = False
     decoder_thing_chroma: str = "decoder"
+    coefficient_whole_classes: tuple[str, ...] = ()
     identity_start: bool = False
 
     def __post_init__(self) -> None:
@@ -239,6 +243,7 @@ class GeneratorConfig:
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"GeneratorConfig.{field} must be an int in [{low}, {high}], got {value!r}")
         self._check_target_styles()
+        self._check_whole_classes()
         for field in ("use_instance_branch", "use_memory", "use_camera", "use_colour_prior",
                       "colour_prior_per_frame", "colour_prior_thing_chroma", "detail_highpass", "identity_start",
                       "coefficient_edge_pixels"):
@@ -287,6 +292,16 @@ class GeneratorConfig:
             raise ConfigError(f"GeneratorConfig.body_padding_mode must be null or one of {list(PADDING_MODES)}, "
                               f"got {self.body_padding_mode!r}")
 
+    def _check_whole_classes(self) -> None:
+        names = self.coefficient_whole_classes
+        if isinstance(names, str) or not isinstance(names, list | tuple):
+            raise ConfigError(f"GeneratorConfig.coefficient_whole_classes must be a list of class names, got {names!r}")
+        object.__setattr__(self, "coefficient_whole_classes", tuple(names))
+        unknown = [n for n in names if n not in CLASS_NAMES or TRAIN_ID[n] >= self.num_classes]
+        if unknown or len(set(names)) != len(names):
+            raise ConfigError(f"GeneratorConfig.coefficient_whole_classes must be distinct names of "
+                              f"{list(CLASS_NAMES)} below num_classes, got {list(names)!r}")
+
     def _check_target_styles(self) -> None:
         object.__setattr__(self, "target_styles", tuple(self.target_styles))
         names = self.target_styles
@@ -310,6 +325,7 @@ class GeneratorConfig:
         """Plain JSON-serialisable dict of every field (``stride`` is derived, not stored; tuples as lists)."""
         d = dataclasses.asdict(self)
         d["target_styles"] = list(self.target_styles)
+        d["coefficient_whole_classes"] = list(self.coefficient_whole_classes)
         return d
 
     @classmethod

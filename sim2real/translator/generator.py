@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sim2real.core.errors import ConfigError, LabelError
-from sim2real.core.labels import NUM_CLASSES
+from sim2real.core.labels import NUM_CLASSES, TRAIN_ID
 from sim2real.translator.boxes import InstanceBoxes, instance_boundary_count
 from sim2real.translator.camera import CameraModel
 from sim2real.translator.coefficient_pooling import (
@@ -413,7 +413,8 @@ class Decoder(nn.Module):
     content (+ 1x1 no-bias projection of an optional (B, value_dim, h, w) class-wise style map) ->
     ``num_res`` modulated residual blocks -> (nearest x2 upsample, modulated 3x3 conv, lrelu) per level
     -> 3x3 conv to 12 affine colour coefficients (+ D detail features) at work resolution (initialised near
-    identity) [-> blended with their class means, ``pooling`` / ``edge_pooling`` > 0 and labels given] -> bilinear
+    identity) [-> blended with their class means, ``pooling`` / ``edge_pooling`` > 0 or ``whole_classes`` and labels
+    given; thing classes' maps with their chroma from ``thing_chroma``] -> bilinear
     upsampling to the guide's size -> tanh(A . guide + b [+ detail path r]) (``identity_start``: clamped to [-1, 1]
     instead, from a head whose colour-coefficient weights start at zero: a fresh decoder returns its guide).
 
@@ -443,6 +444,8 @@ class Decoder(nn.Module):
             an edge in the upsampling.
         thing_chroma: with labels, where the chroma of thing classes' colour maps comes from: "decoder" (their
             maps as they are), "untinted" or "guide" (:mod:`~sim2real.translator.thing_colour_maps`).
+        whole_classes: class ids whose cells take their class mean wholly, with labels (whole classes,
+            :mod:`~sim2real.translator.coefficient_pooling`).
     """
 
     def __init__(
@@ -450,7 +453,7 @@ class Decoder(nn.Module):
         *, padding_mode: str = "replicate", detail_padding_mode: str | None = None, detail_channels: int = 0,
         detail_width: int = 8, detail_highpass: int = 0, pooling: float = 0.0, num_classes: int = NUM_CLASSES,
         identity_start: bool = False, edge_pooling: int = 0, detail_mean: str = "box", edge_pixels: bool = False,
-        thing_chroma: str = "decoder",
+        thing_chroma: str = "decoder", whole_classes: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
         if edge_pixels and edge_pooling <= 0:
@@ -462,6 +465,7 @@ class Decoder(nn.Module):
             raise ValueError(f"thing_chroma must be one of {list(THING_CHROMA_SOURCES)}, got {thing_chroma!r}")
         self.pooling, self.num_classes, self.clamp = pooling, num_classes, identity_start
         self.edge_pooling, self.edge_pixels, self.thing_chroma = edge_pooling, edge_pixels, thing_chroma
+        self.whole_classes = tuple(whole_classes)
         self.mlp = StyleMLP(style_dim, mlp_dim)
         self.style_map_proj = nn.Conv2d(value_dim, channels[0], 1, bias=False) if value_dim > 0 else None
         self.res = nn.ModuleList([ModResBlock(channels[0], mlp_dim, padding_mode=padding_mode) for _ in range(num_res)])
@@ -533,14 +537,18 @@ class Decoder(nn.Module):
             return coeffs, None
         if self.edge_pixels:
             pooled, edge, table = edge_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes,
-                                                           self.edge_pooling)
+                                                           self.edge_pooling, whole_classes=self.whole_classes)
             if self.thing_chroma != "decoder":
                 pooled, table = thing_cells(pooled, labels, self.thing_chroma), thing_columns(table, self.thing_chroma)
             return pooled.to(coeffs.dtype), (pooled[:, :AFFINE_COEFFS], edge, table[:, :AFFINE_COEFFS], labels)
-        if self.pooling > 0 or self.edge_pooling > 0:
-            coeffs = class_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes,
-                                               self.edge_pooling).to(coeffs.dtype)
-        return (coeffs if self.thing_chroma == "decoder" else thing_cells(coeffs, labels, self.thing_chroma)), None
+        out = coeffs
+        if self.pooling > 0 or self.edge_pooling > 0 or self.whole_classes:  # float32, also under autocast
+            out = class_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes, self.edge_pooling,
+                                            whole_classes=self.whole_classes)
+        if self.thing_chroma != "decoder":
+            with torch.autocast(coeffs.device.type, enabled=False):
+                out = thing_cells(out.float(), labels, self.thing_chroma)
+        return out.to(coeffs.dtype), None
 
     def forward(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None,
                 detail_noise: Tensor | None = None, *, labels: Tensor | None = None) -> Tensor:
@@ -588,7 +596,8 @@ def _decoder(cfg: GeneratorConfig, domain: str, channels: list[int], value_dim: 
                    num_classes=cfg.num_classes, edge_pooling=cfg.coefficient_edge_pooling if target else 0,
                    detail_mean=cfg.detail_mean if target or cfg.detail_mean != "class_box_field" else "box",
                    edge_pixels=cfg.coefficient_edge_pixels and target,
-                   thing_chroma=cfg.decoder_thing_chroma if target else "decoder")
+                   thing_chroma=cfg.decoder_thing_chroma if target else "decoder",
+                   whole_classes=tuple(TRAIN_ID[n] for n in cfg.coefficient_whole_classes) if target else ())
 
 
 class TranslatorGenerator(nn.Module):

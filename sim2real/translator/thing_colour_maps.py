@@ -21,8 +21,12 @@ the decoder near-grey vehicles (docs/translator.md "Thing chroma"). Two replacem
   the map decides only the lightness; with the prior's ``thing_chroma`` the guide's chroma is the source
   instance's own.
 
-Both are affine in the coefficients with weights that sum to 1 passing through, so they commute with the bilinear
-upsampling and with class means: the decoder applies them to the work cells of thing classes and to the thing
+Exact for the affine map; the output squashing (tanh), the detail path and the camera model act after it, so an
+output's chroma is the guide's only up to what those add.
+
+``untinted`` is linear in the coefficients and ``guide`` affine (its constant I - 1 w^T passes through any
+weighted sum whose weights sum to 1), so both commute with the bilinear upsampling and with class means: the
+decoder applies them to the work cells of thing classes and to the thing
 columns of the edge-pixel field's class table (:meth:`~sim2real.translator.generator.Decoder.render`). A thing
 pixel whose upsampling reaches a cell of another class gets that class's map unchanged (with edge pooling per
 pixel it takes its own class's mean instead). Neither changes a weight, so a trained model can take either on

@@ -1,0 +1,116 @@
+"""Whole classes (``coefficient_whole_classes``): their cells take their class mean wholly, on both pooling paths and
+with no pooling at all; every other cell as without them; the generator (target decoder only), ONNX, the config
+and a run switching it on for a trained model (a tuple field through ``init_from``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+from procedural_frames import procedural_frames
+
+from sim2real.core.errors import ConfigError
+from sim2real.core.labels import TRAIN_ID
+from sim2real.translator.coefficient_pooling import class_pooled_coefficients, edge_pooled_coefficients
+from sim2real.translator.config import GeneratorConfig, get_generator_config
+from sim2real.translator.generator import TranslatorGenerator
+
+SKY, BUILDING, ROAD = TRAIN_ID["sky"], TRAIN_ID["building"], TRAIN_ID["road"]
+
+
+def _labels() -> torch.Tensor:
+    """(2, 24, 32): sky on top (rows 0-7), building (rows 8-15), road (rows 16-23); frame 1 has no sky."""
+    labels = torch.full((2, 24, 32), ROAD)
+    labels[:, :16] = BUILDING
+    labels[0, :8] = SKY
+    return labels
+
+
+@pytest.mark.parametrize(("weight", "radius"), [(0.0, 0), (0.5, 0), (0.5, 1)])
+def test_whole_class_cells_take_their_class_mean_and_the_rest_are_as_without(weight: float, radius: int) -> None:
+    torch.manual_seed(0)
+    coeffs, labels = torch.randn(2, 5, 6, 8), _labels()  # cells of 4x4 pixels: rows 0-1 sky in frame 0
+    without = class_pooled_coefficients(coeffs, labels, weight, 19, radius)
+    out = class_pooled_coefficients(coeffs, labels, weight, 19, radius, whole_classes=(SKY,))
+    sky_mean = coeffs[0, :, :2].mean((-2, -1))
+    assert torch.allclose(out[0, :, :2], sky_mean[:, None, None].expand(-1, 2, 8), atol=1e-6)
+    assert (without[0, :, :2] - out[0, :, :2]).abs().max() > 0.1  # the control: not pooled wholly without it
+    assert torch.equal(out[0, :, 2:], without[0, :, 2:]) and torch.equal(out[1], without[1])  # no sky in frame 1
+
+
+def test_edge_pooling_per_pixel_keeps_its_edge_cells_and_table_with_whole_classes() -> None:
+    torch.manual_seed(1)
+    coeffs, labels = torch.randn(2, 5, 6, 8), _labels()
+    pooled, edge, table = edge_pooled_coefficients(coeffs, labels, 0.5, 19, 1, whole_classes=(SKY,))
+    assert torch.equal(pooled, class_pooled_coefficients(coeffs, labels, 0.5, 19, 1, whole_classes=(SKY,)))
+    plain_pooled, plain_edge, plain_table = edge_pooled_coefficients(coeffs, labels, 0.5, 19, 1)
+    assert torch.equal(edge, plain_edge) and torch.equal(table, plain_table)  # the class means are the same
+    assert not torch.equal(pooled, plain_pooled)
+
+
+def _generator(whole: tuple[str, ...]) -> TranslatorGenerator:
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(get_generator_config("lite"), coefficient_pooling=0.5, coefficient_edge_pooling=2,
+                              coefficient_edge_pixels=True, coefficient_whole_classes=whole)
+    gen = TranslatorGenerator(cfg).eval()
+    with torch.no_grad():  # a decoder head that varies in space, so the pooling has something to change
+        gen.decoders["target"].head.weight.mul_(20)
+    return gen
+
+
+def test_the_generator_pools_whole_classes_in_the_target_decoder_only() -> None:
+    rgb, sem = procedural_frames(2, seed=3, size=(64, 96))
+    inst = torch.zeros_like(sem)
+    whole, plain = _generator(("sky",)), _generator(())
+    assert whole.decoders["target"].whole_classes == (SKY,) and whole.decoders["source"].whole_classes == ()
+    assert (sem == SKY).any()
+    with torch.no_grad():
+        changed = (whole(rgb, sem, inst) - plain(rgb, sem, inst)).abs().amax(1) > 1e-4
+        assert torch.equal(whole(rgb, None, None), plain(rgb, None, None))
+    assert changed.any()
+    near_sky = torch.nn.functional.max_pool2d((sem == SKY).float().unsqueeze(1), 33, 1, 16).squeeze(1) > 0
+    assert not (changed & ~near_sky).any()  # the camera's blur spreads a change at most a few pixels
+
+
+def test_whole_classes_reach_onnx(tmp_path: Path) -> None:
+    """On a procedural frame with sky (``onnx_parity``'s synthetic frame has none)."""
+    from sim2real.translator.onnx_export import ExportGraph, OnnxTranslator, export_onnx
+
+    gen = _generator(("sky",))
+    runner = OnnxTranslator(export_onnx(gen, tmp_path / "whole.onnx", 64, 96), intra_op_threads=1)
+    assert runner.metadata["config"]["coefficient_whole_classes"] == ["sky"]
+    rgb, sem = procedural_frames(1, seed=3, size=(64, 96))
+    inst = torch.zeros_like(sem)
+    exported = runner.translate_normalized(rgb.numpy(), sem.numpy(), inst.numpy())
+
+    def eager() -> float:
+        with torch.inference_mode():
+            out = ExportGraph(gen.eval(), gen.cfg.stride, 64, 96)(rgb, sem, inst)
+        return float((out - torch.from_numpy(exported)).abs().max())
+
+    assert eager() < 1e-3
+    gen.decoders["target"].whole_classes = ()  # the comparison must see the difference
+    assert eager() > 1e-3
+
+
+def test_the_config_takes_distinct_class_names_and_a_run_may_switch_it_on(tmp_path: Path) -> None:
+    from sim2real.training.config import load_train_config
+    from sim2real.training.networks import build_networks, load_initial_weights
+    from sim2real.translator.checkpoint import save_checkpoint
+
+    for bad in (["skies"], "sky", ["sky", "sky"]):
+        with pytest.raises(ConfigError, match="coefficient_whole_classes"):
+            GeneratorConfig(coefficient_whole_classes=bad)
+    cfg = GeneratorConfig(coefficient_whole_classes=["sky"])
+    assert cfg.coefficient_whole_classes == ("sky",) and GeneratorConfig.from_dict(cfg.to_dict()) == cfg
+    trained = _generator(())
+    path = save_checkpoint(tmp_path / "trained.safetensors", trained, trained.cfg)
+    overrides = ["device=cpu", "validation_judge=null", "generator.coefficient_pooling=0.5",
+                 "generator.coefficient_edge_pooling=2", "generator.coefficient_edge_pixels=true",
+                 "generator.coefficient_whole_classes=[sky]"]
+    nets = build_networks(load_train_config(None, overrides), "cpu")
+    load_initial_weights(nets, str(path), lambda _: None)
+    assert nets.gen.cfg.coefficient_whole_classes == ("sky",) and nets.gen.decoders["target"].whole_classes == (SKY,)
+    assert all(torch.equal(nets.gen.state_dict()[k], v) for k, v in trained.state_dict().items())
