@@ -5,12 +5,12 @@ detail path's class steps taken off in that field (``detail_mean: class_box_fiel
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from decoder_options import pooled_lite_generator, switched_on_for
 from procedural_frames import procedural_frames
 
 from sim2real.core.errors import ConfigError
@@ -21,7 +21,7 @@ from sim2real.translator.coefficient_pooling import (
     edge_pooled_coefficients,
     near_other_label,
 )
-from sim2real.translator.config import GeneratorConfig, get_generator_config
+from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.generator import Decoder, TranslatorGenerator
 from sim2real.translator.layers import box_mean, coefficients_by_label, upsample_to, upsampled_affine_colour
 from sim2real.translator.memory import downsample_labels
@@ -190,13 +190,7 @@ def test_the_pooled_means_stay_float32_under_autocast() -> None:
 
 
 def _generator(edge_pixels: bool, **overrides: object) -> TranslatorGenerator:
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(get_generator_config("lite"), coefficient_pooling=0.5, coefficient_edge_pooling=2,
-                              coefficient_edge_pixels=edge_pixels, **overrides)
-    gen = TranslatorGenerator(cfg).eval()
-    with torch.no_grad():  # a decoder head that varies in space, so the pooling has something to change
-        gen.decoders["target"].head.weight.mul_(20)
-    return gen
+    return pooled_lite_generator(coefficient_edge_pixels=edge_pixels, **overrides)
 
 
 def test_the_generator_looks_labels_up_only_in_the_target_decoder_and_only_with_labels() -> None:
@@ -272,15 +266,5 @@ def test_the_config_needs_edge_pooling_and_a_bool_and_class_box_field_needs_edge
 
 
 def test_a_run_may_switch_edge_pixels_on_for_a_trained_model(tmp_path: Path) -> None:
-    from sim2real.training.config import load_train_config
-    from sim2real.training.networks import build_networks, load_initial_weights
-    from sim2real.translator.checkpoint import save_checkpoint
-
-    trained = _generator(False)
-    path = save_checkpoint(tmp_path / "trained.safetensors", trained, trained.cfg)
-    overrides = ["device=cpu", "validation_judge=null", "generator.coefficient_pooling=0.5",
-                 "generator.coefficient_edge_pooling=2", "generator.coefficient_edge_pixels=true"]
-    nets = build_networks(load_train_config(None, overrides), "cpu")
-    load_initial_weights(nets, str(path), lambda _: None)
+    nets = switched_on_for(_generator(False), tmp_path, [])
     assert nets.gen.cfg.coefficient_edge_pixels and nets.gen.decoders["target"].edge_pixels
-    assert all(torch.equal(nets.gen.state_dict()[k], v) for k, v in trained.state_dict().items())

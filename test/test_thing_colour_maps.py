@@ -5,16 +5,16 @@ nothing without labels), ONNX, the config and a run switching it on for a traine
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
+from decoder_options import pooled_lite_generator, switched_on_for
 from procedural_frames import procedural_frames
 
 from sim2real.core.errors import ConfigError
 from sim2real.core.labels import TRAIN_ID
-from sim2real.translator.config import GeneratorConfig, get_generator_config
+from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.generator import Decoder, TranslatorGenerator
 from sim2real.translator.thing_colour_maps import LUMA_WEIGHTS, guide_chroma, thing_cells, thing_columns, untinted
 
@@ -162,13 +162,7 @@ def test_the_option_runs_under_autocast_close_to_float32() -> None:
 
 
 def _generator(thing_chroma: str) -> TranslatorGenerator:
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(get_generator_config("lite"), coefficient_pooling=0.5, coefficient_edge_pooling=2,
-                              coefficient_edge_pixels=True, decoder_thing_chroma=thing_chroma)
-    gen = TranslatorGenerator(cfg).eval()
-    with torch.no_grad():
-        gen.decoders["target"].head.weight.mul_(20)
-    return gen
+    return pooled_lite_generator(decoder_thing_chroma=thing_chroma)
 
 
 def test_the_generator_changes_only_thing_pixels_in_the_target_decoder_and_nothing_without_labels() -> None:
@@ -199,20 +193,9 @@ def test_decoder_thing_chroma_reaches_onnx(tmp_path: Path, mode: str) -> None:
 
 
 def test_the_config_takes_one_of_its_choices_and_a_run_may_switch_it_on_for_a_trained_model(tmp_path: Path) -> None:
-    from sim2real.training.config import load_train_config
-    from sim2real.training.networks import build_networks, load_initial_weights
-    from sim2real.translator.checkpoint import save_checkpoint
-
     with pytest.raises(ConfigError, match="decoder_thing_chroma"):
         GeneratorConfig(decoder_thing_chroma="grey")
     with pytest.raises(ValueError, match="thing_chroma"):
         Decoder([8, 8], 0, 4, 8, 0, thing_chroma="grey")
-    trained = _generator("decoder")
-    path = save_checkpoint(tmp_path / "trained.safetensors", trained, trained.cfg)
-    overrides = ["device=cpu", "validation_judge=null", "generator.coefficient_pooling=0.5",
-                 "generator.coefficient_edge_pooling=2", "generator.coefficient_edge_pixels=true",
-                 "generator.decoder_thing_chroma=guide"]
-    nets = build_networks(load_train_config(None, overrides), "cpu")
-    load_initial_weights(nets, str(path), lambda _: None)
+    nets = switched_on_for(_generator("decoder"), tmp_path, ["generator.decoder_thing_chroma=guide"])
     assert nets.gen.cfg.decoder_thing_chroma == "guide" and nets.gen.decoders["target"].thing_chroma == "guide"
-    assert all(torch.equal(nets.gen.state_dict()[k], v) for k, v in trained.state_dict().items())

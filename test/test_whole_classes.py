@@ -4,17 +4,17 @@ and a run switching it on for a trained model (a tuple field through ``init_from
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
+from decoder_options import pooled_lite_generator, switched_on_for
 from procedural_frames import procedural_frames
 
 from sim2real.core.errors import ConfigError
 from sim2real.core.labels import TRAIN_ID
 from sim2real.translator.coefficient_pooling import class_pooled_coefficients, edge_pooled_coefficients
-from sim2real.translator.config import GeneratorConfig, get_generator_config
+from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.generator import TranslatorGenerator
 
 SKY, BUILDING, ROAD = TRAIN_ID["sky"], TRAIN_ID["building"], TRAIN_ID["road"]
@@ -51,13 +51,7 @@ def test_edge_pooling_per_pixel_keeps_its_edge_cells_and_table_with_whole_classe
 
 
 def _generator(whole: tuple[str, ...]) -> TranslatorGenerator:
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(get_generator_config("lite"), coefficient_pooling=0.5, coefficient_edge_pooling=2,
-                              coefficient_edge_pixels=True, coefficient_whole_classes=whole)
-    gen = TranslatorGenerator(cfg).eval()
-    with torch.no_grad():  # a decoder head that varies in space, so the pooling has something to change
-        gen.decoders["target"].head.weight.mul_(20)
-    return gen
+    return pooled_lite_generator(coefficient_whole_classes=whole)
 
 
 def test_the_generator_pools_whole_classes_in_the_target_decoder_only() -> None:
@@ -96,21 +90,10 @@ def test_whole_classes_reach_onnx(tmp_path: Path) -> None:
 
 
 def test_the_config_takes_distinct_class_names_and_a_run_may_switch_it_on(tmp_path: Path) -> None:
-    from sim2real.training.config import load_train_config
-    from sim2real.training.networks import build_networks, load_initial_weights
-    from sim2real.translator.checkpoint import save_checkpoint
-
     for bad in (["skies"], "sky", ["sky", "sky"]):
         with pytest.raises(ConfigError, match="coefficient_whole_classes"):
             GeneratorConfig(coefficient_whole_classes=bad)
     cfg = GeneratorConfig(coefficient_whole_classes=["sky"])
     assert cfg.coefficient_whole_classes == ("sky",) and GeneratorConfig.from_dict(cfg.to_dict()) == cfg
-    trained = _generator(())
-    path = save_checkpoint(tmp_path / "trained.safetensors", trained, trained.cfg)
-    overrides = ["device=cpu", "validation_judge=null", "generator.coefficient_pooling=0.5",
-                 "generator.coefficient_edge_pooling=2", "generator.coefficient_edge_pixels=true",
-                 "generator.coefficient_whole_classes=[sky]"]
-    nets = build_networks(load_train_config(None, overrides), "cpu")
-    load_initial_weights(nets, str(path), lambda _: None)
+    nets = switched_on_for(_generator(()), tmp_path, ["generator.coefficient_whole_classes=[sky]"])
     assert nets.gen.cfg.coefficient_whole_classes == ("sky",) and nets.gen.decoders["target"].whole_classes == (SKY,)
-    assert all(torch.equal(nets.gen.state_dict()[k], v) for k, v in trained.state_dict().items())

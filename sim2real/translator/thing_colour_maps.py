@@ -26,11 +26,10 @@ output's chroma is the guide's only up to what those add.
 
 ``untinted`` is linear in the coefficients and ``guide`` affine (its constant I - 1 w^T passes through any
 weighted sum whose weights sum to 1), so both commute with the bilinear upsampling and with class means: the
-decoder applies them to the work cells of thing classes and to the thing
-columns of the edge-pixel field's class table (:meth:`~sim2real.translator.generator.Decoder.render`). A thing
-pixel whose upsampling reaches a cell of another class gets that class's map unchanged (with edge pooling per
-pixel it takes its own class's mean instead). Neither changes a weight, so a trained model can take either on
-(``training.networks.RUN_MAY_CHANGE``).
+decoder applies them to the work cells of thing classes and to the thing columns of the edge-pixel field's class
+table (:meth:`~sim2real.translator.generator.Decoder.render`). A thing pixel whose upsampling reaches a cell of
+another class gets that class's map unchanged (with edge pooling per pixel it takes its own class's mean
+instead). Neither changes a weight, so a trained model can take either on (``training.networks.RUN_MAY_CHANGE``).
 """
 
 from __future__ import annotations
