@@ -53,6 +53,7 @@ counts as class 0 there (ids are read as the colour prior reads them), and ids >
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 import torch
@@ -62,6 +63,14 @@ from sim2real.translator.memory import at_cell_centres, downsample_labels
 
 #: label ids 0..255 (uint8 label maps, 255 = ignore): the rows of :func:`class_mean_removed`'s per-pixel table.
 ID_ROWS: Final = 256
+
+
+def id_mask(ids: Iterable[int], cell_ids: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """1 where ``cell_ids`` (any shape, integer label ids) is one of ``ids``, else 0, in ``dtype``: a lookup in a
+    (ID_ROWS,) table (a Gather in an exported graph); ids outside 0..255 read as 255."""
+    table = torch.zeros(ID_ROWS, device=cell_ids.device, dtype=dtype)
+    table[sorted(ids)] = 1
+    return table[cell_ids.long().clamp(0, ID_ROWS - 1)]
 
 
 def _row_means(values: Tensor, rows: Tensor, num_rows: int) -> tuple[Tensor, Tensor]:
@@ -152,10 +161,8 @@ def _pooled(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int, edg
     cell_ids = downsample_labels(labels, tuple(coeffs.shape[-2:])).long().flatten(1)  # (B, hw)
     targets = _class_targets(coeffs, cell_ids, num_classes)
     share = torch.where(targets.in_class, weight, (targets.class_cells > 0).float())  # no class cell: own
-    if whole_classes:  # a lookup by id (a Gather in the exported graph)
-        whole = torch.zeros(ID_ROWS, device=coeffs.device).index_fill_(
-            0, torch.tensor(whole_classes, device=coeffs.device), 1.0)[cell_ids.clamp(0, ID_ROWS - 1)]
-        share = torch.where(whole.view_as(targets.in_class) > 0, 1.0, share)
+    if whole_classes:
+        share = torch.where(id_mask(whole_classes, cell_ids).view_as(targets.in_class) > 0, 1.0, share)
     near = torch.zeros_like(targets.in_class)
     if edge_radius > 0:
         near = near_other_label(cell_ids, tuple(coeffs.shape[-2:]), edge_radius) & (targets.class_cells > 0)

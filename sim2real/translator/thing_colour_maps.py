@@ -40,14 +40,11 @@ from typing import Final
 import torch
 from torch import Tensor
 
+from sim2real.core.colour import LUMA_WEIGHTS  # the w of the module docstring (any weights summing to 1 keep grey)
 from sim2real.core.labels import THING_CLASSES
+from sim2real.translator.coefficient_pooling import ID_ROWS, id_mask
 from sim2real.translator.layers import AFFINE_COEFFS
 from sim2real.translator.memory import downsample_labels
-
-#: the luma weights w of the module docstring (Rec. 601; any weights summing to 1 keep grey grey).
-LUMA_WEIGHTS: Final = (0.299, 0.587, 0.114)
-#: label ids 0..255 -> 1.0 for a thing class, else 0.0.
-_THING_BY_ID: Final = torch.zeros(256).index_fill_(0, torch.tensor(sorted(THING_CLASSES)), 1.0)
 
 
 def _luma_weights(coeffs: Tensor, dim: int) -> Tensor:
@@ -91,13 +88,12 @@ def thing_cells(coeffs: Tensor, labels: Tensor, mode: str) -> Tensor:
     """coeffs (B, 12 + D, h, w) at work resolution, labels (B, H, W) integer ids -> (B, 12 + D, h, w): the cells
     whose label (at the cell centre, :func:`~sim2real.translator.memory.downsample_labels`) is a thing class take
     ``THING_CHROMA_MAPS[mode]``; every other cell is unchanged."""
-    ids = downsample_labels(labels, tuple(coeffs.shape[-2:])).long().clamp(0, 255)
-    thing = _THING_BY_ID.to(device=coeffs.device, dtype=coeffs.dtype)[ids].unsqueeze(1)  # (B, 1, h, w)
-    return coeffs + thing * (THING_CHROMA_MAPS[mode](coeffs) - coeffs)
+    thing = id_mask(THING_CLASSES, downsample_labels(labels, tuple(coeffs.shape[-2:])), coeffs.dtype).unsqueeze(1)
+    return coeffs + thing * (THING_CHROMA_MAPS[mode](coeffs) - coeffs)  # thing: (B, 1, h, w)
 
 
 def thing_columns(table: Tensor, mode: str) -> Tensor:
     """table (B, 12 + D, 256), a map per label id (column) -> the same with the thing ids' columns taking
     ``THING_CHROMA_MAPS[mode]``."""
-    thing = _THING_BY_ID.to(device=table.device, dtype=table.dtype)
+    thing = id_mask(THING_CLASSES, torch.arange(ID_ROWS, device=table.device), table.dtype)  # (ID_ROWS,)
     return table + thing * (THING_CHROMA_MAPS[mode](table) - table)
