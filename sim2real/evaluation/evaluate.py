@@ -51,6 +51,7 @@ from sim2real.evaluation.baselines import (
     paint_labels,
 )
 from sim2real.evaluation.edge_bleed import BleedTally, edge_bleed_tally
+from sim2real.evaluation.edge_overshoot import OvershootTally, edge_overshoot_tally
 from sim2real.evaluation.frames import DEFAULT_HOURS, SourceFrames, load_real_frames, load_source_frames
 from sim2real.evaluation.instance_colour import InstanceColourTally, instance_colour_tally
 from sim2real.evaluation.judge import JudgeNet, load_judge
@@ -168,6 +169,7 @@ class MethodScores:
     edge: ClassTally = field(default_factory=ClassTally.zeros)
     flicker: FlickerTally = field(default_factory=FlickerTally)
     bleed: BleedTally = field(default_factory=BleedTally)
+    overshoot: OvershootTally = field(default_factory=OvershootTally)
     colour: InstanceColourTally = field(default_factory=InstanceColourTally)
     grid: dict[int, Tensor] = field(default_factory=dict)
     seconds: float = 0.0
@@ -207,6 +209,7 @@ def score_method(translate: Callable[[int], Tensor], source: SourceFrames, judge
         scores.edge = scores.edge + masked_class_tally(edge_agreement_map(src, out), things, sem)
         src8, out8 = denormalize_rgb(src)[0].numpy(), denormalize_rgb(out)[0].numpy()
         scores.bleed = scores.bleed + edge_bleed_tally(src8, out8, sem[0].numpy(), ignore=IGNORE_ID)
+        scores.overshoot = scores.overshoot + edge_overshoot_tally(out8, sem[0].numpy(), ignore=IGNORE_ID)
         scores.colour = scores.colour + instance_colour_tally(src8, out8, inst[0].numpy())
         if prev is not None and source.sequence[i] == source.sequence[i - 1]:
             p = slice(i - 1, i)
@@ -246,6 +249,8 @@ def _summary(scores: MethodScores, real_feats: Tensor, real_colour: Tensor, subs
         "static_flicker": _finite(scores.flicker.static_flicker),
         "edge_bleed": _finite(scores.bleed.bleed()), "edge_bleed_band_rms": _finite(scores.bleed.band_rms()),
         "edge_bleed_interior_rms": _finite(scores.bleed.interior_rms()),
+        "edge_overshoot_light": _finite(scores.overshoot.light()),
+        "edge_overshoot_dark": _finite(scores.overshoot.dark()),
         "instance_hue_error": _finite(scores.colour.hue_error()),
         "instance_chroma_ratio": _finite(scores.colour.chroma_ratio()),
         "instance_grey_tint": _finite(scores.colour.grey_tint()),
