@@ -77,6 +77,7 @@ INT_BOUNDS: Final[dict[str, tuple[int, int]]] = {
     "detail_width": (1, 256),
     "camera_knots": (2, 64),
     "coefficient_edge_pooling": (0, 8),
+    "detail_edge_clamp": (0, 8),
 }
 
 
@@ -85,6 +86,26 @@ _FLOAT_BOUNDS: Final = (("label_dropout", 0.0, 1.0, False), ("memory_momentum", 
                         ("style_momentum", 0.0, 1.0, False), ("memory_temperature", 1e-3, 100.0, False),
                         ("colour_prior_pooled_share", 0.0, 1.0, True), ("coefficient_pooling", 0.0, 1.0, False),
                         ("camera_gamma", 1.0, 3.0, False))
+
+
+def _check_option_needs(cfg: GeneratorConfig) -> None:
+    """ConfigError for an option of ``cfg`` that only means something with another one, set without it."""
+    if cfg.detail_highpass and cfg.detail_channels == 0:
+        raise ConfigError("GeneratorConfig.detail_highpass needs a detail path (detail_channels > 0)")
+    if cfg.detail_edge_clamp and cfg.detail_channels == 0:
+        raise ConfigError("GeneratorConfig.detail_edge_clamp clamps the detail path's output: it needs a detail "
+                          "path (detail_channels > 0)")
+    if cfg.detail_mean != "box" and not cfg.detail_highpass:
+        raise ConfigError(f"GeneratorConfig.detail_mean {cfg.detail_mean!r} names the mean detail_highpass takes "
+                          "off: it needs detail_highpass: true")
+    if cfg.detail_mean == "class_box_field" and not cfg.coefficient_edge_pixels:
+        raise ConfigError("GeneratorConfig.detail_mean class_box_field takes the bands off through the edge-pixel "
+                          "field: it needs coefficient_edge_pixels: true")
+    if cfg.coefficient_edge_pixels and not cfg.coefficient_edge_pooling:
+        raise ConfigError("GeneratorConfig.coefficient_edge_pixels is edge pooling per pixel: it needs "
+                          "coefficient_edge_pooling > 0")
+    if cfg.colour_prior_per_frame and not cfg.use_colour_prior:
+        raise ConfigError("GeneratorConfig.colour_prior_per_frame needs use_colour_prior")
 
 
 @dataclass(frozen=True)
@@ -144,6 +165,10 @@ class GeneratorConfig:
             offsets at the edge-pixel field's resolution (needs ``coefficient_edge_pixels``; the target decoder
             only): class_box to within about a pixel of each edge (exactly at work scale 2, whose field is at full
             resolution), with no full-resolution work added. Changes no weight.
+        detail_edge_clamp: r >= 0; in the target decoder, with labels, each pixel within r pixels of another label
+            keeps the detail path's output only inside the range the colour map's output spans around it
+            (:mod:`~sim2real.translator.detail_clamp`): no light or dark rim along label edges. 0 = off; needs a
+            detail path. Changes no weight.
         use_camera: a learned camera model per domain after the decoder (:mod:`~sim2real.translator.camera`).
         camera_knots: knots of the camera's tone curve.
         camera_gamma: the camera's optics and noise act on u^gamma (u the display value in [0, 1]): 1 = on display
@@ -220,6 +245,7 @@ class GeneratorConfig:
     detail_width: int = 8
     detail_highpass: bool = False
     detail_mean: str = "box"
+    detail_edge_clamp: int = 0
     use_camera: bool = False
     camera_knots: int = 8
     camera_gamma: float = 1.0
@@ -254,7 +280,7 @@ class GeneratorConfig:
                 f"GeneratorConfig.work_scale must be one of {VALID_WORK_SCALES}, got {self.work_scale!r}"
             )
         self._check_choices()
-        self._check_needs()
+        _check_option_needs(self)
         for field, low, high, open_low in _FLOAT_BOUNDS:
             value = getattr(self, field)
             if (not isinstance(value, int | float) or isinstance(value, bool) or value > high
@@ -266,22 +292,6 @@ class GeneratorConfig:
                 f"GeneratorConfig.base_channels ({self.base_channels}) must not exceed "
                 f"content_channels ({self.content_channels})"
             )
-
-    def _check_needs(self) -> None:
-        """Options that only mean something with another one."""
-        if self.detail_highpass and self.detail_channels == 0:
-            raise ConfigError("GeneratorConfig.detail_highpass needs a detail path (detail_channels > 0)")
-        if self.detail_mean != "box" and not self.detail_highpass:
-            raise ConfigError(f"GeneratorConfig.detail_mean {self.detail_mean!r} names the mean detail_highpass takes "
-                              "off: it needs detail_highpass: true")
-        if self.detail_mean == "class_box_field" and not self.coefficient_edge_pixels:
-            raise ConfigError("GeneratorConfig.detail_mean class_box_field takes the bands off through the edge-pixel "
-                              "field: it needs coefficient_edge_pixels: true")
-        if self.coefficient_edge_pixels and not self.coefficient_edge_pooling:
-            raise ConfigError("GeneratorConfig.coefficient_edge_pixels is edge pooling per pixel: it needs "
-                              "coefficient_edge_pooling > 0")
-        if self.colour_prior_per_frame and not self.use_colour_prior:
-            raise ConfigError("GeneratorConfig.colour_prior_per_frame needs use_colour_prior")
 
     def _check_choices(self) -> None:
         for field, valid in (("padding_mode", PADDING_MODES), ("label_resolution", LABEL_RESOLUTIONS),
