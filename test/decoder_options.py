@@ -1,13 +1,16 @@
 """Helpers for the tests of the target decoder's inference-time options (edge pooling per pixel, whole classes,
-thing colour maps): a small `lite` generator with spatially varying maps, and a run switching options on for it."""
+thing colour maps, detail edge clamp): a small `lite` generator with spatially varying maps, a run switching
+options on for it, and its ONNX export against its eager graph."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
+from procedural_frames import procedural_frames
 
 from sim2real.translator.config import get_generator_config
 from sim2real.translator.generator import TranslatorGenerator
@@ -41,3 +44,23 @@ def switched_on_for(trained: TranslatorGenerator, tmp_path: Path, overrides: lis
     load_initial_weights(nets, str(path), lambda _: None)
     assert all(torch.equal(nets.gen.state_dict()[k], v) for k, v in trained.state_dict().items())
     return nets
+
+
+def exported_and_eager_gap(gen: TranslatorGenerator, path: Path) -> tuple[dict[str, Any], Callable[[], float]]:
+    """``gen`` exported to ONNX at 64x96 (``path``) and run there on a procedural frame with sky (seed 3; the
+    export's own synthetic frame has none) -> (the file's generator config, a function giving the largest
+    difference between that output and ``gen``'s eager graph as ``gen`` is when it is called: a test switches its
+    option off in between and sees the gap)."""
+    from sim2real.translator.onnx_export import ExportGraph, OnnxTranslator, export_onnx
+
+    runner = OnnxTranslator(export_onnx(gen, path, 64, 96), intra_op_threads=1)
+    rgb, sem = procedural_frames(1, seed=3, size=(64, 96))
+    inst = torch.zeros_like(sem)
+    exported = torch.from_numpy(runner.translate_normalized(rgb.numpy(), sem.numpy(), inst.numpy()))
+
+    def gap() -> float:
+        with torch.inference_mode():
+            out = ExportGraph(gen.eval(), gen.cfg.stride, 64, 96)(rgb, sem, inst)
+        return float((out - exported).abs().max())
+
+    return runner.metadata["config"], gap

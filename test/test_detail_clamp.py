@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from decoder_options import pooled_lite_generator, switched_on_for
+from decoder_options import exported_and_eager_gap, pooled_lite_generator, switched_on_for
 from procedural_frames import procedural_frames
 
 from sim2real.core.errors import ConfigError
@@ -117,23 +117,11 @@ def test_the_clamped_generator_runs_under_cpu_autocast(dtype: torch.dtype) -> No
 
 
 def test_the_clamp_reaches_onnx(tmp_path: Path) -> None:
-    from sim2real.translator.onnx_export import ExportGraph, OnnxTranslator, export_onnx
-
     gen = _generator(1)
-    runner = OnnxTranslator(export_onnx(gen, tmp_path / "clamp.onnx", 64, 96), intra_op_threads=1)
-    assert runner.metadata["config"]["detail_edge_clamp"] == 1
-    rgb, sem = procedural_frames(1, seed=3, size=(64, 96))
-    inst = torch.zeros_like(sem)
-    exported = runner.translate_normalized(rgb.numpy(), sem.numpy(), inst.numpy())
-
-    def eager() -> float:
-        with torch.inference_mode():
-            out = ExportGraph(gen.eval(), gen.cfg.stride, 64, 96)(rgb, sem, inst)
-        return float((out - torch.from_numpy(exported)).abs().max())
-
-    assert eager() < 1e-3
+    config, gap = exported_and_eager_gap(gen, tmp_path / "clamp.onnx")
+    assert config["detail_edge_clamp"] == 1 and gap() < 1e-3
     gen.decoders["target"].detail_edge_clamp = 0  # the comparison must see the difference
-    assert eager() > 1e-3
+    assert gap() > 1e-3
 
 
 def test_the_config_needs_a_detail_path_and_a_run_may_switch_it_on(tmp_path: Path) -> None:

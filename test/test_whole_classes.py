@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from decoder_options import pooled_lite_generator, switched_on_for
+from decoder_options import exported_and_eager_gap, pooled_lite_generator, switched_on_for
 from procedural_frames import procedural_frames
 
 from sim2real.core.errors import ConfigError
@@ -70,23 +70,11 @@ def test_the_generator_pools_whole_classes_in_the_target_decoder_only() -> None:
 
 def test_whole_classes_reach_onnx(tmp_path: Path) -> None:
     """On a procedural frame with sky (``onnx_parity``'s synthetic frame has none)."""
-    from sim2real.translator.onnx_export import ExportGraph, OnnxTranslator, export_onnx
-
     gen = _generator(("sky",))
-    runner = OnnxTranslator(export_onnx(gen, tmp_path / "whole.onnx", 64, 96), intra_op_threads=1)
-    assert runner.metadata["config"]["coefficient_whole_classes"] == ["sky"]
-    rgb, sem = procedural_frames(1, seed=3, size=(64, 96))
-    inst = torch.zeros_like(sem)
-    exported = runner.translate_normalized(rgb.numpy(), sem.numpy(), inst.numpy())
-
-    def eager() -> float:
-        with torch.inference_mode():
-            out = ExportGraph(gen.eval(), gen.cfg.stride, 64, 96)(rgb, sem, inst)
-        return float((out - torch.from_numpy(exported)).abs().max())
-
-    assert eager() < 1e-3
+    config, gap = exported_and_eager_gap(gen, tmp_path / "whole.onnx")
+    assert config["coefficient_whole_classes"] == ["sky"] and gap() < 1e-3
     gen.decoders["target"].whole_classes = ()  # the comparison must see the difference
-    assert eager() > 1e-3
+    assert gap() > 1e-3
 
 
 def test_the_config_takes_distinct_class_names_and_a_run_may_switch_it_on(tmp_path: Path) -> None:
