@@ -1,5 +1,5 @@
 """Helpers for the tests of the target decoder's inference-time options (edge pooling per pixel, whole classes,
-thing colour maps, detail edge clamp): a small `lite` generator with spatially varying maps, a run switching
+thing colour maps, edge clamp): a small `lite` generator with spatially varying maps, a run switching
 options on for it, and its ONNX export against its eager graph."""
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ INT_BOUNDS: Final[dict[str, tuple[int, int]]] = {
     "detail_width": (1, 256),
     "camera_knots": (2, 64),
     "coefficient_edge_pooling": (0, 8),
-    "detail_edge_clamp": (0, 8),
+    "edge_clamp": (0, 8),
 }
 
 
@@ -92,9 +92,6 @@ def _check_option_needs(cfg: GeneratorConfig) -> None:
     """ConfigError for an option of ``cfg`` that only means something with another one, set without it."""
     if cfg.detail_highpass and cfg.detail_channels == 0:
         raise ConfigError("GeneratorConfig.detail_highpass needs a detail path (detail_channels > 0)")
-    if cfg.detail_edge_clamp and cfg.detail_channels == 0:
-        raise ConfigError("GeneratorConfig.detail_edge_clamp clamps the detail path's output: it needs a detail "
-                          "path (detail_channels > 0)")
     if cfg.detail_mean != "box" and not cfg.detail_highpass:
         raise ConfigError(f"GeneratorConfig.detail_mean {cfg.detail_mean!r} names the mean detail_highpass takes "
                           "off: it needs detail_highpass: true")
@@ -165,10 +162,11 @@ class GeneratorConfig:
             offsets at the edge-pixel field's resolution (needs ``coefficient_edge_pixels``; the target decoder
             only): class_box to within about a pixel of each edge (exactly at work scale 2, whose field is at full
             resolution), with no full-resolution work added. Changes no weight.
-        detail_edge_clamp: r >= 0; in the target decoder, with labels, each pixel within r pixels of another label
-            keeps the detail path's output only inside the range the colour map's output spans around it
-            (:mod:`~sim2real.translator.detail_clamp`): no light or dark rim along label edges. 0 = off; needs a
-            detail path. Changes no weight.
+        edge_clamp: r >= 0; in the target decoder, with labels, each pixel within r pixels of another label that
+            has an interior pixel of its own label within 2r keeps the luma of its output (colour map + detail)
+            inside the range of the colour map's luma over the interior pixels within 2r, its chroma unchanged
+            (:mod:`~sim2real.translator.edge_clamp`): no light or dark outline along label edges. 0 = off. Changes
+            no weight.
         use_camera: a learned camera model per domain after the decoder (:mod:`~sim2real.translator.camera`).
         camera_knots: knots of the camera's tone curve.
         camera_gamma: the camera's optics and noise act on u^gamma (u the display value in [0, 1]): 1 = on display
@@ -245,7 +243,7 @@ class GeneratorConfig:
     detail_width: int = 8
     detail_highpass: bool = False
     detail_mean: str = "box"
-    detail_edge_clamp: int = 0
+    edge_clamp: int = 0
     use_camera: bool = False
     camera_knots: int = 8
     camera_gamma: float = 1.0

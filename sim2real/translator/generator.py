@@ -55,7 +55,7 @@ from sim2real.translator.coefficient_pooling import (
 )
 from sim2real.translator.colour_prior import ClassColourPrior
 from sim2real.translator.config import THING_CHROMA_SOURCES, GeneratorConfig
-from sim2real.translator.detail_clamp import edge_clamped_detail
+from sim2real.translator.edge_clamp import edge_clamped
 from sim2real.translator.instance_branch import InstanceBranch
 from sim2real.translator.layers import (
     AFFINE_COEFFS,
@@ -416,8 +416,9 @@ class Decoder(nn.Module):
     -> 3x3 conv to 12 affine colour coefficients (+ D detail features) at work resolution (initialised near
     identity) [-> blended with their class means, ``pooling`` / ``edge_pooling`` > 0 or ``whole_classes`` and labels
     given; thing classes' maps with their chroma from ``thing_chroma``] -> bilinear
-    upsampling to the guide's size -> tanh(A . guide + b [+ detail path r]) (``identity_start``: clamped to [-1, 1]
-    instead, from a head whose colour-coefficient weights start at zero: a fresh decoder returns its guide).
+    upsampling to the guide's size -> tanh(A . guide + b [+ detail path r] [clamped at label-edge pixels,
+    ``edge_clamp`` > 0 and labels given]) (``identity_start``: clamped to [-1, 1] instead, from a head whose
+    colour-coefficient weights start at zero: a fresh decoder returns its guide).
 
     Args:
         channels: widths from the content level down to work resolution (channels[0] = C).
@@ -447,8 +448,9 @@ class Decoder(nn.Module):
             maps as they are), "untinted" or "guide" (:mod:`~sim2real.translator.thing_colour_maps`).
         whole_classes: class ids whose cells take their class mean wholly, with labels (whole classes,
             :mod:`~sim2real.translator.coefficient_pooling`).
-        detail_edge_clamp: r > 0: with labels, the detail output at pixels within r of another label is clamped
-            to the colour map's range around them (:mod:`~sim2real.translator.detail_clamp`); 0 = off.
+        edge_clamp: r > 0: with labels, the luma of the output (colour map + detail) at pixels within r of another
+            label is clamped to the lightness of the regions they border (:mod:`~sim2real.translator.edge_clamp`);
+            0 = off.
     """
 
     def __init__(
@@ -456,7 +458,7 @@ class Decoder(nn.Module):
         *, padding_mode: str = "replicate", detail_padding_mode: str | None = None, detail_channels: int = 0,
         detail_width: int = 8, detail_highpass: int = 0, pooling: float = 0.0, num_classes: int = NUM_CLASSES,
         identity_start: bool = False, edge_pooling: int = 0, detail_mean: str = "box", edge_pixels: bool = False,
-        thing_chroma: str = "decoder", whole_classes: tuple[int, ...] = (), detail_edge_clamp: int = 0,
+        thing_chroma: str = "decoder", whole_classes: tuple[int, ...] = (), edge_clamp: int = 0,
     ) -> None:
         super().__init__()
         if edge_pixels and edge_pooling <= 0:
@@ -468,7 +470,7 @@ class Decoder(nn.Module):
             raise ValueError(f"thing_chroma must be one of {list(THING_CHROMA_SOURCES)}, got {thing_chroma!r}")
         self.pooling, self.num_classes, self.clamp = pooling, num_classes, identity_start
         self.edge_pooling, self.edge_pixels, self.thing_chroma = edge_pooling, edge_pixels, thing_chroma
-        self.whole_classes, self.detail_edge_clamp = tuple(whole_classes), detail_edge_clamp
+        self.whole_classes, self.edge_clamp = tuple(whole_classes), edge_clamp
         self.mlp = StyleMLP(style_dim, mlp_dim)
         self.style_map_proj = nn.Conv2d(value_dim, channels[0], 1, bias=False) if value_dim > 0 else None
         self.res = nn.ModuleList([ModResBlock(channels[0], mlp_dim, padding_mode=padding_mode) for _ in range(num_res)])
@@ -580,9 +582,10 @@ class Decoder(nn.Module):
             affine, offset = self._edge_field(*edge_inputs, means)
         out = upsampled_affine_colour(affine.to(coeffs.dtype), guide,
                                       None if offset is None else offset.to(coeffs.dtype))
-        if detail is not None:
-            out = (edge_clamped_detail(out, detail, labels, self.detail_edge_clamp)
-                   if self.detail_edge_clamp and labels is not None else out + detail)
+        if self.edge_clamp and labels is not None:
+            out = edge_clamped(out, detail, labels, self.edge_clamp)
+        elif detail is not None:
+            out = out + detail
         if self.clamp:
             return (out.clamp_(-1.0, 1.0) if inference_fast_path(out) else out.clamp(-1.0, 1.0)), coeffs
         return (out.tanh_() if inference_fast_path(out) else torch.tanh(out)), coeffs
@@ -602,7 +605,7 @@ def _decoder(cfg: GeneratorConfig, domain: str, channels: list[int], value_dim: 
                    edge_pixels=cfg.coefficient_edge_pixels and target,
                    thing_chroma=cfg.decoder_thing_chroma if target else "decoder",
                    whole_classes=tuple(TRAIN_ID[n] for n in cfg.coefficient_whole_classes) if target else (),
-                   detail_edge_clamp=cfg.detail_edge_clamp if target else 0)
+                   edge_clamp=cfg.edge_clamp if target else 0)
 
 
 class TranslatorGenerator(nn.Module):

@@ -1,7 +1,7 @@
-"""Detail edge clamp (``detail_edge_clamp``): the window maximum, the label-edge mask and the clamp against known
-answers (a step with detail lifting and sinking it), nothing changed inside a class, the gradient where the clamp
-does not bind; the generator (target decoder only, nothing without labels), ONNX, the config and a run switching
-it on."""
+"""Edge clamp (``edge_clamp``): the window maximum, the label-edge mask and the luma clamp against known answers
+(a step with detail lifting and sinking it, a light outline the colour map draws, a thin line left as it is),
+nothing changed inside a class or in the chroma, the gradient; the generator (target decoder only, nothing
+without labels), CPU autocast, ONNX, the config and a run switching it on."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import torch
 from decoder_options import exported_and_eager_gap, pooled_lite_generator, switched_on_for
 from procedural_frames import procedural_frames
 
+from sim2real.core.colour import LUMA_WEIGHTS
 from sim2real.core.errors import ConfigError
 from sim2real.translator.config import GeneratorConfig
-from sim2real.translator.detail_clamp import edge_clamped_detail, label_edge_mask, window_max
+from sim2real.translator.edge_clamp import clamp_range, edge_clamped, label_edge_mask, luma, window_max
 from sim2real.translator.generator import TranslatorGenerator
 
 
@@ -47,44 +48,68 @@ def test_the_edge_mask_marks_pixels_within_r_of_another_label_and_not_the_frame_
 
 
 @pytest.mark.parametrize(("lift", "left_edge", "right_edge"), [(0.3, 0.3, 0.5), (-0.3, 0.0, 0.2)])
-def test_the_clamp_keeps_edge_pixels_inside_the_colours_around_them(lift: float, left_edge: float,
-                                                                     right_edge: float) -> None:
+def test_detail_stays_inside_the_colours_of_both_sides(lift: float, left_edge: float, right_edge: float) -> None:
     """Detail +0.3: the left edge column (0 + 0.3) stays inside [0, 0.5], the right one (0.5 + 0.3) stops at 0.5;
     detail -0.3: the left one stops at 0, the right one (0.2) stays. Columns 2 pixels from the edge keep it all."""
     base, labels = _step()
-    out = edge_clamped_detail(base, torch.full_like(base, lift), labels, 1)
+    out = edge_clamped(base, torch.full_like(base, lift), labels, 1)
     expected = base + lift
     expected[..., 3], expected[..., 4] = left_edge, right_edge
     assert torch.allclose(out, expected, atol=1e-6)
     assert not torch.allclose(base + lift, expected)  # the control: the clamp binds on one side
 
 
-def test_only_edge_pixels_change_and_they_stay_in_range() -> None:
+def test_a_light_outline_of_the_colour_map_goes_and_a_thin_line_is_left_as_it_is() -> None:
+    """The right side's edge column mapped to 0.9 (an outline, e.g. a blend pixel under its class's map) comes
+    back to the right side's 0.5; a line one pixel wide (label 5, no interior of its own within 2r) is left as it
+    is, detail included, while the field's pixels beside it stay inside the field's colour."""
+    base, labels = _step(cols=10)
+    base[..., 5] = 0.9
+    assert torch.allclose(edge_clamped(base, None, labels, 1)[..., 5], torch.full((1, 3, 4), 0.5))
+    assert torch.equal(edge_clamped(base, None, labels, 1)[..., :5], base[..., :5])
+    line, line_labels = torch.full((1, 3, 5, 9), 0.2), torch.full((1, 5, 9), 3)
+    line[..., 4], line_labels[..., 4] = -0.8, 5
+    detail = torch.zeros_like(line)
+    detail[..., 3:6] = -0.5
+    out = edge_clamped(line, detail, line_labels, 1)
+    assert torch.allclose(out[..., 4], torch.full((1, 3, 5), -1.3))  # its own colour and its detail
+    assert torch.allclose(out[..., 3], torch.full((1, 3, 5), 0.2)) and torch.allclose(out[..., 5], out[..., 3])
+
+
+def test_only_edge_pixels_with_an_interior_of_their_own_change_and_they_stay_in_range() -> None:
     torch.manual_seed(0)
     labels = torch.zeros(2, 24, 32, dtype=torch.long)
     labels[:, 6:14, 10:20] = 11
+    labels[:, 2:22, 25] = 4  # a thin line: left as it is
     base, detail = torch.randn(2, 3, 24, 32), torch.randn(2, 3, 24, 32)
-    out = edge_clamped_detail(base, detail, labels, 2)
-    edge = label_edge_mask(labels, 2).expand(-1, 3, -1, -1)
-    assert torch.equal(out[~edge], (base + detail)[~edge])
-    assert (out != base + detail).any()
-    high, low = torch.nn.functional.max_pool2d(base, 5, 1, 2), -torch.nn.functional.max_pool2d(-base, 5, 1, 2)
-    assert (out[edge] <= high[edge] + 1e-6).all() and (out[edge] >= low[edge] - 1e-6).all()  # out + (clamped - out)
+    out = edge_clamped(base, detail, labels, 2)
+    edge = label_edge_mask(labels, 2)
+    low, high, own_interior = clamp_range(base, labels, edge, 2)
+    assert not own_interior[:, 0, 2:22, 25].any() and own_interior[:, 0, 10, 10].all()
+    clamped = edge & own_interior
+    kept = ~clamped.expand(-1, 3, -1, -1)
+    assert torch.equal(out[kept], (base + detail)[kept]) and (out != base + detail).any()
+    y = luma(out)
+    assert (y[clamped] <= high[clamped] + 1e-5).all() and (y[clamped] >= low[clamped] - 1e-5).all()
+    assert torch.allclose(out - y, base + detail - luma(base + detail), atol=1e-5)  # the chroma stays
     with pytest.raises(ValueError, match="one shape"):
-        edge_clamped_detail(base, detail[:, :, :-1], labels, 1)
+        edge_clamped(base, detail[:, :, :-1], labels, 1)
 
 
-def test_the_gradient_reaches_the_detail_where_the_clamp_does_not_bind() -> None:
+def test_the_gradient_reaches_the_detail_where_the_clamp_does_not_bind_and_only_its_chroma_where_it_does() -> None:
+    """Where the luma is clamped, out_c = o_c + high - Y(o): d(sum_c out_c) / d detail_j = 1 - 3 w_j."""
     base, labels = _step()
     detail = torch.full_like(base, 0.3, requires_grad=True)
-    edge_clamped_detail(base, detail, labels, 1).sum().backward()
+    edge_clamped(base, detail, labels, 1).sum().backward()
     assert detail.grad is not None
-    assert torch.all(detail.grad[..., 4] == 0) and torch.all(detail.grad[..., [0, 3, 5, 7]] == 1)
+    bound = 1 - 3 * torch.tensor(LUMA_WEIGHTS).view(1, 3, 1)
+    assert torch.allclose(detail.grad[..., 4], bound.expand(1, 3, 4))
+    assert torch.all(detail.grad[..., [0, 3, 5, 7]] == 1)
 
 
 def _generator(radius: int) -> TranslatorGenerator:
-    """The pooled `lite` with a detail path whose output layer is random (a fresh one is zero: nothing to clamp)."""
-    gen = pooled_lite_generator(detail_channels=4, detail_highpass=True, detail_edge_clamp=radius)
+    """The pooled `lite` with a detail path whose output layer is random (a fresh one is zero)."""
+    gen = pooled_lite_generator(detail_channels=4, detail_highpass=True, edge_clamp=radius)
     with torch.no_grad():
         for decoder in gen.decoders.values():
             decoder.detail.out.weight.normal_(0, 0.5)
@@ -95,13 +120,21 @@ def test_the_generator_clamps_in_the_target_decoder_only_and_near_label_edges() 
     rgb, sem = procedural_frames(2, seed=3, size=(64, 96))
     inst = torch.zeros_like(sem)
     clamped, plain = _generator(1), _generator(0)
-    assert clamped.decoders["target"].detail_edge_clamp == 1 and clamped.decoders["source"].detail_edge_clamp == 0
+    assert clamped.decoders["target"].edge_clamp == 1 and clamped.decoders["source"].edge_clamp == 0
     with torch.no_grad():
         changed = (clamped(rgb, sem, inst) - plain(rgb, sem, inst)).abs().amax(1) > 1e-4
         assert torch.equal(clamped(rgb, None, None), plain(rgb, None, None))
     assert changed.any()
     near_edge = torch.nn.functional.max_pool2d(label_edge_mask(sem, 1).float(), 9, 1, 4).squeeze(1) > 0
     assert not (changed & ~near_edge).any()  # the camera's blur spreads a change at most a few pixels
+
+
+def test_without_a_detail_path_the_clamp_takes_the_colour_maps_outlines() -> None:
+    rgb, sem = procedural_frames(2, seed=3, size=(64, 96))
+    inst = torch.zeros_like(sem)
+    clamped, plain = pooled_lite_generator(detail_channels=0, edge_clamp=1), pooled_lite_generator(detail_channels=0)
+    with torch.no_grad():
+        assert (clamped(rgb, sem, inst) - plain(rgb, sem, inst)).abs().amax() > 1e-3
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -119,19 +152,17 @@ def test_the_clamped_generator_runs_under_cpu_autocast(dtype: torch.dtype) -> No
 def test_the_clamp_reaches_onnx(tmp_path: Path) -> None:
     gen = _generator(1)
     config, gap = exported_and_eager_gap(gen, tmp_path / "clamp.onnx")
-    assert config["detail_edge_clamp"] == 1 and gap() < 1e-3
-    gen.decoders["target"].detail_edge_clamp = 0  # the comparison must see the difference
+    assert config["edge_clamp"] == 1 and gap() < 1e-3
+    gen.decoders["target"].edge_clamp = 0  # the comparison must see the difference
     assert gap() > 1e-3
 
 
-def test_the_config_needs_a_detail_path_and_a_run_may_switch_it_on(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="detail_edge_clamp.*detail path"):
-        GeneratorConfig(detail_edge_clamp=1)
+def test_the_config_bounds_the_radius_and_a_run_may_switch_it_on(tmp_path: Path) -> None:
     for bad in (-1, 9, 1.0):
-        with pytest.raises(ConfigError, match="detail_edge_clamp"):
-            GeneratorConfig(detail_channels=4, detail_edge_clamp=bad)
-    cfg = GeneratorConfig(detail_channels=4, detail_edge_clamp=2)
+        with pytest.raises(ConfigError, match="edge_clamp"):
+            GeneratorConfig(edge_clamp=bad)
+    cfg = GeneratorConfig(edge_clamp=2)
     assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
     nets = switched_on_for(_generator(0), tmp_path, ["generator.detail_channels=4", "generator.detail_highpass=true",
-                                                     "generator.detail_edge_clamp=1"])
-    assert nets.gen.cfg.detail_edge_clamp == 1 and nets.gen.decoders["target"].detail_edge_clamp == 1
+                                                     "generator.edge_clamp=1"])
+    assert nets.gen.cfg.edge_clamp == 1 and nets.gen.decoders["target"].edge_clamp == 1
