@@ -33,7 +33,7 @@ def test_model_card_is_shipped_with_its_pictures() -> None:
 
 
 def test_the_default_model_records_the_training_data_of_every_run_behind_it() -> None:
-    """The file (the detail-edge-clamp re-export, steps 0, of the whole-sky re-export, steps 0, of the thing-chroma
+    """The file (the edge-clamp re-export, steps 0, of the whole-sky re-export, steps 0, of the thing-chroma
     re-export, steps 0, of the edge-pixels re-export, steps 0, of the edge-pooling re-export, steps 0, of stage 2:
     steps 0, the per-frame prior refitted) carries the records of stage 1b (2 000 steps with the lightness-gain
     floor) and stage 1 (5 600 steps; world 0, validation world 1000), so ``sim2real-eval`` knows every world and

@@ -165,8 +165,8 @@ class GeneratorConfig:
         edge_clamp: r >= 0; in the target decoder, with labels, each pixel within r pixels of another label that
             has an interior pixel of its own label within 2r keeps the luma of its output (colour map + detail)
             inside the range of the colour map's luma over the interior pixels within 2r, its chroma unchanged
-            (:mod:`~sim2real.translator.edge_clamp`): no light or dark outline along label edges. 0 = off. Changes
-            no weight.
+            (:mod:`~sim2real.translator.edge_clamp`): against light and dark outlines along label edges. 0 = off.
+            Changes no weight.
         use_camera: a learned camera model per domain after the decoder (:mod:`~sim2real.translator.camera`).
         camera_knots: knots of the camera's tone curve.
         camera_gamma: the camera's optics and noise act on u^gamma (u the display value in [0, 1]): 1 = on display

@@ -26,8 +26,8 @@ Within 2r every edge pixel reaches the interior on both sides of a straight edge
 2r + 1 pixels (a distant pole) have no interior of their own and keep their output, detail included: clamped to
 their surroundings' colours they would vanish. "An interior pixel of their own label" is read off the largest
 and the smallest interior label within reach: exact where at most two labels' interiors are in reach; with three
-or more a pixel may be left unclamped (never clamped wrongly). Inside a class nothing changes. Pure torch; no
-weights.
+or more a pixel may be left unclamped (never clamped wrongly). The ignore id counts as a label: its region has
+colours of its own. Inside a class nothing changes. Pure torch; no weights.
 
 The window maxima are separable: 2r + 1 shifted views of a replicate-padded tensor per axis, reduced by
 ``torch.maximum`` (replication adds no value the window does not hold, so the frame's outside is left out).
@@ -49,8 +49,9 @@ from torch import Tensor
 
 from sim2real.core.colour import LUMA_WEIGHTS
 
-#: stands in for "no interior pixel" in the masked window maxima (finite: also in fp16).
-_NONE: float = 1.0e4
+#: subtracted from the edge pixels before the window maxima, so that only interior pixels can be the maximum
+#: (finite: also in fp16).
+_EXCLUDED: float = 1.0e4
 
 
 def window_max(x: Tensor, radius: int) -> Tensor:
@@ -81,29 +82,35 @@ def luma(x: Tensor) -> Tensor:
     return x[:, :1] * red + x[:, 1:2] * green + x[:, 2:3] * blue
 
 
-def clamp_range(base: Tensor, labels: Tensor, edge: Tensor, radius: int) -> tuple[Tensor, Tensor, Tensor]:
-    """base (B, 3, H, W), labels (B, H, W), edge (B, 1, H, W) from :func:`label_edge_mask` at ``radius`` ->
-    (low, high), each (B, 1, H, W): the range of base's luma over the interior pixels within 2r, and (B, 1, H, W)
-    bool: where one of those pixels has the pixel's own label (module docstring; the range means nothing
-    elsewhere)."""
-    ids, reach = labels.unsqueeze(1).to(base.dtype), 2 * radius
-    outside = edge.to(base.dtype) * _NONE  # one plane: interior pixels 0, edge pixels far below any value
-    own_interior = (window_max(ids - outside, reach) == ids) | (window_max(-ids - outside, reach) == -ids)
-    y = luma(base)
-    return -window_max(-y - outside, reach), window_max(y - outside, reach), own_interior
+def own_interior_within(labels: Tensor, edge: Tensor, radius: int) -> Tensor:
+    """labels (B, H, W), edge (B, 1, H, W) from :func:`label_edge_mask` at ``radius`` -> (B, 1, H, W) bool: where an
+    interior pixel of the pixel's own label lies within 2r, read off the largest and the smallest interior label
+    within reach (module docstring). Ids compare in float32 (exact to 2^24, whatever the autocast dtype)."""
+    ids = labels.unsqueeze(1).float()
+    excluded = edge.float() * _EXCLUDED
+    reach = 2 * radius
+    return (window_max(ids - excluded, reach) == ids) | (window_max(-ids - excluded, reach) == -ids)
+
+
+def interior_luma_range(base: Tensor, edge: Tensor, radius: int) -> tuple[Tensor, Tensor]:
+    """base (B, 3, H, W), edge (B, 1, H, W) from :func:`label_edge_mask` at ``radius`` -> (low, high), each
+    (B, 1, H, W): the range of base's luma over the interior pixels within 2r (meaningless where there is none)."""
+    y, excluded = luma(base), edge.to(base.dtype) * _EXCLUDED
+    return -window_max(-y - excluded, 2 * radius), window_max(y - excluded, 2 * radius)
 
 
 def edge_clamped(base: Tensor, detail: Tensor | None, labels: Tensor, radius: int) -> Tensor:
     """base (B, 3, H, W) the colour map's output, detail (B, 3, H, W) the detail path's or None (no detail path),
     labels (B, H, W) class ids, radius r >= 1 -> (B, 3, H, W): base + detail with its luma clamped at the pixels
     within r of another label (module docstring). Differentiable (the clamp passes the gradient where it does not
-    bind; where it binds, only to the chroma)."""
+    bind; where it binds, to o's chroma and to the neighbours' base through the range)."""
     if (detail is not None and detail.shape != base.shape) or base.shape[-2:] != labels.shape[-2:]:
         raise ValueError(f"edge_clamped needs base and detail of one shape (B, 3, H, W) and labels (B, H, W), "
                          f"got {tuple(base.shape)}, {None if detail is None else tuple(detail.shape)}, "
                          f"{tuple(labels.shape)}")
     edge = label_edge_mask(labels, radius)
-    low, high, own_interior = clamp_range(base, labels, edge, radius)
+    low, high = interior_luma_range(base, edge, radius)
     out = base if detail is None else base + detail
     y = luma(out)
-    return out + (edge & own_interior).to(out.dtype) * (torch.minimum(torch.maximum(y, low), high) - y)
+    clamped = edge & own_interior_within(labels, edge, radius)
+    return out + clamped.to(out.dtype) * (torch.minimum(torch.maximum(y, low), high) - y)

@@ -466,6 +466,8 @@ class Decoder(nn.Module):
         if detail_mean == "class_box_field" and not edge_pixels:
             raise ValueError("detail_mean class_box_field takes its bands off in the edge-pixel field: it needs "
                              "edge_pixels")
+        if edge_clamp < 0:
+            raise ValueError(f"edge_clamp must be >= 0, got {edge_clamp}")
         if thing_chroma not in THING_CHROMA_SOURCES:
             raise ValueError(f"thing_chroma must be one of {list(THING_CHROMA_SOURCES)}, got {thing_chroma!r}")
         self.pooling, self.num_classes, self.clamp = pooling, num_classes, identity_start
