@@ -21,9 +21,9 @@ from sim2real.translator.edge_clamp import (
     label_edge_mask,
     luma,
     own_interior_within,
-    window_max,
 )
 from sim2real.translator.generator import TranslatorGenerator
+from sim2real.translator.layers import window_max
 
 
 def _step(rows: int = 4, cols: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

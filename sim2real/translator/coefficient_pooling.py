@@ -59,6 +59,7 @@ from typing import Final, NamedTuple
 import torch
 from torch import Tensor
 
+from sim2real.translator.layers import window_max
 from sim2real.translator.memory import at_cell_centres, downsample_labels
 
 #: label ids 0..255 (uint8 label maps, 255 = ignore): the rows of :func:`class_mean_removed`'s per-pixel table.
@@ -110,15 +111,11 @@ def near_other_label(cell_ids: Tensor, size: tuple[int, int], radius: int) -> Te
     ``radius`` cells (Chebyshev distance; the frame's border is not another label).
 
     The (2 radius + 1)^2 window around a cell holds another label exactly when its largest and smallest label
-    differ (the cell's own label lies between them): two max poolings over the grid padded by replication, a
-    handful of operations where one comparison per window offset made ~100 in the exported graph."""
+    differ (the cell's own label lies between them): two window maxima (:func:`~sim2real.translator.layers.
+    window_max`), a handful of operations where one comparison per window offset made ~100 in the exported graph."""
     h, w = size
     grid = cell_ids.view(-1, 1, h, w).float()  # ids below 2^24: exact in float32
-    padded = torch.nn.functional.pad(grid, (radius, radius, radius, radius), mode="replicate")
-    window = 2 * radius + 1
-    largest = torch.nn.functional.max_pool2d(padded, window, stride=1)
-    smallest = -torch.nn.functional.max_pool2d(-padded, window, stride=1)
-    return largest != smallest
+    return window_max(grid, radius) != -window_max(-grid, radius)
 
 
 def class_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int,

@@ -29,51 +29,33 @@ and the smallest interior label within reach: exact where at most two labels' in
 or more a pixel may be left unclamped (never clamped wrongly). The ignore id counts as a label: its region has
 colours of its own. Inside a class nothing changes. Pure torch; no weights.
 
-The window maxima are separable: 2r + 1 shifted views of a replicate-padded tensor per axis, reduced by
-``torch.maximum`` (replication adds no value the window does not hold, so the frame's outside is left out).
-Eager CPU ``max_pool2d`` with stride 1 took 11 ms for three 640x360 planes, these shifts 0.5 ms; in ONNX Runtime
-it is the other way round (a MaxPool 0.2-0.4 ms, the shifts' Pads, Slices and Maxes about three times that), so
-an exported graph gets ``max_pool2d``, one row pass and one column pass (the same numbers; 0.5 ms less for the
-whole clamp than square windows). Masks act by arithmetic: the correction is multiplied by the one-plane mask,
+The window maxima are :func:`~sim2real.translator.layers.window_max` (separable; fast both eager and in ONNX
+Runtime). Masks act by arithmetic: the correction is multiplied by the one-plane mask,
 and the edge pixels drop out of the range's maxima by subtracting a large number (a Where broadcasting a
 one-plane mask over three planes took 0.8-0.9 ms in ONNX Runtime).
 """
 
 from __future__ import annotations
 
-from functools import reduce
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from sim2real.core.colour import LUMA_WEIGHTS
+from sim2real.translator.coefficient_pooling import near_other_label
+from sim2real.translator.layers import window_max
 
 #: subtracted from the edge pixels before the window maxima, so that only interior pixels can be the maximum
 #: (finite: also in fp16).
 _EXCLUDED: float = 1.0e4
 
 
-def window_max(x: Tensor, radius: int) -> Tensor:
-    """x (B, C, H, W) -> (B, C, H, W): the maximum over the (2r+1) x (2r+1) window around each pixel, within the
-    frame (module docstring: separable shifts of a replicate-padded x)."""
-    height, width = x.shape[-2:]
-    size = 2 * radius + 1
-    if torch.onnx.is_in_onnx_export():
-        rows = F.max_pool2d(x, (1, size), 1, (0, radius))  # pads with -inf: the same maxima
-        return F.max_pool2d(rows, (size, 1), 1, (radius, 0))
-    padded = F.pad(x, (radius,) * 4, mode="replicate")
-    rows = reduce(torch.maximum, [padded[..., k:k + width] for k in range(size)])
-    return reduce(torch.maximum, [rows[..., k:k + height, :] for k in range(size)])
-
-
 def label_edge_mask(labels: Tensor, radius: int) -> Tensor:
     """labels (B, H, W) class ids, radius r >= 1 -> (B, 1, H, W) bool: True where another label lies within r
-    pixels (the (2r+1) x (2r+1) window; the frame's border counts as no label)."""
+    pixels (the (2r+1) x (2r+1) window; the frame's border counts as no label): coefficient pooling's
+    :func:`~sim2real.translator.coefficient_pooling.near_other_label` at full resolution."""
     if radius < 1:
         raise ValueError(f"label_edge_mask needs a radius >= 1, got {radius}")
-    ids = labels.unsqueeze(1).float()  # ids <= 255: exact in float32
-    return (window_max(ids, radius) != ids) | (window_max(-ids, radius) != -ids)
+    return near_other_label(labels.flatten(1), tuple(labels.shape[-2:]), radius)
 
 
 def luma(x: Tensor) -> Tensor:
