@@ -94,7 +94,7 @@ def freeze_generator(gen: nn.Module, prefixes: Iterable[str]) -> None:
 #: classes' colour maps take their chroma from; how near label edges the output is clamped).
 RUN_MAY_CHANGE: Final = ("coefficient_pooling", "coefficient_edge_pooling", "body_padding_mode",
                          "detail_highpass", "detail_mean", "coefficient_edge_pixels", "decoder_thing_chroma",
-                         "coefficient_whole_classes", "edge_clamp")
+                         "coefficient_whole_classes", "edge_clamp", "coefficient_lightness_bins")
 
 
 def _prior_keys(per_frame: bool) -> set[str]:

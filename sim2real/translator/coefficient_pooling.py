@@ -45,6 +45,10 @@ returns the edge cells and every label id's pooling target, so that the decoder 
 upsampling a pixel takes from edge cells to the pixel's own label's class mean instead
 (:meth:`~sim2real.translator.generator.Decoder._edge_field`, at 2x work resolution).
 
+**Lightness bins** (``GeneratorConfig.coefficient_lightness_bins``): every pooling target above (class mean, the
+edge-pixel table) taken per bin of the guide's lightness instead, read back by each cell's (each pixel's) own
+lightness (:mod:`~sim2real.translator.lightness_bins`).
+
 Per-class means over the work cells' centre pixels also serve the detail path's class-mean high-pass
 (:func:`class_mean_removed`, ``GeneratorConfig.detail_mean``): its full-resolution output less, per pixel, its
 mean over the frame's pixels of the pixel's label. Its rows differ a little from the pooling's: a negative id
@@ -60,6 +64,7 @@ import torch
 from torch import Tensor
 
 from sim2real.translator.layers import window_max
+from sim2real.translator.lightness_bins import binned_class_means, by_label_and_lightness, lightness_weights
 from sim2real.translator.memory import at_cell_centres, downsample_labels
 
 #: label ids 0..255 (uint8 label maps, 255 = ignore): the rows of :func:`class_mean_removed`'s per-pixel table.
@@ -89,21 +94,32 @@ class _ClassTargets(NamedTuple):
     class_cells: Tensor  # (B, 1, 1, 1): how many class cells the frame has
     means: Tensor  # (B, K, C): each class's mean, the frame mean for a class without a cell
     frame_mean: Tensor  # (B, K, 1, 1)
+    binned: Tensor | None  # lightness bins: (B, K, L, ID_ROWS) the means per bin by label id (frame mean: no class)
 
 
-def _class_targets(coeffs: Tensor, cell_ids: Tensor, num_classes: int) -> _ClassTargets:
-    """coeffs (B, K, h, w) float32, cell_ids (B, hw) -> :class:`_ClassTargets`."""
+def _class_targets(coeffs: Tensor, cell_ids: Tensor, num_classes: int, lightness: Tensor | None = None,
+                   bins: int = 0) -> _ClassTargets:
+    """coeffs (B, K, h, w) float32, cell_ids (B, hw), lightness (B, 1, h, w) the guide's at the cell centres (with
+    ``bins`` >= 2: the class means per lightness bin, :mod:`~sim2real.translator.lightness_bins`) ->
+    :class:`_ClassTargets`."""
     means, member = _row_means(coeffs.flatten(2), cell_ids, num_classes)  # (B, K, C), (B, hw, C)
-    pooled = (means @ member.transpose(1, 2)).view_as(coeffs)  # each cell's class mean (0: no class)
     is_class = member.sum(-1).view(coeffs.shape[0], 1, *coeffs.shape[-2:])  # (B, 1, h, w) 1 or 0
     class_cells = is_class.sum((2, 3), keepdim=True)  # (B, 1, 1, 1)
     frame_mean = (coeffs * is_class).sum((2, 3), keepdim=True) / class_cells.clamp(min=1)  # (B, K, 1, 1)
     in_class = is_class > 0
     means = torch.where(member.sum(1).unsqueeze(1) > 0, means, frame_mean.flatten(2))
+    if bins >= 2 and lightness is not None:
+        binned = binned_class_means(coeffs.flatten(2), member, lightness_weights(lightness.flatten(1), bins), means)
+        others = frame_mean.flatten(2).unsqueeze(2).expand(-1, -1, bins, ID_ROWS - num_classes)
+        table = torch.cat([binned, others], 3)  # (B, K, L, ID_ROWS)
+        ids = cell_ids.view(coeffs.shape[0], *coeffs.shape[-2:])
+        return _ClassTargets(by_label_and_lightness(table, ids, lightness[:, 0]), in_class, class_cells, means,
+                             frame_mean, table)
+    pooled = (means @ member.transpose(1, 2)).view_as(coeffs)  # each cell's class mean (0: no class)
     # pooled is exactly 0 on the cells of no class: adding the frame mean there is the Where, without its
     # broadcast over K (0.4 -> ~0.1 ms at 640x360 in onnxruntime)
     target = pooled + (1 - is_class) * frame_mean
-    return _ClassTargets(target, in_class, class_cells, means, frame_mean)
+    return _ClassTargets(target, in_class, class_cells, means, frame_mean, None)
 
 
 def near_other_label(cell_ids: Tensor, size: tuple[int, int], radius: int) -> Tensor:
@@ -119,44 +135,57 @@ def near_other_label(cell_ids: Tensor, size: tuple[int, int], radius: int) -> Te
 
 
 def class_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int,
-                              edge_radius: int = 0, *, whole_classes: tuple[int, ...] = ()) -> Tensor:
+                              edge_radius: int = 0, *, whole_classes: tuple[int, ...] = (),
+                              lightness: Tensor | None = None, bins: int = 0) -> Tensor:
     """coeffs (B, K, h, w) at work resolution, labels (B, H, W) integer ids -> (B, K, h, w) float32.
 
     ``weight`` 0 (and ``edge_radius`` 0, no ``whole_classes``) returns the coefficients unchanged (as float32); 1
     gives every cell of a class its class's mean. For any ``weight`` > 0, cells of no class take the mean over the
     frame's class cells (module docstring). ``edge_radius`` r > 0: cells within r cells of another label take
     their target wholly (edge pooling, module docstring), whatever ``weight``. ``whole_classes``: class ids whose
-    cells take their class mean wholly, whatever ``weight`` (whole classes, module docstring).
+    cells take their class mean wholly, whatever ``weight`` (whole classes, module docstring). ``bins`` >= 2 with
+    ``lightness`` (B, 1, H, W), the decoder's guide's: the class means are taken per lightness bin
+    (:mod:`~sim2real.translator.lightness_bins`).
     """
     with torch.autocast(coeffs.device.type, enabled=False):
         coeffs = coeffs.float()
         if weight == 0 and edge_radius == 0 and not whole_classes:
             return coeffs
-        return _pooled(coeffs, labels, weight, num_classes, edge_radius, whole_classes=whole_classes)[0]
+        return _pooled(coeffs, labels, weight, num_classes, edge_radius, whole_classes=whole_classes,
+                       lightness=lightness, bins=bins)[0]
 
 
 def edge_pooled_coefficients(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int, edge_radius: int,
-                             *, whole_classes: tuple[int, ...] = ()) -> tuple[Tensor, Tensor, Tensor]:
+                             *, whole_classes: tuple[int, ...] = (), lightness: Tensor | None = None,
+                             bins: int = 0) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`class_pooled_coefficients` with ``edge_radius`` > 0, also returning what edge pooling per pixel
     (module docstring) needs: coeffs (B, K, h, w), labels (B, H, W) -> (pooled (B, K, h, w) float32; edge
     (B, 1, h, w) float32, 1 on the cells that took their class mean wholly, else 0; table (B, K, ID_ROWS) float32,
     column = label id: the class's mean for a class with a cell, the frame mean of the class cells for every other
     id). A frame without a class cell has no edge cell. ``whole_classes``: as :func:`class_pooled_coefficients`
-    (their cells hold their class mean; only those near another label count as edge cells)."""
+    (their cells hold their class mean; only those near another label count as edge cells). ``lightness`` and
+    ``bins`` >= 2: as :func:`class_pooled_coefficients`, and the table is (B, K, bins, ID_ROWS), a column per bin
+    and label id (read by :func:`~sim2real.translator.lightness_bins.by_label_and_lightness`)."""
     if edge_radius <= 0:
         raise ValueError(f"edge pooling per pixel needs edge_radius > 0, got {edge_radius}")
     with torch.autocast(coeffs.device.type, enabled=False):
         pooled, edge, targets = _pooled(coeffs.float(), labels, weight, num_classes, edge_radius,
-                                        whole_classes=whole_classes)
+                                        whole_classes=whole_classes, lightness=lightness, bins=bins)
+        if targets.binned is not None:
+            return pooled, edge.float(), targets.binned
         others = targets.frame_mean.flatten(2).expand(-1, -1, ID_ROWS - num_classes)
         return pooled, edge.float(), torch.cat([targets.means, others], 2)
 
 
 def _pooled(coeffs: Tensor, labels: Tensor, weight: float, num_classes: int, edge_radius: int,
-            *, whole_classes: tuple[int, ...] = ()) -> tuple[Tensor, Tensor, _ClassTargets]:
-    """coeffs (B, K, h, w) float32 -> (pooled (B, K, h, w), edge cells (B, 1, h, w) bool, the class targets)."""
-    cell_ids = downsample_labels(labels, tuple(coeffs.shape[-2:])).long().flatten(1)  # (B, hw)
-    targets = _class_targets(coeffs, cell_ids, num_classes)
+            *, whole_classes: tuple[int, ...] = (), lightness: Tensor | None = None, bins: int = 0
+            ) -> tuple[Tensor, Tensor, _ClassTargets]:
+    """coeffs (B, K, h, w) float32, lightness (B, 1, H, W) or None -> (pooled (B, K, h, w), edge cells
+    (B, 1, h, w) bool, the class targets)."""
+    cells = tuple(coeffs.shape[-2:])
+    cell_ids = downsample_labels(labels, cells).long().flatten(1)  # (B, hw)
+    cell_lightness = at_cell_centres(lightness.float(), cells) if bins >= 2 and lightness is not None else None
+    targets = _class_targets(coeffs, cell_ids, num_classes, cell_lightness, bins)
     share = torch.where(targets.in_class, weight, (targets.class_cells > 0).float())  # no class cell: own
     if whole_classes:
         share = torch.where(id_mask(whole_classes, cell_ids).view_as(targets.in_class) > 0, 1.0, share)

@@ -78,6 +78,7 @@ INT_BOUNDS: Final[dict[str, tuple[int, int]]] = {
     "camera_knots": (2, 64),
     "coefficient_edge_pooling": (0, 8),
     "edge_clamp": (0, 8),
+    "coefficient_lightness_bins": (0, 16),
 }
 
 
@@ -101,6 +102,12 @@ def _check_option_needs(cfg: GeneratorConfig) -> None:
     if cfg.coefficient_edge_pixels and not cfg.coefficient_edge_pooling:
         raise ConfigError("GeneratorConfig.coefficient_edge_pixels is edge pooling per pixel: it needs "
                           "coefficient_edge_pooling > 0")
+    if cfg.coefficient_lightness_bins == 1:
+        raise ConfigError("GeneratorConfig.coefficient_lightness_bins must be 0 (off) or >= 2, got 1")
+    if cfg.coefficient_lightness_bins and not (cfg.coefficient_pooling or cfg.coefficient_edge_pooling
+                                               or cfg.coefficient_whole_classes):
+        raise ConfigError("GeneratorConfig.coefficient_lightness_bins bins the pooling targets: it needs "
+                          "coefficient_pooling, coefficient_edge_pooling or coefficient_whole_classes")
     if cfg.colour_prior_per_frame and not cfg.use_colour_prior:
         raise ConfigError("GeneratorConfig.colour_prior_per_frame needs use_colour_prior")
 
@@ -204,6 +211,9 @@ class GeneratorConfig:
         coefficient_whole_classes: names of classes (``core.labels.CLASS_NAMES``) whose cells in the target decoder
             take their class mean wholly, with labels (:mod:`~sim2real.translator.coefficient_pooling`): one colour
             map per frame for the class, e.g. ("sky",). Changes no weight.
+        coefficient_lightness_bins: L >= 2: the pooling targets above are class means per bin of the guide's
+            lightness (:mod:`~sim2real.translator.lightness_bins`): a class's pooled maps follow lightness, so a
+            black truck underside is not handed a grey truck's map at its edge. 0 = off. Changes no weight.
         identity_start: a fresh decoder returns its guide (with the colour prior: the prior's map) unchanged: its
             head's colour-coefficient weights start at zero (bias: the identity map) and its output is clamped to
             [-1, 1] instead of squashed by tanh. False = tanh and small random head weights, as every model before
@@ -257,6 +267,7 @@ class GeneratorConfig:
     coefficient_edge_pixels: bool = False
     decoder_thing_chroma: str = "decoder"
     coefficient_whole_classes: tuple[str, ...] = ()
+    coefficient_lightness_bins: int = 0
     identity_start: bool = False
 
     def __post_init__(self) -> None:

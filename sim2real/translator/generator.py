@@ -55,7 +55,7 @@ from sim2real.translator.coefficient_pooling import (
 )
 from sim2real.translator.colour_prior import ClassColourPrior
 from sim2real.translator.config import THING_CHROMA_SOURCES, GeneratorConfig
-from sim2real.translator.edge_clamp import edge_clamped
+from sim2real.translator.edge_clamp import edge_clamped, luma
 from sim2real.translator.instance_branch import InstanceBranch
 from sim2real.translator.layers import (
     AFFINE_COEFFS,
@@ -73,6 +73,7 @@ from sim2real.translator.layers import (
     upsample_to,
     upsampled_affine_colour,
 )
+from sim2real.translator.lightness_bins import by_label_and_lightness
 from sim2real.translator.memory import ClassStyleMemory, downsample_labels
 from sim2real.translator.thing_colour_maps import thing_cells, thing_columns
 
@@ -451,6 +452,8 @@ class Decoder(nn.Module):
         edge_clamp: r > 0: with labels, the luma of the output (colour map + detail) at pixels within r of another
             label is clamped to the lightness of the regions they border (:mod:`~sim2real.translator.edge_clamp`);
             0 = off.
+        lightness_bins: L >= 2: the pooling targets are class means per bin of the guide's lightness
+            (:mod:`~sim2real.translator.lightness_bins`; needs a pooling option); 0 = off.
     """
 
     def __init__(
@@ -459,6 +462,7 @@ class Decoder(nn.Module):
         detail_width: int = 8, detail_highpass: int = 0, pooling: float = 0.0, num_classes: int = NUM_CLASSES,
         identity_start: bool = False, edge_pooling: int = 0, detail_mean: str = "box", edge_pixels: bool = False,
         thing_chroma: str = "decoder", whole_classes: tuple[int, ...] = (), edge_clamp: int = 0,
+        lightness_bins: int = 0,
     ) -> None:
         super().__init__()
         if edge_pixels and edge_pooling <= 0:
@@ -468,11 +472,16 @@ class Decoder(nn.Module):
                              "edge_pixels")
         if edge_clamp < 0:
             raise ValueError(f"edge_clamp must be >= 0, got {edge_clamp}")
+        if lightness_bins == 1 or lightness_bins < 0:
+            raise ValueError(f"lightness_bins must be 0 (off) or >= 2, got {lightness_bins}")
+        if lightness_bins and not (pooling > 0 or edge_pooling > 0 or whole_classes):
+            raise ValueError("lightness_bins bins the pooling targets: it needs pooling, edge_pooling or "
+                             "whole_classes")
         if thing_chroma not in THING_CHROMA_SOURCES:
             raise ValueError(f"thing_chroma must be one of {list(THING_CHROMA_SOURCES)}, got {thing_chroma!r}")
         self.pooling, self.num_classes, self.clamp = pooling, num_classes, identity_start
         self.edge_pooling, self.edge_pixels, self.thing_chroma = edge_pooling, edge_pixels, thing_chroma
-        self.whole_classes, self.edge_clamp = tuple(whole_classes), edge_clamp
+        self.whole_classes, self.edge_clamp, self.lightness_bins = tuple(whole_classes), edge_clamp, lightness_bins
         self.mlp = StyleMLP(style_dim, mlp_dim)
         self.style_map_proj = nn.Conv2d(value_dim, channels[0], 1, bias=False) if value_dim > 0 else None
         self.res = nn.ModuleList([ModResBlock(channels[0], mlp_dim, padding_mode=padding_mode) for _ in range(num_res)])
@@ -493,9 +502,11 @@ class Decoder(nn.Module):
                        if detail_channels > 0 else None)
 
     def _edge_field(self, affine: Tensor, edge: Tensor, table: Tensor, labels: Tensor,
-                    detail_means: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+                    detail_means: Tensor | None = None, *, lightness: Tensor | None = None
+                    ) -> tuple[Tensor, Tensor | None]:
         """Edge pooling per pixel (``edge_pixels``): the pooled affine coefficients (B, 12, h, w), edge cells
-        (B, 1, h, w), the class means by label id (B, 12, 256)
+        (B, 1, h, w), the class means by label id (B, 12, 256), or by lightness bin and label id (B, 12, L, 256)
+        with the guide's lightness (B, 1, H, W)
         (:func:`~sim2real.translator.coefficient_pooling.edge_pooled_coefficients`), labels (B, H, W) -> the affine
         field at s x work resolution (B, 12, s h, s w), s = min(EDGE_PIXEL_SCALE, H / h), and the change to its
         offsets b (B, 3, s h, s w) for ``detail_means`` (else None):
@@ -504,7 +515,9 @@ class Decoder(nn.Module):
 
         with e = 1 on the edge cells (which hold their class mean T[label] wholly), up the bilinear upsampling and
         label(p) the label at the top-left full-resolution pixel p covers: the bilinear weights a pixel gives edge
-        cells go to its own label's class mean instead of the edge cells' labels'. At 2x work resolution, not full
+        cells go to its own label's class mean (by lightness bin: the mean for its own lightness,
+        :func:`~sim2real.translator.lightness_bins.by_label_and_lightness`) instead of the edge cells' labels'. At
+        2x work resolution, not full
         resolution (a lookup at every full-resolution pixel cost +10 ms per 640x360 frame in ONNX Runtime); the
         upsampling to full resolution that follows blends the two classes over the 1 px either side of an edge.
 
@@ -517,7 +530,9 @@ class Decoder(nn.Module):
         if tuple(ids.shape[-2:]) != size:
             raise ValueError(f"labels {tuple(labels.shape[-2:])} are not {step} x the field's {size} (the "
                              f"coefficients' {tuple(affine.shape[-2:])} times {scale})")
-        field = upsample_to(affine - edge * affine, size) + upsample_to(edge, size) * coefficients_by_label(table, ids)
+        own = (coefficients_by_label(table, ids) if table.dim() == 3
+               else by_label_and_lightness(table, ids, lightness[:, 0, ::step, ::step].float()))
+        field = upsample_to(affine - edge * affine, size) + upsample_to(edge, size) * own
         if detail_means is None or self.detail is None:
             return field, None
         return field, self._class_step_offset(detail_means.to(field.dtype), ids, step)
@@ -535,23 +550,25 @@ class Decoder(nn.Module):
         m = coefficients_by_label(detail_means, ids)
         return box_mean(m, (self.detail.highpass // int(step)) | 1) - m  # int: a constant also in a traced graph
 
-    def _labelled_coefficients(self, coeffs: Tensor, labels: Tensor | None
+    def _labelled_coefficients(self, coeffs: Tensor, labels: Tensor | None, lightness: Tensor | None
                                ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor] | None]:
-        """The head's coefficients (B, 12 + D, h, w) and labels (B, H, W) or None -> (the coefficients after the
-        pooling options and ``thing_chroma``, same shape and dtype; with edge pooling per pixel, what
-        :meth:`_edge_field` takes: float32 affine coefficients, edge cells, class table and labels, else None)."""
+        """The head's coefficients (B, 12 + D, h, w), labels (B, H, W) or None and the guide's lightness
+        (B, 1, H, W) (``lightness_bins``; else None) -> (the coefficients after the pooling options and
+        ``thing_chroma``, same shape and dtype; with edge pooling per pixel, what :meth:`_edge_field` takes:
+        float32 affine coefficients, edge cells, class table and labels, else None)."""
         if labels is None:
             return coeffs, None
+        binning = {"whole_classes": self.whole_classes, "lightness": lightness, "bins": self.lightness_bins}
         if self.edge_pixels:
             pooled, edge, table = edge_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes,
-                                                           self.edge_pooling, whole_classes=self.whole_classes)
+                                                           self.edge_pooling, **binning)
             if self.thing_chroma != "decoder":
                 pooled, table = thing_cells(pooled, labels, self.thing_chroma), thing_columns(table, self.thing_chroma)
             return pooled.to(coeffs.dtype), (pooled[:, :AFFINE_COEFFS], edge, table[:, :AFFINE_COEFFS], labels)
         out = coeffs
         if self.pooling > 0 or self.edge_pooling > 0 or self.whole_classes:  # float32, also under autocast
             out = class_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes, self.edge_pooling,
-                                            whole_classes=self.whole_classes)
+                                            **binning)
         if self.thing_chroma != "decoder":
             with torch.autocast(coeffs.device.type, enabled=False):
                 out = thing_cells(out.float(), labels, self.thing_chroma)
@@ -576,12 +593,13 @@ class Decoder(nn.Module):
             x = block(x, latent)
         for conv in self.ups:
             x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2.0, mode="nearest"), latent), 0.2)
-        coeffs, edge_inputs = self._labelled_coefficients(self.head(x), labels)
+        lightness = luma(guide) if self.lightness_bins and labels is not None else None
+        coeffs, edge_inputs = self._labelled_coefficients(self.head(x), labels, lightness)
         detail, means = (self.detail(guide, coeffs[:, AFFINE_COEFFS:], detail_noise, labels)
                          if self.detail is not None else (None, None))
         affine, offset = coeffs[:, :AFFINE_COEFFS], None
         if edge_inputs is not None:
-            affine, offset = self._edge_field(*edge_inputs, means)
+            affine, offset = self._edge_field(*edge_inputs, means, lightness=lightness)
         out = upsampled_affine_colour(affine.to(coeffs.dtype), guide,
                                       None if offset is None else offset.to(coeffs.dtype))
         if self.edge_clamp and labels is not None:
@@ -607,7 +625,8 @@ def _decoder(cfg: GeneratorConfig, domain: str, channels: list[int], value_dim: 
                    edge_pixels=cfg.coefficient_edge_pixels and target,
                    thing_chroma=cfg.decoder_thing_chroma if target else "decoder",
                    whole_classes=tuple(TRAIN_ID[n] for n in cfg.coefficient_whole_classes) if target else (),
-                   edge_clamp=cfg.edge_clamp if target else 0)
+                   edge_clamp=cfg.edge_clamp if target else 0,
+                   lightness_bins=cfg.coefficient_lightness_bins if target else 0)
 
 
 class TranslatorGenerator(nn.Module):
