@@ -1,5 +1,6 @@
 """Lightness bins (``coefficient_lightness_bins``): the hat weights, the per-pixel lookup and the binned class means
-against known answers and a float64 reference; a dark and a light part of one class keep their own maps at an
+against known answers and float64 references (cell by cell: two frames, ids that are not classes, a whole class);
+the things' colour maps per bin; a dark and a light part of one class keep their own maps at an
 edge (plain class means hand both the same: the control); the generator (target decoder only), CPU autocast,
 ONNX, the config and a run switching it on."""
 
@@ -17,6 +18,8 @@ from sim2real.translator.coefficient_pooling import ID_ROWS, class_pooled_coeffi
 from sim2real.translator.config import GeneratorConfig
 from sim2real.translator.generator import Decoder
 from sim2real.translator.lightness_bins import PRIOR_CELLS, by_label_and_lightness, lightness_weights
+from sim2real.translator.memory import at_cell_centres, downsample_labels
+from sim2real.translator.thing_colour_maps import thing_columns
 
 
 def test_the_hat_weights_have_known_answers_and_sum_to_one() -> None:
@@ -95,8 +98,65 @@ def test_edge_cells_and_the_edge_pixel_table_take_the_mean_of_their_own_lightnes
     assert torch.allclose(field[0, :, 10, 10:], torch.tensor(3.0), atol=pull)
 
 
+def _reference_pooling(coeffs: torch.Tensor, labels: torch.Tensor, lightness: torch.Tensor, *, weight: float,
+                       radius: int, whole: tuple[int, ...], bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The binned pooling written out cell by cell in float64 (module docstrings of coefficient_pooling and
+    lightness_bins): -> (pooled (B, K, h, w), table (B, K, L, 256))."""
+    batch, channels, h, w = coeffs.shape
+    cell_ids = downsample_labels(labels, (h, w))
+    cell_weights = lightness_weights(at_cell_centres(lightness, (h, w))[:, 0], bins)  # (B, h, w, L)
+    pooled, tables = coeffs.clone(), torch.zeros(batch, channels, bins, ID_ROWS, dtype=torch.float64)
+    for b in range(batch):
+        ids, c, hats = cell_ids[b], coeffs[b], cell_weights[b]
+        is_class = (ids >= 0) & (ids < 19)
+        frame_mean = c[:, is_class].mean(1)
+        tables[b] = frame_mean[:, None, None]
+        for k in ids[is_class].unique().tolist():
+            cells = ids == k
+            mean = c[:, cells].mean(1)
+            for level in range(bins):
+                hat = hats[..., level][cells]
+                tables[b, :, level, k] = ((c[:, cells] * hat).sum(1) + mean) / (hat.sum() + 1)
+        for i in range(h):
+            for j in range(w):
+                target = (tables[b][:, :, int(ids[i, j])] * hats[i, j]).sum(1) if is_class[i, j] else frame_mean
+                window = ids[max(i - radius, 0):i + radius + 1, max(j - radius, 0):j + radius + 1]
+                whole_or_edge = int(ids[i, j]) in whole or bool((window != ids[i, j]).any())
+                share = 1.0 if whole_or_edge or not is_class[i, j] else weight
+                pooled[b, :, i, j] = c[:, i, j] + share * (target - c[:, i, j])
+    return pooled, tables
+
+
+def test_the_pooling_matches_a_cell_by_cell_reference_with_odd_ids_two_frames_and_a_whole_class() -> None:
+    torch.manual_seed(1)
+    coeffs = torch.randn(2, 5, 6, 8, dtype=torch.float64)
+    labels = torch.randint(0, 4, (2, 24, 32)) * 5  # classes 0, 5, 10, 15 at work scale 4
+    labels[0, :8, :8], labels[0, 8:16, 24:], labels[1, 16:, :12] = -3, 300, 200  # not classes
+    labels[1, :4, 12:20] = 19  # = num_classes: not a class
+    lightness = torch.rand(2, 1, 24, 32, dtype=torch.float64) * 2 - 1
+    expected, expected_table = _reference_pooling(coeffs, labels, lightness, weight=0.5, radius=1,
+                                                        whole=(10,), bins=4)
+    pooled, _, table = edge_pooled_coefficients(coeffs, labels, 0.5, 19, 1, whole_classes=(10,),
+                                                lightness=lightness, bins=4)
+    assert torch.allclose(pooled, expected.float(), atol=1e-5)
+    assert torch.allclose(table, expected_table.float(), atol=1e-5)
+    assert torch.equal(class_pooled_coefficients(coeffs, labels, 0.5, 19, 1, whole_classes=(10,),
+                                                 lightness=lightness, bins=4), pooled)
+
+
+@pytest.mark.parametrize("mode", ["guide", "untinted"])
+def test_thing_colour_maps_act_on_each_bin_of_the_table(mode: str) -> None:
+    torch.manual_seed(2)
+    table = torch.randn(2, 16, 4, ID_ROWS)
+    per_bin = torch.stack([thing_columns(table[:, :, level], mode) for level in range(4)], 2)
+    assert torch.allclose(thing_columns(table, mode), per_bin, atol=1e-6)
+    assert not torch.allclose(per_bin, table)  # the thing columns changed
+
+
 def _generator(bins: int) -> torch.nn.Module:
-    return pooled_lite_generator(coefficient_lightness_bins=bins)
+    """The shipped decoder options (things' maps with the guide's chroma, the whole sky) with ``bins``."""
+    return pooled_lite_generator(coefficient_lightness_bins=bins, decoder_thing_chroma="guide",
+                                 coefficient_whole_classes=("sky",))
 
 
 def test_the_generator_bins_in_the_target_decoder_only_and_only_with_labels() -> None:

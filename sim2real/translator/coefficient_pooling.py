@@ -45,9 +45,11 @@ returns the edge cells and every label id's pooling target, so that the decoder 
 upsampling a pixel takes from edge cells to the pixel's own label's class mean instead
 (:meth:`~sim2real.translator.generator.Decoder._edge_field`, at 2x work resolution).
 
-**Lightness bins** (``GeneratorConfig.coefficient_lightness_bins``): every pooling target above (class mean, the
-edge-pixel table) taken per bin of the guide's lightness instead, read back by each cell's (each pixel's) own
-lightness (:mod:`~sim2real.translator.lightness_bins`).
+**Lightness bins** (``GeneratorConfig.coefficient_lightness_bins``): the class means above (of pooling, edge
+pooling, whole classes and the edge-pixel table) taken per bin of the guide's lightness instead, read back by each
+cell's (each pixel's) own lightness (:mod:`~sim2real.translator.lightness_bins`); a whole class then has one map
+per frame and lightness bin, a piecewise-affine function of the guide's lightness. The frame mean that cells of no
+class take stays one.
 
 Per-class means over the work cells' centre pixels also serve the detail path's class-mean high-pass
 (:func:`class_mean_removed`, ``GeneratorConfig.detail_mean``): its full-resolution output less, per pixel, its

@@ -210,7 +210,8 @@ class GeneratorConfig:
             exact for the colour map, before the output's tanh, detail path and camera). Changes no weight.
         coefficient_whole_classes: names of classes (``core.labels.CLASS_NAMES``) whose cells in the target decoder
             take their class mean wholly, with labels (:mod:`~sim2real.translator.coefficient_pooling`): one colour
-            map per frame for the class, e.g. ("sky",). Changes no weight.
+            map per frame for the class (per lightness bin with ``coefficient_lightness_bins``), e.g. ("sky",).
+            Changes no weight.
         coefficient_lightness_bins: L >= 2: the pooling targets above are class means per bin of the guide's
             lightness (:mod:`~sim2real.translator.lightness_bins`): a class's pooled maps follow lightness, so a
             black truck underside is not handed a grey truck's map at its edge. 0 = off. Changes no weight.

@@ -517,9 +517,9 @@ class Decoder(nn.Module):
         label(p) the label at the top-left full-resolution pixel p covers: the bilinear weights a pixel gives edge
         cells go to its own label's class mean (by lightness bin: the mean for its own lightness,
         :func:`~sim2real.translator.lightness_bins.by_label_and_lightness`) instead of the edge cells' labels'. At
-        2x work resolution, not full
-        resolution (a lookup at every full-resolution pixel cost +10 ms per 640x360 frame in ONNX Runtime); the
-        upsampling to full resolution that follows blends the two classes over the 1 px either side of an edge.
+        2x work resolution, not full resolution (a lookup at every full-resolution pixel cost +10 ms per 640x360
+        frame in ONNX Runtime); the upsampling to full resolution that follows blends the two classes over the 1 px
+        either side of an edge.
 
         ``detail_means`` (B, 3, 256), the detail output's class means by label id (``detail_mean``
         "class_box_field"), give the offsets' change :meth:`_class_step_offset` at the same pixels."""
@@ -530,8 +530,12 @@ class Decoder(nn.Module):
         if tuple(ids.shape[-2:]) != size:
             raise ValueError(f"labels {tuple(labels.shape[-2:])} are not {step} x the field's {size} (the "
                              f"coefficients' {tuple(affine.shape[-2:])} times {scale})")
-        own = (coefficients_by_label(table, ids) if table.dim() == 3
-               else by_label_and_lightness(table, ids, lightness[:, 0, ::step, ::step].float()))
+        if table.dim() == 3:
+            own = coefficients_by_label(table, ids)
+        elif lightness is None:
+            raise ValueError("a class table per lightness bin (B, K, L, 256) needs the guide's lightness")
+        else:
+            own = by_label_and_lightness(table, ids, lightness[:, 0, ::step, ::step].float())
         field = upsample_to(affine - edge * affine, size) + upsample_to(edge, size) * own
         if detail_means is None or self.detail is None:
             return field, None
