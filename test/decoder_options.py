@@ -1,6 +1,6 @@
 """Helpers for the tests of the target decoder's inference-time options (edge pooling per pixel, whole classes,
-thing colour maps, edge clamp): a small `lite` generator with spatially varying maps, a run switching
-options on for it, and its ONNX export against its eager graph."""
+thing colour maps, edge clamp, lightness bins): a small `lite` generator with spatially varying maps, a run
+switching options on for it, its ONNX export against its eager graph and its CPU-autocast output against fp32."""
 
 from __future__ import annotations
 
@@ -64,3 +64,17 @@ def exported_and_eager_gap(gen: TranslatorGenerator, path: Path) -> tuple[dict[s
         return float((out - exported).abs().max())
 
     return runner.metadata["config"], gap
+
+
+def autocast_gaps(gen: TranslatorGenerator, without: TranslatorGenerator, dtype: torch.dtype) -> tuple[float, float]:
+    """CPU autocast standing in for CUDA's, on a procedural frame (seed 3, 64x96): -> (the largest difference of
+    ``gen`` under autocast in ``dtype`` to ``gen`` in fp32, the same for ``without`` (``gen`` without the option
+    under test: the control a test bounds from below)); asserts the half-precision output is finite."""
+    rgb, sem = procedural_frames(1, seed=3, size=(64, 96))
+    inst = torch.zeros_like(sem)
+    with torch.no_grad():
+        full = gen(rgb, sem, inst)
+        with torch.autocast("cpu", dtype=dtype):
+            half, half_without = gen(rgb, sem, inst), without(rgb, sem, inst)
+    assert torch.isfinite(half).all()
+    return float((half.float() - full).abs().max()), float((half_without.float() - full).abs().max())
