@@ -1,4 +1,5 @@
-"""Label-edge bleed: known answers on a synthetic scene, negative controls (blur, a halo), a class-wise map."""
+"""Label-edge bleed: known answers on a synthetic scene, negative controls (blur, a halo), a class-wise map; the
+profile by distance."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sim2real.evaluation.edge_bleed import BleedTally, distance_to_other_label, edge_bleed_tally
+from sim2real.evaluation.edge_bleed import RINGS_PX, BleedTally, distance_to_other_label, edge_bleed_tally
 
 
 def _scene(h: int = 120, w: int = 160) -> tuple[np.ndarray, np.ndarray]:
@@ -86,3 +87,23 @@ def test_tallies_add_and_bad_shapes_are_refused() -> None:
         edge_bleed_tally(rgb, rgb[:-1], labels)
     ignored = edge_bleed_tally(rgb, cv2.GaussianBlur(rgb, (0, 0), 3.0), labels, ignore=0)
     assert set(ignored.classes) == set(one.classes) - {0}
+
+
+def test_the_profile_puts_a_halo_at_its_distance() -> None:
+    """A +20 halo on the sky's pixels 1.5-2.5 px from another label reads 20 x sqrt(the sky's share of that ring)
+    in ring "2" and nothing in the other rings; the identity reads 0 in every ring (the control)."""
+    rgb, labels = _scene()
+    d = distance_to_other_label(labels)
+    assert set(edge_bleed_tally(rgb, rgb, labels).profile().values()) == {0.0}
+    halo = rgb.astype(np.float64)
+    ring = (d >= 1.5) & (d < 2.5)
+    halo[(labels == 0) & ring] += 20.0
+    profile = edge_bleed_tally(rgb, np.clip(halo, 0, 255).astype(np.uint8), labels).profile()
+    assert list(profile) == [name for name, *_ in RINGS_PX]
+    share = ((labels == 0) & ring).sum() / ring.sum()
+    assert profile["2"] == pytest.approx(20.0 * np.sqrt(share), rel=0.05)
+    assert max(v for k, v in profile.items() if k != "2") < 0.5
+    blurred = edge_bleed_tally(rgb, cv2.GaussianBlur(rgb, (0, 0), 1.5), labels).profile()
+    assert blurred["1"] > blurred["3-4"] > blurred["9-16"]  # a blur's step fades with the distance
+    one = edge_bleed_tally(rgb, np.clip(halo, 0, 255).astype(np.uint8), labels)
+    assert (one + one).profile() == pytest.approx(profile)

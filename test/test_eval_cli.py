@@ -21,7 +21,8 @@ from sim2real.evaluation.evaluate import main
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"judge_miou", "kid_judge", "kid_judge_std", "fd_judge", "kid_colour", "kid_colour_std",
                 "instance_recall", "box_recall50", "box_miou", "ssim_instances", "edge_instances", "static_flicker",
-                "edge_bleed", "edge_bleed_band_rms", "edge_bleed_interior_rms", "edge_overshoot_light",
+                "edge_bleed", "edge_bleed_band_rms", "edge_bleed_interior_rms", "edge_bleed_profile",
+                "edge_overshoot_light",
                 "edge_overshoot_dark", "iou", "groups", "ms_per_frame",
                 "judge_miou_std", "iou_std", "instance_hue_error", "instance_chroma_ratio", "instance_grey_tint",
                 "coloured_instances"}
@@ -112,6 +113,7 @@ def test_identity_is_the_source_and_the_smoother_holds_static_pixels(eval_run: t
     identity, model = report["summary"]["identity"], report["summary"]["model"]
     assert identity["ssim_instances"] == pytest.approx(1.0, abs=1e-6) and identity["static_flicker"] == 0.0
     assert identity["edge_bleed"] == identity["edge_bleed_band_rms"] == 0.0 and model["edge_bleed_band_rms"] > 0.0
+    assert set(identity["edge_bleed_profile"].values()) == {0.0} and max(model["edge_bleed_profile"].values()) > 0.0
     painted = report["summary"]["painted_labels"]  # flat class colours: no rim at any edge
     assert painted["edge_overshoot_light"] == painted["edge_overshoot_dark"] == 0.0
     assert identity["edge_overshoot_light"] > 0.0 and model["edge_overshoot_light"] != identity["edge_overshoot_light"]

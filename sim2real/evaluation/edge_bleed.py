@@ -23,6 +23,11 @@ class. 0 for the identity and any per-class colour offset; a uniform +20-level h
 +20 on top of any noise; over a share s of the band pixels, 20 sqrt(s). It never goes below 0: an edge that
 changes less than the interior is not better.
 
+**Profile by distance** (:meth:`BleedTally.profile`): the same excess over each ring of :data:`RINGS_PX` (1, 2,
+3-4, 5-8 and 9-16 px from another label) instead of the band: where the halos lie. A ring reads the size of what
+is tied to edges at that distance; 1 px, outside the band, also holds a lens blur's step, 9-16 px a colour map
+that varies with the distance to the edges.
+
 Imports numpy and OpenCV only (used by :mod:`sim2real.evaluation.evaluate`).
 """
 
@@ -38,6 +43,9 @@ import numpy as np
 INTERIOR_PX: Final = 16.0
 #: band of pixels scored for bleed, in pixels from the nearest pixel of another label (inclusive)
 BAND_PX: Final = (2.0, 8.0)
+#: rings of the profile by distance: (name, lowest distance, highest distance, highest included)
+RINGS_PX: Final = (("1", 1.0, 1.5, False), ("2", 1.5, 2.5, False), ("3-4", 2.5, 4.5, False),
+                   ("5-8", 4.5, 8.5, False), ("9-16", 8.5, INTERIOR_PX, True))
 #: source colours are binned by this many 8-bit levels per channel
 COLOUR_BIN: Final = 8
 #: a colour bin is a reference when this many interior pixels of the class fall in it
@@ -49,15 +57,34 @@ class BleedTally:
     """Per class id: sums of squared residuals (8-bit levels, per channel) and counts, band and interior."""
 
     classes: dict[int, np.ndarray] = field(default_factory=dict)  # id -> [band_sq, band_n, interior_sq, interior_n]
+    rings: dict[int, np.ndarray] = field(default_factory=dict)  # id -> (len(RINGS_PX) + 1, 2): [sq, n], interior last
 
     def add(self, class_id: int, band_sq: float, band_n: int, interior_sq: float, interior_n: int) -> None:
         row = self.classes.setdefault(class_id, np.zeros(4))
         row += (band_sq, band_n, interior_sq, interior_n)
 
+    def add_rings(self, class_id: int, rings: np.ndarray) -> None:
+        """rings (len(RINGS_PX) + 1, 2): squared residual sums and counts (per channel) of the class's pixels in
+        each ring, then in its interior."""
+        self.rings[class_id] = self.rings.get(class_id, np.zeros((len(RINGS_PX) + 1, 2))) + rings
+
     def __add__(self, other: BleedTally) -> BleedTally:
-        out = BleedTally({c: v.copy() for c, v in self.classes.items()})
+        out = BleedTally({c: v.copy() for c, v in self.classes.items()}, {c: v.copy() for c, v in self.rings.items()})
         for c, v in other.classes.items():
             out.add(c, *v)
+        for c, v in other.rings.items():
+            out.add_rings(c, v)
+        return out
+
+    def profile(self) -> dict[str, float]:
+        """Ring name (:data:`RINGS_PX`) -> the excess of that ring over the interior, as :meth:`bleed` for the
+        band (levels; NaN for a ring without a scored pixel)."""
+        out = {}
+        for i, (name, *_) in enumerate(RINGS_PX):
+            rows = [(r[i], r[-1]) for r in self.rings.values() if r[i, 1] > 0 and r[-1, 1] > 0]
+            weight = sum(ring[1] for ring, _ in rows)
+            excess = sum(ring[1] * max(0.0, ring[0] / ring[1] - inner[0] / inner[1]) for ring, inner in rows)
+            out[name] = float(np.sqrt(excess / weight)) if weight else float("nan")
         return out
 
     def _scored(self) -> np.ndarray:
@@ -142,4 +169,18 @@ def edge_bleed_tally(source: np.ndarray, translated: np.ndarray, labels: np.ndar
         interior_sq = float((((change[inner] - mean[bins[inner]]) * n / (n - 1)) ** 2).sum())  # leave one out
         if len(near) and len(inner):
             tally.add(int(c), band_sq, 3 * len(near), interior_sq, 3 * len(inner))
+        if len(inner):
+            rings = _ring_sums(((change - mean[bins]) ** 2).sum(1), cls & (count[bins] >= MIN_BIN), dist)
+            tally.add_rings(int(c), np.vstack([rings, [interior_sq, 3 * len(inner)]]))
     return tally
+
+
+def _ring_sums(residual_sq: np.ndarray, scored: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """One class's squared residuals summed over channels (N,), its scored pixels (N,) bool (the class's, in a
+    bin with an interior reference) and dist (N,) -> (len(RINGS_PX), 2): per ring of :data:`RINGS_PX` the sum of
+    squares and the count (per channel)."""
+    out = np.zeros((len(RINGS_PX), 2))
+    for i, (_, low, high, closed) in enumerate(RINGS_PX):
+        ring = scored & (dist >= low) & ((dist <= high) if closed else (dist < high))
+        out[i] = (float(residual_sq[ring].sum()), 3 * int(ring.sum()))
+    return out

@@ -249,6 +249,7 @@ def _summary(scores: MethodScores, real_feats: Tensor, real_colour: Tensor, subs
         "static_flicker": _finite(scores.flicker.static_flicker),
         "edge_bleed": _finite(scores.bleed.bleed()), "edge_bleed_band_rms": _finite(scores.bleed.band_rms()),
         "edge_bleed_interior_rms": _finite(scores.bleed.interior_rms()),
+        "edge_bleed_profile": {ring: _finite(v) for ring, v in scores.bleed.profile().items()},
         "edge_overshoot_light": _finite(scores.overshoot.light()),
         "edge_overshoot_dark": _finite(scores.overshoot.dark()),
         "instance_hue_error": _finite(scores.colour.hue_error()),
