@@ -170,17 +170,19 @@ def edge_bleed_tally(source: np.ndarray, translated: np.ndarray, labels: np.ndar
         if len(near) and len(inner):
             tally.add(int(c), band_sq, 3 * len(near), interior_sq, 3 * len(inner))
         if len(inner):
-            rings = _ring_sums(((change - mean[bins]) ** 2).sum(1), cls & (count[bins] >= MIN_BIN), dist)
+            members = np.flatnonzero(cls)
+            scored = members[count[bins[members]] >= MIN_BIN]
+            rings = _ring_sums(((change[scored] - mean[bins[scored]]) ** 2).sum(1), dist[scored])
             tally.add_rings(int(c), np.vstack([rings, [interior_sq, 3 * len(inner)]]))
     return tally
 
 
-def _ring_sums(residual_sq: np.ndarray, scored: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    """One class's squared residuals summed over channels (N,), its scored pixels (N,) bool (the class's, in a
-    bin with an interior reference) and dist (N,) -> (len(RINGS_PX), 2): per ring of :data:`RINGS_PX` the sum of
-    squares and the count (per channel)."""
+def _ring_sums(residual_sq: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """One class's scored pixels (in a bin with an interior reference): their squared residuals summed over
+    channels (M,) and their distances to another label (M,) -> (len(RINGS_PX), 2): per ring of :data:`RINGS_PX`
+    the sum of squares and the count (per channel)."""
     out = np.zeros((len(RINGS_PX), 2))
     for i, (_, low, high, closed) in enumerate(RINGS_PX):
-        ring = scored & (dist >= low) & ((dist <= high) if closed else (dist < high))
+        ring = (dist >= low) & ((dist <= high) if closed else (dist < high))
         out[i] = (float(residual_sq[ring].sum()), 3 * int(ring.sum()))
     return out
