@@ -44,7 +44,7 @@ def _reference(rgb: torch.Tensor, sem: torch.Tensor, stats: PriorStatistics, sha
     """The module docstring's equations in float64, one class at a time (frames of one image)."""
     class_of_id, mu_r, sd_r, mu_s, sd_s, adapts = (t.double() if t.is_floating_point() else t
                                                     for t in _flatten(frame_tables(stats)))
-    lab = srgb_to_lab(((rgb + 1) * 127.5).round() / 127.5 - 1).double()[0]  # (3, H, W) of the 8-bit levels
+    lab = srgb_to_lab(rgb.double())[0]  # (3, H, W)
     rows = class_of_id[sem[0].long()]
     sample, sample_rows = lab[:, ::STATS_STRIDE, ::STATS_STRIDE].flatten(1), rows[::STATS_STRIDE, ::STATS_STRIDE]
     weight = share * sample.shape[1]

@@ -95,14 +95,12 @@ def lab_to_srgb(lab: Tensor) -> Tensor:
 
 
 def _constants() -> dict[str, Tensor]:
-    """The fixed tensors of :class:`ClassColourPrior`'s forward (float32): an sRGB -> linear table of the 256
-    8-bit levels, and the colour-space matrices for row vectors (x @ M; the D65 white folded in)."""
-    levels = torch.arange(256, dtype=torch.float64) / 255
+    """The fixed tensors of :class:`ClassColourPrior`'s forward (float32): the colour-space matrices for row
+    vectors (x @ M; the D65 white folded in)."""
     rgb2xyz, white = torch.tensor(_RGB2XYZ, dtype=torch.float64), torch.tensor(_WHITE, dtype=torch.float64)
     f_to_lab = torch.tensor([[0.0, 116, 0], [500, -500, 0], [0, 200, -200]], dtype=torch.float64)
     lab_to_f = torch.linalg.inv(f_to_lab)
     consts = {
-        "linear_of_level": torch.where(levels <= 0.04045, levels / 12.92, ((levels + 0.055) / 1.055) ** 2.4),
         "to_xyz": (rgb2xyz / white[:, None]).T,
         "to_lab": f_to_lab.T,
         "lab_bias": torch.tensor([-16.0, 0, 0], dtype=torch.float64),
@@ -130,6 +128,15 @@ def _moments(centred: Tensor) -> Tensor:
     return torch.cat([torch.ones_like(centred[..., :1]), centred, centred * centred], -1)
 
 
+def _decode_srgb(srgb: Tensor) -> Tensor:
+    """sRGB in [-1, 1] -> linear light: with u = (srgb + 1) / 2 clamped to [0, 1] and u0 = 0.04045,
+    ((max(u, u0) + 0.055) / 1.055)^2.4 + (min(u, u0) - u0) / 12.92 (the two pieces meet at u0 to 1e-7)."""
+    u0 = 0.04045
+    u = srgb.mul(0.5).add(0.5).clamp(0, 1)
+    power = u.clamp(min=u0).add(0.055).mul(1 / 1.055).log().mul(2.4).exp()
+    return power + (u.clamp(max=u0) - u0) * (1 / 12.92)
+
+
 def _encode_srgb(linear: Tensor) -> Tensor:
     """Linear light (>= 0) -> sRGB in [-1, 1] (before clamping): 2 (1.055 max(v, v0)^(1/2.4) - 0.055 +
     12.92 (min(v, v0) - v0)) - 1 with v0 = 0.0031308 (the two pieces meet at v0 to 3e-5)."""
@@ -147,10 +154,10 @@ class ClassColourPrior(nn.Module):
 
     The forward pass is the Lab round trip of :func:`srgb_to_lab` / :func:`lab_to_srgb` arranged for speed at
     full resolution (it runs on every pixel of every frame; 20 -> ~11 ms per 640x360 frame in ONNX Runtime on 2
-    cores): the input is read as 8-bit levels through a 256-entry linearisation table, pixels stay channels-last
-    for the colour-space matrices, the piecewise curves are clamps instead of ``where``, powers are exp / log.
-    The fixed prior equals the reference functions to ~1e-5 on 8-bit frames, the per-frame one a float64
-    reference of its equations to 2e-3 (``test/test_colour_prior*.py``).
+    cores): pixels stay channels-last for the colour-space matrices, the piecewise curves are clamps instead of
+    ``where``, powers are exp / log (a 256-entry linearisation table read by 8-bit level cost 1.5 ms more: ONNX
+    Runtime's Gather of single floats is slow). The fixed prior equals the reference functions to ~1e-5, the
+    per-frame one a float64 reference of its equations to 2e-3 (``test/test_colour_prior*.py``).
     """
 
     fitted: Tensor
@@ -231,7 +238,7 @@ class ClassColourPrior(nn.Module):
         return gain, self.real_mean - gain * mean
 
     def forward(self, rgb: Tensor, semantic: Tensor) -> Tensor:
-        """rgb (B, 3, H, W) in [-1, 1] (read as 8-bit levels), semantic (B, H, W) train ids -> (B, 3, H, W) in
+        """rgb (B, 3, H, W) in [-1, 1], semantic (B, H, W) train ids -> (B, 3, H, W) in
         [-1, 1], float32, also under autocast (fp16 / bf16 matrix products would shift colours by ~10 levels and
         overflow the per-frame sums). Works channels-last ((B, H, W, 3) rows times 3x3 matrices) inside; each pixel
         gathers its (gain, offset) from one (256, 6) table per frame."""
@@ -239,8 +246,7 @@ class ClassColourPrior(nn.Module):
             return self._forward_fp32(rgb, semantic)
 
     def _forward_fp32(self, rgb: Tensor, semantic: Tensor) -> Tensor:
-        level = (rgb.float().permute(0, 2, 3, 1) * 127.5 + 127.5).round().clamp(0, 255).int()  # int32 indices
-        f = _lab_f(self._linear_of_level[level] @ self._to_xyz)  # (B, H, W, 3)
+        f = _lab_f(_decode_srgb(rgb.float().permute(0, 2, 3, 1)) @ self._to_xyz)  # (B, H, W, 3)
         index = semantic.long().clamp(0, PRIOR_ROWS - 1)
         lab_unbiased = f @ self._to_lab  # Lab - lab_bias: the biases go into the offsets (_folded_offsets)
         if self.per_frame:
