@@ -51,6 +51,7 @@ setup(
             "sim2real-eval = sim2real.evaluation.evaluate:main",
             "sim2real-perception-check = sim2real.evaluation.perception_check:main",
             "sim2real-export-onnx = sim2real.translator.onnx_export:main",
+            "sim2real-calibrate-int8 = sim2real.apps.calibrate_int8:main",
             "sim2real-model-info = sim2real.translator.complexity:main",
             "carla_spawn_cameras = sim_bridge.carla_plugin.spawn_cameras:main",
         ],
