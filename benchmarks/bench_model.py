@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_model.py [--sizes 640x360,1280x720,1920x1080]
         [--presets lite,full,lite+prior,lite+frame_prior,lite+frame_prior+pool,lite+frame_prior+pool+body_replicate,
-         lite+frame_prior+pool+detail_highpass,lite+frame_prior+pool+detail_highpass+edge2]
+         lite+frame_prior+pool+detail_highpass,lite+frame_prior+pool+detail_highpass+edge2,lite+int8]
         [--threads 2] [--warmup 3] [--frames 10] [--budget 8] [--devices cpu,cuda]
         [--compile-sizes all] [--onnx-cuda-sizes all]
 
@@ -199,10 +199,14 @@ PRESET_OPTIONS = {"prior": {"use_colour_prior": True},
 
 
 def preset_config(spec: str) -> GeneratorConfig:
-    """A preset name with optional ``+option`` suffixes (:data:`PRESET_OPTIONS`) -> its GeneratorConfig."""
+    """A preset name with optional ``+option`` suffixes (:data:`PRESET_OPTIONS`) -> its GeneratorConfig.
+    ``+int8`` is not a config option: its ONNX Runtime row runs the encoder convolutions in int8
+    (:mod:`sim2real.translator.int8`, calibrated on the benchmark frame)."""
     name, *options = spec.split("+")
     cfg = get_generator_config(name)
     for option in options:
+        if option == "int8":
+            continue
         if option not in PRESET_OPTIONS:
             raise SystemExit(f"unknown preset option +{option}; valid: {sorted(PRESET_OPTIONS)}")
         cfg = dataclasses.replace(cfg, **PRESET_OPTIONS[option])
@@ -229,7 +233,7 @@ def bench_size(b: Bench, width: int, height: int, dev: torch.device, *, presets:
                 continue
             b.emit(preset, size, f"{dev.type} {label}", t=t, base=base_s)
         if dev.type == "cpu" and onnx:
-            bench_onnx(b, gen, preset, size, inputs=(rgb, sem, inst), base_s=base_s)
+            bench_onnx(b, gen, preset, size, inputs=(rgb, sem, inst), base_s=base_s, int8="int8" in preset.split("+"))
         if dev.type == "cuda" and onnx and onnx_cuda_here:
             for provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
                 bench_onnx(b, gen, preset, size, inputs=(rgb, sem, inst), base_s=base_s, provider=provider)
@@ -237,12 +241,14 @@ def bench_size(b: Bench, width: int, height: int, dev: torch.device, *, presets:
 
 def bench_onnx(b: Bench, gen: TranslatorGenerator, preset: str, size: str, *,
                inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor], base_s: float | None,
-               provider: str = "CPUExecutionProvider") -> None:
+               provider: str = "CPUExecutionProvider", int8: bool = False) -> None:
     """Export ``gen`` at this size and time it under ONNX Runtime with ``provider`` (intra-op threads =
-    --threads; numpy in and out, so GPU providers include the copies)."""
+    --threads; numpy in and out, so GPU providers include the copies); ``int8``: with the encoder convolutions
+    in int8, calibrated on the benchmark frame."""
     import onnxruntime
 
-    from sim2real.translator.onnx_export import OnnxTranslator, export_onnx
+    from sim2real.translator.int8 import calibrate_int8, quantize_int8
+    from sim2real.translator.onnx_export import OnnxTranslator, export_onnx_bytes, write_atomically
 
     label = {"CPUExecutionProvider": "onnxruntime cpu", "CUDAExecutionProvider": "onnxruntime cuda",
              "TensorrtExecutionProvider": "onnxruntime tensorrt"}[provider]
@@ -255,7 +261,12 @@ def bench_onnx(b: Bench, gen: TranslatorGenerator, preset: str, size: str, *,
         path = Path(tmp) / f"{preset}_{size}.onnx"
         t0 = time.perf_counter()
         try:
-            export_onnx(gen.cpu(), path, int(height), int(width))
+            data = export_onnx_bytes(gen.cpu(), int(height), int(width))
+            if int8:
+                with torch.no_grad():
+                    calibration = calibrate_int8(gen.cpu().eval(), [tuple(t.cpu() for t in inputs)], source="frame")
+                data = quantize_int8(data, calibration)
+            write_atomically(path, data)
             providers = (provider,) if provider == "CPUExecutionProvider" else (provider, "CPUExecutionProvider")
             ort_tr = OnnxTranslator(path, intra_op_threads=b.threads, spin_us=b.spin_us, providers=providers)
         except Exception as exc:  # exporter and session errors are diverse; report and go on

@@ -1,5 +1,6 @@
 """translate_node's ``backend`` parameter: declared read-only with its choices, validated at start-up; the
-``threads`` rule; ``onnx_spin_us`` from the parameter to onnxruntime's session options."""
+``threads`` rule; ``onnx_spin_us`` from the parameter to onnxruntime's session options; ``onnx_int8`` to the
+backend (the shipped model is calibrated)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,37 @@ def test_the_node_passes_onnx_spin_us_to_every_model_it_loads(ros_context: Any, 
         other.write_bytes((Path(__file__).resolve().parent.parent / "models" / "default.safetensors").read_bytes())
         assert node.set_parameters([Parameter("model", value=str(other))])[0].successful
         assert calls[-1] == {"onnx_spin_us": 800}  # the new model got it too
+
+
+def test_onnx_int8_runs_the_calibrated_shipped_model_in_int8_unless_turned_off() -> None:
+    from sim2real.nodes.translate.model import load_translator
+    from sim2real.nodes.translate.params import parameter_table
+
+    default, desc = {name: (d, x) for name, d, x in parameter_table()}["onnx_int8"]
+    assert default is True and desc.read_only
+    model = str(Path(__file__).resolve().parent.parent / "models" / "default.safetensors")
+    for int8 in (True, False):
+        translator = load_translator(model, "cpu", "fp32", "onnxruntime", onnx_int8=int8)
+        translator.warmup(64, 96)
+        (session,) = translator._backend._sessions.values()  # type: ignore[attr-defined]
+        assert ("int8" in session.export_info) == int8  # the graph's record of its quantization
+        assert translator.quantization.startswith("int8 encoders") == int8  # type: ignore[attr-defined]
+    assert load_translator(model, "cpu", "fp32", "torch").quantization == "none"  # type: ignore[attr-defined]
+
+
+@pytest.mark.ros
+def test_the_node_passes_onnx_int8_off_to_every_model_it_loads(ros_context: Any, tmp_path: Path) -> None:
+    from rclpy.parameter import Parameter
+
+    with translate_node_recording_loads(ros_context, onnx_int8=False) as (node, calls):
+        assert calls == [{"onnx_int8": False}]
+        assert not node.set_parameters([Parameter("onnx_int8", value=True)])[0].successful  # read-only
+        other = tmp_path / "other.safetensors"
+        other.write_bytes((Path(__file__).resolve().parent.parent / "models" / "default.safetensors").read_bytes())
+        assert node.set_parameters([Parameter("model", value=str(other))])[0].successful
+        assert calls[-1] == {"onnx_int8": False}
+    with translate_node_recording_loads(ros_context) as (node, calls):
+        assert calls == [{}]  # on by default: nothing passed, the Translator's default
 
 
 @pytest.mark.ros

@@ -103,6 +103,8 @@ class EvalConfig:
         kid_subsets: subsets for the KID mean ± std.
         style: render in this named target style of the model (trained with ``target.styles``); "mean" = its
             mean style; None = the style named like a folder of ``real`` (:func:`matching_style`), else the mean.
+        backend: the translator's inference backend: "torch" (default), "onnxruntime" (what the translate
+            node runs on a CPU: with int8 encoder convolutions when the checkpoint is calibrated) or "auto".
         grid_frames, device, precision, seed: as usual.
     """
 
@@ -129,6 +131,7 @@ class EvalConfig:
     grid_frames: int = 4
     device: str = "auto"
     precision: str = "fp32"
+    backend: str = "torch"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -339,7 +342,7 @@ def _methods(cfg: EvalConfig, source: SourceFrames, stats: RealColourStats, log:
         style = (None if cfg.style == "mean" else cfg.style if cfg.style is not None
                  else matching_style(styles, cfg.real))
         translator = Translator.from_checkpoint(cfg.model, device=cfg.device, precision=cfg.precision,
-                                                style=style)
+                                                style=style, backend=cfg.backend)
         translator.warmup(cfg.height, cfg.width)
 
         def run_model(i: int) -> Tensor:
@@ -348,7 +351,8 @@ def _methods(cfg: EvalConfig, source: SourceFrames, stats: RealColourStats, log:
 
         methods[MODEL] = run_model
         info = {"model_name": translator.model_name, "device": str(translator.device),
-                "precision": translator.precision, "style": style}
+                "precision": translator.precision, "style": style, "backend": translator.backend,
+                "quantization": translator.quantization}
         if style is not None and cfg.style is None:
             log(f"sim2real-eval: rendering in the model's {style!r} style (the reference frames' dataset; --style "
                 "to choose another)")
@@ -361,7 +365,8 @@ def _methods(cfg: EvalConfig, source: SourceFrames, stats: RealColourStats, log:
             smoother = TemporalSmoother(alpha=cfg.temporal_alpha)
             methods[f"{MODEL} (smoothed)"] = lambda i: smoother(
                 source.rgb[i : i + 1], source.semantic[i : i + 1], source.instance[i : i + 1], run_model(i))
-        log(f"sim2real-eval: model {cfg.model} ({translator.model_name}, {translator.device})")
+        log(f"sim2real-eval: model {cfg.model} ({translator.model_name}, {translator.device}, backend "
+            f"{translator.backend}, quantization {translator.quantization})")
     return methods, info
 
 
@@ -467,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid-frames", type=int, default=4, help="frames in grid.png (default 4)")
     p.add_argument("--device", default="auto", help="translator device: auto | cpu | cuda[:N]")
     p.add_argument("--precision", default="fp32", help="translator precision: auto | fp32 | fp16 | bf16")
+    p.add_argument("--backend", default="torch", help="translator backend: torch | onnxruntime (the translate "
+                                                      "node's on a CPU, int8 encoders when calibrated) | auto")
     p.add_argument("--real-frames", type=int, help="at most this many frames of each real set (default all)")
     p.add_argument("--kid-subsets", type=int, default=100, help="random subsets for the KID mean ± std (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the KID subsets")
@@ -487,7 +494,7 @@ def _config_from(args: argparse.Namespace) -> EvalConfig:
         inception_weights=args.inception_weights, allow_overlap=args.allow_overlap,
         temporal_alpha=args.temporal_alpha, real_frames=args.real_frames, kid_subsets=args.kid_subsets,
         style=args.style, grid_frames=args.grid_frames, device=args.device, precision=args.precision,
-        seed=args.seed)
+        backend=args.backend, seed=args.seed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -112,11 +112,13 @@ class TranslateNode(Node):
         self.get_logger().info(
             f"loading model {p['model']} (device={p['device']}, precision={p['precision']},"
             f" backend={p['backend']}, style={p['style'] or 'mean'}, {self._threads} CPU thread(s),"
-            f" onnx_spin_us={p['onnx_spin_us']})")
+            f" onnx_spin_us={p['onnx_spin_us']}, onnx_int8={p['onnx_int8']})")
         if p["style"]:  # read-only: every model this node loads renders in that style
             translator_factory = functools.partial(translator_factory, style=p["style"])
         if p["onnx_spin_us"]:  # read-only, like style: passed to every model this node loads
             translator_factory = functools.partial(translator_factory, onnx_spin_us=p["onnx_spin_us"])
+        if not p["onnx_int8"]:  # read-only: fp32 graphs for every model this node loads
+            translator_factory = functools.partial(translator_factory, onnx_int8=False)
         self.model = ModelSlot(translator_factory, p["model"], device=p["device"], precision=p["precision"],
                                backend=p["backend"], logger=self.get_logger())
         if p["onnx_spin_us"] and (self._threads < 2 or getattr(self.model.translator, "backend", "") != "onnxruntime"):

@@ -3,8 +3,9 @@
 A backend takes frames that are already validated (:mod:`sim2real.translator.frames`) and returns translated
 ones; it owns where the network runs and how. Two are registered: ``"torch"`` (eager or ``torch.compile``,
 CPU or CUDA, fp32 / fp16 / bf16 autocast) and ``"onnxruntime"`` (an exported graph per frame size, CPU,
-fp32). A new one (TensorRT, say) is a subclass of :class:`InferenceBackend` plus one line in
-:data:`_REGISTRY`; :func:`resolve_backend` and the Translator pick it up from there.
+fp32, with int8 encoder convolutions when the checkpoint is calibrated). A new one (TensorRT, say) is a
+subclass of :class:`InferenceBackend` plus one line in :data:`_REGISTRY`; :func:`resolve_backend` and the
+Translator pick it up from there.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class BackendSettings:
         onnx_spin_us: onnxruntime: how long idle intra-op threads spin before sleeping, in microseconds (0 = they
             sleep at once; :class:`~sim2real.translator.onnx_export.OnnxTranslator`'s ``spin_us``).
         onnx_cache_dir: where exported graphs are cached (None: ``default_onnx_cache_dir()``).
+        onnx_int8: onnxruntime: run the encoder convolutions in int8 when the checkpoint carries an int8
+            calibration (:mod:`~sim2real.translator.int8`); False = fp32 graphs throughout.
         max_sessions: onnxruntime: sessions (frame sizes) kept at once, least recently used evicted first.
         metadata: the checkpoint's JSON document (stored in exported graphs).
         model_name: for file names and messages.
@@ -53,6 +56,7 @@ class BackendSettings:
     threads: int | None = None
     onnx_spin_us: int = 0
     onnx_cache_dir: Path | None = None
+    onnx_int8: bool = True
     max_sessions: int = 4
     metadata: Mapping[str, Any] = field(default_factory=dict)
     model_name: str = "custom"

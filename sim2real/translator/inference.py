@@ -94,6 +94,7 @@ class Translator:
         onnx_cache_dir: str | os.PathLike[str] | None = None,
         max_sessions: int = 4,
         onnx_spin_us: int = 0,
+        onnx_int8: bool = True,
     ) -> None:
         """Wrap ``generator`` (the backend takes it over: moved, eval mode, frozen). Prefer the constructors.
 
@@ -102,6 +103,8 @@ class Translator:
         :func:`default_onnx_cache_dir`). ``max_sessions``: onnxruntime sessions (frame sizes) kept open.
         ``onnx_spin_us``: how long onnxruntime's idle threads spin before sleeping (0 = not at all: right on a
         CPU shared with a simulator; see :class:`~sim2real.translator.onnx_export.OnnxTranslator`).
+        ``onnx_int8``: onnxruntime runs the encoder convolutions in int8 when the checkpoint carries an int8
+        calibration (:mod:`~sim2real.translator.int8`); False = fp32 graphs throughout.
         """
         if not isinstance(onnx_spin_us, int) or isinstance(onnx_spin_us, bool) or onnx_spin_us < 0:
             raise ConfigError(f"onnx_spin_us must be an int >= 0 (microseconds), got {onnx_spin_us!r}")
@@ -115,7 +118,7 @@ class Translator:
         settings = BackendSettings(
             device=device_, precision=precision_, channels_last=bool(channels_last), compile=bool(compile),
             threads=int(threads) if threads else None, max_sessions=int(max_sessions), onnx_spin_us=onnx_spin_us,
-            onnx_cache_dir=Path(onnx_cache_dir) if onnx_cache_dir is not None else None,
+            onnx_cache_dir=Path(onnx_cache_dir) if onnx_cache_dir is not None else None, onnx_int8=bool(onnx_int8),
             metadata=self._metadata, model_name=self.model_name,
         )
         cls = backend_class(resolve_backend(backend, device_, precision_))
@@ -173,6 +176,12 @@ class Translator:
     def backend(self) -> str:
         """Concrete backend: ``"torch"`` or ``"onnxruntime"``."""
         return self._backend.name
+
+    @property
+    def quantization(self) -> str:
+        """What runs in int8: ``"int8 encoders (calibrated on <source>)"`` or ``"none"``."""
+        calibration = getattr(self._backend, "int8", None)
+        return "none" if calibration is None else f"int8 encoders (calibrated on {calibration.source})"
 
     @property
     def runner(self) -> InferenceBackend:

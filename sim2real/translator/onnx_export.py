@@ -26,7 +26,9 @@ the generator itself (and its config), not a Translator: this module sits below 
 
 CLI::
 
-    python -m sim2real.translator.onnx_export CKPT.safetensors OUT.onnx --height 360 --width 640
+    python -m sim2real.translator.onnx_export CKPT.safetensors OUT.onnx --height 360 --width 640 [--int8]
+
+(``--int8``: the encoder convolutions in int8 with the checkpoint's calibration, :mod:`sim2real.translator.int8`.)
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from torch import Tensor, nn
 from sim2real.core.errors import CheckpointError, ConfigError
 from sim2real.translator.checkpoint import METADATA_KEY, build_generator, load_checkpoint
 from sim2real.translator.frames import check_frames, check_label_values, pad_to_stride, synthetic_frame
+from sim2real.translator.int8 import calibration_of, quantize_int8
 
 if TYPE_CHECKING:
     from sim2real.translator.config import GeneratorConfig
@@ -437,6 +440,10 @@ def onnx_parity(
     return float(np.abs(eager - exported).max())
 
 
+#: the parity check's default tolerance for an int8 graph: 8 levels of 255 in [-1, 1] space.
+INT8_TOLERANCE: Final = 8 / 127.5
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; see the module docstring. Returns the process exit status."""
     parser = argparse.ArgumentParser(
@@ -452,21 +459,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-verify", action="store_true", help="skip the eager-vs-onnxruntime parity check"
     )
     parser.add_argument(
-        "--tolerance", type=float, default=1e-3, help="max abs difference allowed by the parity check"
+        "--int8", action="store_true",
+        help="encoder convolutions in int8 with the checkpoint's calibration (sim2real-calibrate-int8): the graph "
+             "the translate node runs",
+    )
+    parser.add_argument(
+        "--tolerance", type=float, default=None,
+        help="max abs difference allowed by the parity check (default 1e-3; with --int8 8 levels: 0.0627)",
     )
     args = parser.parse_args(argv)
+    tolerance = args.tolerance if args.tolerance is not None else INT8_TOLERANCE if args.int8 else 1e-3
     try:
         loaded = load_checkpoint(args.checkpoint, map_location="cpu")
+        calibration = calibration_of(loaded.metadata) if args.int8 else None
+        if args.int8 and calibration is None:
+            raise CheckpointError(f"{args.checkpoint} has no int8 calibration: run sim2real-calibrate-int8 on it")
         gen = build_generator(loaded)
-        out = export_onnx(gen, args.output, args.height, args.width, opset=args.opset, metadata=loaded.metadata)
+        data = export_onnx_bytes(gen, args.height, args.width, opset=args.opset, metadata=loaded.metadata)
+        out = write_atomically(args.output, data if calibration is None else quantize_int8(data, calibration))
     except (CheckpointError, ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {out} ({loaded.model_name or 'custom'}, {args.height}x{args.width}, opset {args.opset})")
+    print(f"wrote {out} ({loaded.model_name or 'custom'}, {args.height}x{args.width}, opset {args.opset}"
+          f"{', int8 encoders' if calibration else ''})")
     if not args.no_verify:
         worst = max(onnx_parity(gen, OnnxTranslator(out), num_instances=n) for n in (0, 3))
-        print(f"parity: max abs difference {worst:.3g} (tolerance {args.tolerance:g})")
-        if not worst <= args.tolerance:
+        print(f"parity: max abs difference {worst:.3g} (tolerance {tolerance:g})")
+        if not worst <= tolerance:
             print("error: ONNX output differs from eager beyond the tolerance", file=sys.stderr)
             return 1
     return 0

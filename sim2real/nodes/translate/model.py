@@ -39,8 +39,8 @@ class TranslatorLike(Protocol):
 
 
 #: (model path, device, precision, backend) -> translator; with the node's ``style`` / ``onnx_spin_us`` parameters
-#: set it is also called with ``style=NAME`` / ``onnx_spin_us=N`` (as :func:`load_translator` accepts), so a custom
-#: factory must take those keywords.
+#: set, or ``onnx_int8`` off, it is also called with ``style=NAME`` / ``onnx_spin_us=N`` / ``onnx_int8=False`` (as
+#: :func:`load_translator` accepts), so a custom factory must take those keywords.
 TranslatorFactory = Callable[..., TranslatorLike]
 
 
@@ -62,13 +62,14 @@ def inference_threads(requested: int) -> int:
 
 
 def load_translator(path: str, device: str, precision: str, backend: str = "auto", *, style: str = "",
-                    onnx_spin_us: int = 0) -> TranslatorLike:
+                    onnx_spin_us: int = 0, onnx_int8: bool = True) -> TranslatorLike:
     """Load a ``.safetensors`` checkpoint; raise :class:`Sim2RealError` naming the path when it cannot.
 
     ``backend`` (:data:`BACKENDS`): ``auto`` runs onnxruntime on the CPU (the graph is exported for the frame
     size at warm-up or on the first frame of a new size, and cached on disk) and torch on CUDA. ``style``: the
     model's named target style to render in ("" = its mean style; an unknown name raises ConfigError).
-    ``onnx_spin_us``: how long onnxruntime's idle threads spin before sleeping (0 = not at all).
+    ``onnx_spin_us``: how long onnxruntime's idle threads spin before sleeping (0 = not at all). ``onnx_int8``:
+    onnxruntime runs the encoder convolutions in int8 when the checkpoint carries an int8 calibration.
     """
     p = Path(path)
     if p.suffix != ".safetensors":
@@ -81,7 +82,7 @@ def load_translator(path: str, device: str, precision: str, backend: str = "auto
     from sim2real.translator.inference import Translator
 
     return Translator.from_checkpoint(p, device=device, precision=precision, backend=backend, style=style or None,
-                                      onnx_spin_us=onnx_spin_us)
+                                      onnx_spin_us=onnx_spin_us, onnx_int8=onnx_int8)
 
 
 class ModelSlot:
