@@ -224,7 +224,9 @@ def bench_size(b: Bench, width: int, height: int, dev: torch.device, *, presets:
         cfg = preset_config(preset)
         torch.manual_seed(0)
         gen = TranslatorGenerator(cfg)
-        for label, precision, cl, comp in torch_variants(dev, preset, size, compile_here) if torch_rows else []:
+        int8 = "int8" in preset.split("+")  # an ONNX Runtime CPU row only: in torch it is the preset without it
+        variants = torch_variants(dev, preset, size, compile_here) if torch_rows and not int8 else []
+        for label, precision, cl, comp in variants:
             tr = Translator.from_generator(gen, cfg, device=dev, precision=precision, channels_last=cl, compile=comp)
             try:
                 t = b.time(lambda tr=tr: tr.translate_normalized(rgb, sem, inst), sync)
@@ -233,8 +235,8 @@ def bench_size(b: Bench, width: int, height: int, dev: torch.device, *, presets:
                 continue
             b.emit(preset, size, f"{dev.type} {label}", t=t, base=base_s)
         if dev.type == "cpu" and onnx:
-            bench_onnx(b, gen, preset, size, inputs=(rgb, sem, inst), base_s=base_s, int8="int8" in preset.split("+"))
-        if dev.type == "cuda" and onnx and onnx_cuda_here:
+            bench_onnx(b, gen, preset, size, inputs=(rgb, sem, inst), base_s=base_s, int8=int8)
+        if dev.type == "cuda" and onnx and onnx_cuda_here and not int8:
             for provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
                 bench_onnx(b, gen, preset, size, inputs=(rgb, sem, inst), base_s=base_s, provider=provider)
 
