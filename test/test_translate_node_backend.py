@@ -4,6 +4,7 @@ backend (the shipped model is calibrated)."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def test_the_node_passes_onnx_spin_us_to_every_model_it_loads(ros_context: Any, 
 
 
 def test_onnx_int8_runs_the_calibrated_shipped_model_in_int8_unless_turned_off() -> None:
-    from sim2real.nodes.translate.model import load_translator
+    from sim2real.nodes.translate.model import ModelSlot, load_translator
     from sim2real.nodes.translate.params import parameter_table
 
     default, desc = {name: (d, x) for name, d, x in parameter_table()}["onnx_int8"]
@@ -105,6 +106,9 @@ def test_onnx_int8_runs_the_calibrated_shipped_model_in_int8_unless_turned_off()
         assert ("int8" in session.export_info) == int8  # the graph's record of its quantization
         assert translator.quantization.startswith("int8 encoders") == int8  # type: ignore[attr-defined]
     assert load_translator(model, "cpu", "fp32", "torch").quantization == "none"  # type: ignore[attr-defined]
+    slot = ModelSlot(load_translator, model, device="cpu", precision="fp32", backend="onnxruntime",
+                     logger=logging.getLogger("test"))
+    assert slot.info()["quantization"].startswith("int8 encoders (calibrated on procedural")  # diagnostics, stats
 
 
 @pytest.mark.ros
@@ -118,6 +122,7 @@ def test_the_node_passes_onnx_int8_off_to_every_model_it_loads(ros_context: Any,
         other.write_bytes((Path(__file__).resolve().parent.parent / "models" / "default.safetensors").read_bytes())
         assert node.set_parameters([Parameter("model", value=str(other))])[0].successful
         assert calls[-1] == {"onnx_int8": False}
+        assert node.info()["quantization"] == "none"
     with translate_node_recording_loads(ros_context) as (node, calls):
         assert calls == [{}]  # on by default: nothing passed, the Translator's default
 

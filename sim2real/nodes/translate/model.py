@@ -105,7 +105,8 @@ class ModelSlot:
         self.translator.warmup(height, width, batch)
         self._logger.info(
             f"warm-up {width}x{height} x{batch} on {self.translator.device}"
-            f" ({getattr(self.translator, 'backend', 'torch')}): {1000 * (time.perf_counter() - t0):.0f} ms")
+            f" ({getattr(self.translator, 'backend', 'torch')}, quantization"
+            f" {getattr(self.translator, 'quantization', 'none')}): {1000 * (time.perf_counter() - t0):.0f} ms")
 
     def stage(self, path: str, size: tuple[int, int] | None) -> str | None:
         """Load ``path`` and warm it up at ``size`` (the last frame's); the reason when it fails, else None."""
@@ -132,12 +133,13 @@ class ModelSlot:
         return True
 
     def info(self) -> dict[str, Any]:
-        """Device, precision, backend, model name and path."""
+        """Device, precision, backend, quantization, model name and path."""
         tr = self.translator
         return {
             "device": str(tr.device),
             "precision": getattr(tr, "precision", self._precision),
             "backend": getattr(tr, "backend", self._backend),
+            "quantization": getattr(tr, "quantization", "none"),
             "model": tr.model_name,
             "model_path": self.path,
         }
