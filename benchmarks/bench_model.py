@@ -266,7 +266,8 @@ def bench_onnx(b: Bench, gen: TranslatorGenerator, preset: str, size: str, *,
             data = export_onnx_bytes(gen.cpu(), int(height), int(width))
             if int8:
                 with torch.no_grad():
-                    calibration = calibrate_int8(gen.cpu().eval(), [tuple(t.cpu() for t in inputs)], source="frame")
+                    calibration = calibrate_int8(gen.cpu().eval(), [tuple(t.cpu() for t in inputs)], source="frame",
+                                                 tensor_sha256="random weights")
                 data = quantize_int8(data, calibration)
             write_atomically(path, data)
             providers = (provider,) if provider == "CPUExecutionProvider" else (provider, "CPUExecutionProvider")

@@ -59,9 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, "error: --frames, --check-frames, --height and --width must be >= 1\n")
     if not args.checkpoint.is_file():
         parser.exit(2, f"error: no such checkpoint: {args.checkpoint}\n")
+    if args.out is not None and args.out.suffix != ".safetensors":
+        parser.exit(2, f"error: --out must end in .safetensors, got {args.out}\n")
 
     from sim2real.evaluation.frames import load_source_frames
-    from sim2real.translator.checkpoint import build_generator, load_checkpoint, save_checkpoint
+    from sim2real.translator.checkpoint import build_generator, load_checkpoint, save_checkpoint, tensor_digest
     from sim2real.translator.int8 import DOCUMENT_KEY, calibrate_int8, quantize_int8
     from sim2real.translator.onnx_export import export_onnx_bytes
 
@@ -79,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     described = f"{args.source} ({args.frames} frames, {args.width}x{args.height}" + (
         f", seed {args.seed})" if args.source.startswith("procedural") else ")")
     try:
-        calibration = calibrate_int8(generator, frames[: args.frames], source=described)
+        calibration = calibrate_int8(generator, frames[: args.frames], source=described,
+                                     tensor_sha256=tensor_digest(loaded.state_dict))  # the file's, as saved
     except ValueError as e:
         parser.exit(2, f"error: {e}\n")
     fp32 = export_onnx_bytes(generator, args.height, args.width, metadata=loaded.metadata)

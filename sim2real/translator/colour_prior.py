@@ -155,8 +155,8 @@ class ClassColourPrior(nn.Module):
     The forward pass is the Lab round trip of :func:`srgb_to_lab` / :func:`lab_to_srgb` arranged for speed at
     full resolution (it runs on every pixel of every frame; 20 -> ~11 ms per 640x360 frame in ONNX Runtime on 2
     cores): pixels stay channels-last for the colour-space matrices, the piecewise curves are clamps instead of
-    ``where``, powers are exp / log (a 256-entry linearisation table read by 8-bit level cost 1.5 ms more: ONNX
-    Runtime's Gather of single floats is slow). The fixed prior equals the reference functions to ~1e-5, the
+    ``where``, powers are exp / log (a 256-entry linearisation table read by 8-bit level cost 2-5 ms more per frame:
+    ONNX Runtime's Gather of single floats is slow). The fixed prior equals the reference functions to ~1e-5, the
     per-frame one a float64 reference of its equations to 2e-3 (``test/test_colour_prior*.py``).
     """
 

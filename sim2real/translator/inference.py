@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sim2real.core.errors import ConfigError
+from sim2real.core.errors import CheckpointError, ConfigError
 from sim2real.core.labels import TRAIN_ID
 from sim2real.translator.backend import BACKENDS, BackendSettings, InferenceBackend, backend_class, resolve_backend
 from sim2real.translator.checkpoint import build_generator, load_checkpoint
@@ -152,8 +152,11 @@ class Translator:
         generator = build_generator(loaded)
         if style is not None:
             use_target_style(generator, style)  # changes the weights' digest: its own ONNX cache entry
-        return cls(generator, loaded.config, device=dev, precision=precision,
-                   channels_last=channels_last, compile=compile, metadata=loaded.metadata, **options)
+        try:
+            return cls(generator, loaded.config, device=dev, precision=precision,
+                       channels_last=channels_last, compile=compile, metadata=loaded.metadata, **options)
+        except CheckpointError as e:  # e.g. its int8 calibration: name the file
+            raise CheckpointError(f"{path}: {e}") from e
 
     @classmethod
     def from_generator(

@@ -1,12 +1,12 @@
 """Int8 encoder convolutions in exported ONNX graphs: post-training static quantization, calibrated per checkpoint.
 
 The work-resolution encoders (the content body's convolutions and the instance branch's encoder) are most of
-the arithmetic of a ``lite`` frame: nine 64-channel 3x3 convolutions at 1/8 of the frame's size, ~11 of the
-~40-60 ms of a 640x360 frame in ONNX Runtime on 2 cores. Their inputs are instance-normalised features (or sums
+the arithmetic of a ``lite`` frame: nine 3x3 convolutions to 64 channels at 1/8 of the frame's size, ~11 of the
+~40-65 ms of a 640x360 frame in ONNX Runtime on 2 cores. Their inputs are instance-normalised features (or sums
 of them), whose ranges hardly depend on the simulator, so fixed 8-bit activation ranges fit every frame. Run as
-int8 (ONNX Runtime's QLinearConv on AVX2 / AVX-512 VNNI) they cost ~1/3. The decoder, the colour head, the
-detail path, the colour prior and the camera model stay fp32: they act on colours or produce them, and their
-int8 versions moved the output by twice as much (mean 0.5, max 4.6 levels).
+int8 (ONNX Runtime's QLinearConv) they cost about a third (6.6-8.8 ms less per frame, docs/BENCHMARKS.md). The
+decoder, the colour head, the detail path, the colour prior and the camera model stay fp32: they produce colours,
+and with the decoder's convolutions in int8 too the output moved twice as far from the fp32 graph's.
 
 **Calibration** (:func:`calibrate_int8`): the generator translates calibration frames in torch with forward
 hooks on each quantized ``Conv2d`` (the :data:`INT8_SCOPES`), recording the minimum and maximum of its input and
@@ -18,10 +18,13 @@ of a calibrated path::
 
     x -> Q(s_x, z_x) -> DQ -> Conv(DQ(W8), b) -> Q(s_y, z_y) -> DQ -> y
     s = (max(hi, 0) - min(lo, 0)) / 255,  z = round(-min(lo, 0) / s)          uint8 activations, range [lo, hi]
-    W8[c] = round(W[c] / s_w[c]),  s_w[c] = max|W[c]| / 127                    int8 weights per output channel
+    W8[c] = round(W[c] / s_w[c]),  s_w[c] = max|W[c]| / 63                     7-bit weights per output channel
 
-ONNX Runtime fuses each DQ-Conv-Q into one QLinearConv. The output of a quantized graph differs from the fp32
-graph's by ~0.2-0.3 levels on average and by at most ~3 levels of 255 (``benchmarks/bench_int8.py``).
+ONNX Runtime fuses each DQ-Conv-Q into one QLinearConv. The weights use 7 of the 8 bits (ONNX Runtime's
+``reduce_range``): x86 CPUs without VNNI add pairs of uint8 x int8 products in int16, which 8-bit weights can
+saturate; this machine has VNNI, so only the 7-bit numbers are tested here. The output of a quantized graph
+differs from the fp32 graph's by ~0.2-0.3 levels of 255 on average and by at most ~4-5 (``test/test_int8.py``,
+``sim2real-calibrate-int8``'s check; docs/translator.md "Int8 encoders").
 """
 
 from __future__ import annotations
@@ -39,15 +42,17 @@ from torch import Tensor, nn
 
 from sim2real.core.errors import CheckpointError
 
-__all__ = ["DOCUMENT_KEY", "INT8_SCOPES", "Int8Calibration", "calibrate_int8", "calibration_of", "int8_modules",
-           "quantize_int8"]
+__all__ = ["DOCUMENT_KEY", "INT8_SCOPES", "INT8_VERSION", "Int8Calibration", "calibrate_int8", "calibration_of",
+           "check_calibration_fits", "int8_modules", "quantize_int8"]
 
 #: module paths (prefixes) of the convolutions run in int8: the content encoder and the instance encoder.
 INT8_SCOPES: Final = ("content_body.", "instance_branch.encoder.", "instance_branch.project")
 #: where a checkpoint document keeps its calibration: ``document["extra"][DOCUMENT_KEY]``.
 DOCUMENT_KEY: Final = "int8_calibration"
+#: bumped when the quantized graph changes for the same calibration (part of the ONNX cache key of int8 graphs).
+INT8_VERSION: Final = 1
 _LEVELS: Final = 255
-_WEIGHT_LEVELS: Final = 127
+_WEIGHT_LEVELS: Final = 63
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,10 @@ class Int8Calibration:
 def calibration_of(document: Mapping[str, Any]) -> Int8Calibration | None:
     """The calibration a checkpoint document carries (None when it has none). Raises CheckpointError when the
     entry is malformed or was measured on other weights than the document's ``tensor_sha256``."""
-    entry = (document.get("extra") or {}).get(DOCUMENT_KEY)
+    extra = document.get("extra") or {}
+    if not isinstance(extra, Mapping):
+        raise CheckpointError(f"the checkpoint's 'extra' must be an object, got {type(extra).__name__}")
+    entry = extra.get(DOCUMENT_KEY)
     if entry is None:
         return None
     try:
@@ -116,13 +124,23 @@ def int8_modules(generator: nn.Module) -> dict[str, nn.Conv2d]:
             if isinstance(m, nn.Conv2d) and name.startswith(INT8_SCOPES)}
 
 
+def check_calibration_fits(calibration: Int8Calibration, generator: nn.Module) -> None:
+    """Raise CheckpointError unless the calibration covers exactly the generator's int8 convolutions."""
+    have = set(int8_modules(generator))
+    if set(calibration.ranges) != have:
+        extra, missing = sorted(set(calibration.ranges) - have), sorted(have - set(calibration.ranges))
+        raise CheckpointError(f"the int8 calibration does not fit this network (ranges of convolutions it lacks: "
+                              f"{extra}; convolutions without ranges: {missing})")
+
+
 @torch.no_grad()
-def calibrate_int8(generator: nn.Module, frames: Iterable[tuple[Tensor, Tensor, Tensor]], *, source: str
-                   ) -> Int8Calibration:
+def calibrate_int8(generator: nn.Module, frames: Iterable[tuple[Tensor, Tensor, Tensor]], *, source: str,
+                   tensor_sha256: str) -> Int8Calibration:
     """Ranges of the int8 convolutions' inputs and outputs (module docstring) over ``frames``: (rgb (1, 3, H, W)
     in [-1, 1], semantic (1, H, W), instance (1, H, W)) each, translated as the exported graph does (padded to
-    the stride). The generator is run as given (put it in eval mode on the CPU first)."""
-    from sim2real.translator.checkpoint import tensor_digest
+    the stride). The generator is run as given (put it in eval mode on the CPU first); ``tensor_sha256`` names
+    its weights: the checkpoint's (:func:`~sim2real.translator.checkpoint.tensor_digest` of the file's tensors,
+    which may be fp16 where the network runs fp32)."""
     from sim2real.translator.frames import pad_to_stride
 
     modules = int8_modules(generator)
@@ -150,8 +168,7 @@ def calibrate_int8(generator: nn.Module, frames: Iterable[tuple[Tensor, Tensor, 
     missing = sorted(set(modules) - set(seen))
     if missing:  # a branch the frames never ran (e.g. frames without instances)
         raise ValueError(f"the calibration frames never ran {missing}: give frames with instances")
-    return Int8Calibration({p: tuple(r) for p, r in seen.items()}, count, source,
-                           tensor_digest(generator.state_dict()))
+    return Int8Calibration({p: tuple(r) for p, r in seen.items()}, count, source, tensor_sha256)
 
 
 def _activation_scale(lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
@@ -232,27 +249,31 @@ def quantize_int8(model: bytes, calibration: Int8Calibration, *, export_key: str
     weights = {i.name: i for i in graph.initializer}
     nodes: list[Any] = []
     done: set[str] = set()
+    replaced: set[str] = set()
     for node in list(graph.node):
         if node.op_type in ("QuantizeLinear", "QLinearConv"):
             raise CheckpointError("the graph is quantized already")
         path = (_path_of(node.input[1], calibration.ranges)
                 if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in weights else None)
-        if path is None or path in done:
+        if path is None:
             nodes.append(node)
             continue
+        if path in done:
+            raise CheckpointError(f"the graph runs the convolution {path} twice: one calibration cannot serve both")
         weight = weights[node.input[1]]
+        replaced.add(weight.name)
         new_nodes, inits = _quantized_conv(node, weight, calibration.ranges[path])
         nodes.extend(new_nodes)
         graph.initializer.extend(inits)
         done.add(path)
     missing = sorted(set(calibration.ranges) - done)
     if missing:
-        raise CheckpointError(f"the graph has no convolution for the calibrated {missing}: a calibration of "
-                              "another model?")
+        raise CheckpointError(f"the graph has no top-level convolution for the calibrated {missing}: a "
+                              "calibration of another model?")
     del graph.node[:]
     graph.node.extend(nodes)
     read = {name for n in graph.node for name in (*n.input, *_subgraph_inputs(n))}
-    kept = [i for i in graph.initializer if i.name in read]
+    kept = [i for i in graph.initializer if i.name in read or i.name not in replaced]  # drop the fp32 weights
     del graph.initializer[:]
     graph.initializer.extend(kept)
     meta = {p.key: p for p in proto.metadata_props}

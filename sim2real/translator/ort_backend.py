@@ -8,9 +8,9 @@ its arenas, tens to hundreds of MB). Outputs agree with the torch backend to ~1e
 (``test/test_fast_paths.py``).
 
 A checkpoint that carries an int8 calibration (``sim2real-calibrate-int8``; :mod:`~sim2real.translator.int8`)
-gets graphs whose encoder convolutions run in int8 (``onnx_int8``, default on): ~11 ms less per 640x360 frame
-on 2 cores, ~0.2-0.3 levels of 255 from the fp32 graph on average. Those graphs are cached under their own key
-(the model digest with the calibration's).
+gets graphs whose encoder convolutions run in int8 (``onnx_int8``, default on): 6.6-8.8 ms less per 640x360
+frame on 2 cores, ~0.2-0.3 levels of 255 from the fp32 graph on average. Those graphs are cached under their own
+key (the model digest with the calibration's and :data:`~sim2real.translator.int8.INT8_VERSION`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,13 @@ from torch import Tensor, nn
 from sim2real.core.errors import CheckpointError, ConfigError, InferenceError
 from sim2real.translator.backend import BackendSettings, InferenceBackend
 from sim2real.translator.config import GeneratorConfig
-from sim2real.translator.int8 import Int8Calibration, calibration_of, quantize_int8
+from sim2real.translator.int8 import (
+    INT8_VERSION,
+    Int8Calibration,
+    calibration_of,
+    check_calibration_fits,
+    quantize_int8,
+)
 from sim2real.translator.onnx_cache import DIGEST_FIELD, OnnxGraphCache, export_mismatch, model_digest
 
 if TYPE_CHECKING:
@@ -61,6 +67,8 @@ class OnnxRuntimeBackend(InferenceBackend):
         self._sessions: OrderedDict[tuple[int, int], OnnxTranslator] = OrderedDict()
         self._cache: OnnxGraphCache | None = None
         self.int8: Int8Calibration | None = calibration_of(settings.metadata) if settings.onnx_int8 else None
+        if self.int8 is not None:
+            check_calibration_fits(self.int8, self.generator)  # now, not on the first frame of each size
         self.stats = {"exports": 0, "cache_reads": 0, "evictions": 0}
 
     @classmethod
@@ -83,7 +91,8 @@ class OnnxRuntimeBackend(InferenceBackend):
         if self._cache is None:
             digest, name = model_digest(self.generator, self.cfg.to_dict()), self.settings.model_name
             if self.int8 is not None:  # the int8 graphs of a model: their own key
-                digest = hashlib.sha256(f"{digest}:int8:{self.int8.digest()}".encode()).hexdigest()
+                key = f"{digest}:int8 v{INT8_VERSION}:{self.int8.digest()}"
+                digest = hashlib.sha256(key.encode()).hexdigest()
                 name = f"{name}-int8"
             self._cache = OnnxGraphCache(self.settings.onnx_cache_dir, name, digest)
         return self._cache

@@ -80,10 +80,9 @@ def _model_parameters() -> list[tuple[str, Any, ParameterDescriptor]]:
             " 640x360 frame with the shipped model (2 threads; docs/BENCHMARKS.md); large values keep the threads"
             " busy between frames", _INT, read_only=True, int_range=(0, 100000))),
         ("onnx_int8", True, _descriptor(
-            "onnxruntime backend: run the encoder convolutions in int8 when the model carries an int8 calibration"
-            " (sim2real-calibrate-int8; the shipped model does): ~11 ms less per 640x360 frame on 2 cores, output"
-            " within ~0.3 levels of 255 of the fp32 graph on average; false = fp32 throughout", _BOOL,
-            read_only=True)),
+            "onnxruntime: int8 encoder convolutions when the model is calibrated (sim2real-calibrate-int8; the"
+            " shipped model is): 7-9 ms less per 640x360 frame on 2 cores, ~0.3 levels of 255 from fp32 on"
+            " average; false = fp32 graphs", _BOOL, read_only=True)),
         ("output_encoding", "rgb8", _descriptor(
             "encoding of translated/image; 'input' copies the input's (rgb8, bgr8, rgba8, bgra8, mono8)", _STR,
             constraints=" | ".join(OUTPUT_ENCODINGS))),
