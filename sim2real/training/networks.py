@@ -95,7 +95,7 @@ def freeze_generator(gen: nn.Module, prefixes: Iterable[str]) -> None:
 #: targets are taken per lightness bin).
 RUN_MAY_CHANGE: Final = ("coefficient_pooling", "coefficient_edge_pooling", "body_padding_mode",
                          "detail_highpass", "detail_mean", "coefficient_edge_pixels", "decoder_thing_chroma",
-                         "coefficient_whole_classes", "edge_clamp", "coefficient_lightness_bins")
+                         "coefficient_whole_classes", "edge_clamp", "coefficient_lightness_bins", "detail_gain")
 
 
 def _prior_keys(per_frame: bool) -> set[str]:

@@ -86,11 +86,13 @@ INT_BOUNDS: Final[dict[str, tuple[int, int]]] = {
 _FLOAT_BOUNDS: Final = (("label_dropout", 0.0, 1.0, False), ("memory_momentum", 0.0, 1.0, False),
                         ("style_momentum", 0.0, 1.0, False), ("memory_temperature", 1e-3, 100.0, False),
                         ("colour_prior_pooled_share", 0.0, 1.0, True), ("coefficient_pooling", 0.0, 1.0, False),
-                        ("camera_gamma", 1.0, 3.0, False))
+                        ("camera_gamma", 1.0, 3.0, False), ("detail_gain", 0.0, 4.0, False))
 
 
 def _check_option_needs(cfg: GeneratorConfig) -> None:
     """ConfigError for an option of ``cfg`` that only means something with another one, set without it."""
+    if cfg.detail_gain != 1.0 and cfg.detail_channels == 0:
+        raise ConfigError("GeneratorConfig.detail_gain scales the detail path's output: it needs detail_channels > 0")
     if cfg.detail_highpass and cfg.detail_channels == 0:
         raise ConfigError("GeneratorConfig.detail_highpass needs a detail path (detail_channels > 0)")
     if cfg.detail_mean != "box" and not cfg.detail_highpass:
@@ -169,6 +171,9 @@ class GeneratorConfig:
             offsets at the edge-pixel field's resolution (needs ``coefficient_edge_pixels``; the target decoder
             only): class_box to within about a pixel of each edge (exactly at work scale 2, whose field is at full
             resolution), with no full-resolution work added. Changes no weight.
+        detail_gain: g in [0, 4]: the target decoder's detail output (and its class means) times g: the texture
+            the translate path adds; 1 = as trained, 0 = none. Changes no weight (docs/translator.md "Detail
+            gain").
         edge_clamp: r >= 0; in the target decoder, with labels, each pixel within r pixels of another label that
             has an interior pixel of its own label within 2r keeps the luma of its output (colour map + detail)
             inside the range of the colour map's luma over the interior pixels within 2r, its chroma unchanged
@@ -254,6 +259,7 @@ class GeneratorConfig:
     detail_width: int = 8
     detail_highpass: bool = False
     detail_mean: str = "box"
+    detail_gain: float = 1.0
     edge_clamp: int = 0
     use_camera: bool = False
     camera_knots: int = 8

@@ -454,6 +454,7 @@ class Decoder(nn.Module):
             0 = off.
         lightness_bins: L >= 2: the pooling targets are class means per bin of the guide's lightness
             (:mod:`~sim2real.translator.lightness_bins`; needs a pooling option); 0 = off.
+        detail_gain: the detail output and its class means times this (1 = as trained, 0 = none).
     """
 
     def __init__(
@@ -462,7 +463,7 @@ class Decoder(nn.Module):
         detail_width: int = 8, detail_highpass: int = 0, pooling: float = 0.0, num_classes: int = NUM_CLASSES,
         identity_start: bool = False, edge_pooling: int = 0, detail_mean: str = "box", edge_pixels: bool = False,
         thing_chroma: str = "decoder", whole_classes: tuple[int, ...] = (), edge_clamp: int = 0,
-        lightness_bins: int = 0,
+        lightness_bins: int = 0, detail_gain: float = 1.0,
     ) -> None:
         super().__init__()
         if edge_pixels and edge_pooling <= 0:
@@ -482,6 +483,7 @@ class Decoder(nn.Module):
         self.pooling, self.num_classes, self.clamp = pooling, num_classes, identity_start
         self.edge_pooling, self.edge_pixels, self.thing_chroma = edge_pooling, edge_pixels, thing_chroma
         self.whole_classes, self.edge_clamp, self.lightness_bins = tuple(whole_classes), edge_clamp, lightness_bins
+        self.detail_gain = float(detail_gain)
         self.mlp = StyleMLP(style_dim, mlp_dim)
         self.style_map_proj = nn.Conv2d(value_dim, channels[0], 1, bias=False) if value_dim > 0 else None
         self.res = nn.ModuleList([ModResBlock(channels[0], mlp_dim, padding_mode=padding_mode) for _ in range(num_res)])
@@ -601,6 +603,8 @@ class Decoder(nn.Module):
         coeffs, edge_inputs = self._labelled_coefficients(self.head(x), labels, lightness)
         detail, means = (self.detail(guide, coeffs[:, AFFINE_COEFFS:], detail_noise, labels)
                          if self.detail is not None else (None, None))
+        if detail is not None and self.detail_gain != 1.0:  # linear in r: its class means scale alike
+            detail, means = detail * self.detail_gain, None if means is None else means * self.detail_gain
         affine, offset = coeffs[:, :AFFINE_COEFFS], None
         if edge_inputs is not None:
             affine, offset = self._edge_field(*edge_inputs, means, lightness=lightness)
@@ -630,7 +634,8 @@ def _decoder(cfg: GeneratorConfig, domain: str, channels: list[int], value_dim: 
                    thing_chroma=cfg.decoder_thing_chroma if target else "decoder",
                    whole_classes=tuple(TRAIN_ID[n] for n in cfg.coefficient_whole_classes) if target else (),
                    edge_clamp=cfg.edge_clamp if target else 0,
-                   lightness_bins=cfg.coefficient_lightness_bins if target else 0)
+                   lightness_bins=cfg.coefficient_lightness_bins if target else 0,
+                   detail_gain=cfg.detail_gain if target else 1.0)
 
 
 class TranslatorGenerator(nn.Module):
