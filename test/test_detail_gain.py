@@ -40,6 +40,24 @@ def test_the_detail_scales_by_the_gain_inside_the_tanh_in_the_target_decoder_onl
     assert detail[readable].abs().amax() > 0.1  # a detail output worth scaling
     for g in (0.5, 2.0):  # known answer: the colour map plus g times the detail (with its class-mean bands)
         assert (pre[g] - (pre[0.0] + g * detail))[readable].abs().amax() < 1e-4
+    # the class means whose bands the edge-pixel field takes off are scaled too (the check above cannot see it:
+    # unscaled bands would add the same offset at every gain)
+    seen = {g: _detail_means_at_the_edge_field(_generator(g), rgb, sem, inst) for g in (0.5, 1.0)}
+    assert seen[1.0].abs().amax() > 1e-3 and torch.allclose(seen[0.5], 0.5 * seen[1.0], atol=1e-7)
+
+
+def _detail_means_at_the_edge_field(gen: torch.nn.Module, *frame: torch.Tensor) -> torch.Tensor:
+    """The detail output's class means (B, 3, 256) the target decoder hands its edge-pixel field."""
+    decoder, seen = gen.decoders["target"], []
+    field = decoder._edge_field
+
+    def recording(*args: object, **kwargs: object) -> object:
+        seen.append(args[4])  # (affine, edge, table, labels, detail_means)
+        return field(*args, **kwargs)
+
+    decoder._edge_field = recording
+    gen(*frame)
+    return seen[0]
     gen = _generator(0.5)
     assert gen.decoders["target"].detail_gain == 0.5 and gen.decoders["source"].detail_gain == 1.0
 
@@ -64,7 +82,7 @@ def test_the_gain_reaches_onnx(tmp_path: Path) -> None:
 
 
 def test_the_config_bounds_the_gain_and_a_run_may_change_it(tmp_path: Path) -> None:
-    for bad in (-0.1, 4.5, True):
+    for bad in (-0.1, 4.5, True, float("nan")):
         with pytest.raises(ConfigError, match="detail_gain"):
             GeneratorConfig(detail_channels=4, detail_gain=bad)
     with pytest.raises(ConfigError, match="detail_gain scales the detail path"):

@@ -114,6 +114,13 @@ def test_onnx_runtime_runs_each_calibrated_convolution_as_qlinearconv(calibratio
     ort.InferenceSession(quantized, options, providers=["CPUExecutionProvider"])
     optimized = collections.Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
     assert optimized["QLinearConv"] == 13
+    model, before = onnx.load_from_string(quantized), onnx.load_from_string(fp32_graph)
+    weights = [onnx.numpy_helper.to_array(i) for i in model.graph.initializer if i.name.endswith("/int8/w")]
+    assert len(weights) == 13 and max(int(np.abs(w).max()) for w in weights) == 63  # 7-bit: no int16 saturation
+    kept = {i.name for i in model.graph.initializer}
+    dropped = {i.name for i in before.graph.initializer} - kept
+    assert len(dropped) == 13 and all(n.endswith(".weight") and ("content_body" in n or "instance_branch" in n)
+                                      for n in dropped)  # the replaced fp32 weights only
     info = json.loads({p.key: p.value for p in onnx.load_from_string(quantized).metadata_props}["sim2real.export"])
     assert info["int8"] == {"calibration_sha256": calibration.digest(), "frames": 8,
                             "source": "procedural test frames", "convolutions": 13}
@@ -125,6 +132,13 @@ def test_a_foreign_or_repeated_quantization_is_refused(calibration, fp32_graph) 
         quantize_int8(fp32_graph, foreign)
     with pytest.raises(CheckpointError, match="quantized already"):
         quantize_int8(quantize_int8(fp32_graph, calibration), calibration)
+    twice = onnx.load_from_string(fp32_graph)  # one calibrated convolution's weight read by a second Conv
+    conv = next(n for n in twice.graph.node if n.op_type == "Conv" and "content_body/res/res.0" in n.name)
+    copy = onnx.helper.make_node("Conv", list(conv.input), ["unused_copy"], name="copy", **{
+        a.name: onnx.helper.get_attribute_value(a) for a in conv.attribute})
+    twice.graph.node.append(copy)
+    with pytest.raises(CheckpointError, match="twice"):
+        quantize_int8(twice.SerializeToString(), calibration)
 
 
 def test_calibration_documents_round_trip_and_bad_ones_are_named(calibration) -> None:
@@ -163,7 +177,7 @@ def test_a_calibration_of_other_convolutions_is_refused_at_load_naming_the_file(
                                       onnx_int8=False).quantization == "none"  # not read when turned off
 
 
-def test_calibrate_cli_writes_a_checkpoint_the_backend_runs_in_int8(tmp_path: Path, capsys) -> None:
+def test_calibrate_cli_writes_a_checkpoint_the_backend_runs_in_int8(tmp_path: Path, capsys, monkeypatch) -> None:
     out = tmp_path / "calibrated.safetensors"
     args = [str(SHIPPED), "--out", str(out), "--frames", "4", "--check-frames", "2", "--height", str(HEIGHT),
             "--width", str(WIDTH)]
@@ -187,6 +201,11 @@ def test_calibrate_cli_writes_a_checkpoint_the_backend_runs_in_int8(tmp_path: Pa
     assert runs[True][0].startswith("int8 encoders (calibrated on procedural")
     assert runs[False][0] == "none"
     assert sorted(p.name.split("_")[0] for p in (tmp_path / "cache").glob("*.onnx")) == ["lite", "lite-int8"]
+    int8_cache = Translator.from_checkpoint(out, device="cpu", backend="onnxruntime", onnx_cache_dir=tmp_path).runner
+    key = int8_cache.cache.digest
+    monkeypatch.setattr("sim2real.translator.ort_backend.INT8_VERSION", 2)  # another quantizer: another key
+    int8_cache._cache = None
+    assert int8_cache.cache.digest != key
     diff = np.abs(runs[True][1].astype(int) - runs[False][1])
     assert 0 < diff.mean() < 0.5 and diff.max() <= 5
 

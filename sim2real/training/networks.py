@@ -92,7 +92,7 @@ def freeze_generator(gen: nn.Module, prefixes: Iterable[str]) -> None:
 #: (how much of the decoder's coefficients are pooled per class, near label edges and for whole classes; how the
 #: content body and decoders pad; whether, and which, mean of the detail path's output is taken off; where thing
 #: classes' colour maps take their chroma from; how near label edges the output is clamped; whether the pooling
-#: targets are taken per lightness bin).
+#: targets are taken per lightness bin; how strong the detail path's texture is).
 RUN_MAY_CHANGE: Final = ("coefficient_pooling", "coefficient_edge_pooling", "body_padding_mode",
                          "detail_highpass", "detail_mean", "coefficient_edge_pixels", "decoder_thing_chroma",
                          "coefficient_whole_classes", "edge_clamp", "coefficient_lightness_bins", "detail_gain")

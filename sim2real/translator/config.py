@@ -12,6 +12,7 @@ must be multiples of ``stride`` (640x360, 1280x720 and 1920x1080 are multiples o
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -296,13 +297,13 @@ class GeneratorConfig:
                 f"GeneratorConfig.work_scale must be one of {VALID_WORK_SCALES}, got {self.work_scale!r}"
             )
         self._check_choices()
-        _check_option_needs(self)
         for field, low, high, open_low in _FLOAT_BOUNDS:
             value = getattr(self, field)
-            if (not isinstance(value, int | float) or isinstance(value, bool) or value > high
-                    or (value <= low if open_low else value < low)):
+            if (not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value)
+                    or value > high or (value <= low if open_low else value < low)):
                 raise ConfigError(f"GeneratorConfig.{field} must be in {'(' if open_low else '['}{low:g}, {high:g}], "
                                   f"got {value!r}")
+        _check_option_needs(self)
         if self.base_channels > self.content_channels:
             raise ConfigError(
                 f"GeneratorConfig.base_channels ({self.base_channels}) must not exceed "
