@@ -53,6 +53,7 @@ def _differences(fp32: bytes, int8: bytes, frames: list[tuple[np.ndarray, ...]])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point (``sim2real-calibrate-int8``); returns the exit status (module docstring)."""
     parser = _parser()
     args = parser.parse_args(argv)
     if min(args.frames, args.check_frames, args.height, args.width) < 1:
