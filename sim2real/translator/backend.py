@@ -87,6 +87,11 @@ class InferenceBackend(abc.ABC):
         """Where inputs should be for :meth:`translate_normalized` and where outputs come back."""
         return self.settings.device
 
+    @property
+    def quantization(self) -> str:
+        """What runs in reduced precision beyond ``precision``: ``"none"`` here (a backend that quantizes says what)."""
+        return "none"
+
     def stage(self, t: Tensor) -> Tensor:
         """``t`` on :attr:`device` (the uint8 / label tensors of one call, before validation)."""
         return t.to(self.device, non_blocking=True)

@@ -182,9 +182,8 @@ class Translator:
 
     @property
     def quantization(self) -> str:
-        """What runs in int8: ``"int8 encoders (calibrated on <source>)"`` or ``"none"``."""
-        calibration = getattr(self._backend, "int8", None)
-        return "none" if calibration is None else f"int8 encoders (calibrated on {calibration.source})"
+        """What runs in int8: ``"int8 encoders (calibrated on <source>)"`` or ``"none"`` (the backend's)."""
+        return self._backend.quantization
 
     @property
     def runner(self) -> InferenceBackend:

@@ -86,6 +86,10 @@ class OnnxRuntimeBackend(InferenceBackend):
         return torch.device("cpu")
 
     @property
+    def quantization(self) -> str:
+        return "none" if self.int8 is None else f"int8 encoders (calibrated on {self.int8.source})"
+
+    @property
     def cache(self) -> OnnxGraphCache:
         """The graph cache of this model (its digest is computed on first use)."""
         if self._cache is None:
