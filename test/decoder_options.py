@@ -5,7 +5,6 @@ switching options on for it, its ONNX export against its eager graph and its CPU
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +45,12 @@ def switched_on_for(trained: TranslatorGenerator, tmp_path: Path, overrides: lis
     return nets
 
 
-def exported_and_eager_gap(gen: TranslatorGenerator, path: Path) -> tuple[dict[str, Any], Callable[[], float]]:
+def exported_and_eager_gaps(gen: TranslatorGenerator, path: Path, option: str, off: object
+                             ) -> tuple[dict[str, Any], float, float]:
     """``gen`` exported to ONNX at 64x96 (``path``) and run there on a procedural frame with sky (seed 3; the
-    export's own synthetic frame has none) -> (the file's generator config, a function giving the largest
-    difference between that output and ``gen``'s eager graph as ``gen`` is when it is called: a test switches its
-    option off in between and sees the gap)."""
+    export's own synthetic frame has none) -> (the file's generator config, the largest difference between that
+    output and ``gen``'s eager graph, the same once the target decoder's ``option`` is set to ``off``: the control
+    a test bounds from below, so that the comparison can see the option)."""
     from sim2real.translator.onnx_export import ExportGraph, OnnxTranslator, export_onnx
 
     runner = OnnxTranslator(export_onnx(gen, path, 64, 96), intra_op_threads=1)
@@ -63,7 +63,9 @@ def exported_and_eager_gap(gen: TranslatorGenerator, path: Path) -> tuple[dict[s
             out = ExportGraph(gen.eval(), gen.cfg.stride, 64, 96)(rgb, sem, inst)
         return float((out - exported).abs().max())
 
-    return runner.metadata["config"], gap
+    with_option = gap()
+    setattr(gen.decoders["target"], option, off)
+    return runner.metadata["config"], with_option, gap()
 
 
 def autocast_gaps(gen: TranslatorGenerator, without: TranslatorGenerator, dtype: torch.dtype) -> tuple[float, float]:
