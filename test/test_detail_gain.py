@@ -40,8 +40,7 @@ def test_the_detail_scales_by_the_gain_inside_the_tanh_in_the_target_decoder_onl
     assert detail[readable].abs().amax() > 0.1  # a detail output worth scaling
     for g in (0.5, 2.0):  # known answer: the colour map plus g times the detail (with its class-mean bands)
         assert (pre[g] - (pre[0.0] + g * detail))[readable].abs().amax() < 1e-4
-    # the class means whose bands the edge-pixel field takes off are scaled too (the check above cannot see it:
-    # unscaled bands would add the same offset at every gain)
+    # the class means the edge-pixel field reads (and the detail takes off before its box) are scaled too
     seen = {g: _detail_means_at_the_edge_field(_generator(g), rgb, sem, inst) for g in (0.5, 1.0)}
     assert seen[1.0].abs().amax() > 1e-3 and torch.allclose(seen[0.5], 0.5 * seen[1.0], atol=1e-7)
 

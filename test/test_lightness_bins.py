@@ -40,13 +40,18 @@ def test_the_lookup_interpolates_each_pixels_own_label_between_its_two_bins(batc
     labels = torch.randint(0, 19, (batch, 6, 7))
     labels[:, 0, 0], labels[:, 0, 1] = -4, 300  # not ids: column 255
     lightness = torch.rand(batch, 6, 7, dtype=torch.float64) * 2.4 - 1.2  # some beyond [-1, 1]: clamped
-    out = by_label_and_lightness(table, labels, lightness)
+    constant = torch.randn(batch, 2, ID_ROWS, dtype=torch.float64)
+    out, constant_out = by_label_and_lightness(table, labels, lightness, constant)
     ids = torch.where((labels < 0) | (labels > 255), 255, labels)
     weights = lightness_weights(lightness, 4)  # (B, h, w, L)
     columns = torch.stack([table[b][:, :, ids[b]] for b in range(batch)])  # (B, K, L, h, w)
     reference = (columns * weights.permute(0, 3, 1, 2).unsqueeze(1)).sum(2)
     assert torch.allclose(out, reference, atol=1e-12)
     assert torch.allclose(out[:, :, 0, 0], torch.einsum("bkl,bl->bk", table[:, :, :, 255], weights[:, 0, 0]))
+    assert constant_out is not None
+    assert torch.equal(constant_out, torch.stack([constant[b][:, ids[b]] for b in range(batch)]))  # by label alone
+    alone, none = by_label_and_lightness(table, labels, lightness)
+    assert none is None and torch.equal(alone, out)
 
 
 def _two_tone_class() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -43,7 +43,7 @@ frame's top edge (docs/translator.md "Whole sky").
 **Edge pooling per pixel** (``GeneratorConfig.coefficient_edge_pixels``): :func:`edge_pooled_coefficients` also
 returns the edge cells and every label id's pooling target, so that the decoder can give the share of its bilinear
 upsampling a pixel takes from edge cells to the pixel's own label's class mean instead
-(:meth:`~sim2real.translator.generator.Decoder._edge_field`, at 2x work resolution).
+(:meth:`~sim2real.translator.generator.Decoder._edge_field`, at every full-resolution pixel).
 
 **Lightness bins** (``GeneratorConfig.coefficient_lightness_bins``): the class means above (of pooling, edge
 pooling, whole classes and the edge-pixel table) taken per bin of the guide's lightness instead, read back by each
@@ -115,7 +115,7 @@ def _class_targets(coeffs: Tensor, cell_ids: Tensor, num_classes: int, lightness
         others = frame_mean.flatten(2).unsqueeze(2).expand(-1, -1, bins, ID_ROWS - num_classes)
         table = torch.cat([binned, others], 3)  # (B, K, L, ID_ROWS)
         ids = cell_ids.view(coeffs.shape[0], *coeffs.shape[-2:])
-        return _ClassTargets(by_label_and_lightness(table, ids, lightness[:, 0]), in_class, class_cells, means,
+        return _ClassTargets(by_label_and_lightness(table, ids, lightness[:, 0])[0], in_class, class_cells, means,
                              frame_mean, table)
     pooled = (means @ member.transpose(1, 2)).view_as(coeffs)  # each cell's class mean (0: no class)
     # pooled is exactly 0 on the cells of no class: adding the frame mean there is the Where, without its

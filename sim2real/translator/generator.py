@@ -59,6 +59,7 @@ from sim2real.translator.edge_clamp import edge_clamped, luma
 from sim2real.translator.instance_branch import InstanceBranch
 from sim2real.translator.layers import (
     AFFINE_COEFFS,
+    COLUMN_ORDER,
     ConvNormAct,
     ModResBlock,
     ModulatedConv2d,
@@ -67,6 +68,7 @@ from sim2real.translator.layers import (
     StyleMLP,
     box_mean,
     coefficients_by_label,
+    column_affine_colour,
     inference_fast_path,
     padded_conv2d,
     replicate_pad,
@@ -89,9 +91,6 @@ __all__ = [
     "domain_index",
 ]
 
-#: edge pooling per pixel (``Decoder(edge_pixels=True)``) looks labels up at this multiple of work resolution, at
-#: most: never finer than full resolution (work scale 2: full resolution; 1: work resolution).
-EDGE_PIXEL_SCALE: Final = 2
 #: explicit domain registry: name -> index (memory value set, style-mean row).
 DOMAINS: Final[dict[str, int]] = {"source": 0, "target": 1}
 
@@ -353,8 +352,9 @@ class DetailPath(nn.Module):
     (:func:`~sim2real.translator.coefficient_pooling.class_mean_removed`): no class's colour moves and a step
     stays a step, but what varies slowly inside a class passes. "class_box" takes the class means off first and
     then the box mean: inside a class the box's output, beside a label edge no band from the step.
-    "class_box_field" returns the box's output and the class means (:meth:`forward`); the :class:`Decoder` takes
-    the steps' bands off at its edge-pixel field's resolution instead (:meth:`Decoder._edge_field`).
+    "class_box_field" returns r itself and its class means (:meth:`forward`); the :class:`Decoder` reads each
+    pixel's class mean in its edge-pixel field's lookup and takes it off before the box (:meth:`Decoder._class_box`):
+    ``class_box``'s output without a gather of its own.
     In an ONNX graph both convolutions are 3-D ones over a depth of 1 (:meth:`_depth1_convolutions`: the same
     numbers, kept out of ONNX Runtime's blocked layout).
     """
@@ -372,9 +372,9 @@ class DetailPath(nn.Module):
                 ) -> tuple[Tensor, Tensor | None]:
         """guide (B, 3, H, W), features (B, D, h, w), noise (B, 1, H, W) or None, labels (B, H, W) class ids or
         None (read by the class means) -> (the detail output (B, 3, H, W); for ``mean`` "class_box_field" with
-        labels the class means of r by label id (B, 3, 256)
-        (:func:`~sim2real.translator.coefficient_pooling.class_means_by_id`), for the :class:`Decoder` to take
-        their steps' bands off through its affine offsets, else None)."""
+        labels r itself, not yet high-passed, and the class means of r by label id (B, 3, 256)
+        (:func:`~sim2real.translator.coefficient_pooling.class_means_by_id`), for the :class:`Decoder` to take off
+        each pixel's before the box (:meth:`Decoder._class_box`); else the high-passed output and None)."""
         size, conv = guide.shape[-2:], self.conv  # conv: padded by 1 on every side (PaddedConv2d, int padding)
         if noise is None:
             x, weight = torch.cat([guide, upsample_to(features[:, 1:], size)], 1), conv.weight[:, :-1]
@@ -392,9 +392,9 @@ class DetailPath(nn.Module):
         cells = tuple(features.shape[-2:])
         if self.mean in ("class", "class_box"):
             r = class_mean_removed(r, labels, cells, self.num_classes).to(r.dtype)
-        means = (class_means_by_id(r, labels, cells, self.num_classes)
-                 if self.mean == "class_box_field" and labels is not None else None)
-        return (r if self.mean == "class" else r - box_mean(r, self.highpass)), means
+        if self.mean == "class_box_field" and labels is not None:
+            return r, class_means_by_id(r, labels, cells, self.num_classes)
+        return (r if self.mean == "class" else r - box_mean(r, self.highpass)), None
 
     def _depth1_convolutions(self, x: Tensor, weight: Tensor) -> Tensor:
         """conv3x3 -> lrelu -> conv1x1 as 3-D convolutions over a depth of 1, for ONNX graphs: x (B, Cin, H, W),
@@ -510,51 +510,47 @@ class Decoder(nn.Module):
         (B, 1, h, w), the class means by label id (B, 12, 256), or by lightness bin and label id (B, 12, L, 256)
         with the guide's lightness (B, 1, H, W)
         (:func:`~sim2real.translator.coefficient_pooling.edge_pooled_coefficients`), labels (B, H, W) -> the affine
-        field at s x work resolution (B, 12, s h, s w), s = min(EDGE_PIXEL_SCALE, H / h), and the change to its
-        offsets b (B, 3, s h, s w) for ``detail_means`` (else None):
+        field at full resolution by column of [A | b] (B, 12, H, W) (:data:`~sim2real.translator.layers.COLUMN_ORDER`,
+        for :func:`~sim2real.translator.layers.column_affine_colour`; ordered before the upsampling, at work
+        resolution), and each pixel's column of ``detail_means`` (B, 3, H, W) (else None):
 
             c(p) = up(c (1 - e))(p) + up(e)(p) T[label(p)]
 
-        with e = 1 on the edge cells (which hold their class mean T[label] wholly), up the bilinear upsampling and
-        label(p) the label at the top-left full-resolution pixel p covers: the bilinear weights a pixel gives edge
-        cells go to its own label's class mean (by lightness bin: the mean for its own lightness,
-        :func:`~sim2real.translator.lightness_bins.by_label_and_lightness`) instead of the edge cells' labels'. At
-        2x work resolution, not full resolution (a lookup at every full-resolution pixel cost +10 ms per 640x360
-        frame in ONNX Runtime); the upsampling to full resolution that follows blends the two classes over the 1 px
-        either side of an edge.
+        with e = 1 on the edge cells (which hold their class mean T[label] wholly) and up the bilinear upsampling:
+        the bilinear weights a pixel gives edge cells go to its own label's class mean (by lightness bin: the mean
+        for its own lightness, :func:`~sim2real.translator.lightness_bins.by_label_and_lightness`) instead of the
+        edge cells' labels'. Every pixel beside an edge gets its own class's map; looked up at 2x work resolution
+        instead, the upsampling to full resolution blended the two classes over the pixel either side of every edge
+        (a 1 px rim of the other class's map: ``edge_bleed``'s 1 px ring 16-18 levels against 5-6 here).
 
         ``detail_means`` (B, 3, 256), the detail output's class means by label id (``detail_mean``
-        "class_box_field"), give the offsets' change :meth:`_class_step_offset` at the same pixels."""
-        scale = min(EDGE_PIXEL_SCALE, labels.shape[-1] // affine.shape[-1])
-        size = (affine.shape[-2] * scale, affine.shape[-1] * scale)
-        step = labels.shape[-1] // size[1]  # full-resolution pixels per field pixel
-        ids = labels[:, ::step, ::step]
-        if tuple(ids.shape[-2:]) != size:
-            raise ValueError(f"labels {tuple(labels.shape[-2:])} are not {step} x the field's {size} (the "
-                             f"coefficients' {tuple(affine.shape[-2:])} times {scale})")
+        "class_box_field", for :meth:`_class_box`), are read in the same lookup as T (the same gathers)."""
+        size = tuple(labels.shape[-2:])
+        if size[0] % affine.shape[-2] or size[1] % affine.shape[-1]:
+            raise ValueError(f"labels {size} are not a whole multiple of the coefficients' {tuple(affine.shape[-2:])}")
+        order = list(COLUMN_ORDER)
+        affine, table = affine[:, order], table[:, order]
+        means = detail_means.to(table.dtype) if detail_means is not None and self.detail is not None else None
         if table.dim() == 3:
-            own = coefficients_by_label(table, ids)
+            own = coefficients_by_label(table if means is None else torch.cat([table, means], 1), labels)
+            own, step_means = own[:, :AFFINE_COEFFS], (None if means is None else own[:, AFFINE_COEFFS:])
         elif lightness is None:
             raise ValueError("a class table per lightness bin (B, K, L, 256) needs the guide's lightness")
         else:
-            own = by_label_and_lightness(table, ids, lightness[:, 0, ::step, ::step].float())
+            own, step_means = by_label_and_lightness(table, labels, lightness[:, 0].float(), means)
         field = upsample_to(affine - edge * affine, size) + upsample_to(edge, size) * own
-        if detail_means is None or self.detail is None:
-            return field, None
-        return field, self._class_step_offset(detail_means.to(field.dtype), ids, step)
+        return field, step_means
 
-    def _class_step_offset(self, detail_means: Tensor, ids: Tensor, step: int) -> Tensor:
-        """``detail_mean`` "class_box_field": the detail output's class means by label id (B, 3, 256), the field's
-        labels (B, h', w') at ``step`` full-resolution pixels each -> the change to the affine offsets (B, 3, h', w')
-        that takes off the band the detail path's box high-pass (k pixels) makes of each step of its class means:
+    def _class_box(self, r: Tensor, means: Tensor) -> Tensor:
+        """``detail_mean`` "class_box_field": the detail path's r (B, 3, H, W), not yet high-passed, and each pixel's
+        class mean of r, m[label(p)] (B, 3, H, W) from :meth:`_edge_field` -> ``class_box``'s output
 
-            b(p) <- b(p) - (m[label] - box_k'(m[label]))(p),     k' = k / step, made odd
+            r' = r - m[label],    r' - box_k(r')
 
-        (``class_box`` takes the means off before the box, at full resolution; here nothing runs at full
-        resolution). Exact where the field is at full resolution; at 2x work resolution a 5-pixel box stands in
-        for the 9-pixel one (tested against ``class_box``)."""
-        m = coefficients_by_label(detail_means, ids)
-        return box_mean(m, (self.detail.highpass // int(step)) | 1) - m  # int: a constant also in a traced graph
+        (k the detail path's box): no class's colour moves, and a step of the class means makes no band beside
+        the edge (``class_box`` gathers the means per pixel itself; here they come with the edge field's lookup)."""
+        centred = r - means.to(r.dtype)
+        return centred - box_mean(centred, self.detail.highpass)
 
     def _labelled_coefficients(self, coeffs: Tensor, labels: Tensor | None, lightness: Tensor | None
                                ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor] | None]:
@@ -605,11 +601,13 @@ class Decoder(nn.Module):
                          if self.detail is not None else (None, None))
         if detail is not None and self.detail_gain != 1.0:  # linear in r: its class means scale alike
             detail, means = detail * self.detail_gain, None if means is None else means * self.detail_gain
-        affine, offset = coeffs[:, :AFFINE_COEFFS], None
-        if edge_inputs is not None:
-            affine, offset = self._edge_field(*edge_inputs, means, lightness=lightness)
-        out = upsampled_affine_colour(affine.to(coeffs.dtype), guide,
-                                      None if offset is None else offset.to(coeffs.dtype))
+        if edge_inputs is None:
+            out = upsampled_affine_colour(coeffs[:, :AFFINE_COEFFS], guide)
+        else:
+            columns, pixel_means = self._edge_field(*edge_inputs, means, lightness=lightness)
+            out = column_affine_colour(columns.to(coeffs.dtype), guide)
+            if pixel_means is not None and detail is not None:  # class_box_field: the high-pass after the lookup
+                detail = self._class_box(detail, pixel_means)
         if self.edge_clamp and labels is not None:
             out = edge_clamped(out, detail, labels, self.edge_clamp)
         elif detail is not None:

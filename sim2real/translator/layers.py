@@ -31,6 +31,7 @@ from sim2real.core.errors import ConfigError
 __all__ = [
     "ACTIVATIONS",
     "AFFINE_COEFFS",
+    "COLUMN_ORDER",
     "NORMS",
     "PADDING_MODES",
     "ConvNormAct",
@@ -41,6 +42,7 @@ __all__ = [
     "StyleMLP",
     "apply_affine_colour",
     "box_mean",
+    "column_affine_colour",
     "demodulation",
     "inference_fast_path",
     "make_activation",
@@ -54,6 +56,8 @@ __all__ = [
 
 #: channels of the affine colour head: a 3x3 matrix (row-major) then a 3-vector offset.
 AFFINE_COEFFS: Final = 12
+#: the affine coefficients by column of [A | b]: A_:0, A_:1, A_:2 (3 each), then b (:func:`column_affine_colour`).
+COLUMN_ORDER: Final = (0, 3, 6, 1, 4, 7, 2, 5, 8, 9, 10, 11)
 
 #: padding modes of every generator convolution (``GeneratorConfig.padding_mode``): replicate padding
 #: avoids dark frame borders but costs a separate pass per layer; zero padding is fused into the conv.
@@ -339,11 +343,15 @@ def coefficients_by_label(table: Tensor, labels: Tensor) -> Tensor:
                          f"and {tuple(labels.shape)}")
     last = table.shape[2] - 1
     ids = labels.long()
-    ids = torch.where((ids < 0) | (ids > last), last, ids)
+    return columns_by_index(table, torch.where((ids < 0) | (ids > last), last, ids))
+
+
+def columns_by_index(table: Tensor, index: Tensor) -> Tensor:
+    """:func:`coefficients_by_label` for an ``index`` (B, h, w) int64 known to lie in [0, R): no clamping."""
     if table.shape[0] == 1:
-        return table[0].t()[ids[0]].permute(2, 0, 1).unsqueeze(0)
-    index = ids.flatten(1).unsqueeze(1).expand(-1, table.shape[1], -1)
-    return table.gather(2, index).view(*table.shape[:2], *ids.shape[1:])
+        return table[0].t()[index[0]].permute(2, 0, 1).unsqueeze(0)
+    flat = index.flatten(1).unsqueeze(1).expand(-1, table.shape[1], -1)
+    return table.gather(2, flat).view(*table.shape[:2], *index.shape[1:])
 
 
 def box_mean(x: Tensor, size: int) -> Tensor:
@@ -383,8 +391,9 @@ def upsampled_affine_colour(coeffs: Tensor, image: Tensor, offset: Tensor | None
     (A_:0, A_:1, A_:2, b), viewed as (B, 4, 3, H, W), times the guide planes with a plane of ones, (B, 4, 1, H, W),
     summed over the columns by a (1, 4) MatMul of ones: b + A_:0 g_0 + A_:1 g_1 + A_:2 g_2 with no plane split out
     (~1.4 ms of 640x360 faster in onnxruntime than four 3-plane upsamplings and broadcast sums; a ReduceSum over
-    the columns is ~0.3 ms slower than the MatMul). The model exports its affine head only
-    through here. Eager: one upsampling and :func:`apply_affine_colour`. Same values.
+    the columns is ~0.3 ms slower than the MatMul; the product and sum are :func:`column_affine_colour`, which the
+    decoder's full-resolution edge-pixel field also goes through). Eager: one upsampling and
+    :func:`apply_affine_colour`. Same values.
     """
     if coeffs.shape[1] != AFFINE_COEFFS or coeffs.shape[0] != image.shape[0] or image.shape[1] != 3:
         raise ValueError(f"coeffs must be (B, 12, h, w) and image (B, 3, H, W) with the same B, got "
@@ -396,11 +405,21 @@ def upsampled_affine_colour(coeffs: Tensor, image: Tensor, offset: Tensor | None
         if offset is not None:
             coeffs = torch.cat([coeffs[:, :9], coeffs[:, 9:] + offset], 1)
         return apply_affine_colour(upsample_to(coeffs, size), image)
-    columns = coeffs[:, [0, 3, 6, 1, 4, 7, 2, 5, 8]]  # A_:0, A_:1, A_:2
+    columns = coeffs[:, list(COLUMN_ORDER[:9])]  # A_:0, A_:1, A_:2
     planes = torch.cat([columns, coeffs[:, 9:12] if offset is None else coeffs[:, 9:12] + offset], 1)
-    B, (H, W) = image.shape[0], size
-    up = upsample_to(planes, size).view(B, 4, 3, H, W)
+    return column_affine_colour(upsample_to(planes, size), image)
+
+
+def column_affine_colour(columns: Tensor, image: Tensor) -> Tensor:
+    """The affine colour model with its coefficients by column (:data:`COLUMN_ORDER`) at the image's size: columns
+    (B, 12, H, W) = [A_:0 | A_:1 | A_:2 | b], image (B, 3, H, W) -> b + A_:0 g_0 + A_:1 g_1 + A_:2 g_2 (B, 3, H, W).
+    The columns viewed as (B, 4, 3, H, W) times the guide planes with a plane of ones, (B, 4, 1, H, W), summed over
+    the columns by a (1, 4) MatMul of ones: no plane split out (see :func:`upsampled_affine_colour`)."""
+    if columns.shape[1] != AFFINE_COEFFS or columns.shape[-2:] != image.shape[-2:] or image.shape[1] != 3:
+        raise ValueError(f"columns must be (B, 12, H, W) at the size of image {tuple(image.shape)}, got "
+                         f"{tuple(columns.shape)}")
+    B, (H, W) = image.shape[0], image.shape[-2:]
     guide = torch.cat([image, torch.ones_like(image[:, :1])], 1).view(B, 4, 1, H, W)  # (g_0, g_1, g_2, 1)
-    terms = (up * guide).view(B, 4, 3 * H * W)
+    terms = (columns.reshape(B, 4, 3, H, W) * guide).view(B, 4, 3 * H * W)
     with torch.autocast(terms.device.type, enabled=False):  # a sum in the terms' dtype, as the eager one, also compiled
         return torch.matmul(terms.new_ones(1, 1, 4), terms).view(B, 3, H, W)  # the sum over columns as a MatMul

@@ -28,7 +28,7 @@ from typing import Final
 import torch
 from torch import Tensor
 
-from sim2real.translator.layers import coefficients_by_label
+from sim2real.translator.layers import columns_by_index
 
 #: the pseudo-count of class-mean cells each (class, bin) mean holds
 PRIOR_CELLS: Final = 1.0
@@ -55,18 +55,29 @@ def binned_class_means(values: Tensor, member: Tensor, weights: Tensor, class_me
     return (sums + PRIOR_CELLS * class_means.unsqueeze(2)) / (totals + PRIOR_CELLS)
 
 
-def by_label_and_lightness(table: Tensor, labels: Tensor, lightness: Tensor) -> Tensor:
+def by_label_and_lightness(table: Tensor, labels: Tensor, lightness: Tensor, constant: Tensor | None = None
+                           ) -> tuple[Tensor, Tensor | None]:
     """table (B, K, L, R) a map per lightness bin and label id, labels (B, h, w) integer ids, lightness (B, h, w)
     in [-1, 1] -> (B, K, h, w): each pixel's column of its label, interpolated between its two bins by the hat
-    weights (two gathers, whatever L). An id outside [0, R) reads column R - 1 (as
-    :func:`~sim2real.translator.layers.coefficients_by_label`)."""
-    bins, rows = table.shape[2], table.shape[3]
+    weights; and, for ``constant`` (B, E, R) columns that do not depend on lightness, each pixel's column of those
+    (B, E, h, w) (else None). An id outside [0, R) reads column R - 1 (as
+    :func:`~sim2real.translator.layers.coefficients_by_label`).
+
+    Read as the lower bin's column plus the hat weight times the step to the next bin's, T_l + h (T_{l+1} - T_l):
+    two gathers whatever L (the lower columns with the constant ones, and the steps) and two full-resolution
+    operations per plane for the blend."""
+    batch, channels, bins, rows = table.shape
     ids = labels.long()
     ids = torch.where((ids < 0) | (ids >= rows), rows - 1, ids)
     position = (lightness.clamp(-1.0, 1.0) + 1) * ((bins - 1) / 2)
     low = position.floor().clamp(max=bins - 2)
     upper = (position - low).unsqueeze(1)
-    column = low.long() * rows + ids
-    flat = table.flatten(2)  # (B, K, L R): column l R + id
-    lower_map, upper_map = coefficients_by_label(flat, column), coefficients_by_label(flat, column + rows)
-    return lower_map + upper * (upper_map - lower_map)
+    column = low.long() * rows + ids  # column l R + id of the (B, ., (L - 1) R) tables below
+    lower = table[:, :, :-1]
+    steps = (table[:, :, 1:] - lower).reshape(batch, channels, -1)
+    lower = lower.reshape(batch, channels, -1)
+    if constant is not None:
+        lower = torch.cat([lower, constant.to(lower.dtype).repeat(1, 1, bins - 1)], 1)
+    lower_map = columns_by_index(lower, column)
+    blended = lower_map[:, :channels] + upper * columns_by_index(steps, column)
+    return blended, (lower_map[:, channels:] if constant is not None else None)
