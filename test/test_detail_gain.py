@@ -43,6 +43,8 @@ def test_the_detail_scales_by_the_gain_inside_the_tanh_in_the_target_decoder_onl
     # the class means the edge-pixel field reads (and the detail takes off before its box) are scaled too
     seen = {g: _detail_means_at_the_edge_field(_generator(g), rgb, sem, inst) for g in (0.5, 1.0)}
     assert seen[1.0].abs().amax() > 1e-3 and torch.allclose(seen[0.5], 0.5 * seen[1.0], atol=1e-7)
+    gen = _generator(0.5)
+    assert gen.decoders["target"].detail_gain == 0.5 and gen.decoders["source"].detail_gain == 1.0
 
 
 def _detail_means_at_the_edge_field(gen: torch.nn.Module, *frame: torch.Tensor) -> torch.Tensor:
@@ -57,8 +59,6 @@ def _detail_means_at_the_edge_field(gen: torch.nn.Module, *frame: torch.Tensor) 
     decoder._edge_field = recording
     gen(*frame)
     return seen[0]
-    gen = _generator(0.5)
-    assert gen.decoders["target"].detail_gain == 0.5 and gen.decoders["source"].detail_gain == 1.0
 
 
 @torch.no_grad()

@@ -228,30 +228,42 @@ def test_edge_pixels_reach_onnx(tmp_path: Path) -> None:
     assert onnx_parity(gen, runner) > 1e-2
 
 
-def test_the_generator_with_class_box_field_is_close_to_class_box_and_the_source_decoder_uses_the_box() -> None:
-    """End to end, through DetailPath.render and the decoder: ``class_box_field`` gives exact ``class_box``'s output
-    (both with edge pixels; the plain box, the control, differs by 4e-3 on average on these random weights and this
-    small, edge-dense frame); the source decoder (no edge pixels) keeps the box high-pass."""
+@pytest.mark.parametrize("edge_clamp", [0, 1])
+def test_the_generator_with_class_box_field_is_class_box_and_the_source_decoder_uses_the_box(edge_clamp: int) -> None:
+    """End to end, through DetailPath.render and the decoder, with and without the edge clamp (which takes the
+    detail apart from the colour map): ``class_box_field`` gives exact ``class_box``'s output (both with edge
+    pixels; the plain box, the control, differs by 4e-3 on average on these random weights and this small,
+    edge-dense frame); the source decoder (no edge pixels) keeps the box high-pass. With the edge pixels switched
+    off at run time the class means are looked up alone: still ``class_box``."""
     rgb, sem = procedural_frames(1, seed=4, size=(128, 192))
     inst = torch.zeros_like(sem)
     outputs = {}
     for mean in ("class_box_field", "class_box", "box"):
-        gen = _generator(True, detail_highpass=True, detail_mean=mean)
+        gen = _generator(True, detail_highpass=True, detail_mean=mean, edge_clamp=edge_clamp)
         with torch.no_grad():
             gen.decoders["target"].detail.out.weight.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
             outputs[mean] = gen(rgb, sem, inst)
     assert gen.decoders["source"].detail.mean == "box"
-    field = _generator(True, detail_highpass=True, detail_mean="class_box_field")
+    field = _generator(True, detail_highpass=True, detail_mean="class_box_field", edge_clamp=edge_clamp)
     assert field.decoders["source"].detail.mean == "box" and field.decoders["target"].detail.mean == "class_box_field"
     near = (outputs["class_box_field"] - outputs["class_box"]).abs().amax()
     box = (outputs["box"] - outputs["class_box"]).abs().mean()
     assert box > 1e-3 and near < 1e-5, (near, box)
+    with torch.no_grad():
+        field.decoders["target"].detail.out.weight.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
+        field.decoders["target"].edge_pixels = False
+        without_field = field(rgb, sem, inst)
+        field.decoders["target"].detail.mean = "class_box"
+        reference = field(rgb, sem, inst)
+    assert (without_field - reference).abs().amax() < 1e-5
 
 
-def test_class_box_field_reaches_onnx(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bins", [0, 4])
+def test_class_box_field_reaches_onnx(tmp_path: Path, bins: int) -> None:
+    """Exported, with and without lightness bins (with them the class means ride in the lower bin's gather)."""
     from sim2real.translator.onnx_export import OnnxTranslator, export_onnx, onnx_parity
 
-    gen = _generator(True, detail_highpass=True, detail_mean="class_box_field")
+    gen = _generator(True, detail_highpass=True, detail_mean="class_box_field", coefficient_lightness_bins=bins)
     with torch.no_grad():  # a detail path that draws something
         gen.decoders["target"].detail.out.weight.normal_(0, 0.3)
     runner = OnnxTranslator(export_onnx(gen, tmp_path / "class_box_field.onnx", 64, 96), intra_op_threads=1)

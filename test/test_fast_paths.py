@@ -25,10 +25,12 @@ from sim2real.translator.generator import DetailPath, LabelStem, TranslatorGener
 from sim2real.translator.inference import Translator, resolve_backend
 from sim2real.translator.instance_branch import paste_instances
 from sim2real.translator.layers import (
+    COLUMN_ORDER,
     ModulatedConv2d,
     PaddedConv2d,
     apply_affine_colour,
     box_mean,
+    column_affine_colour,
     replicate_pad,
     upsampled_affine_colour,
 )
@@ -174,28 +176,29 @@ def test_affine_colour_equals_the_broadcast_formula() -> None:
 
 def test_upsampled_affine_colour_exports_the_same_function_by_columns(tmp_path: Path) -> None:
     """The export form (the 12 planes ordered by column of [A | b], one upsampling, times the guide planes and a
-    plane of ones, summed over columns) against upsampling all 12 planes and the broadcast formula, with and
-    without an offset, batch 2; run through onnxruntime, so a wrong column order or a missed offset fails."""
+    plane of ones, summed over columns) against upsampling all 12 planes and the broadcast formula, batch 2; run
+    through onnxruntime, so a wrong column order fails. ``column_affine_colour`` of the upsampled columns, eager
+    (its fused multiply-adds) and exported (the MatMul), gives the same."""
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
-    coeffs, image, offset = torch.randn(2, 12, 6, 8), torch.randn(2, 3, 24, 32), torch.randn(2, 3, 6, 8)
+    coeffs, image = torch.randn(2, 12, 6, 8), torch.randn(2, 3, 24, 32)
     up = F.interpolate(coeffs, size=(24, 32), mode="bilinear", align_corners=False)
-    up_offset = F.interpolate(offset, size=(24, 32), mode="bilinear", align_corners=False)
     expected = (up[:, :9].reshape(2, 3, 3, 24, 32) * image.unsqueeze(1)).sum(dim=2) + up[:, 9:]
+    columns = up[:, list(COLUMN_ORDER)]
 
     class Head(torch.nn.Module):
-        def forward(self, c: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return upsampled_affine_colour(c, g), upsampled_affine_colour(c, g, b)
+        def forward(self, c: torch.Tensor, g: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return upsampled_affine_colour(c, g), column_affine_colour(u, g)
 
     path = tmp_path / "head.onnx"
-    torch.onnx.export(Head(), (coeffs, image, offset), str(path), input_names=["c", "g", "b"], dynamo=False)
+    torch.onnx.export(Head(), (coeffs, image, columns), str(path), input_names=["c", "g", "u"], dynamo=False)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    plain, shifted = session.run(None, {"c": coeffs.numpy(), "g": image.numpy(), "b": offset.numpy()})
-    assert np.abs(plain - expected.numpy()).max() < 1e-5
-    assert np.abs(shifted - (expected + up_offset).numpy()).max() < 1e-5
-    assert np.abs(shifted - plain).max() > 0.5  # the offset counts
+    upsampled, by_columns = session.run(None, {"c": coeffs.numpy(), "g": image.numpy(), "u": columns.numpy()})
+    assert np.abs(upsampled - expected.numpy()).max() < 1e-5
+    assert np.abs(by_columns - expected.numpy()).max() < 1e-5
     assert torch.allclose(upsampled_affine_colour(coeffs, image), expected, atol=1e-5)
-    assert torch.allclose(upsampled_affine_colour(coeffs, image, offset), expected + up_offset, atol=1e-5)
+    assert torch.allclose(column_affine_colour(columns, image), expected, atol=1e-5)
+    assert (column_affine_colour(up, image) - expected).abs().amax() > 0.5  # the standard order is not the columns'
 
 
 def test_the_export_form_of_the_affine_head_keeps_float32_under_autocast(monkeypatch: pytest.MonkeyPatch) -> None:

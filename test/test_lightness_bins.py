@@ -52,6 +52,8 @@ def test_the_lookup_interpolates_each_pixels_own_label_between_its_two_bins(batc
     assert torch.equal(constant_out, torch.stack([constant[b][:, ids[b]] for b in range(batch)]))  # by label alone
     alone, none = by_label_and_lightness(table, labels, lightness)
     assert none is None and torch.equal(alone, out)
+    with pytest.raises(ValueError, match="constant columns"):  # another id count would read the wrong columns
+        by_label_and_lightness(table, labels, lightness, constant[..., :200])
 
 
 def _two_tone_class() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -45,8 +45,8 @@ LABEL_RESOLUTIONS: Final = ("input", "work")
 
 #: what the detail path's output is made zero-mean over when ``detail_highpass`` is on: "box" = a box of
 #: 2 ``work_scale`` + 1 pixels around each pixel; "class" = the frame's pixels of the pixel's label; "class_box" =
-#: the label's mean first, then the box's; "class_box_field" = the box's, and the class steps' bands taken off through
-#: the edge-pixel field's affine offsets.
+#: the label's mean first, then the box's; "class_box_field" = the same as "class_box", with each pixel's class mean
+#: read in the edge-pixel field's lookup instead of a gather of its own.
 DETAIL_MEANS: Final = ("box", "class", "class_box", "class_box_field")
 #: ``GeneratorConfig.decoder_thing_chroma``: where thing classes' chroma comes from
 #: (:mod:`~sim2real.translator.thing_colour_maps`).
@@ -168,10 +168,9 @@ class GeneratorConfig:
             what varies slowly inside a class passes (a second colour map, which a model trained with the box
             never had shaped). "class_box": the class means, then the box: the box's output inside each class,
             without the steps' bands. Without labels (decoding a real frame) the class mean is the frame mean.
-            "class_box_field": the box, and the bands of the class means' steps taken off through the affine
-            offsets at the edge-pixel field's resolution (needs ``coefficient_edge_pixels``; the target decoder
-            only): class_box to within about a pixel of each edge (exactly at work scale 2, whose field is at full
-            resolution), with no full-resolution work added. Changes no weight.
+            "class_box_field": class_box's output, each pixel's class mean read in the edge-pixel field's lookup
+            (needs ``coefficient_edge_pixels``; the target decoder only; the source decoder takes the box) instead
+            of a gather of its own. Changes no weight.
         detail_gain: g in [0, 4]: the target decoder's detail output (and its class means) times g: the texture
             the translate path adds; 1 = as trained, 0 = none. Changes no weight (docs/translator.md "Detail
             gain").

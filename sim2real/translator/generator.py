@@ -601,13 +601,16 @@ class Decoder(nn.Module):
                          if self.detail is not None else (None, None))
         if detail is not None and self.detail_gain != 1.0:  # linear in r: its class means scale alike
             detail, means = detail * self.detail_gain, None if means is None else means * self.detail_gain
+        pixel_means = None
         if edge_inputs is None:
             out = upsampled_affine_colour(coeffs[:, :AFFINE_COEFFS], guide)
+            if means is not None and labels is not None:  # class means without the edge field (edge_pixels off)
+                pixel_means = coefficients_by_label(means, labels)
         else:
             columns, pixel_means = self._edge_field(*edge_inputs, means, lightness=lightness)
-            out = column_affine_colour(columns.to(coeffs.dtype), guide)
-            if pixel_means is not None and detail is not None:  # class_box_field: the high-pass after the lookup
-                detail = self._class_box(detail, pixel_means)
+            out = column_affine_colour(columns, guide)
+        if pixel_means is not None and detail is not None:  # class_box_field: its high-pass after the lookup
+            detail = self._class_box(detail, pixel_means)
         if self.edge_clamp and labels is not None:
             out = edge_clamped(out, detail, labels, self.edge_clamp)
         elif detail is not None:

@@ -383,9 +383,8 @@ def window_max(x: Tensor, radius: int) -> Tensor:
     return reduce(torch.maximum, [rows[..., k:k + height, :] for k in range(size)])
 
 
-def upsampled_affine_colour(coeffs: Tensor, image: Tensor, offset: Tensor | None = None) -> Tensor:
-    """:func:`apply_affine_colour` of ``coeffs`` (B, 12, h, w) bilinearly upsampled to ``image``'s (B, 3, H, W);
-    ``offset`` (B, 3, h, w), if given, is added to the offsets b (coeffs[:, 9:12]) before the upsampling.
+def upsampled_affine_colour(coeffs: Tensor, image: Tensor) -> Tensor:
+    """:func:`apply_affine_colour` of ``coeffs`` (B, 12, h, w) bilinearly upsampled to ``image``'s (B, 3, H, W).
 
     Exported (ONNX; also under ``torch.compile``) as one upsampling of the 12 planes ordered by column of [A | b]
     (A_:0, A_:1, A_:2, b), viewed as (B, 4, 3, H, W), times the guide planes with a plane of ones, (B, 4, 1, H, W),
@@ -398,26 +397,24 @@ def upsampled_affine_colour(coeffs: Tensor, image: Tensor, offset: Tensor | None
     if coeffs.shape[1] != AFFINE_COEFFS or coeffs.shape[0] != image.shape[0] or image.shape[1] != 3:
         raise ValueError(f"coeffs must be (B, 12, h, w) and image (B, 3, H, W) with the same B, got "
                          f"{tuple(coeffs.shape)} and {tuple(image.shape)}")
-    if offset is not None and offset.shape != (coeffs.shape[0], 3, *coeffs.shape[-2:]):
-        raise ValueError(f"offset must be (B, 3, h, w) like coeffs {tuple(coeffs.shape)}, got {tuple(offset.shape)}")
     size = image.shape[-2:]
     if not _exporting():
-        if offset is not None:
-            coeffs = torch.cat([coeffs[:, :9], coeffs[:, 9:] + offset], 1)
         return apply_affine_colour(upsample_to(coeffs, size), image)
-    columns = coeffs[:, list(COLUMN_ORDER[:9])]  # A_:0, A_:1, A_:2
-    planes = torch.cat([columns, coeffs[:, 9:12] if offset is None else coeffs[:, 9:12] + offset], 1)
-    return column_affine_colour(upsample_to(planes, size), image)
+    return column_affine_colour(upsample_to(coeffs[:, list(COLUMN_ORDER)], size), image)
 
 
 def column_affine_colour(columns: Tensor, image: Tensor) -> Tensor:
     """The affine colour model with its coefficients by column (:data:`COLUMN_ORDER`) at the image's size: columns
     (B, 12, H, W) = [A_:0 | A_:1 | A_:2 | b], image (B, 3, H, W) -> b + A_:0 g_0 + A_:1 g_1 + A_:2 g_2 (B, 3, H, W).
     The columns viewed as (B, 4, 3, H, W) times the guide planes with a plane of ones, (B, 4, 1, H, W), summed over
-    the columns by a (1, 4) MatMul of ones: no plane split out (see :func:`upsampled_affine_colour`)."""
+    the columns by a (1, 4) MatMul of ones: no plane split out (see :func:`upsampled_affine_colour`). Eager: three
+    fused multiply-adds (``addcmul``) of 3-plane slices (~2 ms faster at 640x360), the same values."""
     if columns.shape[1] != AFFINE_COEFFS or columns.shape[-2:] != image.shape[-2:] or image.shape[1] != 3:
         raise ValueError(f"columns must be (B, 12, H, W) at the size of image {tuple(image.shape)}, got "
                          f"{tuple(columns.shape)}")
+    if not _exporting():
+        out = torch.addcmul(columns[:, 9:12], columns[:, 0:3], image[:, 0:1])
+        return out.addcmul_(columns[:, 3:6], image[:, 1:2]).addcmul_(columns[:, 6:9], image[:, 2:3])
     B, (H, W) = image.shape[0], image.shape[-2:]
     guide = torch.cat([image, torch.ones_like(image[:, :1])], 1).view(B, 4, 1, H, W)  # (g_0, g_1, g_2, 1)
     terms = (columns.reshape(B, 4, 3, H, W) * guide).view(B, 4, 3 * H * W)

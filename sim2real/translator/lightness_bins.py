@@ -67,6 +67,9 @@ def by_label_and_lightness(table: Tensor, labels: Tensor, lightness: Tensor, con
     two gathers whatever L (the lower columns with the constant ones, and the steps) and two full-resolution
     operations per plane for the blend."""
     batch, channels, bins, rows = table.shape
+    if constant is not None and (constant.dim() != 3 or constant.shape[0] != batch or constant.shape[2] != rows):
+        raise ValueError(f"constant columns must be (B, E, R) = ({batch}, E, {rows}) like the table "
+                         f"{tuple(table.shape)}, got {tuple(constant.shape)}")
     ids = labels.long()
     ids = torch.where((ids < 0) | (ids >= rows), rows - 1, ids)
     position = (lightness.clamp(-1.0, 1.0) + 1) * ((bins - 1) / 2)
