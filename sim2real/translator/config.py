@@ -100,8 +100,8 @@ def _check_option_needs(cfg: GeneratorConfig) -> None:
         raise ConfigError(f"GeneratorConfig.detail_mean {cfg.detail_mean!r} names the mean detail_highpass takes "
                           "off: it needs detail_highpass: true")
     if cfg.detail_mean == "class_box_field" and not cfg.coefficient_edge_pixels:
-        raise ConfigError("GeneratorConfig.detail_mean class_box_field takes the bands off through the edge-pixel "
-                          "field: it needs coefficient_edge_pixels: true")
+        raise ConfigError("GeneratorConfig.detail_mean class_box_field reads its class means in the edge-pixel "
+                          "field's lookup: it needs coefficient_edge_pixels: true")
     if cfg.coefficient_edge_pixels and not cfg.coefficient_edge_pooling:
         raise ConfigError("GeneratorConfig.coefficient_edge_pixels is edge pooling per pixel: it needs "
                           "coefficient_edge_pooling > 0")

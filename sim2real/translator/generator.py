@@ -433,7 +433,8 @@ class Decoder(nn.Module):
         detail_width: width of the :class:`DetailPath`.
         detail_highpass: box size of the :class:`DetailPath`'s high-pass (0 = off).
         detail_mean: which mean the :class:`DetailPath`'s high-pass takes off (``detail_highpass`` > 0): "box",
-            "class" or "class_box".
+            "class", "class_box" or "class_box_field" (``class_box`` with the class means read in the edge-pixel
+            field's lookup, :meth:`_class_box`; needs ``edge_pixels``).
         pooling: share of the coefficients taken from their class means when labels are given
             (:func:`~sim2real.translator.coefficient_pooling.class_pooled_coefficients`); 0 = off.
         num_classes: class ids below this pool per class; cells of other ids take the mean of the frame's class
@@ -469,8 +470,8 @@ class Decoder(nn.Module):
         if edge_pixels and edge_pooling <= 0:
             raise ValueError("edge_pixels needs edge_pooling > 0")
         if detail_mean == "class_box_field" and not edge_pixels:
-            raise ValueError("detail_mean class_box_field takes its bands off in the edge-pixel field: it needs "
-                             "edge_pixels")
+            raise ValueError("detail_mean class_box_field reads its class means in the edge-pixel field's lookup: "
+                             "it needs edge_pixels")
         if edge_clamp < 0:
             raise ValueError(f"edge_clamp must be >= 0, got {edge_clamp}")
         if lightness_bins == 1 or lightness_bins < 0:
