@@ -182,7 +182,8 @@ def torch_variants(dev: torch.device, preset: str, size: str, compile_here: bool
 #: ``+edge2_pixels`` with that edge pooling also per pixel (``coefficient_edge_pixels``), ``+thing_guide`` with the
 #: things' own chroma (``colour_prior_thing_chroma``, ``decoder_thing_chroma`` guide), ``+edge_clamp1`` with the
 #: output clamped within 1 px of label edges (``edge_clamp`` 1), ``+lightness4`` with the pooling targets taken per
-#: bin of the guide's lightness (``coefficient_lightness_bins`` 4; after a pooling option).
+#: bin of the guide's lightness (``coefficient_lightness_bins`` 4; after a pooling option), ``+road_markings`` with
+#: the road's painted markings keeping their chroma (``marking_chroma_classes`` road; after ``+frame_prior``).
 PRESET_OPTIONS = {"prior": {"use_colour_prior": True},
                   "frame_prior": {"use_colour_prior": True, "colour_prior_per_frame": True},
                   "pool": {"coefficient_pooling": 0.5},
@@ -195,7 +196,8 @@ PRESET_OPTIONS = {"prior": {"use_colour_prior": True},
                   "edge2_pixels": {"coefficient_edge_pooling": 2, "coefficient_edge_pixels": True},
                   "thing_guide": {"colour_prior_thing_chroma": True, "decoder_thing_chroma": "guide"},
                   "edge_clamp1": {"edge_clamp": 1},
-                  "lightness4": {"coefficient_lightness_bins": 4}}
+                  "lightness4": {"coefficient_lightness_bins": 4},
+                  "road_markings": {"marking_chroma_classes": ("road",)}}
 
 
 def preset_config(spec: str) -> GeneratorConfig:

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from sim2real.core.labels import THING_CLASSES
+from sim2real.translator.markings import marked_lab, marking_columns
 
 __all__ = ["FRAME_ROWS", "MAX_GAIN", "STATS_STRIDE", "STD_EPS", "ClassColourPrior", "lab_to_srgb", "srgb_to_lab"]
 
@@ -162,11 +163,17 @@ class ClassColourPrior(nn.Module):
 
     fitted: Tensor
 
-    def __init__(self, per_frame: bool = False, pooled_share: float = 0.01, *, thing_chroma: bool = False) -> None:
+    def __init__(self, per_frame: bool = False, pooled_share: float = 0.01, *, thing_chroma: bool = False,
+                 marking_ids: tuple[int, ...] = ()) -> None:
         super().__init__()
         if not 0.0 < pooled_share <= 1.0:
             raise ValueError(f"pooled_share must be in (0, 1], got {pooled_share}")
+        if marking_ids and not per_frame:
+            raise ValueError("marking_ids need the per-frame prior (the marking weight reads the frame's class means)")
+        if any(not 0 <= i < PRIOR_ROWS for i in marking_ids):
+            raise ValueError(f"marking_ids must be train ids in [0, {PRIOR_ROWS}), got {marking_ids}")
         self.per_frame, self.pooled_share, self.thing_chroma = per_frame, float(pooled_share), thing_chroma
+        self.marking_ids = tuple(marking_ids)
         if per_frame:
             self.register_buffer("class_of_id", torch.full((PRIOR_ROWS,), FRAME_ROWS - 1, dtype=torch.long))
             for name, fill in (("real_mean", 0.0), ("real_std", 1.0), ("source_mean", 0.0), ("source_std", 1.0)):
@@ -221,6 +228,11 @@ class ClassColourPrior(nn.Module):
         """The per-frame maps (module docstring): sampled (B, h, w, 3) the Lab of the sampled pixels
         (``lab[:, ::STATS_STRIDE, ::STATS_STRIDE]`` of the frame's), rows (B, h, w) their class rows -> (gain,
         offset), (B, FRAME_ROWS, 3) each."""
+        return self.frame_statistics(sampled, rows)[:2]
+
+    def frame_statistics(self, sampled: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`frame_maps` and the class means mu_k they map from: -> (gain, offset, mu_k), (B, FRAME_ROWS, 3)
+        each."""
         rows = rows.reshape(sampled.shape[0], -1)  # (B, N)
         sampled = sampled.reshape(sampled.shape[0], -1, 3)  # (B, N, 3)
         member = (rows.unsqueeze(-1) == self._rows).to(sampled.dtype)  # (B, N, R)
@@ -235,34 +247,49 @@ class ClassColourPrior(nn.Module):
         within = (second - first * first / count.clamp(min=1)).clamp(min=0)  # n_k sigma_frame^2
         std = ((within + weight * self.source_std**2) / (count + weight)).sqrt()
         gain = (self.real_std / (std + STD_EPS)).clamp(1 / MAX_GAIN, MAX_GAIN)
-        return gain, self.real_mean - gain * mean
+        return gain, self.real_mean - gain * mean, mean
 
     def forward(self, rgb: Tensor, semantic: Tensor) -> Tensor:
         """rgb (B, 3, H, W) in [-1, 1], semantic (B, H, W) train ids -> (B, 3, H, W) in
         [-1, 1], float32, also under autocast (fp16 / bf16 matrix products would shift colours by ~10 levels and
         overflow the per-frame sums). Works channels-last ((B, H, W, 3) rows times 3x3 matrices) inside; each pixel
         gathers its (gain, offset) from one (256, 6) table per frame."""
+        return self.forward_with_markings(rgb, semantic)[0]
+
+    def forward_with_markings(self, rgb: Tensor, semantic: Tensor) -> tuple[Tensor, Tensor | None]:
+        """:meth:`forward`, also returning the marking weight m (B, 1, H, W) float32 (:mod:`~sim2real.translator.
+        markings`; the painted pixels of ``marking_ids``, whose chroma deviation from their class this prior
+        keeps), None without ``marking_ids``."""
         with torch.autocast(rgb.device.type, enabled=False):
             return self._forward_fp32(rgb, semantic)
 
-    def _forward_fp32(self, rgb: Tensor, semantic: Tensor) -> Tensor:
+    def _forward_fp32(self, rgb: Tensor, semantic: Tensor) -> tuple[Tensor, Tensor | None]:
         f = _lab_f(_decode_srgb(rgb.float().permute(0, 2, 3, 1)) @ self._to_xyz)  # (B, H, W, 3)
         index = semantic.long().clamp(0, PRIOR_ROWS - 1)
         lab_unbiased = f @ self._to_lab  # Lab - lab_bias: the biases go into the offsets (_folded_offsets)
         if self.per_frame:
             s = STATS_STRIDE
             sampled = lab_unbiased[:, ::s, ::s] + self._lab_bias
-            gain, offset = self._chroma_kept(*self.frame_maps(sampled, self.class_of_id[index[:, ::s, ::s]]))
-            offset = self._folded_offsets(gain, offset)
-            table = torch.cat([gain, offset], 2)[:, self.class_of_id].reshape(-1, 6)  # (B * 256, 6)
+            gain, offset, mean = self.frame_statistics(sampled, self.class_of_id[index[:, ::s, ::s]])
+            gain, offset = self._chroma_kept(gain, offset)
+            columns = marking_columns(gain, mean)  # (B, FRAME_ROWS, 6): each marking class's constants
+            marking = [columns[:, self.class_of_id[i]].view(-1, 1, 1, 6) for i in self.marking_ids]
+            table = torch.cat([gain, self._folded_offsets(gain, offset)], 2)[:, self.class_of_id].reshape(-1, 6)
             index = index + torch.arange(index.shape[0], device=index.device).view(-1, 1, 1) * PRIOR_ROWS
         else:
             gain, offset = self._chroma_kept(self.gain, self.offset)
             table = torch.cat([gain, self._folded_offsets(gain, offset)], 1)  # (256, 6)
+            marking = []  # (marking_ids need the per-frame prior)
         maps = table[index]  # (B, H, W, 6)
-        f_mapped = (lab_unbiased * maps[..., :3] + maps[..., 3:]) @ self._to_f
-        linear = (_lab_f_inverse(f_mapped) @ self._to_linear).clamp(min=0)
-        return _encode_srgb(linear).clamp(-1, 1).permute(0, 3, 1, 2)
+        mapped = lab_unbiased * maps[..., :3] + maps[..., 3:]
+        weight = None
+        for label, columns in zip(self.marking_ids, marking, strict=True):  # the classes' pixels are disjoint
+            mapped, class_weight = marked_lab(lab_unbiased, mapped, columns, (semantic == label).to(mapped.dtype))
+            weight = class_weight if weight is None else weight + class_weight
+        if weight is not None:
+            weight = weight.unsqueeze(1)  # (B, 1, H, W)
+        linear = (_lab_f_inverse(mapped @ self._to_f) @ self._to_linear).clamp(min=0)
+        return _encode_srgb(linear).clamp(-1, 1).permute(0, 3, 1, 2), weight
 
     def _chroma_kept(self, gain: Tensor, offset: Tensor) -> tuple[Tensor, Tensor]:
         """``thing_chroma``: the maps (..., rows, 3) with gain 1 and offset 0 on Lab a and b in the rows of thing

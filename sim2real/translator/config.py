@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sim2real.core.errors import ConfigError
-from sim2real.core.labels import CLASS_NAMES, NUM_CLASSES, TRAIN_ID
+from sim2real.core.labels import CLASS_NAMES, NUM_CLASSES, THING_CLASSES, TRAIN_ID
 from sim2real.translator.layers import PADDING_MODES
 
 __all__ = [
@@ -113,6 +113,26 @@ def _check_option_needs(cfg: GeneratorConfig) -> None:
                           "coefficient_pooling, coefficient_edge_pooling or coefficient_whole_classes")
     if cfg.colour_prior_per_frame and not cfg.use_colour_prior:
         raise ConfigError("GeneratorConfig.colour_prior_per_frame needs use_colour_prior")
+    if cfg.marking_chroma_classes and not cfg.colour_prior_per_frame:
+        raise ConfigError("GeneratorConfig.marking_chroma_classes weighs each pixel by its distance from its class's "
+                          "frame mean: it needs use_colour_prior and colour_prior_per_frame")
+    things = [n for n in cfg.marking_chroma_classes if TRAIN_ID[n] in THING_CLASSES]
+    if things:
+        raise ConfigError(f"GeneratorConfig.marking_chroma_classes must name stuff classes (thing classes keep their "
+                          f"chroma with colour_prior_thing_chroma and decoder_thing_chroma), got {things}")
+
+
+def _class_names(cfg: GeneratorConfig, field: str) -> tuple[str, ...]:
+    """The class-name list ``field`` of ``cfg`` as a tuple; ConfigError unless distinct names of classes below
+    ``num_classes``."""
+    names = getattr(cfg, field)
+    if isinstance(names, str) or not isinstance(names, list | tuple):
+        raise ConfigError(f"GeneratorConfig.{field} must be a list of class names, got {names!r}")
+    unknown = [n for n in names if n not in CLASS_NAMES or TRAIN_ID[n] >= cfg.num_classes]
+    if unknown or len(set(names)) != len(names):
+        raise ConfigError(f"GeneratorConfig.{field} must be distinct names of "
+                          f"{list(CLASS_NAMES)} below num_classes, got {list(names)!r}")
+    return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -220,6 +240,10 @@ class GeneratorConfig:
         coefficient_lightness_bins: L >= 2: the pooling targets above are class means per bin of the guide's
             lightness (:mod:`~sim2real.translator.lightness_bins`): a class's pooled maps follow lightness, so a
             black truck underside is not handed a grey truck's map at its edge. 0 = off. Changes no weight.
+        marking_chroma_classes: names of stuff classes whose painted markings keep their chroma (a yellow centre
+            line on the road stays yellow): pixels far in Lab chroma from their class's frame mean keep their
+            deviation from it through the per-frame prior, and the target decoder keeps their guide chroma
+            (:mod:`~sim2real.translator.markings`). Needs ``colour_prior_per_frame``. Changes no weight.
         identity_start: a fresh decoder returns its guide (with the colour prior: the prior's map) unchanged: its
             head's colour-coefficient weights start at zero (bias: the identity map) and its output is clamped to
             [-1, 1] instead of squashed by tanh. False = tanh and small random head weights, as every model before
@@ -275,6 +299,7 @@ class GeneratorConfig:
     decoder_thing_chroma: str = "decoder"
     coefficient_whole_classes: tuple[str, ...] = ()
     coefficient_lightness_bins: int = 0
+    marking_chroma_classes: tuple[str, ...] = ()
     identity_start: bool = False
 
     def __post_init__(self) -> None:
@@ -285,7 +310,8 @@ class GeneratorConfig:
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"GeneratorConfig.{field} must be an int in [{low}, {high}], got {value!r}")
         self._check_target_styles()
-        self._check_whole_classes()
+        for field in ("coefficient_whole_classes", "marking_chroma_classes"):
+            object.__setattr__(self, field, _class_names(self, field))
         for field in ("use_instance_branch", "use_memory", "use_camera", "use_colour_prior",
                       "colour_prior_per_frame", "colour_prior_thing_chroma", "detail_highpass", "identity_start",
                       "coefficient_edge_pixels"):
@@ -318,16 +344,6 @@ class GeneratorConfig:
             raise ConfigError(f"GeneratorConfig.body_padding_mode must be null or one of {list(PADDING_MODES)}, "
                               f"got {self.body_padding_mode!r}")
 
-    def _check_whole_classes(self) -> None:
-        names = self.coefficient_whole_classes
-        if isinstance(names, str) or not isinstance(names, list | tuple):
-            raise ConfigError(f"GeneratorConfig.coefficient_whole_classes must be a list of class names, got {names!r}")
-        object.__setattr__(self, "coefficient_whole_classes", tuple(names))
-        unknown = [n for n in names if n not in CLASS_NAMES or TRAIN_ID[n] >= self.num_classes]
-        if unknown or len(set(names)) != len(names):
-            raise ConfigError(f"GeneratorConfig.coefficient_whole_classes must be distinct names of "
-                              f"{list(CLASS_NAMES)} below num_classes, got {list(names)!r}")
-
     def _check_target_styles(self) -> None:
         object.__setattr__(self, "target_styles", tuple(self.target_styles))
         names = self.target_styles
@@ -352,6 +368,7 @@ class GeneratorConfig:
         d = dataclasses.asdict(self)
         d["target_styles"] = list(self.target_styles)
         d["coefficient_whole_classes"] = list(self.coefficient_whole_classes)
+        d["marking_chroma_classes"] = list(self.marking_chroma_classes)
         return d
 
     @classmethod

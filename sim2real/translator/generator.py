@@ -76,6 +76,7 @@ from sim2real.translator.layers import (
     upsampled_affine_colour,
 )
 from sim2real.translator.lightness_bins import by_label_and_lightness
+from sim2real.translator.markings import kept_guide_chroma
 from sim2real.translator.memory import ClassStyleMemory, downsample_labels
 from sim2real.translator.thing_colour_maps import thing_cells, thing_columns
 
@@ -139,6 +140,8 @@ class ContentCode:
         semantic: (B, H, W) int64 labels used for the memory read / update / contrastive loss, or None.
         instances: kept instance boxes (input pixels) or None.
         instance_masks: (B, N, h, w) instance coverage at feature resolution, or None.
+        marking_weight: (B, 1, H, W) float32 in [0, 1], the painted pixels whose target_guide chroma the target
+            decoder keeps (``cfg.marking_chroma_classes``, :mod:`~sim2real.translator.markings`), or None.
     """
 
     global_features: Tensor
@@ -148,6 +151,7 @@ class ContentCode:
     instances: InstanceBoxes | None = None
     instance_masks: Tensor | None = None
     target_guide: Tensor | None = None
+    marking_weight: Tensor | None = None
 
     def guide_for(self, domain: str) -> Tensor:
         """The image the decoder of ``domain`` transforms: ``target_guide`` for the target when present."""
@@ -585,9 +589,12 @@ class Decoder(nn.Module):
         return self.render(content, style, guide, style_map, detail_noise, labels=labels)[0]
 
     def render(self, content: Tensor, style: Tensor, guide: Tensor, style_map: Tensor | None = None,
-               detail_noise: Tensor | None = None, *, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               detail_noise: Tensor | None = None, *, labels: Tensor | None = None,
+               marking_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """As :meth:`forward`, also returning the coefficient field it applied: -> image (B, 3, H, W),
-        coefficients (B, 12 + D, h, w) at work resolution (after the pooling)."""
+        coefficients (B, 12 + D, h, w) at work resolution (after the pooling). ``marking_weight`` (B, 1, H, W):
+        where the colour map keeps the guide's chroma (:func:`~sim2real.translator.markings.kept_guide_chroma`,
+        before the detail path and the edge clamp)."""
         x = content
         if style_map is not None and self.style_map_proj is not None and style_map.shape[1] > 0:
             x = x + self.style_map_proj(style_map)
@@ -610,6 +617,8 @@ class Decoder(nn.Module):
         else:
             columns, pixel_means = self._edge_field(*edge_inputs, means, lightness=lightness)
             out = column_affine_colour(columns, guide)
+        if marking_weight is not None:
+            out = kept_guide_chroma(out, guide, marking_weight)
         if pixel_means is not None and detail is not None:  # class_box_field: its high-pass after the lookup
             detail = self._class_box(detail, pixel_means)
         if self.edge_clamp and labels is not None:
@@ -689,7 +698,8 @@ class TranslatorGenerator(nn.Module):
                                        for d in DOMAINS})
         self.camera = CameraModel(len(DOMAINS), cfg.camera_knots, cfg.camera_gamma) if cfg.use_camera else None
         self.colour_prior = (ClassColourPrior(cfg.colour_prior_per_frame, cfg.colour_prior_pooled_share,
-                                              thing_chroma=cfg.colour_prior_thing_chroma)
+                                              thing_chroma=cfg.colour_prior_thing_chroma,
+                                              marking_ids=tuple(TRAIN_ID[n] for n in cfg.marking_chroma_classes))
                              if cfg.use_colour_prior else None)
         self.register_buffer("style_mean", torch.zeros(len(DOMAINS), cfg.style_dim))
         if cfg.target_styles:  # one EMA mean style per named target dataset (absent in older checkpoints)
@@ -743,15 +753,17 @@ class TranslatorGenerator(nn.Module):
         else:
             x = self.stems["target"](rgb)
         features = self.content_body(x)
-        target_guide = None
+        target_guide = marking = None
         if idx == DOMAINS["source"] and self.colour_prior is not None and semantic is not None:
-            target_guide = self.colour_prior(rgb, semantic)
+            target_guide, marking = self.colour_prior.forward_with_markings(rgb, semantic)
         if self.instance_branch is None or instance is None:
-            return ContentCode(global_features=features, guide=rgb, semantic=semantic, target_guide=target_guide)
+            return ContentCode(global_features=features, guide=rgb, semantic=semantic, target_guide=target_guide,
+                               marking_weight=marking)
         fusion = self.instance_branch(features, instance)
         return ContentCode(
             global_features=features, guide=rgb, instance_delta=fusion.delta, semantic=semantic,
             instances=fusion.instances, instance_masks=fusion.masks, target_guide=target_guide,
+            marking_weight=marking,
         )
 
     # ------------------------------------------------------------------------------------------- style
@@ -858,7 +870,7 @@ class TranslatorGenerator(nn.Module):
             style_map = self.read_memory(content, domain)
         image, coefficients = self.decoders[domain].render(
             content.features, style, content.guide_for(domain), style_map, None if noise is None else noise[:, :1],
-            labels=content.semantic)
+            labels=content.semantic, marking_weight=content.marking_weight if domain == "target" else None)
         if self.camera is None or not camera:
             return image, coefficients
         return self.camera(image, index, frame_box, None if noise is None else noise[:, 1:4]), coefficients

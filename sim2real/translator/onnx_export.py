@@ -81,7 +81,7 @@ DEFAULT_OPSET: Final = 18
 MIN_OPSET: Final = 17
 EXPORT_METADATA_KEY: Final = "sim2real.export"
 #: bumped whenever the traced graph changes for the same weights (part of the Translator's ONNX cache key).
-GRAPH_VERSION: Final = 11  # 3: RoIAlign as matmuls (no GridSample); 4: padding_mode / label_resolution;
+GRAPH_VERSION: Final = 12  # 3: RoIAlign as matmuls (no GridSample); 4: padding_mode / label_resolution;
 # 5: unlabelled pixels: the frame's global colour statistics, the frame's mean coefficients; 6: the same function
 # ~9 ms faster (camera blur and tone curve as convolutions, decoder tail without full-resolution splits); 7: the
 # detail path's convolutions as 3-D ones over a depth of 1 (out of ONNX Runtime's NCHWc layout); 8: the same
@@ -90,7 +90,8 @@ GRAPH_VERSION: Final = 11  # 3: RoIAlign as matmuls (no GridSample); 4: padding_
 # prior's biases in its table, one Pad per box filter and blur, the tone curve's 2 y - 1 in its convolution, blur
 # taps below 1e-5 of the centre's left out, the decoder's style modulation folded into constant weights); 10: the
 # colour prior's input linearised by formula, not by a table read by 8-bit level; 11: the edge-pixel field at full
-# resolution (each pixel its own label's class means), ordered by column before its upsampling
+# resolution (each pixel its own label's class means), ordered by column before its upsampling; 12: painted
+# markings keep their chroma (marking_chroma_classes)
 INPUT_NAMES: Final = ("rgb", "semantic", "instance")
 OUTPUT_NAME: Final = "output"
 _NEAREST_EXACT: Final = "aten::_upsample_nearest_exact2d"
