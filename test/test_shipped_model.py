@@ -47,6 +47,6 @@ def test_the_default_model_records_the_training_data_of_every_run_behind_it() ->
     while record:
         chain.append((record["steps"], record["config"].get("init_from")))
         record = record.get("init")
-    assert chain == [*[(0, "models/default.safetensors")] * 8,
+    assert chain == [*[(0, "models/default.safetensors")] * 9,
                      (0, "runs/lg35/checkpoints/step_00002000"),
                      (2000, "runs/hh_s0/checkpoints/step_00005600"), (5600, None)]
