@@ -26,22 +26,27 @@ YELLOW_LAB = (86.0, -5.0, 23.0)  # CARLA's pale yellow centre line
 _W = torch.tensor(LUMA_WEIGHTS, dtype=torch.float64).view(1, 3, 1, 1)
 
 
-def test_the_weight_ramps_in_the_squared_chroma_distance_and_the_map_keeps_the_deviation_at_one_gain() -> None:
-    """Known answers of ``marked_lab`` on five pixels of one marking class (mu_k = (2, -3) in a, b; gains g_a 1.5,
-    g_b 0.5, so s = 0.5) and one pixel of another class."""
+@pytest.mark.parametrize("gains", [(1.5, 0.5), (0.5, 1.5)])
+def test_the_weight_ramps_in_the_squared_chroma_distance_and_the_map_keeps_the_deviation_at_one_gain(
+        gains: tuple[float, float]) -> None:
+    """Known answers of ``marked_lab`` on five pixels of one marking class (mu_k = (2, -3) in a, b; chroma gains
+    1.5 and 0.5 either way round, so s = 0.5 and the map changes the axis whose gain is 1.5) and one pixel of
+    another class."""
     low, high = MARKING_CHROMA_RANGE
     mid = ((low * low + high * high) / 2) ** 0.5  # halfway in the squared distance
     offsets = [(0.0, 0.0), (low, 0.0), (0.0, -mid), (high, 0.0), (-18.0, 24.0), (-18.0, 24.0)]
     lab = torch.tensor([[[[50.0 + 7 * i, 2 + da, -3 + db] for i, (da, db) in enumerate(offsets)]]])  # (1, 1, 6, 3)
-    columns = marking_columns(torch.tensor([[1.2, 1.5, 0.5]]), torch.tensor([[40.0, 2.0, -3.0]])).view(1, 1, 1, 6)
-    assert columns.flatten().tolist() == pytest.approx([0, 2, -3, 0, -1.0, 0])  # s - g = 0.5 - (1.5, 0.5)
+    columns = marking_columns(torch.tensor([[1.2, *gains]]), torch.tensor([[40.0, 2.0, -3.0]])).view(1, 1, 1, 6)
+    gaps = [0.5 - g for g in gains]
+    assert columns.flatten().tolist() == pytest.approx([0, 2, -3, 0, *gaps])  # s - g
     member = torch.tensor([[[1.0, 1, 1, 1, 1, 0]]])
     mapped = torch.randn(1, 1, 6, 3)
     out, weight = marked_lab(lab, mapped, columns, member)
     assert weight.flatten().tolist() == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0, 0.0], abs=1e-5)
     expected = mapped.clone()
-    for i, (da, _) in enumerate(offsets):  # m (s - g) (x - mu_k) on a; b's gain is already s
-        expected[0, 0, i, 1] += float(weight[0, 0, i]) * -1.0 * da
+    for i, offset in enumerate(offsets):  # m (s - g) (x - mu_k) on a and b
+        for axis in (0, 1):
+            expected[0, 0, i, 1 + axis] += float(weight[0, 0, i]) * gaps[axis] * offset[axis]
     assert torch.allclose(out, expected, atol=1e-4)
 
 
@@ -135,6 +140,46 @@ def test_the_prior_keeps_a_road_stripes_chroma_deviation_and_maps_every_other_pi
     assert torch.allclose(out[:, :, sidewalk_stripe], before[:, :, sidewalk_stripe], atol=1e-6)
 
 
+def test_a_batch_maps_each_frame_as_alone_and_labels_of_any_integer_dtype_mark_alike() -> None:
+    """B = 2 (the striped frame, and a frame without road): each frame's output and weight equal its own run's
+    (the second has no road pixel: weight 0 everywhere); uint8 and int32 labels give the same as int64."""
+    rgb, sem, road_stripe, _ = _striped_frame()
+    no_road = torch.full_like(sem, SIDEWALK)
+    prior = _prior((ROAD,))
+    out, weight = prior.forward_with_markings(torch.cat([rgb, rgb.flip(-1)]), torch.cat([sem, no_road]))
+    for k, (frame, labels) in enumerate(((rgb, sem), (rgb.flip(-1), no_road))):
+        alone, alone_weight = prior.forward_with_markings(frame, labels)
+        assert torch.allclose(out[k : k + 1], alone, atol=1e-6) and torch.equal(weight[k : k + 1], alone_weight)
+    assert float(weight[0, 0][road_stripe].min()) == 1.0 and not weight[1].any()
+    for dtype in (torch.uint8, torch.int32):
+        same, same_weight = prior.forward_with_markings(rgb, sem.to(dtype))
+        assert torch.equal(same_weight, weight[:1]) and torch.allclose(same, out[:1], atol=1e-6)
+
+
+def test_no_pixel_is_a_marking_where_the_class_mean_is_not_the_classs_own() -> None:
+    """A marking class on the no-class row (no statistics: mu_k would be the whole frame's mean), on a row that
+    does not follow the frame (adapts 0: the pooled mean), or an unfitted prior: weight 0, the output as without
+    the option."""
+    rgb, sem, _, _ = _striped_frame()
+    plain = _prior(())
+    for breaks in ("no-class row", "adapts", "unfitted"):
+        prior = _prior((ROAD,))
+        if breaks == "no-class row":
+            prior.class_of_id[ROAD] = FRAME_ROWS - 1
+            plain.class_of_id[ROAD] = FRAME_ROWS - 1
+        elif breaks == "adapts":
+            prior.adapts[0] = 0
+            plain.adapts[0] = 0
+        else:
+            prior.fitted.zero_()
+            plain.fitted.zero_()
+        out, weight = prior.forward_with_markings(rgb, sem)
+        assert not weight.any(), breaks
+        assert torch.allclose(out, plain(rgb, sem), atol=1e-6), breaks
+        plain = _prior(())
+    assert _prior((ROAD,)).forward_with_markings(rgb, sem)[1].any()  # the control: the class's own row marks
+
+
 def test_markings_need_the_per_frame_prior_and_train_ids() -> None:
     with pytest.raises(ValueError, match="per-frame"):
         ClassColourPrior(per_frame=False, marking_ids=(ROAD,))
@@ -193,6 +238,41 @@ def test_the_target_decoder_keeps_the_guides_chroma_on_the_stripe_and_its_own_li
     assert (chroma[1] - chroma[2]).abs().max() > 0.05  # the control: the map's own chroma
     assert torch.allclose((kept * w).sum(1), (own * w).sum(1), atol=1e-5)  # the map's lightness everywhere
     assert torch.equal(kept[..., ~road_stripe], own[..., ~road_stripe])
+
+
+def test_with_a_tanh_output_the_stripe_keeps_the_guides_hue_up_to_the_squashing() -> None:
+    """The shipped decoders squash their output with tanh (``identity_start`` false) after the chroma swap: the
+    stripe's chroma is then the guide's up to that squashing, its hue (Lab) within a few degrees of the guide's;
+    the control without the weight is far off (the map's own chroma)."""
+    torch.manual_seed(1)
+    cfg = dataclasses.replace(get_generator_config("lite"), detail_channels=0, use_camera=False,
+                              use_colour_prior=True, colour_prior_per_frame=True, marking_chroma_classes=("road",))
+    gen = TranslatorGenerator(cfg).eval()
+    gen.colour_prior.load_state_dict(_prior(()).state_dict())
+    rgb, sem, road_stripe, _ = _striped_frame()
+    with torch.no_grad():
+        content = gen.encode_content(rgb, "source", sem, torch.zeros_like(sem))
+        style = gen.mean_style("target", 1)
+        kept = gen.decode(content, style, "target")
+        own = gen.decode(dataclasses.replace(content, marking_weight=None), style, "target")
+
+    def stripe_hue(image: torch.Tensor) -> float:
+        a, b = srgb_to_lab(image.double())[0, 1:, road_stripe].mean(1).tolist()
+        return float(np.degrees(np.arctan2(b, a)))
+
+    guide_hue = stripe_hue(content.target_guide)
+    assert abs(stripe_hue(kept) - guide_hue) < 5
+    assert abs(stripe_hue(own) - guide_hue) > 20
+
+
+def test_gradients_flow_through_the_marked_decoder() -> None:
+    """Training with the option on: the loss's gradient reaches the target decoder's head through the chroma swap
+    and is finite (the weight itself is a constant of the source frame)."""
+    gen = _marking_generator(("road",)).train()
+    rgb, sem, _, _ = _striped_frame()
+    gen(rgb, sem, torch.zeros_like(sem)).square().mean().backward()
+    grad = gen.decoders["target"].head.weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
 def test_the_option_runs_under_cpu_autocast_close_to_float32() -> None:

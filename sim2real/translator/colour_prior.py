@@ -259,7 +259,7 @@ class ClassColourPrior(nn.Module):
     def forward_with_markings(self, rgb: Tensor, semantic: Tensor) -> tuple[Tensor, Tensor | None]:
         """:meth:`forward`, also returning the marking weight m (B, 1, H, W) float32 (:mod:`~sim2real.translator.
         markings`; the painted pixels of ``marking_ids``, whose chroma deviation from their class this prior
-        keeps), None without ``marking_ids``."""
+        keeps; 0 for a class without a frame-following row of its own), None without ``marking_ids``."""
         with torch.autocast(rgb.device.type, enabled=False):
             return self._forward_fp32(rgb, semantic)
 
@@ -273,7 +273,7 @@ class ClassColourPrior(nn.Module):
             gain, offset, mean = self.frame_statistics(sampled, self.class_of_id[index[:, ::s, ::s]])
             gain, offset = self._chroma_kept(gain, offset)
             columns = marking_columns(gain, mean)  # (B, FRAME_ROWS, 6): each marking class's constants
-            marking = [columns[:, self.class_of_id[i]].view(-1, 1, 1, 6) for i in self.marking_ids]
+            marking = [(columns[:, self.class_of_id[i]].view(-1, 1, 1, 6), self._marks(i)) for i in self.marking_ids]
             table = torch.cat([gain, self._folded_offsets(gain, offset)], 2)[:, self.class_of_id].reshape(-1, 6)
             index = index + torch.arange(index.shape[0], device=index.device).view(-1, 1, 1) * PRIOR_ROWS
         else:
@@ -283,13 +283,21 @@ class ClassColourPrior(nn.Module):
         maps = table[index]  # (B, H, W, 6)
         mapped = lab_unbiased * maps[..., :3] + maps[..., 3:]
         weight = None
-        for label, columns in zip(self.marking_ids, marking, strict=True):  # the classes' pixels are disjoint
-            mapped, class_weight = marked_lab(lab_unbiased, mapped, columns, (semantic == label).to(mapped.dtype))
+        for label, (columns, marks) in zip(self.marking_ids, marking, strict=True):  # their pixels are disjoint
+            member = (semantic == label).to(mapped.dtype) * marks
+            mapped, class_weight = marked_lab(lab_unbiased, mapped, columns, member)
             weight = class_weight if weight is None else weight + class_weight
         if weight is not None:
             weight = weight.unsqueeze(1)  # (B, 1, H, W)
         linear = (_lab_f_inverse(mapped @ self._to_f) @ self._to_linear).clamp(min=0)
         return _encode_srgb(linear).clamp(-1, 1).permute(0, 3, 1, 2), weight
+
+    def _marks(self, train_id: int) -> Tensor:
+        """1 (a 0-d tensor) when the marking class ``train_id`` has a class row of its own that follows the frame
+        in a fitted prior, else 0: on the no-class row, a row without statistics or an unfitted prior, mu_k is not
+        the class's own frame mean and no pixel is a marking."""
+        row = self.class_of_id[train_id]
+        return (row != FRAME_ROWS - 1).to(self.adapts.dtype) * self.adapts[row] * self.fitted[0]
 
     def _chroma_kept(self, gain: Tensor, offset: Tensor) -> tuple[Tensor, Tensor]:
         """``thing_chroma``: the maps (..., rows, 3) with gain 1 and offset 0 on Lab a and b in the rows of thing

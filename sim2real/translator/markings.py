@@ -21,11 +21,15 @@ s = min(g_a, g_b),
 
 so its hue against its class is the source's, and it is no more saturated along either axis than the class's map
 makes it (the procedural world's yellow, chroma ~62 from its road with g_b ~0.25, comes out 12-15 against the
-road, about as the decoder left it; CARLA's, ~20 with g_b ~0.75, ~14.5). The target decoder keeps that guide chroma
+road, about as the decoder left it; CARLA's, ~20 with g_b ~0.72, ~14.5). The target decoder keeps that guide chroma
 (:func:`kept_guide_chroma`): its colour map decides only the pixel's lightness, as ``decoder_thing_chroma: guide``
-does for thing classes. A larger s (the gains' geometric mean: chroma ~25 on the procedural lines) made the
+does for thing classes (exact for the colour map, before the output's tanh, the detail path and the camera, which
+squeeze or add a little). A larger s (the gains' geometric mean: chroma ~25 on the procedural lines) made the
 held-apart procedural frames clearly less real to the judge (KID 4.32 -> 4.65, docs/translator.md "Painted
 markings").
+
+Only a class with a class row of its own that follows the frame, in a fitted prior, marks pixels: elsewhere mu_k is
+not the class's own frame mean (the no-class row's is the whole frame's).
 """
 
 from __future__ import annotations
