@@ -89,7 +89,7 @@ def _checkpoint_with_config(path: Path, config: dict, tensors: dict[str, torch.T
 def test_every_config_field_is_bounded(tmp_path: Path, field: str, value: object, message: str) -> None:
     config = {**TINY.to_dict(), field: value}
     path = _checkpoint_with_config(tmp_path / "c.safetensors", config, {"style_mean": torch.zeros(2, 8)})
-    assert path.stat().st_size < 4096  # a few KB of file
+    assert path.stat().st_size < 8192  # a few KB of file (the config document, here up to a 1000-character name)
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(path)
     with pytest.raises(ConfigError, match=message):
