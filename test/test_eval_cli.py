@@ -25,7 +25,7 @@ SUMMARY_KEYS = {"judge_miou", "kid_judge", "kid_judge_std", "fd_judge", "kid_col
                 "edge_overshoot_light",
                 "edge_overshoot_dark", "iou", "groups", "ms_per_frame",
                 "judge_miou_std", "iou_std", "instance_hue_error", "instance_chroma_ratio", "instance_grey_tint",
-                "coloured_instances"}
+                "coloured_instances", "marking_hue_error", "marking_chroma_ratio", "marked_frames"}
 
 
 def save_model(path: Path, shared: Path) -> Path:
@@ -121,6 +121,9 @@ def test_identity_is_the_source_and_the_smoother_holds_static_pixels(eval_run: t
     assert identity["coloured_instances"] > 0 and identity["instance_hue_error"] == pytest.approx(0.0, abs=1e-9)
     assert identity["instance_chroma_ratio"] == pytest.approx(1.0, abs=1e-9)
     assert model["instance_hue_error"] > 1.0  # ... and does not keep each instance's colour
+    assert identity["marked_frames"] > 0  # frames with yellow road markings: the identity keeps their hue exactly
+    assert identity["marking_hue_error"] == pytest.approx(0.0, abs=1e-9)
+    assert painted["marking_hue_error"] > 20  # flat class colours: no marking left
     assert model["static_flicker"] > 0.0 and report["summary"]["model (smoothed)"]["static_flicker"] == 0.0
 
 

@@ -56,6 +56,7 @@ from sim2real.evaluation.frames import DEFAULT_HOURS, SourceFrames, load_real_fr
 from sim2real.evaluation.instance_colour import InstanceColourTally, instance_colour_tally
 from sim2real.evaluation.judge import JudgeNet, load_judge
 from sim2real.evaluation.judging import JudgeTally
+from sim2real.evaluation.marking_colour import MarkingColourTally, marking_colour_tally
 from sim2real.evaluation.metrics import (
     ClassTally,
     FlickerTally,
@@ -174,6 +175,7 @@ class MethodScores:
     bleed: BleedTally = field(default_factory=BleedTally)
     overshoot: OvershootTally = field(default_factory=OvershootTally)
     colour: InstanceColourTally = field(default_factory=InstanceColourTally)
+    markings: MarkingColourTally = field(default_factory=MarkingColourTally)
     grid: dict[int, Tensor] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -214,6 +216,7 @@ def score_method(translate: Callable[[int], Tensor], source: SourceFrames, judge
         scores.bleed = scores.bleed + edge_bleed_tally(src8, out8, sem[0].numpy(), ignore=IGNORE_ID)
         scores.overshoot = scores.overshoot + edge_overshoot_tally(out8, sem[0].numpy(), ignore=IGNORE_ID)
         scores.colour = scores.colour + instance_colour_tally(src8, out8, inst[0].numpy())
+        scores.markings = scores.markings + marking_colour_tally(src8, out8, sem[0].numpy())
         if prev is not None and source.sequence[i] == source.sequence[i - 1]:
             p = slice(i - 1, i)
             static = static_mask(source.rgb[p], src, semantic_prev=source.semantic[p], semantic=sem,
@@ -259,6 +262,9 @@ def _summary(scores: MethodScores, real_feats: Tensor, real_colour: Tensor, subs
         "instance_chroma_ratio": _finite(scores.colour.chroma_ratio()),
         "instance_grey_tint": _finite(scores.colour.grey_tint()),
         "coloured_instances": scores.colour.coloured_count(),
+        "marking_hue_error": _finite(scores.markings.hue_error()),
+        "marking_chroma_ratio": _finite(scores.markings.chroma_ratio()),
+        "marked_frames": scores.markings.frames(),
         "iou": {name: _finite(v) for name, v in zip(CAMVID_CLASS_NAMES, iou, strict=True)},
         "groups": {g: {"judge_miou": _finite(t.miou()), "instance_recall": _finite(t.objects.instance_recall()),
                        "frames": t.frames} for g, t in scores.groups.items()},

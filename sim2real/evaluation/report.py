@@ -31,6 +31,7 @@ METRICS: Final[dict[str, tuple[str, int, str | None]]] = {
     "edge_overshoot_light": ("light rims at label edges (levels)", -1, None),
     "edge_overshoot_dark": ("dark rims at label edges (levels)", -1, None),
     "instance_hue_error": ("instance hue error (degrees)", -1, None),
+    "marking_hue_error": ("road-marking hue error (degrees)", -1, None),
     "fid_inception": ("FID (Inception)", -1, None),
     "kid_inception": ("KID (Inception)", -1, "kid_inception_std"),
 }
@@ -111,7 +112,8 @@ def verdicts(summary: dict[str, dict[str, Any]], model: str) -> list[str]:
     A difference is a tie ("within noise") when it is smaller than NOISE_SIGMAS x the paired block-bootstrap
     standard deviation of model - baseline (judge mIoU and class IoUs, uncertainty.py; "undecided" when the
     frames are too few for one), or than the larger of the two KID subset standard deviations (KIDs). Metrics
-    without a noise model (FD, recalls, FID, edge bleed and overshoot, instance hue error) say so in their line.
+    without a noise model (FD, recalls, FID, edge bleed and overshoot, instance and road-marking hue error) say so
+    in their line.
     """
     lines: list[str] = []
     beaten: dict[str, set[str]] = {}

@@ -1,0 +1,92 @@
+"""Road-marking colour: whether the road's painted markings keep their hue against the road (a yellow centre line
+stays yellow, whatever the road's colour becomes).
+
+Per frame, over its road pixels (train id ``ROAD``), CIE Lab a, b from OpenCV (sRGB, D65): the road's median
+source chroma (a, b) per frame; a pixel is *painted* when its source chroma lies at least ``PAINT_CHROMA`` Lab
+units from that median (CARLA's asphalt varies by 1-3, its yellow lines by ~20; white lines are not painted in
+this sense: they differ in lightness, not chroma). In a frame with at least ``MIN_PIXELS`` painted and as many
+unpainted road pixels, the vector from the unpainted pixels' mean (a, b) to the painted pixels' mean,
+
+    d_s in the source,   d_t in the translation,
+
+gives the angle between d_s and d_t (degrees, 0-180) and the ratio |d_t| / |d_s|. Over the frames that have
+markings: ``hue_error`` = the mean angle, ``chroma_ratio`` = the median ratio (descriptive: real paint is less
+saturated than a simulator's; no better direction).
+
+The identity scores 0 and 1. A colour cast added to every pixel moves both means alike (0); scaling every
+chroma about any point keeps the angle (0, and a ratio below 1); a map that turns the painted pixels' hue
+against the road's by theta (per-axis gains on a and b, or a road colour map that takes the yellow off) scores
+about theta: CARLA's yellow lines turned mint green read ~25-30 degrees. Its verdicts have no noise estimate
+(frames with markings are few). Imports numpy and OpenCV only (used by :mod:`sim2real.evaluation.evaluate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+import cv2
+import numpy as np
+
+from sim2real.core.labels import TRAIN_ID
+
+#: the class whose markings are scored (train id)
+ROAD: Final = TRAIN_ID["road"]
+#: a road pixel is painted when its source chroma lies at least this far (Lab a, b) from the road's median
+PAINT_CHROMA: Final = 12.0
+#: a frame is scored when it has at least this many painted and this many unpainted road pixels
+MIN_PIXELS: Final = 50
+
+
+@dataclass
+class MarkingColourTally:
+    """Per scored frame, the vectors from the road's unpainted to its painted mean (a, b): rows [d_s (2), d_t (2)]."""
+
+    rows: list[np.ndarray] = field(default_factory=list)
+
+    def __add__(self, other: MarkingColourTally) -> MarkingColourTally:
+        return MarkingColourTally(self.rows + other.rows)
+
+    def _table(self) -> np.ndarray:
+        return np.array(self.rows, np.float64).reshape(-1, 4)
+
+    def frames(self) -> int:
+        return len(self.rows)
+
+    def hue_error(self) -> float:
+        """Mean angle (degrees) between d_s and d_t over the scored frames; NaN without one."""
+        t = self._table()
+        if not len(t):
+            return float("nan")
+        turn = np.arctan2(t[:, 3], t[:, 2]) - np.arctan2(t[:, 1], t[:, 0])
+        return float(np.degrees(np.abs(np.angle(np.exp(1j * turn)))).mean())
+
+    def chroma_ratio(self) -> float:
+        """Median |d_t| / |d_s| over the scored frames; NaN without one."""
+        t = self._table()
+        if not len(t):
+            return float("nan")
+        return float(np.median(np.hypot(t[:, 2], t[:, 3]) / np.hypot(t[:, 0], t[:, 1])))
+
+
+def _lab_ab(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 sRGB -> (..., 2) float32 CIE Lab a, b."""
+    lab = cv2.cvtColor(rgb.reshape(-1, 1, 3).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    return lab.reshape(*rgb.shape[:-1], 3)[..., 1:]
+
+
+def marking_colour_tally(source: np.ndarray, translated: np.ndarray, semantic: np.ndarray) -> MarkingColourTally:
+    """One frame: source and translated (H, W, 3) uint8 RGB, semantic (H, W) train ids -> its
+    :class:`MarkingColourTally` (no row when the frame has too few painted or unpainted road pixels)."""
+    if source.shape != translated.shape or source.shape[:2] != semantic.shape or source.ndim != 3:
+        raise ValueError(f"source {source.shape}, translated {translated.shape} and semantic {semantic.shape} "
+                         "must be (H, W, 3), (H, W, 3) and (H, W)")
+    road = semantic == ROAD
+    if road.sum() < 2 * MIN_PIXELS:
+        return MarkingColourTally()
+    src, out = _lab_ab(source[road]), _lab_ab(translated[road])
+    painted = np.hypot(*(src - np.median(src, 0)).T) >= PAINT_CHROMA
+    if min(painted.sum(), (~painted).sum()) < MIN_PIXELS:
+        return MarkingColourTally()
+    vectors = [ab[painted].mean(0) - ab[~painted].mean(0) for ab in (src, out)]
+    return MarkingColourTally([np.concatenate(vectors)])
