@@ -39,6 +39,18 @@ MIN_CHROMA: Final = 12.0
 GREY_CHROMA: Final = 5.0
 
 
+def turn_degrees(table: np.ndarray) -> np.ndarray:
+    """(N, 4) rows [a_source, b_source, a_translated, b_translated] -> (N,) the angle between the two (a, b)
+    vectors of each row, degrees in [0, 180] (a vector of (0, 0) has no angle: arctan2 reads 0 degrees for it)."""
+    turn = np.arctan2(table[:, 3], table[:, 2]) - np.arctan2(table[:, 1], table[:, 0])
+    return np.degrees(np.abs(np.angle(np.exp(1j * turn))))
+
+
+def length_ratio(table: np.ndarray) -> np.ndarray:
+    """(N, 4) rows as :func:`turn_degrees` -> (N,) |translated (a, b)| / |source (a, b)|."""
+    return np.hypot(table[:, 2], table[:, 3]) / np.hypot(table[:, 0], table[:, 1])
+
+
 @dataclass
 class InstanceColourTally:
     """Mean Lab (a, b) per scored instance: rows [a_source, b_source, a_translated, b_translated]."""
@@ -62,17 +74,12 @@ class InstanceColourTally:
         """Mean angle (degrees) between the source's and the translation's mean (a, b) over coloured instances;
         NaN without one. A translated mean of (0, 0) has no angle: arctan2 reads 0 degrees for it."""
         t = self._coloured()
-        if not len(t):
-            return float("nan")
-        turn = np.arctan2(t[:, 3], t[:, 2]) - np.arctan2(t[:, 1], t[:, 0])
-        return float(np.degrees(np.abs(np.angle(np.exp(1j * turn)))).mean())
+        return float(turn_degrees(t).mean()) if len(t) else float("nan")
 
     def chroma_ratio(self) -> float:
         """Median of translated / source chroma over coloured instances; NaN without one."""
         t = self._coloured()
-        if not len(t):
-            return float("nan")
-        return float(np.median(np.hypot(t[:, 2], t[:, 3]) / np.hypot(t[:, 0], t[:, 1])))
+        return float(np.median(length_ratio(t))) if len(t) else float("nan")
 
     def grey_tint(self) -> float:
         """Mean translated chroma (Lab units) over instances grey in the source; NaN without one."""

@@ -17,7 +17,8 @@ The identity scores 0 and 1. A colour cast added to every pixel moves both means
 chroma about any point keeps the angle (0, and a ratio below 1); a map that turns the painted pixels' hue
 against the road's by theta (per-axis gains on a and b, or a road colour map that takes the yellow off) scores
 about theta: CARLA's yellow lines turned mint green read ~25-30 degrees. Its verdicts have no noise estimate
-(frames with markings are few). Imports numpy and OpenCV only (used by :mod:`sim2real.evaluation.evaluate`).
+(frames with markings are few). Imports numpy and OpenCV (and the angle of :mod:`~sim2real.evaluation.
+instance_colour`); used by :mod:`sim2real.evaluation.evaluate`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import cv2
 import numpy as np
 
 from sim2real.core.labels import TRAIN_ID
+from sim2real.evaluation.instance_colour import length_ratio, turn_degrees
 
 #: the class whose markings are scored (train id)
 ROAD: Final = TRAIN_ID["road"]
@@ -56,17 +58,12 @@ class MarkingColourTally:
     def hue_error(self) -> float:
         """Mean angle (degrees) between d_s and d_t over the scored frames; NaN without one."""
         t = self._table()
-        if not len(t):
-            return float("nan")
-        turn = np.arctan2(t[:, 3], t[:, 2]) - np.arctan2(t[:, 1], t[:, 0])
-        return float(np.degrees(np.abs(np.angle(np.exp(1j * turn)))).mean())
+        return float(turn_degrees(t).mean()) if len(t) else float("nan")
 
     def chroma_ratio(self) -> float:
         """Median |d_t| / |d_s| over the scored frames; NaN without one."""
         t = self._table()
-        if not len(t):
-            return float("nan")
-        return float(np.median(np.hypot(t[:, 2], t[:, 3]) / np.hypot(t[:, 0], t[:, 1])))
+        return float(np.median(length_ratio(t))) if len(t) else float("nan")
 
 
 def _lab_ab(rgb: np.ndarray) -> np.ndarray:
