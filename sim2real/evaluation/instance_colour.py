@@ -26,7 +26,7 @@ Imports numpy and OpenCV only (used by :mod:`sim2real.evaluation.evaluate`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Self
 
 import cv2
 import numpy as np
@@ -52,16 +52,22 @@ def length_ratio(table: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class InstanceColourTally:
-    """Mean Lab (a, b) per scored instance: rows [a_source, b_source, a_translated, b_translated]."""
+class AbPairTally:
+    """Rows of two Lab (a, b) vectors, [a_source, b_source, a_translated, b_translated], summed over frames by
+    ``+`` (the instance and road-marking colour tallies)."""
 
     rows: list[np.ndarray] = field(default_factory=list)
 
-    def __add__(self, other: InstanceColourTally) -> InstanceColourTally:
-        return InstanceColourTally(self.rows + other.rows)
+    def __add__(self, other: Self) -> Self:
+        return type(self)(self.rows + other.rows)
 
     def _table(self) -> np.ndarray:
         return np.array(self.rows, np.float64).reshape(-1, 4)
+
+
+@dataclass
+class InstanceColourTally(AbPairTally):
+    """Mean Lab (a, b) per scored instance: rows [a_source, b_source, a_translated, b_translated]."""
 
     def _coloured(self) -> np.ndarray:
         t = self._table()
@@ -88,9 +94,9 @@ class InstanceColourTally:
         return float(np.hypot(t[:, 2], t[:, 3]).mean()) if len(t) else float("nan")
 
 
-def _lab_ab(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 sRGB -> (H * W, 2) float32 CIE Lab a, b."""
-    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+def lab_ab(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 sRGB -> (N, 2) float32 CIE Lab a, b, N the number of pixels."""
+    lab = cv2.cvtColor(rgb.reshape(-1, 1, 3).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
     return lab.reshape(-1, 3)[:, 1:]
 
 
@@ -106,6 +112,6 @@ def instance_colour_tally(source: np.ndarray, translated: np.ndarray, instance: 
     if not keep.any():
         return InstanceColourTally()
     sums = [np.stack([np.bincount(index, weights=ab[:, k], minlength=len(ids)) for k in range(2)], 1)
-            for ab in (_lab_ab(source), _lab_ab(translated))]
+            for ab in (lab_ab(source), lab_ab(translated))]
     means = np.concatenate(sums, 1)[keep] / counts[keep, None]
     return InstanceColourTally(list(means))

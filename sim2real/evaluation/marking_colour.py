@@ -17,20 +17,19 @@ The identity scores 0 and 1. A colour cast added to every pixel moves both means
 chroma about any point keeps the angle (0, and a ratio below 1); a map that turns the painted pixels' hue
 against the road's by theta (per-axis gains on a and b, or a road colour map that takes the yellow off) scores
 about theta: CARLA's yellow lines turned mint green read ~25-30 degrees. Its verdicts have no noise estimate
-(frames with markings are few). Imports numpy and OpenCV (and the angle of :mod:`~sim2real.evaluation.
+(frames with markings are few). Imports numpy (and the Lab conversion, tally and angle of :mod:`~sim2real.evaluation.
 instance_colour`); used by :mod:`sim2real.evaluation.evaluate`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
-import cv2
 import numpy as np
 
 from sim2real.core.labels import TRAIN_ID
-from sim2real.evaluation.instance_colour import length_ratio, turn_degrees
+from sim2real.evaluation.instance_colour import AbPairTally, lab_ab, length_ratio, turn_degrees
 
 #: the class whose markings are scored (train id)
 ROAD: Final = TRAIN_ID["road"]
@@ -41,16 +40,8 @@ MIN_PIXELS: Final = 50
 
 
 @dataclass
-class MarkingColourTally:
+class MarkingColourTally(AbPairTally):
     """Per scored frame, the vectors from the road's unpainted to its painted mean (a, b): rows [d_s (2), d_t (2)]."""
-
-    rows: list[np.ndarray] = field(default_factory=list)
-
-    def __add__(self, other: MarkingColourTally) -> MarkingColourTally:
-        return MarkingColourTally(self.rows + other.rows)
-
-    def _table(self) -> np.ndarray:
-        return np.array(self.rows, np.float64).reshape(-1, 4)
 
     def frames(self) -> int:
         return len(self.rows)
@@ -66,12 +57,6 @@ class MarkingColourTally:
         return float(np.median(length_ratio(t))) if len(t) else float("nan")
 
 
-def _lab_ab(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3) uint8 sRGB -> (..., 2) float32 CIE Lab a, b."""
-    lab = cv2.cvtColor(rgb.reshape(-1, 1, 3).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-    return lab.reshape(*rgb.shape[:-1], 3)[..., 1:]
-
-
 def marking_colour_tally(source: np.ndarray, translated: np.ndarray, semantic: np.ndarray) -> MarkingColourTally:
     """One frame: source and translated (H, W, 3) uint8 RGB, semantic (H, W) train ids -> its
     :class:`MarkingColourTally` (no row when the frame has too few painted or unpainted road pixels)."""
@@ -81,7 +66,7 @@ def marking_colour_tally(source: np.ndarray, translated: np.ndarray, semantic: n
     road = semantic == ROAD
     if road.sum() < 2 * MIN_PIXELS:
         return MarkingColourTally()
-    src, out = _lab_ab(source[road]), _lab_ab(translated[road])
+    src, out = lab_ab(source[road]), lab_ab(translated[road])
     painted = np.hypot(*(src - np.median(src, 0)).T) >= PAINT_CHROMA
     if min(painted.sum(), (~painted).sum()) < MIN_PIXELS:
         return MarkingColourTally()

@@ -272,8 +272,7 @@ class ClassColourPrior(nn.Module):
             sampled = lab_unbiased[:, ::s, ::s] + self._lab_bias
             gain, offset, mean = self.frame_statistics(sampled, self.class_of_id[index[:, ::s, ::s]])
             gain, offset = self._chroma_kept(gain, offset)
-            columns = marking_columns(gain, mean)  # (B, FRAME_ROWS, 6): each marking class's constants
-            marking = [(columns[:, self.class_of_id[i]].view(-1, 1, 1, 6), self._marks(i)) for i in self.marking_ids]
+            marking = self._marking_constants(gain, mean)
             table = torch.cat([gain, self._folded_offsets(gain, offset)], 2)[:, self.class_of_id].reshape(-1, 6)
             index = index + torch.arange(index.shape[0], device=index.device).view(-1, 1, 1) * PRIOR_ROWS
         else:
@@ -291,6 +290,14 @@ class ClassColourPrior(nn.Module):
             weight = weight.unsqueeze(1)  # (B, 1, H, W)
         linear = (_lab_f_inverse(mapped @ self._to_f) @ self._to_linear).clamp(min=0)
         return _encode_srgb(linear).clamp(-1, 1).permute(0, 3, 1, 2), weight
+
+    def _marking_constants(self, gain: Tensor, mean: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Per marking class: its :func:`~sim2real.translator.markings.marking_columns` (B, 1, 1, 6) from the
+        frame's gains and class means (B, FRAME_ROWS, 3), and :meth:`_marks`; [] without ``marking_ids``."""
+        if not self.marking_ids:
+            return []
+        columns = marking_columns(gain, mean)  # (B, FRAME_ROWS, 6)
+        return [(columns[:, self.class_of_id[i]].view(-1, 1, 1, 6), self._marks(i)) for i in self.marking_ids]
 
     def _marks(self, train_id: int) -> Tensor:
         """1 (a 0-d tensor) when the marking class ``train_id`` has a class row of its own that follows the frame
