@@ -183,7 +183,9 @@ def torch_variants(dev: torch.device, preset: str, size: str, compile_here: bool
 #: things' own chroma (``colour_prior_thing_chroma``, ``decoder_thing_chroma`` guide), ``+edge_clamp1`` with the
 #: output clamped within 1 px of label edges (``edge_clamp`` 1), ``+lightness4`` with the pooling targets taken per
 #: bin of the guide's lightness (``coefficient_lightness_bins`` 4; after a pooling option), ``+road_markings`` with
-#: the road's painted markings keeping their chroma (``marking_chroma_classes`` road; after ``+frame_prior``).
+#: the road's painted markings keeping their chroma (``marking_chroma_classes`` road; after ``+frame_prior``),
+#: ``+wide_building6`` with the building's cells pooled wholly within 6 work cells of another label
+#: (``coefficient_wide_edge_classes`` building, ``coefficient_wide_edge_pooling`` 6; after ``+edge2``).
 PRESET_OPTIONS = {"prior": {"use_colour_prior": True},
                   "frame_prior": {"use_colour_prior": True, "colour_prior_per_frame": True},
                   "pool": {"coefficient_pooling": 0.5},
@@ -197,7 +199,9 @@ PRESET_OPTIONS = {"prior": {"use_colour_prior": True},
                   "thing_guide": {"colour_prior_thing_chroma": True, "decoder_thing_chroma": "guide"},
                   "edge_clamp1": {"edge_clamp": 1},
                   "lightness4": {"coefficient_lightness_bins": 4},
-                  "road_markings": {"marking_chroma_classes": ("road",)}}
+                  "road_markings": {"marking_chroma_classes": ("road",)},
+                  "wide_building6": {"coefficient_wide_edge_classes": ("building",),
+                                     "coefficient_wide_edge_pooling": 6}}
 
 
 def preset_config(spec: str) -> GeneratorConfig:

@@ -89,15 +89,16 @@ def freeze_generator(gen: nn.Module, prefixes: Iterable[str]) -> None:
 
 
 #: generator config fields a run may change when it starts from another model's weights: they change no weight
-#: (how much of the decoder's coefficients are pooled per class, near label edges and for whole classes; how the
-#: content body and decoders pad; whether, and which, mean of the detail path's output is taken off; where thing
-#: classes' colour maps take their chroma from; how near label edges the output is clamped; whether the pooling
-#: targets are taken per lightness bin; how strong the detail path's texture is; which classes' painted markings
-#: keep their chroma).
+#: (how much of the decoder's coefficients are pooled per class, near label edges (wider for some classes) and for
+#: whole classes; how the content body and decoders pad; whether, and which, mean of the detail path's output is
+#: taken off; where thing classes' colour maps take their chroma from; how near label edges the output is clamped;
+#: whether the pooling targets are taken per lightness bin; how strong the detail path's texture is; which classes'
+#: painted markings keep their chroma).
 RUN_MAY_CHANGE: Final = ("coefficient_pooling", "coefficient_edge_pooling", "body_padding_mode",
                          "detail_highpass", "detail_mean", "coefficient_edge_pixels", "decoder_thing_chroma",
                          "coefficient_whole_classes", "edge_clamp", "coefficient_lightness_bins", "detail_gain",
-                         "marking_chroma_classes")
+                         "marking_chroma_classes", "coefficient_wide_edge_classes",
+                         "coefficient_wide_edge_pooling")
 
 
 def _prior_keys(per_frame: bool) -> set[str]:

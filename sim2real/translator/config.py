@@ -80,8 +80,12 @@ INT_BOUNDS: Final[dict[str, tuple[int, int]]] = {
     "coefficient_edge_pooling": (0, 8),
     "edge_clamp": (0, 8),
     "coefficient_lightness_bins": (0, 16),
+    "coefficient_wide_edge_pooling": (0, 16),
 }
 
+
+#: GeneratorConfig's lists of class names (``core.labels.CLASS_NAMES``): tuples in the config, lists in its dict.
+CLASS_NAME_FIELDS: Final = ("coefficient_wide_edge_classes", "coefficient_whole_classes", "marking_chroma_classes")
 
 #: float fields of GeneratorConfig: (name, low, high, low end open).
 _FLOAT_BOUNDS: Final = (("label_dropout", 0.0, 1.0, False), ("memory_momentum", 0.0, 1.0, False),
@@ -105,6 +109,13 @@ def _check_option_needs(cfg: GeneratorConfig) -> None:
     if cfg.coefficient_edge_pixels and not cfg.coefficient_edge_pooling:
         raise ConfigError("GeneratorConfig.coefficient_edge_pixels is edge pooling per pixel: it needs "
                           "coefficient_edge_pooling > 0")
+    if bool(cfg.coefficient_wide_edge_classes) != bool(cfg.coefficient_wide_edge_pooling):
+        raise ConfigError("GeneratorConfig.coefficient_wide_edge_classes and coefficient_wide_edge_pooling go together "
+                          f"(classes and their radius), got {list(cfg.coefficient_wide_edge_classes)} and "
+                          f"{cfg.coefficient_wide_edge_pooling}")
+    if cfg.coefficient_wide_edge_pooling and not 0 < cfg.coefficient_edge_pooling < cfg.coefficient_wide_edge_pooling:
+        raise ConfigError(f"GeneratorConfig.coefficient_wide_edge_pooling ({cfg.coefficient_wide_edge_pooling}) widens "
+                          f"edge pooling: it needs 0 < coefficient_edge_pooling ({cfg.coefficient_edge_pooling}) < it")
     if cfg.coefficient_lightness_bins == 1:
         raise ConfigError("GeneratorConfig.coefficient_lightness_bins must be 0 (off) or >= 2, got 1")
     if cfg.coefficient_lightness_bins and not (cfg.coefficient_pooling or cfg.coefficient_edge_pooling
@@ -233,6 +244,9 @@ class GeneratorConfig:
             they are; "untinted": a grey guide stays grey and a coloured one takes the map of its own chroma;
             "guide": the guide's chroma unchanged (with ``colour_prior_thing_chroma``, the source instance's own;
             exact for the colour map, before the output's tanh, detail path and camera). Changes no weight.
+        coefficient_wide_edge_classes, coefficient_wide_edge_pooling: names of classes and R > r: their cells within
+            R work cells of another label take their class mean wholly (wide edge pooling,
+            :mod:`~sim2real.translator.coefficient_pooling`), e.g. ("building",) and 6. Changes no weight.
         coefficient_whole_classes: names of classes (``core.labels.CLASS_NAMES``) whose cells in the target decoder
             take their class mean wholly, with labels (:mod:`~sim2real.translator.coefficient_pooling`): one colour
             map per frame for the class (per lightness bin with ``coefficient_lightness_bins``), e.g. ("sky",).
@@ -297,6 +311,8 @@ class GeneratorConfig:
     coefficient_edge_pooling: int = 0
     coefficient_edge_pixels: bool = False
     decoder_thing_chroma: str = "decoder"
+    coefficient_wide_edge_classes: tuple[str, ...] = ()
+    coefficient_wide_edge_pooling: int = 0
     coefficient_whole_classes: tuple[str, ...] = ()
     coefficient_lightness_bins: int = 0
     marking_chroma_classes: tuple[str, ...] = ()
@@ -310,7 +326,7 @@ class GeneratorConfig:
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"GeneratorConfig.{field} must be an int in [{low}, {high}], got {value!r}")
         self._check_target_styles()
-        for field in ("coefficient_whole_classes", "marking_chroma_classes"):
+        for field in CLASS_NAME_FIELDS:
             object.__setattr__(self, field, _class_names(self, field))
         for field in ("use_instance_branch", "use_memory", "use_camera", "use_colour_prior",
                       "colour_prior_per_frame", "colour_prior_thing_chroma", "detail_highpass", "identity_start",
@@ -367,8 +383,7 @@ class GeneratorConfig:
         """Plain JSON-serialisable dict of every field (``stride`` is derived, not stored; tuples as lists)."""
         d = dataclasses.asdict(self)
         d["target_styles"] = list(self.target_styles)
-        d["coefficient_whole_classes"] = list(self.coefficient_whole_classes)
-        d["marking_chroma_classes"] = list(self.marking_chroma_classes)
+        d.update({field: list(getattr(self, field)) for field in CLASS_NAME_FIELDS})
         return d
 
     @classmethod

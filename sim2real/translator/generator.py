@@ -48,6 +48,8 @@ from sim2real.core.labels import NUM_CLASSES, TRAIN_ID
 from sim2real.translator.boxes import InstanceBoxes, instance_boundary_count
 from sim2real.translator.camera import CameraModel
 from sim2real.translator.coefficient_pooling import (
+    NO_WIDE_EDGE,
+    WideEdge,
     class_mean_removed,
     class_means_by_id,
     class_pooled_coefficients,
@@ -446,6 +448,8 @@ class Decoder(nn.Module):
         identity_start: zero colour-coefficient weights at the start and a clamp to [-1, 1] instead of tanh.
         edge_pooling: cells within this many work cells of another label take their class mean wholly (with
             labels; 0 = off).
+        wide_edge: with ``edge_pooling`` > 0, class ids whose cells take their class mean within a wider radius
+            (:class:`~sim2real.translator.coefficient_pooling.WideEdge`; empty = off).
         edge_pixels: with ``edge_pooling`` > 0 and labels, each pixel takes the edge cells' share of its
             bilinear weights from its own label's class mean (edge pooling per pixel,
             :func:`~sim2real.translator.coefficient_pooling.edge_pooled_coefficients`): no class's map leaks across
@@ -468,7 +472,7 @@ class Decoder(nn.Module):
         detail_width: int = 8, detail_highpass: int = 0, pooling: float = 0.0, num_classes: int = NUM_CLASSES,
         identity_start: bool = False, edge_pooling: int = 0, detail_mean: str = "box", edge_pixels: bool = False,
         thing_chroma: str = "decoder", whole_classes: tuple[int, ...] = (), edge_clamp: int = 0,
-        lightness_bins: int = 0, detail_gain: float = 1.0,
+        lightness_bins: int = 0, detail_gain: float = 1.0, wide_edge: WideEdge = NO_WIDE_EDGE,
     ) -> None:
         super().__init__()
         if edge_pixels and edge_pooling <= 0:
@@ -476,6 +480,9 @@ class Decoder(nn.Module):
         if detail_mean == "class_box_field" and not edge_pixels:
             raise ValueError("detail_mean class_box_field reads its class means in the edge-pixel field's lookup: "
                              "it needs edge_pixels")
+        if wide_edge.ids and not 0 < edge_pooling < wide_edge.radius:
+            raise ValueError(f"wide_edge widens edge pooling: it needs 0 < edge_pooling ({edge_pooling}) < its radius "
+                             f"({wide_edge.radius})")
         if edge_clamp < 0:
             raise ValueError(f"edge_clamp must be >= 0, got {edge_clamp}")
         if lightness_bins == 1 or lightness_bins < 0:
@@ -488,7 +495,7 @@ class Decoder(nn.Module):
         self.pooling, self.num_classes, self.clamp = pooling, num_classes, identity_start
         self.edge_pooling, self.edge_pixels, self.thing_chroma = edge_pooling, edge_pixels, thing_chroma
         self.whole_classes, self.edge_clamp, self.lightness_bins = tuple(whole_classes), edge_clamp, lightness_bins
-        self.detail_gain = float(detail_gain)
+        self.detail_gain, self.wide_edge = float(detail_gain), WideEdge(tuple(wide_edge.ids), wide_edge.radius)
         self.mlp = StyleMLP(style_dim, mlp_dim)
         self.style_map_proj = nn.Conv2d(value_dim, channels[0], 1, bias=False) if value_dim > 0 else None
         self.res = nn.ModuleList([ModResBlock(channels[0], mlp_dim, padding_mode=padding_mode) for _ in range(num_res)])
@@ -565,7 +572,8 @@ class Decoder(nn.Module):
         float32 affine coefficients, edge cells, class table and labels, else None)."""
         if labels is None:
             return coeffs, None
-        binning = {"whole_classes": self.whole_classes, "lightness": lightness, "bins": self.lightness_bins}
+        binning = {"whole_classes": self.whole_classes, "lightness": lightness, "bins": self.lightness_bins,
+                   "wide": self.wide_edge}
         if self.edge_pixels:
             pooled, edge, table = edge_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes,
                                                            self.edge_pooling, **binning)
@@ -646,7 +654,9 @@ def _decoder(cfg: GeneratorConfig, domain: str, channels: list[int], value_dim: 
                    whole_classes=tuple(TRAIN_ID[n] for n in cfg.coefficient_whole_classes) if target else (),
                    edge_clamp=cfg.edge_clamp if target else 0,
                    lightness_bins=cfg.coefficient_lightness_bins if target else 0,
-                   detail_gain=cfg.detail_gain if target else 1.0)
+                   detail_gain=cfg.detail_gain if target else 1.0,
+                   wide_edge=WideEdge(tuple(TRAIN_ID[n] for n in cfg.coefficient_wide_edge_classes),
+                                      cfg.coefficient_wide_edge_pooling) if target else NO_WIDE_EDGE)
 
 
 class TranslatorGenerator(nn.Module):
