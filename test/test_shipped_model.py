@@ -33,11 +33,10 @@ def test_model_card_is_shipped_with_its_pictures() -> None:
 
 
 def test_the_default_model_records_the_training_data_of_every_run_behind_it() -> None:
-    """The file (the edge-clamp re-export, steps 0, of the whole-sky re-export, steps 0, of the thing-chroma
-    re-export, steps 0, of the edge-pixels re-export, steps 0, of the edge-pooling re-export, steps 0, of stage 2:
-    steps 0, the per-frame prior refitted) carries the records of stage 1b (2 000 steps with the lightness-gain
-    floor) and stage 1 (5 600 steps; world 0, validation world 1000), so ``sim2real-eval`` knows every world and
-    folder behind the weights."""
+    """The file (ten steps-0 re-exports, each switching on options that change no weight, of stage 2: steps 0, the
+    per-frame prior refitted) carries the records of stage 1b (2 000 steps with the lightness-gain floor) and
+    stage 1 (5 600 steps; world 0, validation world 1000), so ``sim2real-eval`` knows every world and folder
+    behind the weights."""
     from sim2real.evaluation.provenance import training_provenance
 
     prov = training_provenance(share_dir() / "models" / "default.safetensors")
@@ -47,6 +46,6 @@ def test_the_default_model_records_the_training_data_of_every_run_behind_it() ->
     while record:
         chain.append((record["steps"], record["config"].get("init_from")))
         record = record.get("init")
-    assert chain == [*[(0, "models/default.safetensors")] * 9,
+    assert chain == [*[(0, "models/default.safetensors")] * 10,
                      (0, "runs/lg35/checkpoints/step_00002000"),
                      (2000, "runs/hh_s0/checkpoints/step_00005600"), (5600, None)]
