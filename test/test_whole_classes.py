@@ -40,6 +40,16 @@ def test_whole_class_cells_take_their_class_mean_and_the_rest_are_as_without(wei
     assert torch.equal(out[0, :, 2:], without[0, :, 2:]) and torch.equal(out[1], without[1])  # no sky in frame 1
 
 
+def test_negative_ids_are_no_class_so_a_frame_of_them_keeps_its_own_coefficients() -> None:
+    """Ids below 0 read as 255 (not a class), not as class 0: a whole road would otherwise pool them."""
+    torch.manual_seed(2)
+    coeffs, labels = torch.randn(1, 5, 6, 8), torch.full((1, 24, 32), -1)
+    out = class_pooled_coefficients(coeffs, labels, 0.0, 19, 0, whole_classes=(ROAD,))
+    assert torch.equal(out, coeffs)
+    labels[:, 16:] = ROAD  # the control: road cells do take their mean
+    assert not torch.equal(class_pooled_coefficients(coeffs, labels, 0.0, 19, 0, whole_classes=(ROAD,)), coeffs)
+
+
 def test_edge_pooling_per_pixel_keeps_its_edge_cells_and_table_with_whole_classes() -> None:
     torch.manual_seed(1)
     coeffs, labels = torch.randn(2, 5, 6, 8), _labels()

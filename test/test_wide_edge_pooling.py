@@ -60,12 +60,14 @@ def test_edge_cells_widen_only_for_the_listed_classes() -> None:
 
 @pytest.mark.parametrize("weight", [0.0, 0.5])
 def test_the_wide_band_takes_the_class_mean_and_every_other_cell_is_as_without(weight: float) -> None:
+    """Frame 0 as :func:`_labels`; frame 1 unlabelled (255): no class cell, so no edge cell and its own maps."""
     torch.manual_seed(0)
-    coeffs, labels = torch.randn(1, 5, 32, 32), _labels()
+    coeffs, labels = torch.randn(2, 5, 32, 32), torch.cat([_labels(), torch.full((1, 64, 64), 255)])
     cell_labels = _cells().view(32, 32)
     wide = WideEdge((BUILDING,), 6)
     without = class_pooled_coefficients(coeffs, labels, weight, 19, 2)
     out = class_pooled_coefficients(coeffs, labels, weight, 19, 2, wide=wide)
+    assert torch.equal(out[1], without[1]) and torch.equal(out[1], coeffs[1])
     band = (cell_labels == BUILDING) & (_cell_distance() > 2) & (_cell_distance() <= 6)
     building_mean = coeffs[0][:, cell_labels == BUILDING].mean(1)
     assert torch.allclose(out[0][:, band], building_mean[:, None].expand(-1, int(band.sum())), atol=1e-5)
@@ -73,7 +75,29 @@ def test_the_wide_band_takes_the_class_mean_and_every_other_cell_is_as_without(w
     assert torch.equal(out[0][:, ~band], without[0][:, ~band])
     pooled, edge, table = edge_pooled_coefficients(coeffs, labels, weight, 19, 2, wide=wide)
     assert torch.equal(pooled, out) and torch.equal(edge[0, 0] > 0, edge_cells(_cells(), (32, 32), 2, wide)[0, 0])
+    assert not edge[1].any()
     assert torch.equal(table, edge_pooled_coefficients(coeffs, labels, weight, 19, 2)[2])  # the same class means
+
+
+def test_with_lightness_bins_the_wide_band_takes_its_bins_class_mean() -> None:
+    """Two tones of building (the guide's lightness -1 left of the pole, +1 right of it): each band cell takes its
+    tone's bin of the building's means, (sum of the tone's cells + the class mean) / (their count + 1)
+    (:mod:`~sim2real.translator.lightness_bins`), as the narrow band's cells do."""
+    torch.manual_seed(2)
+    coeffs, labels = torch.randn(1, 5, 32, 32), _labels()
+    lightness = torch.full((1, 1, 64, 64), -1.0)
+    lightness[..., 17:] = 1.0
+    cell_labels, distance = _cells().view(32, 32), _cell_distance()
+    wide = WideEdge((BUILDING,), 6)
+    out = class_pooled_coefficients(coeffs, labels, 0.5, 19, 2, lightness=lightness, bins=4, wide=wide)
+    without = class_pooled_coefficients(coeffs, labels, 0.5, 19, 2, lightness=lightness, bins=4)
+    cols, class_mean = torch.arange(32).expand(32, 32), coeffs[0][:, cell_labels == BUILDING].mean(1, keepdim=True)
+    for tone in (cols < 8, cols > 8):
+        building = (cell_labels == BUILDING) & tone
+        band = building & (distance > 2) & (distance <= 6)
+        mean = (coeffs[0][:, building].sum(1, keepdim=True) + class_mean) / (int(building.sum()) + 1)
+        assert band.any() and torch.allclose(out[0][:, band], mean.expand(-1, int(band.sum())), atol=1e-4)
+        assert (without[0][:, band] - out[0][:, band]).abs().max() > 0.5
 
 
 def _generator(classes: tuple[str, ...] = (), radius: int = 0) -> TranslatorGenerator:
@@ -91,8 +115,14 @@ def test_the_generator_widens_edge_pooling_in_the_target_decoder_only() -> None:
         changed = (wide(rgb, sem, inst) - plain(rgb, sem, inst)).abs().amax(1) > 1e-4
         assert torch.equal(wide(rgb, None, None), plain(rgb, None, None))
     assert changed.any()
-    near_building = torch.nn.functional.max_pool2d((sem == BUILDING).float().unsqueeze(1), 17, 1, 8).squeeze(1) > 0
-    assert not (changed & ~near_building).any()  # the camera's blur spreads a change at most a few pixels
+    building_cells = (downsample_labels(sem, (16, 24)) == BUILDING).float().unsqueeze(1)
+    others = (downsample_labels(sem, (16, 24)) != BUILDING).float().unsqueeze(1)
+    band = building_cells * torch.nn.functional.max_pool2d(others, 13, 1, 6)  # building cells within 6 of another
+    reach = torch.nn.functional.max_pool2d(band, 3, 1, 1)  # the upsampling reads a cell's neighbours
+    reach = torch.nn.functional.interpolate(reach, scale_factor=4, mode="nearest")[:, 0] > 0
+    reach = torch.nn.functional.max_pool2d(reach.float().unsqueeze(1), 7, 1, 3).squeeze(1) > 0  # the camera's blur
+    assert (~reach).float().mean() > 0.2  # the control: much of the frame lies out of its reach
+    assert not (changed & ~reach).any()
 
 
 def test_wide_edge_pooling_reaches_onnx(tmp_path: Path) -> None:
@@ -115,6 +145,9 @@ def test_the_config_checks_the_classes_and_radius_and_a_run_may_switch_it_on(tmp
             GeneratorConfig(coefficient_edge_pooling=2, **bad)
     with pytest.raises(ConfigError, match="widens edge pooling"):
         GeneratorConfig(coefficient_wide_edge_classes=["building"], coefficient_wide_edge_pooling=6)
+    with pytest.raises(ConfigError, match=r"\['sky'\] are in coefficient_whole_classes"):
+        GeneratorConfig(coefficient_edge_pooling=2, coefficient_wide_edge_classes=["building", "sky"],
+                        coefficient_wide_edge_pooling=6, coefficient_whole_classes=["sky"])
     cfg = GeneratorConfig(coefficient_edge_pooling=2, coefficient_wide_edge_classes=["building"],
                           coefficient_wide_edge_pooling=6)
     assert cfg.coefficient_wide_edge_classes == ("building",) and GeneratorConfig.from_dict(cfg.to_dict()) == cfg

@@ -84,7 +84,8 @@ def id_mask(ids: Iterable[int], cell_ids: Tensor, dtype: torch.dtype = torch.flo
     (ID_ROWS,) table (a Gather in an exported graph); ids outside 0..255 read as 255."""
     table = torch.zeros(ID_ROWS, device=cell_ids.device, dtype=dtype)
     table[sorted(ids)] = 1
-    return table[cell_ids.long().clamp(0, ID_ROWS - 1)]
+    ids_long = cell_ids.long()
+    return table[torch.where((ids_long < 0) | (ids_long >= ID_ROWS), ID_ROWS - 1, ids_long)]
 
 
 def _row_means(values: Tensor, rows: Tensor, num_rows: int) -> tuple[Tensor, Tensor]:

@@ -94,6 +94,23 @@ _FLOAT_BOUNDS: Final = (("label_dropout", 0.0, 1.0, False), ("memory_momentum", 
                         ("camera_gamma", 1.0, 3.0, False), ("detail_gain", 0.0, 4.0, False))
 
 
+def _check_wide_edge(cfg: GeneratorConfig) -> None:
+    """ConfigError unless wide edge pooling's classes and radius come together, widen edge pooling and name no
+    whole class."""
+    if bool(cfg.coefficient_wide_edge_classes) != bool(cfg.coefficient_wide_edge_pooling):
+        raise ConfigError("GeneratorConfig.coefficient_wide_edge_classes and coefficient_wide_edge_pooling go together "
+                          f"(classes and their radius), got {list(cfg.coefficient_wide_edge_classes)} and "
+                          f"{cfg.coefficient_wide_edge_pooling}")
+    if cfg.coefficient_wide_edge_pooling and not 0 < cfg.coefficient_edge_pooling < cfg.coefficient_wide_edge_pooling:
+        raise ConfigError(f"GeneratorConfig.coefficient_wide_edge_pooling ({cfg.coefficient_wide_edge_pooling}) widens "
+                          f"edge pooling: it needs coefficient_edge_pooling > 0 and below it, got "
+                          f"{cfg.coefficient_edge_pooling}")
+    both = sorted(set(cfg.coefficient_wide_edge_classes) & set(cfg.coefficient_whole_classes))
+    if both:
+        raise ConfigError(f"GeneratorConfig.coefficient_wide_edge_classes {both} are in coefficient_whole_classes too, "
+                          "whose cells take their class mean everywhere: list them in one of the two")
+
+
 def _check_option_needs(cfg: GeneratorConfig) -> None:
     """ConfigError for an option of ``cfg`` that only means something with another one, set without it."""
     if cfg.detail_gain != 1.0 and cfg.detail_channels == 0:
@@ -109,13 +126,7 @@ def _check_option_needs(cfg: GeneratorConfig) -> None:
     if cfg.coefficient_edge_pixels and not cfg.coefficient_edge_pooling:
         raise ConfigError("GeneratorConfig.coefficient_edge_pixels is edge pooling per pixel: it needs "
                           "coefficient_edge_pooling > 0")
-    if bool(cfg.coefficient_wide_edge_classes) != bool(cfg.coefficient_wide_edge_pooling):
-        raise ConfigError("GeneratorConfig.coefficient_wide_edge_classes and coefficient_wide_edge_pooling go together "
-                          f"(classes and their radius), got {list(cfg.coefficient_wide_edge_classes)} and "
-                          f"{cfg.coefficient_wide_edge_pooling}")
-    if cfg.coefficient_wide_edge_pooling and not 0 < cfg.coefficient_edge_pooling < cfg.coefficient_wide_edge_pooling:
-        raise ConfigError(f"GeneratorConfig.coefficient_wide_edge_pooling ({cfg.coefficient_wide_edge_pooling}) widens "
-                          f"edge pooling: it needs 0 < coefficient_edge_pooling ({cfg.coefficient_edge_pooling}) < it")
+    _check_wide_edge(cfg)
     if cfg.coefficient_lightness_bins == 1:
         raise ConfigError("GeneratorConfig.coefficient_lightness_bins must be 0 (off) or >= 2, got 1")
     if cfg.coefficient_lightness_bins and not (cfg.coefficient_pooling or cfg.coefficient_edge_pooling

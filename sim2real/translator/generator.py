@@ -640,8 +640,9 @@ class Decoder(nn.Module):
 
 def _decoder(cfg: GeneratorConfig, domain: str, channels: list[int], value_dim: int, *, body_padding: str,
              padding: str) -> Decoder:
-    """The decoder of ``domain``: the pooling options (coefficient pooling, edge pooling, edge pixels) act in the
-    target decoder only, so the source decoder's detail path takes the box for ``class_box_field``."""
+    """The decoder of ``domain``: the pooling options (coefficient pooling, edge pooling, wide edge pooling, edge
+    pixels) act in the target decoder only, so the source decoder's detail path takes the box for
+    ``class_box_field``."""
     target = domain == "target"
     return Decoder(channels, cfg.num_dec_res, cfg.style_dim, cfg.style_mlp_dim, value_dim,
                    padding_mode=body_padding, detail_padding_mode=padding, detail_channels=cfg.detail_channels,
