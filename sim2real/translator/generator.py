@@ -572,18 +572,18 @@ class Decoder(nn.Module):
         float32 affine coefficients, edge cells, class table and labels, else None)."""
         if labels is None:
             return coeffs, None
-        binning = {"whole_classes": self.whole_classes, "lightness": lightness, "bins": self.lightness_bins,
+        options = {"whole_classes": self.whole_classes, "lightness": lightness, "bins": self.lightness_bins,
                    "wide": self.wide_edge}
         if self.edge_pixels:
             pooled, edge, table = edge_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes,
-                                                           self.edge_pooling, **binning)
+                                                           self.edge_pooling, **options)
             if self.thing_chroma != "decoder":
                 pooled, table = thing_cells(pooled, labels, self.thing_chroma), thing_columns(table, self.thing_chroma)
             return pooled.to(coeffs.dtype), (pooled[:, :AFFINE_COEFFS], edge, table[:, :AFFINE_COEFFS], labels)
         out = coeffs
         if self.pooling > 0 or self.edge_pooling > 0 or self.whole_classes:  # float32, also under autocast
             out = class_pooled_coefficients(coeffs, labels, self.pooling, self.num_classes, self.edge_pooling,
-                                            **binning)
+                                            **options)
         if self.thing_chroma != "decoder":
             with torch.autocast(coeffs.device.type, enabled=False):
                 out = thing_cells(out.float(), labels, self.thing_chroma)
