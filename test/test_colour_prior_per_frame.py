@@ -338,7 +338,7 @@ def test_a_moved_small_class_keeps_its_contrast() -> None:
     rows[:, :, :26] = 0  # 4 % of the columns
     lab[..., 0] = torch.where(rows == 0, 80 + 5 * torch.randn(1, 360, 640), torch.tensor(50.0))
     s = STATS_STRIDE
-    gain, offset = prior.frame_maps(lab[:, ::s, ::s], rows[:, ::s, ::s])
+    gain, offset, _ = prior.frame_statistics(lab[:, ::s, ::s], rows[:, ::s, ::s])
     assert abs(float(gain[0, 0, 0]) - 1.0) < 0.1
     mapped_mean = 80 * float(gain[0, 0, 0]) + float(offset[0, 0, 0])
     assert abs(mapped_mean - (50 + 0.2 * 30)) < 2.0  # the pooled mean keeps w / (n + w) = 0.2 of the move

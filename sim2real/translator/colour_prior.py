@@ -224,15 +224,10 @@ class ClassColourPrior(nn.Module):
         self.adapts.copy_(adapts.float())
         self.fitted.fill_(1.0)
 
-    def frame_maps(self, sampled: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-        """The per-frame maps (module docstring): sampled (B, h, w, 3) the Lab of the sampled pixels
-        (``lab[:, ::STATS_STRIDE, ::STATS_STRIDE]`` of the frame's), rows (B, h, w) their class rows -> (gain,
-        offset), (B, FRAME_ROWS, 3) each."""
-        return self.frame_statistics(sampled, rows)[:2]
-
     def frame_statistics(self, sampled: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """:meth:`frame_maps` and the class means mu_k they map from: -> (gain, offset, mu_k), (B, FRAME_ROWS, 3)
-        each."""
+        """The per-frame maps (module docstring) and the class means mu_k they map from: sampled (B, h, w, 3) the
+        Lab of the sampled pixels (``lab[:, ::STATS_STRIDE, ::STATS_STRIDE]`` of the frame's), rows (B, h, w) their
+        class rows -> (gain, offset, mu_k), (B, FRAME_ROWS, 3) each."""
         rows = rows.reshape(sampled.shape[0], -1)  # (B, N)
         sampled = sampled.reshape(sampled.shape[0], -1, 3)  # (B, N, 3)
         member = (rows.unsqueeze(-1) == self._rows).to(sampled.dtype)  # (B, N, R)

@@ -39,7 +39,7 @@ from typing import Final
 import torch
 from torch import Tensor
 
-from sim2real.core.colour import LUMA_WEIGHTS
+from sim2real.translator.edge_clamp import luma
 
 __all__ = ["MARKING_CHROMA_RANGE", "kept_guide_chroma", "marked_lab", "marking_columns"]
 
@@ -85,7 +85,7 @@ def kept_guide_chroma(out: Tensor, guide: Tensor, weight: Tensor) -> Tensor:
 
         out' = out + m (P(guide) - P(out)),    P(v) = v - (w . v) 1    (w the luma weights):
 
-    w . out' = w . out (the map's lightness), P(out') = P(guide) at m = 1, out' = out at m = 0."""
-    luma = out.new_tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
-    chroma_gap = (guide - out) - ((guide - out) * luma).sum(1, keepdim=True)
-    return out + weight.to(out.dtype) * chroma_gap
+    w . out' = w . out (the map's lightness), P(out') = P(guide) at m = 1, out' = out at m = 0 (w: the luma
+    weights of :func:`~sim2real.translator.edge_clamp.luma`)."""
+    gap = guide - out
+    return out + weight.to(out.dtype) * (gap - luma(gap))
